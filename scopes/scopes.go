@@ -1,0 +1,173 @@
+// Package scopes owns the task-token model: the token types a task token can
+// carry, the claims the gateway reads from it, and the per-route policy that
+// decides whether a validated token may call a route.
+//
+// The package is deliberately free of HTTP, JWT and storage code: it receives
+// claims that a validator has already verified and returns allow, or a typed
+// denial carrying the exact detail text Airflow clients expect. Keeping the
+// decision pure makes it cheap to test exhaustively and impossible to bypass
+// by a transport detail.
+package scopes
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// TokenType is the value of a task token's "scope" claim.
+type TokenType string
+
+const (
+	// Execution tokens are what a running task uses for every call. They are
+	// short-lived and renewed by the reissue middleware while the task runs.
+	Execution TokenType = "execution"
+	// Workload tokens travel in the queued workload. They outlive the queue,
+	// so they are accepted on one route only — the /run call that swaps them
+	// for an execution token — and are never renewed.
+	Workload TokenType = "workload"
+)
+
+// Known reports whether t is a token type this gateway understands.
+func (t TokenType) Known() bool { return t == Execution || t == Workload }
+
+// Claims are the verified claims of a task token. A validator fills them only
+// after the signature, audience, issuer and lifetime have been checked.
+type Claims struct {
+	ID        string    // jti
+	Subject   string    // sub: the task instance (or component) UUID
+	Scope     string    // raw scope claim; empty means Execution
+	Issuer    string    // iss, empty when absent
+	Audience  []string  // aud
+	IssuedAt  time.Time // iat
+	NotBefore time.Time // nbf, zero when absent
+	ExpiresAt time.Time // exp
+	// Extra holds every other claim, kept verbatim so a renewed token carries
+	// the same custom claims as the one it replaces.
+	Extra map[string]any
+}
+
+// Type returns the token type named by the scope claim. A token without a
+// scope claim is an execution token: that keeps Airflow 3.0/3.1 tokens, which
+// had no scope, working.
+func (c *Claims) Type() TokenType {
+	if c.Scope == "" {
+		return Execution
+	}
+	return TokenType(c.Scope)
+}
+
+// Lifetime is the life the token was issued with (exp − iat).
+func (c *Claims) Lifetime() time.Duration { return c.ExpiresAt.Sub(c.IssuedAt) }
+
+// Policy is what one route accepts.
+type Policy struct {
+	// Allowed lists the token types the route accepts. Empty means Execution
+	// only, so a route that forgets to declare a policy can never accept a
+	// workload token.
+	Allowed []TokenType
+	// SubjectIsTaskInstance requires the token's sub to equal the route's
+	// task-instance id (Airflow's "ti:self").
+	SubjectIsTaskInstance bool
+}
+
+// AllowedTypes returns the policy's token types, sorted, with the default
+// applied.
+func (p Policy) AllowedTypes() []TokenType {
+	if len(p.Allowed) == 0 {
+		return []TokenType{Execution}
+	}
+	out := append([]TokenType(nil), p.Allowed...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (p Policy) allows(t TokenType) bool {
+	if len(p.Allowed) == 0 {
+		return t == Execution
+	}
+	for _, a := range p.Allowed {
+		if a == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Reason classifies a denial.
+type Reason int
+
+const (
+	// ReasonMissingToken: no bearer token was presented (HTTP 401).
+	ReasonMissingToken Reason = iota + 1
+	// ReasonInvalidToken: the token failed validation (HTTP 403).
+	ReasonInvalidToken
+	// ReasonInvalidScope: the scope claim names no known token type (HTTP 403).
+	ReasonInvalidScope
+	// ReasonTypeNotAllowed: a known token type the route does not accept (HTTP 403).
+	ReasonTypeNotAllowed
+	// ReasonSubjectMismatch: sub differs from the path's task instance (HTTP 403).
+	ReasonSubjectMismatch
+)
+
+// Denial is the typed refusal returned by Decide. Detail is the exact text an
+// Airflow client receives in {"detail": …}.
+type Denial struct {
+	Reason Reason
+	Detail string
+}
+
+func (d *Denial) Error() string { return "scopes: " + d.Detail }
+
+// Denials with fixed text. Validation failures all share one detail so that
+// the reason a token was refused (expired, bad signature, wrong audience …)
+// is never leaked to the caller; it goes to the log instead.
+var (
+	ErrMissingToken    = &Denial{Reason: ReasonMissingToken, Detail: "Missing auth token"}
+	ErrInvalidToken    = &Denial{Reason: ReasonInvalidToken, Detail: "Invalid auth token"}
+	ErrSubjectMismatch = &Denial{
+		Reason: ReasonSubjectMismatch,
+		Detail: "Token subject does not match task instance ID",
+	}
+)
+
+// CheckClaims checks the parts of a task token that do not depend on the
+// route: the scope names a known type and sub is a UUID.
+func CheckClaims(c *Claims) *Denial {
+	if c == nil {
+		return ErrMissingToken
+	}
+	t := c.Type()
+	if !t.Known() {
+		return &Denial{Reason: ReasonInvalidScope, Detail: "Invalid token scope: " + c.Scope}
+	}
+	if !IsUUID(c.Subject) {
+		return ErrInvalidToken
+	}
+	return nil
+}
+
+// Decide is the one authorization decision for task tokens: nil means allow.
+// taskInstanceID is the route's {task_instance_id} path value, used only when
+// the policy requires the subject to match it.
+func Decide(p Policy, c *Claims, taskInstanceID string) *Denial {
+	if d := CheckClaims(c); d != nil {
+		return d
+	}
+	t := c.Type()
+	if !p.allows(t) {
+		names := make([]string, 0, len(p.Allowed))
+		for _, a := range p.AllowedTypes() {
+			names = append(names, string(a))
+		}
+		return &Denial{
+			Reason: ReasonTypeNotAllowed,
+			Detail: "Token type '" + string(t) + "' not allowed for this endpoint. Allowed types: " +
+				strings.Join(names, ", "),
+		}
+	}
+	if p.SubjectIsTaskInstance && !SameUUID(c.Subject, taskInstanceID) {
+		return ErrSubjectMismatch
+	}
+	return nil
+}

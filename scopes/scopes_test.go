@@ -1,0 +1,123 @@
+package scopes
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	tiA = "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e"
+	tiB = "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5f"
+)
+
+func TestDecide(t *testing.T) {
+	runPolicy := Policy{Allowed: []TokenType{Workload, Execution}, SubjectIsTaskInstance: true}
+	tiPolicy := Policy{SubjectIsTaskInstance: true}
+	plain := Policy{}
+	tests := []struct {
+		name   string
+		policy Policy
+		claims *Claims
+		pathTI string
+		want   *Denial
+	}{
+		{"no token", plain, nil, "", ErrMissingToken},
+		{"execution on default policy", plain, &Claims{Subject: tiA, Scope: "execution"}, "", nil},
+		{"missing scope is execution", plain, &Claims{Subject: tiA}, "", nil},
+		{"workload refused by default", plain, &Claims{Subject: tiA, Scope: "workload"}, "",
+			&Denial{ReasonTypeNotAllowed, "Token type 'workload' not allowed for this endpoint. Allowed types: execution"}},
+		{"unknown scope", plain, &Claims{Subject: tiA, Scope: "admin"}, "",
+			&Denial{ReasonInvalidScope, "Invalid token scope: admin"}},
+		{"unknown scope beats route check", runPolicy, &Claims{Subject: tiA, Scope: "queue"}, tiA,
+			&Denial{ReasonInvalidScope, "Invalid token scope: queue"}},
+		{"sub not a uuid", plain, &Claims{Subject: "task-1", Scope: "execution"}, "", ErrInvalidToken},
+		{"empty sub", plain, &Claims{Scope: "execution"}, "", ErrInvalidToken},
+		{"workload on run", runPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiA, nil},
+		{"execution on run", runPolicy, &Claims{Subject: tiA, Scope: "execution"}, tiA, nil},
+		{"run subject mismatch", runPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiB, ErrSubjectMismatch},
+		{"ti route subject mismatch", tiPolicy, &Claims{Subject: tiA}, tiB, ErrSubjectMismatch},
+		{"ti route bad path id", tiPolicy, &Claims{Subject: tiA}, "not-a-uuid", ErrSubjectMismatch},
+		{"ti route uppercase path id", tiPolicy, &Claims{Subject: tiA}, "0190E3E4-3C2B-7A8E-9D0E-6F1A2B3C4D5E", nil},
+		{"ti route hex path id", tiPolicy, &Claims{Subject: tiA}, "0190e3e43c2b7a8e9d0e6f1a2b3c4d5e", nil},
+		{"workload on ti route", tiPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiA,
+			&Denial{ReasonTypeNotAllowed, "Token type 'workload' not allowed for this endpoint. Allowed types: execution"}},
+		{"type checked before subject", tiPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiB,
+			&Denial{ReasonTypeNotAllowed, "Token type 'workload' not allowed for this endpoint. Allowed types: execution"}},
+		{"workload-only route lists sorted types", Policy{Allowed: []TokenType{Workload}},
+			&Claims{Subject: tiA}, "",
+			&Denial{ReasonTypeNotAllowed, "Token type 'execution' not allowed for this endpoint. Allowed types: workload"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(tt.policy, tt.claims, tt.pathTI)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDenialIsError(t *testing.T) {
+	var err error = Decide(Policy{}, nil, "")
+	var d *Denial
+	if !errors.As(err, &d) || d.Reason != ReasonMissingToken {
+		t.Fatalf("errors.As(%v) = %v", err, d)
+	}
+}
+
+func TestAllowedTypesSorted(t *testing.T) {
+	p := Policy{Allowed: []TokenType{Workload, Execution}}
+	if diff := cmp.Diff([]TokenType{Execution, Workload}, p.AllowedTypes()); diff != "" {
+		t.Error(diff)
+	}
+	if diff := cmp.Diff([]TokenType{Workload, Execution}, p.Allowed); diff != "" {
+		t.Errorf("AllowedTypes changed the policy: %s", diff)
+	}
+	if diff := cmp.Diff([]TokenType{Execution}, Policy{}.AllowedTypes()); diff != "" {
+		t.Error(diff)
+	}
+}
+
+func TestCanonicalUUID(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{tiA, tiA, true},
+		{"0190E3E4-3C2B-7A8E-9D0E-6F1A2B3C4D5E", tiA, true},
+		{"0190e3e43c2b7a8e9d0e6f1a2b3c4d5e", tiA, true},
+		{"{" + tiA + "}", tiA, true},
+		{"urn:uuid:" + tiA, tiA, true},
+		{"", "", false},
+		{"0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5", "", false},
+		{"0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5g", "", false},
+		{"0190e3e4x3c2b-7a8e-9d0e-6f1a2b3c4d5e", "", false},
+		{"0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e0", "", false},
+		{"../../etc/passwd", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := CanonicalUUID(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("CanonicalUUID(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func FuzzCanonicalUUID(f *testing.F) {
+	for _, s := range []string{tiA, "0190e3e43c2b7a8e9d0e6f1a2b3c4d5e", "{" + tiA + "}", "", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, ok := CanonicalUUID(s)
+		if !ok {
+			return
+		}
+		// A canonical form is itself canonical, and names the same UUID.
+		c2, ok2 := CanonicalUUID(c)
+		if !ok2 || c2 != c || !SameUUID(s, c) || len(c) != 36 {
+			t.Fatalf("CanonicalUUID(%q) = %q, not a fixed point (%q, %v)", s, c, c2, ok2)
+		}
+	})
+}
