@@ -1,0 +1,224 @@
+package workload
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ConflictError is a refused lifecycle transition. Reason and Message are the
+// values Airflow clients match on ("invalid_state", "running_elsewhere",
+// "not_running"); Extra carries the fields Airflow adds beside them
+// (previous_state, current_state, current_hostname, current_pid).
+type ConflictError struct {
+	Reason  string
+	Message string
+	Extra   map[string]any
+}
+
+func (e *ConflictError) Error() string { return "workload: " + e.Reason + ": " + e.Message }
+
+// RunRequest is what a worker sends when it starts a task instance.
+type RunRequest struct {
+	Hostname  string
+	Unixname  string
+	PID       int
+	StartDate time.Time
+}
+
+// EnterRunning moves ti from queued (or restarting) to running for the worker
+// described by r, and returns the state it left. A repeat of the same request
+// — same hostname, unixname and pid while running — is accepted again: the
+// worker may simply have lost the first response. Anything else is a
+// conflict, which is what makes a workload token single-use.
+func EnterRunning(ti *TaskInstance, r RunRequest, now time.Time) (State, error) {
+	prev := ti.State
+	switch {
+	case prev == StateRunning && ti.Hostname == r.Hostname && ti.Unixname == r.Unixname && ti.PID == r.PID:
+		// Duplicate from the same worker: refresh below, answer 200 again.
+	case prev == StateQueued || prev == StateRestarting:
+	default:
+		return prev, &ConflictError{
+			Reason:  "invalid_state",
+			Message: "TI was not in a state where it could be marked as running",
+			Extra:   map[string]any{"previous_state": string(prev)},
+		}
+	}
+	// A task resuming from deferral keeps the start date of its first run.
+	if len(ti.NextKwargs) == 0 || ti.StartDate == nil {
+		sd := r.StartDate.UTC()
+		ti.StartDate = &sd
+	}
+	ti.State = StateRunning
+	ti.Hostname, ti.Unixname, ti.PID = r.Hostname, r.Unixname, r.PID
+	ti.EndDate = nil
+	ti.RetryDelaySeconds, ti.RetryReason = nil, nil
+	t := now.UTC()
+	ti.LastHeartbeatAt = &t
+	ti.UpdatedAt = t
+	return prev, nil
+}
+
+// ShouldRetry reports whether a failure of this run would be retried:
+// Airflow's rule is "restarting, or max_tries set and tries left".
+func ShouldRetry(prev State, tryNumber, maxTries int) bool {
+	if prev == StateRestarting {
+		return true
+	}
+	return maxTries != 0 && tryNumber <= maxTries
+}
+
+// Heartbeat records that the worker (hostname, pid) still runs ti. Only the
+// worker that started the task may heartbeat it; a task that is no longer
+// running is told so, so its worker stops it.
+func Heartbeat(ti *TaskInstance, hostname string, pid int, now time.Time) error {
+	if ti.State != StateRunning {
+		return &ConflictError{
+			Reason:  "not_running",
+			Message: "TI is no longer in the running state and task should terminate",
+			Extra:   map[string]any{"current_state": string(ti.State)},
+		}
+	}
+	if ti.Hostname != hostname || ti.PID != pid {
+		return &ConflictError{
+			Reason:  "running_elsewhere",
+			Message: "TI is already running elsewhere",
+			Extra:   map[string]any{"current_hostname": ti.Hostname, "current_pid": ti.PID},
+		}
+	}
+	t := now.UTC()
+	ti.LastHeartbeatAt = &t
+	ti.UpdatedAt = t
+	return nil
+}
+
+// StateUpdate is a state a running task reports, with the fields that state
+// carries. Fields a state does not use are nil.
+type StateUpdate struct {
+	State            State
+	EndDate          *time.Time
+	RenderedMapIndex *string
+
+	// success
+	TaskOutlets  json.RawMessage
+	OutletEvents json.RawMessage
+
+	// up_for_retry
+	RetryDelaySeconds *float64
+	RetryReason       *string
+
+	// deferred (and awaiting_input: NextMethod, NextKwargs, Timeout)
+	Classpath      string
+	TriggerKwargs  json.RawMessage
+	TriggerTimeout *time.Duration
+	Queue          *string
+	NextMethod     *string
+	NextKwargs     json.RawMessage
+
+	// up_for_reschedule
+	RescheduleDate *time.Time
+}
+
+const maxRetryReason = 500
+
+// ApplyState applies a reported state to ti. It returns changed = false when
+// ti is already in that state: a repeated report is answered as done rather
+// than as a conflict. Only a running task instance may change state.
+func ApplyState(ti *TaskInstance, u StateUpdate, now time.Time) (changed bool, err error) {
+	if ti.State == u.State {
+		return false, nil
+	}
+	if ti.State != StateRunning {
+		return false, &ConflictError{
+			Reason:  "invalid_state",
+			Message: "TI was not in the running state so it cannot be updated",
+			Extra:   map[string]any{"previous_state": string(ti.State)},
+		}
+	}
+	now = now.UTC()
+	if u.RenderedMapIndex != nil {
+		ti.RenderedMapIndex = u.RenderedMapIndex
+	}
+	switch u.State {
+	case StateSuccess, StateFailed, StateSkipped, StateRemoved, StateUpstreamFailed, StateUpForRetry:
+		ti.EndDate = u.EndDate
+		ti.NextMethod, ti.NextKwargs = nil, nil
+		if u.State == StateSuccess {
+			ti.TaskOutlets, ti.OutletEvents = u.TaskOutlets, u.OutletEvents
+		}
+		if u.State == StateUpForRetry {
+			ti.RetryDelaySeconds = u.RetryDelaySeconds
+			ti.RetryReason = u.RetryReason
+			if r := ti.RetryReason; r != nil && len(*r) > maxRetryReason {
+				cut := truncateUTF8(*r, maxRetryReason)
+				ti.RetryReason = &cut
+			}
+		}
+	case StateDeferred:
+		ti.TriggerClass = u.Classpath
+		ti.TriggerKwargs = u.TriggerKwargs
+		ti.TriggerQueue = u.Queue
+		ti.TriggerTimeout = deadline(now, u.TriggerTimeout)
+		ti.NextMethod, ti.NextKwargs = u.NextMethod, u.NextKwargs
+	case StateAwaitingInput:
+		ti.TriggerClass, ti.TriggerKwargs = "", nil
+		ti.TriggerTimeout = deadline(now, u.TriggerTimeout)
+		ti.NextMethod, ti.NextKwargs = u.NextMethod, u.NextKwargs
+	case StateUpForReschedule:
+		start := now
+		if ti.StartDate != nil {
+			start = *ti.StartDate
+		}
+		end := now
+		if u.EndDate != nil {
+			end = *u.EndDate
+		}
+		ti.Reschedules = append(ti.Reschedules, Reschedule{
+			TryNumber: ti.TryNumber, StartDate: start, EndDate: end, RescheduleDate: *u.RescheduleDate,
+		})
+		ti.EndDate = u.EndDate
+	}
+	ti.State = u.State
+	ti.UpdatedAt = now
+	return true, nil
+}
+
+// Skip marks a task instance skipped by an upstream decision
+// (skip-downstream). Instances that already finished keep their state.
+func Skip(ti *TaskInstance, now time.Time) bool {
+	if ti.State.Terminal() {
+		return false
+	}
+	t := now.UTC()
+	ti.State = StateSkipped
+	ti.StartDate, ti.EndDate = &t, &t
+	ti.UpdatedAt = t
+	return true
+}
+
+// RescheduleStartDate is the start date of the first reschedule of the given
+// try, or nil: what a sensor in reschedule mode uses to compute its timeout.
+func RescheduleStartDate(ti *TaskInstance, tryNumber int) *time.Time {
+	for _, r := range ti.Reschedules {
+		if r.TryNumber == tryNumber {
+			t := r.StartDate
+			return &t
+		}
+	}
+	return nil
+}
+
+func deadline(now time.Time, d *time.Duration) *time.Time {
+	if d == nil {
+		return nil
+	}
+	t := now.Add(*d)
+	return &t
+}
+
+func truncateUTF8(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}

@@ -1,0 +1,169 @@
+// Package workload owns the task-instance lifecycle (queued → running →
+// terminal), the rules that guard it (the duplicate-/run rule, heartbeat
+// ownership by hostname and pid, which state changes a running task may
+// report), the ExecuteTask payload a worker receives, the things a running
+// task reads and writes (variables, connections, XComs, rendered fields), and
+// the storage interfaces those rules need.
+//
+// The rules are plain functions over plain structs. A store applies them
+// inside its own transaction (see Store.UpdateTaskInstance), so the decision
+// and the write are atomic without this package knowing how the data is kept.
+package workload
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// State is a task-instance state, spelled as Airflow spells it.
+type State string
+
+// Task-instance states. Only the ones the Execution API moves between are
+// interpreted here; any other value a client sends as an intermediate state
+// is stored as it is.
+const (
+	StateScheduled       State = "scheduled"
+	StateQueued          State = "queued"
+	StateRunning         State = "running"
+	StateSuccess         State = "success"
+	StateFailed          State = "failed"
+	StateSkipped         State = "skipped"
+	StateRemoved         State = "removed"
+	StateUpstreamFailed  State = "upstream_failed"
+	StateUpForRetry      State = "up_for_retry"
+	StateUpForReschedule State = "up_for_reschedule"
+	StateDeferred        State = "deferred"
+	StateRestarting      State = "restarting"
+	StateAwaitingInput   State = "awaiting_input"
+)
+
+// Terminal reports whether a task instance in state s will never run again in
+// this try: its tokens must no longer be renewed.
+func (s State) Terminal() bool {
+	switch s {
+	case StateSuccess, StateFailed, StateSkipped, StateRemoved, StateUpstreamFailed:
+		return true
+	}
+	return false
+}
+
+// DagRun is the dag run a task instance belongs to, with the fields the
+// Execution API reports in a TIRunContext.
+type DagRun struct {
+	DagID              string          `json:"dag_id"`
+	RunID              string          `json:"run_id"`
+	LogicalDate        *time.Time      `json:"logical_date"`
+	DataIntervalStart  *time.Time      `json:"data_interval_start"`
+	DataIntervalEnd    *time.Time      `json:"data_interval_end"`
+	RunAfter           time.Time       `json:"run_after"`
+	StartDate          *time.Time      `json:"start_date"`
+	EndDate            *time.Time      `json:"end_date"`
+	ClearNumber        int             `json:"clear_number"`
+	RunType            string          `json:"run_type"`
+	State              string          `json:"state"`
+	Conf               json.RawMessage `json:"conf"`
+	TriggeringUserName *string         `json:"triggering_user_name"`
+	PartitionKey       *string         `json:"partition_key"`
+	Note               *string         `json:"note"`
+}
+
+// Reschedule records one up_for_reschedule of a task instance.
+type Reschedule struct {
+	TryNumber      int       `json:"try_number"`
+	StartDate      time.Time `json:"start_date"`
+	EndDate        time.Time `json:"end_date"`
+	RescheduleDate time.Time `json:"reschedule_date"`
+}
+
+// TaskInstance is one attempt of one task (or one mapped index of it) in one
+// dag run.
+type TaskInstance struct {
+	ID             string `json:"id"`
+	DagID          string `json:"dag_id"`
+	RunID          string `json:"run_id"`
+	TaskID         string `json:"task_id"`
+	MapIndex       int    `json:"map_index"`
+	TryNumber      int    `json:"try_number"`
+	MaxTries       int    `json:"max_tries"`
+	DagVersionID   string `json:"dag_version_id"`
+	PoolSlots      int    `json:"pool_slots"`
+	Queue          string `json:"queue"`
+	PriorityWeight int    `json:"priority_weight"`
+	DagRelPath     string `json:"dag_rel_path"`
+	BundleName     string `json:"bundle_name"`
+
+	State           State      `json:"state"`
+	Hostname        string     `json:"hostname,omitempty"`
+	Unixname        string     `json:"unixname,omitempty"`
+	PID             int        `json:"pid,omitempty"`
+	QueuedAt        *time.Time `json:"queued_at,omitempty"`
+	StartDate       *time.Time `json:"start_date,omitempty"`
+	EndDate         *time.Time `json:"end_date,omitempty"`
+	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+
+	RenderedMapIndex *string `json:"rendered_map_index,omitempty"`
+
+	// Deferral: what the triggerer runs and how the task resumes.
+	NextMethod     *string         `json:"next_method,omitempty"`
+	NextKwargs     json.RawMessage `json:"next_kwargs,omitempty"`
+	TriggerClass   string          `json:"trigger_classpath,omitempty"`
+	TriggerKwargs  json.RawMessage `json:"trigger_kwargs,omitempty"`
+	TriggerQueue   *string         `json:"trigger_queue,omitempty"`
+	TriggerTimeout *time.Time      `json:"trigger_timeout,omitempty"`
+
+	// Retry overrides reported with up_for_retry; cleared on the next run.
+	RetryDelaySeconds *float64 `json:"retry_delay_seconds,omitempty"`
+	RetryReason       *string  `json:"retry_reason,omitempty"`
+
+	Reschedules []Reschedule `json:"reschedules,omitempty"`
+
+	// Outlets reported with success, kept verbatim.
+	TaskOutlets  json.RawMessage `json:"task_outlets,omitempty"`
+	OutletEvents json.RawMessage `json:"outlet_events,omitempty"`
+}
+
+// Variable is an Airflow variable.
+type Variable struct {
+	Key         string  `json:"key"`
+	Value       *string `json:"value"`
+	Description *string `json:"description,omitempty"`
+}
+
+// Connection is an Airflow connection as a task sees it.
+type Connection struct {
+	ConnID   string  `json:"conn_id"`
+	ConnType string  `json:"conn_type"`
+	Host     *string `json:"host"`
+	Schema   *string `json:"schema"`
+	Login    *string `json:"login"`
+	Password *string `json:"password"`
+	Port     *int    `json:"port"`
+	Extra    *string `json:"extra"`
+}
+
+// XComRef names one XCom slot.
+type XComRef struct {
+	DagID    string
+	RunID    string
+	TaskID   string
+	MapIndex int
+	Key      string
+}
+
+// XCom is one stored XCom value. Value is the serialized JSON the task sent;
+// the gateway never interprets it.
+type XCom struct {
+	XComRef
+	Value     json.RawMessage
+	Timestamp time.Time
+	// RunAfter orders XComs across dag runs for include_prior_dates.
+	RunAfter time.Time
+}
+
+// Errors a store returns, matched with errors.Is.
+var (
+	ErrNotFound      = errors.New("workload: not found")
+	ErrAlreadyExists = errors.New("workload: already exists")
+)
