@@ -1,0 +1,117 @@
+// Package reissue decides when a task's execution token is renewed and
+// provides the Echo middleware that hands the renewed token back in the
+// Refreshed-API-Token response header.
+//
+// A running task never asks for a new token: it keeps calling the API, and
+// whichever response finds its token close to expiry carries a fresh one.
+// The decision uses the claims the gateway already validated for the request.
+// Validating the token a second time after the handler ran — what Airflow's
+// middleware did — drops the renewal of a token that expired during a slow
+// request (Airflow issue #67939), so this package never parses tokens.
+package reissue
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/taskgate/taskgate/scopes"
+)
+
+// Header is the response header that carries a renewed token. Airflow's
+// Task SDK swaps its bearer token for this value.
+const Header = "Refreshed-API-Token"
+
+// minThreshold is the floor of the renewal window: short-lived tokens are
+// renewed when 30 s or less remain, so a client has time to use the new one.
+const minThreshold = 30 * time.Second
+
+// Threshold is how much remaining life makes a token due: 20 % of the life it
+// was issued with (whole seconds, as Airflow computes it), but at least 30 s.
+func Threshold(c *scopes.Claims) time.Duration {
+	life := int64(c.Lifetime() / time.Second)
+	t := time.Duration(life*20/100) * time.Second
+	return max(t, minThreshold)
+}
+
+// Due reports whether the token described by c should be renewed at now.
+// Only execution tokens are renewed. A workload token is never renewed: it is
+// exchanged once, on /run, and renewing it would let a queued workload
+// outlive the queue timeout it was issued for.
+func Due(c *scopes.Claims, now time.Time) bool {
+	if c == nil || c.Type() != scopes.Execution {
+		return false
+	}
+	return c.ExpiresAt.Sub(now) <= Threshold(c)
+}
+
+// Signer mints a token carrying base's subject, scope and extra claims, with
+// fresh jti, iat, nbf and exp.
+type Signer interface {
+	Sign(base *scopes.Claims, lifetime time.Duration) (string, *scopes.Claims, error)
+}
+
+// Config configures the middleware.
+type Config struct {
+	// Signer mints renewed tokens. Required.
+	Signer Signer
+	// Lifetime of a renewed token ([execution_api] jwt_expiration_time).
+	// Required.
+	Lifetime time.Duration
+	// Claims returns the validated claims of the request, or nil when the
+	// request carried no valid token. Required.
+	Claims func(c echo.Context) *scopes.Claims
+	// Renewable, when set, is asked before a due token is renewed; returning
+	// false withholds renewal (for a task instance that already finished).
+	// It runs only for due tokens, which keeps it off the hot path.
+	Renewable func(ctx context.Context, c *scopes.Claims) bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives renewal failures. Default: no logging.
+	Logger *zap.Logger
+}
+
+// Middleware returns the Echo middleware that renews due execution tokens on
+// every response except 401 and 403: a refused request must not be a way to
+// obtain a token.
+func Middleware(cfg Config) echo.MiddlewareFunc {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			res := c.Response()
+			res.Before(func() {
+				if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+					return
+				}
+				if res.Header().Get(Header) != "" {
+					return // the handler already issued one (/run token swap)
+				}
+				claims := cfg.Claims(c)
+				if !Due(claims, now()) {
+					return
+				}
+				if cfg.Renewable != nil && !cfg.Renewable(c.Request().Context(), claims) {
+					return
+				}
+				tok, minted, err := cfg.Signer.Sign(claims, cfg.Lifetime)
+				if err != nil {
+					log.Warn("token renewal failed", zap.String("jti", claims.ID), zap.Error(err))
+					return
+				}
+				res.Header().Set(Header, tok)
+				log.Debug("token renewed", zap.String("jti", claims.ID), zap.String("new_jti", minted.ID))
+			})
+			return next(c)
+		}
+	}
+}
