@@ -1,0 +1,211 @@
+// Package config loads taskgate's configuration under Apache Airflow's names,
+// so an operator can point taskgate at the airflow.cfg and the AIRFLOW__…
+// environment of an existing deployment and get the same token lifetimes,
+// audiences, issuers and signing keys the rest of that deployment uses. A
+// mismatch there does not fail loudly: tokens minted by the scheduler would
+// simply be refused, or accepted for longer than intended.
+//
+// Precedence, lowest first: built-in defaults, the INI file, AIRFLOW__SECTION__KEY
+// environment variables, command-line flags. Taskgate's own keys live in a
+// [taskgate] section and follow the same rules (AIRFLOW__TASKGATE__LISTEN, …).
+//
+// The package never reads the process environment or the user's home
+// directory by itself: the environment arrives in Sources.Env, so loading is
+// hermetic in tests and predictable on a fresh machine.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the effective configuration after all sources were merged and
+// every value was validated. Values are already parsed into the types the
+// rest of taskgate needs, so no other package re-parses configuration text.
+type Config struct {
+	// [api_auth]
+
+	// JWTSecret is the shared HMAC secret. It must be byte-identical on every
+	// Airflow component, which is why it is taken verbatim (environment values
+	// are not trimmed). Empty means the gateway creates or reuses
+	// <data_dir>/jwt_secret.
+	JWTSecret string
+	// JWTPrivateKeyPath is a PEM private key for asymmetric signing; it is
+	// exclusive with JWTSecret because two signing keys would make it ambiguous
+	// which one verifies a token.
+	JWTPrivateKeyPath string
+	// JWTAlgorithm is exactly one of GUESS, HS512, RS256, RS512 or EdDSA. It is
+	// pinned from configuration so the algorithm is never taken from a token
+	// header; GUESS derives it from the configured key, as Airflow does.
+	JWTAlgorithm string
+	// JWTKID is the key id put into minted tokens; empty means the RFC 7638
+	// thumbprint of the key, matching Airflow.
+	JWTKID string
+	// JWTIssuers are the accepted "iss" values; when set, a token without a
+	// matching issuer is refused, and the first one is used when minting.
+	JWTIssuers []string
+	// JWTLeeway tolerates clock skew between the component that minted a token
+	// and the gateway when checking exp, nbf and iat.
+	JWTLeeway time.Duration
+	// TrustedJWKSURL is a file path or http(s) URL of a JWKS whose keys verify
+	// tokens minted elsewhere.
+	TrustedJWKSURL string
+	// APIAudiences are the audiences of Airflow REST API tokens
+	// ([api_auth] jwt_audience). The Execution API never accepts them; the
+	// value is read so a shared airflow.cfg means the same thing here, and so
+	// a REST token presented to the Execution API can be recognised. Default
+	// empty, as in Airflow.
+	APIAudiences []string
+	// APITokenLifetime is the REST API token lifetime ([api_auth]
+	// jwt_expiration_time); read for completeness, not used by the Execution API.
+	APITokenLifetime time.Duration
+	// APICLITokenLifetime is the REST API CLI token lifetime ([api_auth]
+	// jwt_cli_expiration_time); read for completeness.
+	APICLITokenLifetime time.Duration
+
+	// [execution_api]
+
+	// ExecutionTokenLifetime is how long an execution token lives; it also
+	// sets the renewal threshold, so it must match the scheduler's value.
+	ExecutionTokenLifetime time.Duration
+	// ExecutionAudiences are the accepted "aud" values of task tokens; the
+	// first one is used when minting. Never empty: a task token without an
+	// audience check could be replayed from another service.
+	ExecutionAudiences []string
+	// WorkloadTokenLifetime is how long a workload token lives. Unset, it is
+	// TaskQueuedTimeout, because a workload token must survive exactly as long
+	// as a task may sit in the queue.
+	WorkloadTokenLifetime time.Duration
+
+	// [scheduler]
+
+	// TaskQueuedTimeout is how long a task may stay queued; it is the
+	// workload-token lifetime unless WorkloadTokenLifetime is set.
+	TaskQueuedTimeout time.Duration
+
+	// [core]
+
+	// MaxMapLength bounds the mapped length an XCom push may declare, as
+	// Airflow's [core] max_map_length does.
+	MaxMapLength int
+
+	// [taskgate]
+
+	// Listen is the host:port the gateway listens on; the default binds to
+	// loopback so a fresh start never exposes the API by accident.
+	Listen string
+	// DataDir holds the database and the generated JWT secret.
+	DataDir string
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+	// MaxBodyBytes caps a request body so one client cannot exhaust memory.
+	MaxBodyBytes int64
+	// BatchDelay is the longest a write waits to share an fsync with other
+	// writes; 0 commits every write on its own.
+	BatchDelay time.Duration
+	// ShutdownTimeout bounds graceful shutdown before connections are cut.
+	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout limits slow-header (slowloris) clients.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout limits how long reading a whole request may take.
+	ReadTimeout time.Duration
+	// WriteTimeout limits how long writing a response may take.
+	WriteTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections.
+	IdleTimeout time.Duration
+	// JWKSRefresh is how often a remote TrustedJWKSURL is fetched again, so
+	// rotated keys are picked up without a restart.
+	JWKSRefresh time.Duration
+
+	// Source maps "section.key" to where the effective value came from:
+	// "default", "file", "env" or "flag". It exists for a `config show` style
+	// listing and so an operator can tell why a value is what it is.
+	Source map[string]string
+	// File is the configuration file that was read, "" when none was.
+	// Logged at start-up because discovery (AIRFLOW_CONFIG, AIRFLOW_HOME) can
+	// otherwise surprise.
+	File string
+	// Warnings lists settings that were present but deliberately ignored,
+	// such as AIRFLOW__API_AUTH__JWT_SECRET_CMD: taskgate never runs commands
+	// or queries secrets backends from configuration. main should log them,
+	// since the operator expected them to take effect.
+	Warnings []string
+}
+
+// Sources are the inputs Load merges. They are passed in rather than read
+// from the process so that tests, and a binary embedding taskgate, control
+// exactly what configuration is seen.
+type Sources struct {
+	// File is an explicit configuration path (e.g. from --config); "" means
+	// none was given and the file is discovered from the environment. An
+	// explicit file must exist.
+	File string
+	// Env holds os.Environ()-style "KEY=VALUE" entries; a later entry for the
+	// same key wins.
+	Env []string
+	// Flags maps "section.key" (e.g. "taskgate.listen") to a value, for flags
+	// the user actually set; flags left at their zero value must be omitted so
+	// they do not override the file and the environment.
+	Flags map[string]string
+}
+
+// ValueError reports a configuration value that could not be used. It names
+// the key and where the value came from, because with four layers of
+// precedence "invalid duration" alone leaves the operator guessing which
+// layer to fix.
+type ValueError struct {
+	Section string // e.g. "execution_api"
+	Name    string // e.g. "jwt_expiration_time"
+	// Value is the offending text; for secret keys it is "<redacted>" so the
+	// error can be logged.
+	Value string
+	// Source is "default", "file", "env" or "flag".
+	Source string
+	// Origin details Source: "path:line", the environment variable's name or
+	// the flag key; "" for defaults.
+	Origin string
+	// Reason says what is wrong with the value.
+	Reason string
+}
+
+// Error renders e as
+// `config: [section] key = "value" (from env NAME): reason`.
+func (e *ValueError) Error() string {
+	from := e.Source
+	if e.Origin != "" {
+		from += " " + e.Origin
+	}
+	return fmt.Sprintf("config: [%s] %s = %q (from %s): %s", e.Section, e.Name, e.Value, from, e.Reason)
+}
+
+// SyntaxError reports a line of the INI file that could not be parsed. It
+// carries file and line so the operator can go straight to it.
+type SyntaxError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// Error renders e as `config: file:line: message`.
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("config: %s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// UnknownKeyError reports a key that taskgate does not know where a typo is
+// certain to be a mistake: a flag, or a key in taskgate's own [taskgate]
+// section (file or AIRFLOW__TASKGATE__… variable). Unknown keys of Airflow's
+// sections are ignored instead, because the file is a whole airflow.cfg.
+type UnknownKeyError struct {
+	Key    string // "section.key"
+	Source string // "file", "env" or "flag"
+	Origin string // "path:line" or the variable's name; "" for flags
+}
+
+// Error renders e as `config: unknown key section.key (from source origin)`.
+func (e *UnknownKeyError) Error() string {
+	from := e.Source
+	if e.Origin != "" {
+		from += " " + e.Origin
+	}
+	return fmt.Sprintf("config: unknown key %s (from %s)", e.Key, from)
+}
