@@ -1,0 +1,265 @@
+package workload
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestEnterRunning(t *testing.T) {
+	req := RunRequest{Hostname: "h", Unixname: "u", PID: 7, StartDate: t0}
+	tests := []struct {
+		name     string
+		ti       TaskInstance
+		req      RunRequest
+		wantErr  string
+		wantPrev State
+	}{
+		{"queued", TaskInstance{State: StateQueued}, req, "", StateQueued},
+		{"restarting", TaskInstance{State: StateRestarting}, req, "", StateRestarting},
+		{"duplicate from same worker", TaskInstance{State: StateRunning, Hostname: "h", Unixname: "u", PID: 7}, req, "", StateRunning},
+		{"running elsewhere: host", TaskInstance{State: StateRunning, Hostname: "x", Unixname: "u", PID: 7}, req, "invalid_state", StateRunning},
+		{"running elsewhere: unixname", TaskInstance{State: StateRunning, Hostname: "h", Unixname: "x", PID: 7}, req, "invalid_state", StateRunning},
+		{"running elsewhere: pid", TaskInstance{State: StateRunning, Hostname: "h", Unixname: "u", PID: 8}, req, "invalid_state", StateRunning},
+		{"finished", TaskInstance{State: StateSuccess}, req, "invalid_state", StateSuccess},
+		{"scheduled", TaskInstance{State: StateScheduled}, req, "invalid_state", StateScheduled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := tt.ti
+			prev, err := EnterRunning(&ti, tt.req, t0.Add(time.Second))
+			if prev != tt.wantPrev {
+				t.Errorf("prev = %s, want %s", prev, tt.wantPrev)
+			}
+			if tt.wantErr != "" {
+				var ce *ConflictError
+				if !errors.As(err, &ce) || ce.Reason != tt.wantErr || ce.Extra["previous_state"] != string(tt.wantPrev) {
+					t.Fatalf("err = %v, want conflict %s", err, tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.ti, ti); diff != "" {
+					t.Errorf("refused transition changed the task instance:\n%s", diff)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ti.State != StateRunning || ti.Hostname != "h" || ti.PID != 7 || !ti.StartDate.Equal(t0) ||
+				!ti.LastHeartbeatAt.Equal(t0.Add(time.Second)) || ti.EndDate != nil {
+				t.Errorf("after run: %+v", ti)
+			}
+		})
+	}
+}
+
+func TestEnterRunningKeepsStartDateWhenResuming(t *testing.T) {
+	first := t0.Add(-time.Hour)
+	ti := TaskInstance{State: StateQueued, StartDate: &first, NextMethod: ptr("execute_complete"),
+		NextKwargs: []byte(`{"event":1}`)}
+	if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", StartDate: t0}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if !ti.StartDate.Equal(first) {
+		t.Errorf("start date = %v, want the first run's %v", ti.StartDate, first)
+	}
+}
+
+func TestShouldRetry(t *testing.T) {
+	tests := []struct {
+		prev          State
+		try, maxTries int
+		want          bool
+	}{
+		{StateQueued, 1, 0, false},
+		{StateQueued, 1, 1, true},
+		{StateQueued, 2, 1, false},
+		{StateRestarting, 5, 0, true},
+	}
+	for _, tt := range tests {
+		if got := ShouldRetry(tt.prev, tt.try, tt.maxTries); got != tt.want {
+			t.Errorf("ShouldRetry(%s, %d, %d) = %v", tt.prev, tt.try, tt.maxTries, got)
+		}
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	running := TaskInstance{State: StateRunning, Hostname: "h", PID: 7}
+	tests := []struct {
+		name   string
+		ti     TaskInstance
+		host   string
+		pid    int
+		reason string
+	}{
+		{"owner", running, "h", 7, ""},
+		{"other host", running, "x", 7, "running_elsewhere"},
+		{"other pid", running, "h", 8, "running_elsewhere"},
+		{"not running", TaskInstance{State: StateFailed, Hostname: "h", PID: 7}, "h", 7, "not_running"},
+		{"queued", TaskInstance{State: StateQueued}, "h", 7, "not_running"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := tt.ti
+			err := Heartbeat(&ti, tt.host, tt.pid, t0)
+			if tt.reason == "" {
+				if err != nil || !ti.LastHeartbeatAt.Equal(t0) {
+					t.Fatalf("err = %v, heartbeat %v", err, ti.LastHeartbeatAt)
+				}
+				return
+			}
+			var ce *ConflictError
+			if !errors.As(err, &ce) || ce.Reason != tt.reason {
+				t.Fatalf("err = %v, want %s", err, tt.reason)
+			}
+			if ti.LastHeartbeatAt != nil {
+				t.Error("refused heartbeat was recorded")
+			}
+		})
+	}
+}
+
+func TestApplyState(t *testing.T) {
+	end := t0.Add(time.Minute)
+	start := t0
+	running := func() TaskInstance {
+		return TaskInstance{State: StateRunning, StartDate: &start, TryNumber: 2, NextMethod: ptr("m"), NextKwargs: []byte(`{}`)}
+	}
+	long := strings.Repeat("é", 600)
+	tests := []struct {
+		name    string
+		ti      TaskInstance
+		u       StateUpdate
+		changed bool
+		reason  string
+		check   func(t *testing.T, ti TaskInstance)
+	}{
+		{"success", running(), StateUpdate{State: StateSuccess, EndDate: &end, TaskOutlets: []byte(`[]`)}, true, "",
+			func(t *testing.T, ti TaskInstance) {
+				if ti.State != StateSuccess || !ti.EndDate.Equal(end) || ti.NextMethod != nil || string(ti.TaskOutlets) != "[]" {
+					t.Errorf("%+v", ti)
+				}
+			}},
+		{"retry reason truncated", running(), StateUpdate{State: StateUpForRetry, EndDate: &end, RetryReason: &long}, true, "",
+			func(t *testing.T, ti TaskInstance) {
+				if n := len([]rune(*ti.RetryReason)); n != 500 {
+					t.Errorf("retry reason %d runes", n)
+				}
+			}},
+		{"deferred", running(), StateUpdate{State: StateDeferred, Classpath: "c", NextMethod: ptr("resume"),
+			TriggerTimeout: ptr(time.Hour)}, true, "",
+			func(t *testing.T, ti TaskInstance) {
+				if *ti.NextMethod != "resume" || !ti.TriggerTimeout.Equal(t0.Add(time.Hour)) || ti.TriggerClass != "c" {
+					t.Errorf("%+v", ti)
+				}
+			}},
+		{"reschedule", running(), StateUpdate{State: StateUpForReschedule, RescheduleDate: &end, EndDate: &end}, true, "",
+			func(t *testing.T, ti TaskInstance) {
+				want := []Reschedule{{TryNumber: 2, StartDate: start, EndDate: end, RescheduleDate: end}}
+				if diff := cmp.Diff(want, ti.Reschedules); diff != "" {
+					t.Error(diff)
+				}
+				if got := RescheduleStartDate(&ti, 2); got == nil || !got.Equal(start) {
+					t.Errorf("reschedule start = %v", got)
+				}
+				if RescheduleStartDate(&ti, 1) != nil {
+					t.Error("start date for another try")
+				}
+			}},
+		{"same state again", TaskInstance{State: StateSuccess}, StateUpdate{State: StateSuccess, EndDate: &end}, false, "", nil},
+		{"not running", TaskInstance{State: StateQueued}, StateUpdate{State: StateFailed, EndDate: &end}, false, "invalid_state", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := tt.ti
+			changed, err := ApplyState(&ti, tt.u, t0)
+			if tt.reason != "" {
+				var ce *ConflictError
+				if !errors.As(err, &ce) || ce.Reason != tt.reason {
+					t.Fatalf("err = %v, want %s", err, tt.reason)
+				}
+				return
+			}
+			if err != nil || changed != tt.changed {
+				t.Fatalf("changed = %v, err = %v", changed, err)
+			}
+			if tt.check != nil {
+				tt.check(t, ti)
+			}
+		})
+	}
+}
+
+func TestSkip(t *testing.T) {
+	ti := TaskInstance{State: StateScheduled}
+	if !Skip(&ti, t0) || ti.State != StateSkipped {
+		t.Errorf("scheduled task not skipped: %+v", ti)
+	}
+	done := TaskInstance{State: StateSuccess}
+	if Skip(&done, t0) || done.State != StateSuccess {
+		t.Error("a finished task was skipped")
+	}
+}
+
+// memStore is the smallest Store for testing Queue's admission rule.
+type memStore struct {
+	Store
+	byCoord map[string]*TaskInstance
+}
+
+func (m *memStore) InsertTaskInstance(_ context.Context, dr DagRun, ti TaskInstance,
+	admit func(existing, ti *TaskInstance) error) (*TaskInstance, error) {
+	k := dr.DagID + "|" + ti.RunID + "|" + ti.TaskID
+	if err := admit(m.byCoord[k], &ti); err != nil {
+		return nil, err
+	}
+	m.byCoord[k] = &ti
+	return &ti, nil
+}
+
+func TestQueue(t *testing.T) {
+	m := &memStore{byCoord: map[string]*TaskInstance{}}
+	ctx := context.Background()
+	req := QueueRequest{DagID: "d", RunID: "r", TaskID: "t", MapIndex: -1}
+	first, err := Queue(ctx, m, "id1", req, t0)
+	if err != nil || first.TryNumber != 1 || first.State != StateQueued {
+		t.Fatalf("first = %+v, %v", first, err)
+	}
+	if _, err := Queue(ctx, m, "id2", req, t0); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("second queue of a queued task: %v", err)
+	}
+	first.State = StateUpForRetry
+	second, err := Queue(ctx, m, "id3", req, t0)
+	if err != nil || second.TryNumber != 2 {
+		t.Fatalf("retry = %+v, %v", second, err)
+	}
+	second.State = StateUpForReschedule
+	second.Reschedules = []Reschedule{{TryNumber: 2}}
+	third, err := Queue(ctx, m, "id4", req, t0)
+	if err != nil || third.TryNumber != 2 || len(third.Reschedules) != 1 {
+		t.Fatalf("reschedule = %+v, %v", third, err)
+	}
+	for _, bad := range []QueueRequest{{}, {DagID: "d", RunID: "r", TaskID: "t", MapIndex: -2},
+		{DagID: strings.Repeat("d", 251), RunID: "r", TaskID: "t"}} {
+		if _, err := Queue(ctx, m, "x", bad, t0); err == nil {
+			t.Errorf("Queue(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestNewExecuteTask(t *testing.T) {
+	ti := &TaskInstance{ID: "id", DagID: "d", RunID: "r", TaskID: "t", MapIndex: 3, TryNumber: 2, Queue: "default",
+		PoolSlots: 1, PriorityWeight: 1, DagVersionID: "v"}
+	got := NewExecuteTask(ti, "tok")
+	if got.Type != "ExecuteTask" || got.Token != "tok" || *got.LogPath != "dag_id=d/run_id=r/task_id=t/map_index=3/attempt=2.log" ||
+		got.BundleInfo.Name != "dags-folder" || got.TI.MapIndex != 3 {
+		t.Errorf("%+v", got)
+	}
+}
