@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// clock is a settable fake clock for Options.Now.
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+// openAt opens the database at path, closing it when the test ends.
+func openAt(t testing.TB, path string, opts Options) *DB {
+	t.Helper()
+	db, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+// openTest opens a fresh database in t.TempDir with a fixed clock.
+func openTest(t testing.TB) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "taskgate.db")
+	return openAt(t, path, Options{BatchDelay: DefaultBatchDelay, Now: (&clock{t0}).Now}), path
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func dagRun(dagID, runID string, runAfter time.Time) workload.DagRun {
+	ra := runAfter.UTC()
+	return workload.DagRun{
+		DagID: dagID, RunID: runID, LogicalDate: &ra, DataIntervalStart: &ra, DataIntervalEnd: &ra,
+		RunAfter: ra, StartDate: &ra, RunType: "manual", State: "running", Conf: []byte(`{"k":1}`),
+	}
+}
+
+func taskInstance(id, dagID, runID, taskID string, mapIndex int) workload.TaskInstance {
+	return workload.TaskInstance{
+		ID: id, DagID: dagID, RunID: runID, TaskID: taskID, MapIndex: mapIndex, TryNumber: 1,
+		DagVersionID: id, PoolSlots: 1, Queue: "default", PriorityWeight: 1,
+		State: workload.StateQueued, QueuedAt: ptr(t0), UpdatedAt: t0,
+	}
+}
+
+// mustInsert inserts ti (and its dag run, created at t0) with no admission
+// rule.
+func mustInsert(t testing.TB, db *DB, ti workload.TaskInstance) *workload.TaskInstance {
+	t.Helper()
+	return mustInsertRun(t, db, dagRun(ti.DagID, ti.RunID, t0), ti)
+}
+
+func mustInsertRun(t testing.TB, db *DB, dr workload.DagRun, ti workload.TaskInstance) *workload.TaskInstance {
+	t.Helper()
+	got, err := db.InsertTaskInstance(context.Background(), dr, ti, nil)
+	if err != nil {
+		t.Fatalf("InsertTaskInstance(%s): %v", ti.ID, err)
+	}
+	return got
+}

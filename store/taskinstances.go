@@ -1,0 +1,556 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// The interfaces the workload package declares; a change there that DB does
+// not follow fails the build here rather than at the gateway's wiring.
+var (
+	_ workload.Store       = (*DB)(nil)
+	_ workload.Variables   = (*DB)(nil)
+	_ workload.Connections = (*DB)(nil)
+	_ workload.XComs       = (*DB)(nil)
+)
+
+func notFound(format string, args ...any) error {
+	return fmt.Errorf("store: "+format+": %w", append(args, workload.ErrNotFound)...)
+}
+
+// getTI reads and decodes a task instance; nil without error when missing.
+func getTI(tx *bolt.Tx, id string) (*workload.TaskInstance, error) {
+	b := tx.Bucket(bucketTaskInstances)
+	if b == nil {
+		return nil, nil
+	}
+	data := b.Get([]byte(id))
+	if data == nil {
+		return nil, nil
+	}
+	return decodeTI(id, data)
+}
+
+// TaskInstance returns the task instance with the given id — the current try
+// or an earlier one — or an error wrapping workload.ErrNotFound.
+func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstance, error) {
+	var ti *workload.TaskInstance
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		ti, err = getTI(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ti == nil {
+		return nil, notFound("task instance %s", id)
+	}
+	return ti, nil
+}
+
+// UpdateTaskInstance applies fn to a freshly decoded copy of the task
+// instance inside the shared write transaction and stores the result. fn is
+// called again on a fresh copy if the transaction is retried, so nothing it
+// saw in an abandoned run leaks into the stored value. When fn returns an
+// error, nothing is written and that error is returned unchanged, without
+// disturbing the other writes sharing the commit. fn must not change the
+// task instance's identity (id, dag, run, task, map index): the coordinate
+// index would no longer match it. fn runs on the writer goroutine inside the
+// shared transaction, so it must be quick and must not call the DB (a write
+// from fn would wait for itself).
+func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
+	if err := checkKey("task instance id", []byte(id)); err != nil {
+		return nil, err
+	}
+	var out *workload.TaskInstance
+	err := db.write(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		b, err := bucket(tx, bucketTaskInstances)
+		if err != nil {
+			return err
+		}
+		data := b.Get([]byte(id))
+		if data == nil {
+			return notFound("task instance %s", id)
+		}
+		ti, err := decodeTI(id, data)
+		if err != nil {
+			return err
+		}
+		before := *ti
+		if err := fn(ti); err != nil {
+			return err
+		}
+		if ti.ID != before.ID || ti.DagID != before.DagID || ti.RunID != before.RunID ||
+			ti.TaskID != before.TaskID || ti.MapIndex != before.MapIndex {
+			return fmt.Errorf("store: update of task instance %s changed its identity", id)
+		}
+		enc, err := encodeJSON("task instance "+id, ti)
+		if err != nil {
+			return err
+		}
+		if err := put(b, []byte(id), enc); err != nil {
+			return err
+		}
+		out = ti
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// InsertTaskInstance stores ti as the current try at its coordinates, and dr
+// when that dag run does not exist yet (an existing dag run is kept as it
+// is; only UpdateDagRun changes one). admit sees the current task instance at
+// the same coordinates (nil if none) and may adjust ti or refuse; a refusal
+// writes nothing, not even the dag run, and is returned unchanged. The
+// previous try stays readable by its id but no longer appears in
+// TaskInstances. A ti id that is already stored is refused with
+// workload.ErrAlreadyExists: ids name one try for ever (tokens carry them).
+func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti workload.TaskInstance,
+	admit func(existing *workload.TaskInstance, ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
+	if dr.DagID != ti.DagID || dr.RunID != ti.RunID {
+		return nil, fmt.Errorf("store: dag run %s/%s does not match task instance's %s/%s", dr.DagID, dr.RunID, ti.DagID, ti.RunID)
+	}
+	if err := checkKey("task instance id", []byte(ti.ID)); err != nil {
+		return nil, err
+	}
+	coord := currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)
+	if err := checkKey("task instance coordinates", coord); err != nil {
+		return nil, err
+	}
+	drKey := dagRunKey(dr.DagID, dr.RunID)
+	var out *workload.TaskInstance
+	err := db.write(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		tis, err := bucket(tx, bucketTaskInstances)
+		if err != nil {
+			return err
+		}
+		cur, err := bucket(tx, bucketCurrentTI)
+		if err != nil {
+			return err
+		}
+		runs, err := bucket(tx, bucketDagRuns)
+		if err != nil {
+			return err
+		}
+		var existing *workload.TaskInstance
+		if curID := cur.Get(coord); curID != nil {
+			data := tis.Get(curID)
+			if data == nil {
+				return fmt.Errorf("store: current task instance %s of %s/%s/%s[%d] missing: %w",
+					curID, ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex, ErrCorrupt)
+			}
+			if existing, err = decodeTI(string(curID), data); err != nil {
+				return err
+			}
+		}
+		t := ti // admit works on a copy, so a retried run starts afresh
+		if admit != nil {
+			if err := admit(existing, &t); err != nil {
+				return err
+			}
+		}
+		if t.ID != ti.ID || t.DagID != ti.DagID || t.RunID != ti.RunID || t.TaskID != ti.TaskID || t.MapIndex != ti.MapIndex {
+			return fmt.Errorf("store: admitting task instance %s changed its identity", ti.ID)
+		}
+		if tis.Get([]byte(t.ID)) != nil {
+			return fmt.Errorf("store: task instance %s: %w", t.ID, workload.ErrAlreadyExists)
+		}
+		enc, err := encodeJSON("task instance "+t.ID, &t)
+		if err != nil {
+			return err
+		}
+		var drEnc []byte
+		newRun := runs.Get(drKey) == nil
+		var byRunAfter, byLogical *bolt.Bucket
+		if newRun {
+			if drEnc, err = encodeJSON("dag run "+dr.DagID+"/"+dr.RunID, &dr); err != nil {
+				return err
+			}
+			if byRunAfter, err = bucket(tx, bucketDagRunsByRunAfter); err != nil {
+				return err
+			}
+			if byLogical, err = bucket(tx, bucketDagRunsByLogicalDate); err != nil {
+				return err
+			}
+		}
+		// Every check is done: write.
+		if newRun {
+			if err := put(runs, drKey, drEnc); err != nil {
+				return err
+			}
+			if err := put(byRunAfter, dagRunTimeKey(dr.DagID, dr.RunAfter, dr.RunID), nil); err != nil {
+				return err
+			}
+			if dr.LogicalDate != nil {
+				if err := put(byLogical, dagRunTimeKey(dr.DagID, *dr.LogicalDate, dr.RunID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		if err := put(tis, []byte(t.ID), enc); err != nil {
+			return err
+		}
+		if err := put(cur, coord, []byte(t.ID)); err != nil {
+			return err
+		}
+		out = &t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SkipTaskInstances applies fn to the current task instances of the dag run
+// that match refs, and stores those fn reports as changed, in one
+// transaction. A task instance matched by several refs is passed to fn once.
+// A dag run without matching task instances is not an error: there is
+// nothing to skip.
+func (db *DB) SkipTaskInstances(ctx context.Context, dagID, runID string, refs []workload.TaskRef,
+	fn func(ti *workload.TaskInstance) bool) error {
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		tis, err := bucket(tx, bucketTaskInstances)
+		if err != nil {
+			return err
+		}
+		cur, err := bucket(tx, bucketCurrentTI)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		var ids []string
+		for _, ref := range refs {
+			if ref.MapIndex != nil {
+				if id := cur.Get(currentTIKey(dagID, runID, ref.TaskID, *ref.MapIndex)); id != nil && !seen[string(id)] {
+					seen[string(id)] = true
+					ids = append(ids, string(id))
+				}
+				continue
+			}
+			prefix := tuple(dagID, runID, ref.TaskID)
+			c := cur.Cursor()
+			for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+				if !seen[string(id)] {
+					seen[string(id)] = true
+					ids = append(ids, string(id))
+				}
+			}
+		}
+		type change struct {
+			id  string
+			enc []byte
+		}
+		var changes []change
+		for _, id := range ids {
+			data := tis.Get([]byte(id))
+			if data == nil {
+				return fmt.Errorf("store: current task instance %s missing: %w", id, ErrCorrupt)
+			}
+			ti, err := decodeTI(id, data)
+			if err != nil {
+				return err
+			}
+			if !fn(ti) {
+				continue
+			}
+			enc, err := encodeJSON("task instance "+id, ti)
+			if err != nil {
+				return err
+			}
+			changes = append(changes, change{id, enc})
+		}
+		for _, ch := range changes {
+			if err := put(tis, []byte(ch.id), ch.enc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DagRun returns the dag run, or an error wrapping workload.ErrNotFound.
+func (db *DB) DagRun(ctx context.Context, dagID, runID string) (*workload.DagRun, error) {
+	var dr *workload.DagRun
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		dr, err = getDagRun(tx, dagID, runID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if dr == nil {
+		return nil, notFound("dag run %s/%s", dagID, runID)
+	}
+	return dr, nil
+}
+
+// UpdateDagRun applies fn to a freshly decoded copy of the dag run and
+// stores the result, like UpdateTaskInstance: an error from fn writes nothing
+// and is returned unchanged, and a missing dag run gives
+// workload.ErrNotFound without calling fn. workload.Store has no way to
+// finish a dag run, yet PreviousSuccessfulDagRun only finds runs in state
+// "success"; this is how the admin side records that. fn must not change
+// the dag id, run id, run_after or logical date: the indexes are keyed by
+// them.
+func (db *DB) UpdateDagRun(ctx context.Context, dagID, runID string, fn func(dr *workload.DagRun) error) (*workload.DagRun, error) {
+	key := dagRunKey(dagID, runID)
+	if err := checkKey("dag run", key); err != nil {
+		return nil, err
+	}
+	var out *workload.DagRun
+	err := db.write(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		runs, err := bucket(tx, bucketDagRuns)
+		if err != nil {
+			return err
+		}
+		data := runs.Get(key)
+		if data == nil {
+			return notFound("dag run %s/%s", dagID, runID)
+		}
+		dr, err := decodeDagRun(dagID, runID, data)
+		if err != nil {
+			return err
+		}
+		before := *dr
+		if err := fn(dr); err != nil {
+			return err
+		}
+		if dr.DagID != before.DagID || dr.RunID != before.RunID || !dr.RunAfter.Equal(before.RunAfter) ||
+			!equalTimePtr(dr.LogicalDate, before.LogicalDate) {
+			return fmt.Errorf("store: update of dag run %s/%s changed its identity or dates", dagID, runID)
+		}
+		enc, err := encodeJSON("dag run "+dagID+"/"+runID, dr)
+		if err != nil {
+			return err
+		}
+		if err := put(runs, key, enc); err != nil {
+			return err
+		}
+		out = dr
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func equalTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// getDagRun reads a dag run; nil without error when missing.
+func getDagRun(tx *bolt.Tx, dagID, runID string) (*workload.DagRun, error) {
+	b := tx.Bucket(bucketDagRuns)
+	if b == nil {
+		return nil, nil
+	}
+	data := b.Get(dagRunKey(dagID, runID))
+	if data == nil {
+		return nil, nil
+	}
+	return decodeDagRun(dagID, runID, data)
+}
+
+// PreviousSuccessfulDagRun returns the dag run of dagID in state "success"
+// with the latest logical date strictly before the given one, or an error
+// wrapping workload.ErrNotFound. It walks the logical-date index backwards,
+// so it reads only the runs between "before" and the answer.
+func (db *DB) PreviousSuccessfulDagRun(ctx context.Context, dagID string, before time.Time) (*workload.DagRun, error) {
+	var found *workload.DagRun
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketDagRunsByLogicalDate)
+		if idx == nil {
+			return nil
+		}
+		prefix := tuple(dagID)
+		// Keys at exactly "before" are longer than seek, hence after it:
+		// stepping back from seek gives logical dates strictly earlier.
+		seek := appendTime(tuple(dagID), before)
+		c := idx.Cursor()
+		k, _ := c.Seek(seek)
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			_, _, runID, err := readDagRunTimeKey(k)
+			if err != nil {
+				return err
+			}
+			dr, err := getDagRun(tx, dagID, runID)
+			if err != nil {
+				return err
+			}
+			if dr == nil {
+				return fmt.Errorf("store: indexed dag run %s/%s missing: %w", dagID, runID, ErrCorrupt)
+			}
+			if dr.State == "success" {
+				found = dr
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, notFound("successful dag run of %s before %s", dagID, before.UTC().Format(time.RFC3339Nano))
+	}
+	return found, nil
+}
+
+// PutRenderedFields stores a task instance's rendered template fields,
+// replacing earlier ones, or fails with workload.ErrNotFound when the task
+// instance is unknown. The fields are kept verbatim (empty ones as null).
+func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.RawMessage) error {
+	if err := checkKey("task instance id", []byte(tiID)); err != nil {
+		return err
+	}
+	value := append([]byte(nil), fields...) // the caller may reuse its buffer
+	if len(value) == 0 {
+		value = []byte("null") // so that "stored, empty" differs from "never stored"
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		tis, err := bucket(tx, bucketTaskInstances)
+		if err != nil {
+			return err
+		}
+		rf, err := bucket(tx, bucketRenderedFields)
+		if err != nil {
+			return err
+		}
+		if tis.Get([]byte(tiID)) == nil {
+			return notFound("task instance %s", tiID)
+		}
+		return put(rf, []byte(tiID), value)
+	})
+}
+
+// RenderedFields returns the rendered template fields stored for a task
+// instance, or an error wrapping workload.ErrNotFound when none were stored.
+func (db *DB) RenderedFields(ctx context.Context, tiID string) (json.RawMessage, error) {
+	var out json.RawMessage
+	found := false
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRenderedFields)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get([]byte(tiID)); v != nil {
+			found = true
+			out = append(json.RawMessage(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("rendered fields of task instance %s", tiID)
+	}
+	return out, nil
+}
+
+// TaskInstanceFilter selects task instances for TaskInstances. Empty fields
+// match everything.
+type TaskInstanceFilter struct {
+	DagID string
+	// RunID is matched within DagID when both are set (a prefix scan), or
+	// across every dag otherwise.
+	RunID string
+	State workload.State
+	// Limit caps the result; zero or negative means no cap. Offset skips
+	// that many matches first, so that a CLI can page.
+	Limit, Offset int
+}
+
+// TaskInstances lists the current task instances (the latest try at each
+// dag, run, task and map index; earlier tries are history) that match f,
+// ordered by dag id, run id, task id and map index. The result is never nil,
+// so that it encodes as an empty JSON list.
+func (db *DB) TaskInstances(ctx context.Context, f TaskInstanceFilter) ([]workload.TaskInstance, error) {
+	out := []workload.TaskInstance{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketCurrentTI)
+		tis := tx.Bucket(bucketTaskInstances)
+		if cur == nil || tis == nil {
+			return nil
+		}
+		var prefix []byte
+		switch {
+		case f.DagID != "" && f.RunID != "":
+			prefix = tuple(f.DagID, f.RunID)
+		case f.DagID != "":
+			prefix = tuple(f.DagID)
+		}
+		skip := max(f.Offset, 0)
+		c := cur.Cursor()
+		for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if f.RunID != "" && f.DagID == "" {
+				_, rest, err := readString(k)
+				if err != nil {
+					return err
+				}
+				runID, _, err := readString(rest)
+				if err != nil {
+					return err
+				}
+				if runID != f.RunID {
+					continue
+				}
+			}
+			data := tis.Get(id)
+			if data == nil {
+				return fmt.Errorf("store: current task instance %s missing: %w", id, ErrCorrupt)
+			}
+			ti, err := decodeTI(string(id), data)
+			if err != nil {
+				return err
+			}
+			if f.State != "" && ti.State != f.State {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, *ti)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

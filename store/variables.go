@@ -1,0 +1,201 @@
+package store
+
+import (
+	"bytes"
+	"context"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// Variable returns the variable, or an error wrapping workload.ErrNotFound.
+func (db *DB) Variable(ctx context.Context, key string) (*workload.Variable, error) {
+	var v *workload.Variable
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVariables)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(key))
+		if data == nil {
+			return nil
+		}
+		v = new(workload.Variable)
+		return decodeJSON("variable "+key, data, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, notFound("variable %s", key)
+	}
+	return v, nil
+}
+
+// PutVariable stores v, replacing any variable with the same key.
+func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
+	if err := checkKey("variable key", []byte(v.Key)); err != nil {
+		return err
+	}
+	enc, err := encodeJSON("variable "+v.Key, &v)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketVariables)
+		if err != nil {
+			return err
+		}
+		return put(b, []byte(v.Key), enc)
+	})
+}
+
+// DeleteVariable removes the variable; a missing key is not an error, so a
+// retried delete succeeds.
+func (db *DB) DeleteVariable(ctx context.Context, key string) error {
+	if err := checkKey("variable key", []byte(key)); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketVariables)
+		if err != nil {
+			return err
+		}
+		return del(b, []byte(key))
+	})
+}
+
+// VariableKeys lists the keys starting with prefix in byte order, skipping
+// offset and returning at most limit (zero or negative: no limit), with the
+// total number of keys matching prefix. keys is never nil.
+func (db *DB) VariableKeys(ctx context.Context, prefix string, limit, offset int) (keys []string, total int, err error) {
+	keys = []string{}
+	offset = max(offset, 0)
+	err = db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVariables)
+		if b == nil {
+			return nil
+		}
+		p := []byte(prefix)
+		c := b.Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			if total >= offset && (limit <= 0 || len(keys) < limit) {
+				keys = append(keys, string(k))
+			}
+			total++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return keys, total, nil
+}
+
+// ListVariables returns every variable in key order, for the CLI. The result
+// is never nil.
+func (db *DB) ListVariables(ctx context.Context) ([]workload.Variable, error) {
+	out := []workload.Variable{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVariables)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, data []byte) error {
+			var v workload.Variable
+			if err := decodeJSON("variable "+string(k), data, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Connection returns the connection, or an error wrapping
+// workload.ErrNotFound.
+func (db *DB) Connection(ctx context.Context, id string) (*workload.Connection, error) {
+	var c *workload.Connection
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConnections)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(id))
+		if data == nil {
+			return nil
+		}
+		c = new(workload.Connection)
+		return decodeJSON("connection "+id, data, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, notFound("connection %s", id)
+	}
+	return c, nil
+}
+
+// PutConnection stores c, replacing any connection with the same id. The
+// password is stored as given; the file's 0600 mode is its protection.
+func (db *DB) PutConnection(ctx context.Context, c workload.Connection) error {
+	if err := checkKey("connection id", []byte(c.ConnID)); err != nil {
+		return err
+	}
+	enc, err := encodeJSON("connection "+c.ConnID, &c)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketConnections)
+		if err != nil {
+			return err
+		}
+		return put(b, []byte(c.ConnID), enc)
+	})
+}
+
+// DeleteConnection removes a connection; like DeleteVariable, a missing id is
+// not an error, so a retried delete succeeds.
+func (db *DB) DeleteConnection(ctx context.Context, id string) error {
+	if err := checkKey("connection id", []byte(id)); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketConnections)
+		if err != nil {
+			return err
+		}
+		return del(b, []byte(id))
+	})
+}
+
+// ListConnections returns every connection in id order, for the CLI. The
+// result is never nil.
+func (db *DB) ListConnections(ctx context.Context) ([]workload.Connection, error) {
+	out := []workload.Connection{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketConnections)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, data []byte) error {
+			var c workload.Connection
+			if err := decodeJSON("connection "+string(k), data, &c); err != nil {
+				return err
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
