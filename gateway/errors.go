@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// APIError is an error with the exact status and {"detail": …} body a client
+// receives. Handlers return it for outcomes that are not lifecycle
+// conflicts, validation failures or authorization denials.
+type APIError struct {
+	Status int
+	Detail any
+}
+
+func (e *APIError) Error() string { return "gateway: " + http.StatusText(e.Status) }
+
+// notFound builds the structured 404 Airflow uses for missing resources.
+func notFound(message string) *APIError {
+	return &APIError{Status: http.StatusNotFound, Detail: reasonDetail("not_found", message)}
+}
+
+func reasonDetail(reason, message string) map[string]any {
+	return map[string]any{"reason": reason, "message": message}
+}
+
+// errTINotFound is the 404 every task-instance route answers for an unknown id.
+var errTINotFound = notFound("Task Instance not found")
+
+// statusOf maps an error to its HTTP status and response body.
+func statusOf(err error) (int, any) {
+	var (
+		denial   *scopes.Denial
+		verr     *ValidationError
+		conflict *workload.ConflictError
+		apiErr   *APIError
+		httpErr  *echo.HTTPError
+	)
+	switch {
+	case errors.As(err, &denial):
+		if denial.Reason == scopes.ReasonMissingToken {
+			return http.StatusUnauthorized, map[string]any{"detail": denial.Detail}
+		}
+		return http.StatusForbidden, map[string]any{"detail": denial.Detail}
+	case errors.As(err, &verr):
+		return http.StatusUnprocessableEntity, map[string]any{"detail": verr.Errors}
+	case errors.As(err, &conflict):
+		detail := reasonDetail(conflict.Reason, conflict.Message)
+		for k, v := range conflict.Extra {
+			detail[k] = v
+		}
+		return http.StatusConflict, map[string]any{"detail": detail}
+	case errors.As(err, &apiErr):
+		return apiErr.Status, map[string]any{"detail": apiErr.Detail}
+	case errors.As(err, &httpErr):
+		if httpErr.Code >= 500 {
+			return http.StatusInternalServerError, nil
+		}
+		// Echo's own errors (unknown route, wrong method, body too large …)
+		// in FastAPI's words: {"detail": "Not Found"}.
+		return httpErr.Code, map[string]any{"detail": http.StatusText(httpErr.Code)}
+	}
+	return http.StatusInternalServerError, nil
+}
+
+// errorHandler is the gateway's one place that turns errors into responses.
+// Unexpected errors are logged once, here, with the request's correlation id,
+// and answered with Airflow's opaque 500 body.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := statusOf(err)
+	if status == http.StatusInternalServerError {
+		cid := c.Request().Header.Get(correlationHeader)
+		s.log.Error("request failed", zap.String("method", c.Request().Method),
+			zap.String("route", c.Path()), zap.String("correlation_id", cid), zap.Error(err))
+		b := map[string]any{"message": "Internal server error"}
+		if cid != "" {
+			b["correlation-id"] = cid
+		}
+		body = b
+	}
+	// Token refusals name the bearer scheme (RFC 6750 §3.1): a bare
+	// challenge when no token was sent, invalid_token otherwise.
+	var denial *scopes.Denial
+	if errors.As(err, &denial) {
+		challenge := `Bearer error="invalid_token"`
+		if status == http.StatusUnauthorized {
+			challenge = "Bearer"
+		}
+		c.Response().Header().Set("WWW-Authenticate", challenge)
+	}
+	var werr error
+	if c.Request().Method == http.MethodHead {
+		werr = c.NoContent(status)
+	} else {
+		werr = c.JSON(status, body)
+	}
+	if werr != nil {
+		s.log.Debug("write error response", zap.Error(werr))
+	}
+}

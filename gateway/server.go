@@ -1,0 +1,242 @@
+// Package gateway serves Airflow's Execution API over Echo: the routes task
+// workers, the triggerer and the DAG processor call, each guarded by the
+// task-token policy declared next to it in routes.go.
+//
+// The gateway decodes and validates requests, asks scopes whether a token may
+// call a route, applies the workload lifecycle through the store interfaces
+// declared by the workload package, and turns every error into the status and
+// body Airflow clients expect in one place (errors.go). It never parses a JWT
+// itself and never touches bbolt.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/taskgate/taskgate/reissue"
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// APIVersion is the Execution API version this gateway serves, sent back in
+// the Airflow-API-Version header of every response.
+const APIVersion = "2026-06-30"
+
+const (
+	correlationHeader = "Correlation-Id"
+	versionHeader     = "Airflow-API-Version"
+	claimsKey         = "taskgate.claims"
+	authErrorKey      = "taskgate.auth_error"
+)
+
+// Validator verifies a raw bearer token and returns its claims.
+type Validator interface {
+	Validate(ctx context.Context, raw string) (*scopes.Claims, error)
+}
+
+// Signer mints tokens; the gateway mints execution tokens on /run.
+type Signer interface {
+	Sign(base *scopes.Claims, lifetime time.Duration) (string, *scopes.Claims, error)
+}
+
+// Store is everything the gateway reads and writes.
+type Store interface {
+	workload.Store
+	workload.Variables
+	workload.Connections
+	workload.XComs
+}
+
+// HealthCheck is one named dependency reported by /health/ping.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config holds the gateway's dependencies and limits.
+type Config struct {
+	Validator Validator
+	Signer    Signer
+	Store     Store
+	// ExecutionTokenLifetime is [execution_api] jwt_expiration_time: the
+	// life of tokens minted on /run and by renewal.
+	ExecutionTokenLifetime time.Duration
+	// MaxBodyBytes bounds every request body (413 beyond it).
+	MaxBodyBytes int64
+	// MaxMapLength is [core] max_map_length: the longest mapped XCom
+	// accepted for task mapping.
+	MaxMapLength int
+	HealthChecks []HealthCheck
+	Now          func() time.Time
+	Logger       *zap.Logger
+}
+
+// Server is the Execution API.
+type Server struct {
+	cfg  Config
+	echo *echo.Echo
+	log  *zap.Logger
+	now  func() time.Time
+}
+
+// New builds the server and registers every route of routes.go.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Validator == nil || cfg.Signer == nil || cfg.Store == nil:
+		return nil, errors.New("gateway: validator, signer and store are required")
+	case cfg.ExecutionTokenLifetime <= 0:
+		return nil, errors.New("gateway: execution token lifetime must be positive")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxMapLength <= 0 {
+		cfg.MaxMapLength = 1024
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.accessLog, s.recoverPanics, s.limitBody)
+	e.Use(reissue.Middleware(reissue.Config{
+		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Now: cfg.Now, Logger: cfg.Logger,
+	}))
+	for _, r := range s.routes() {
+		h := r.handler
+		if r.policy != nil {
+			h = s.requireToken(*r.policy)(h)
+		}
+		e.Add(r.method, r.path, h)
+	}
+	// Unknown paths and methods answer in FastAPI's words.
+	e.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// errBodyTooLarge answers a body over the configured limit.
+var errBodyTooLarge = &APIError{Status: http.StatusRequestEntityTooLarge, Detail: "Request Entity Too Large"}
+
+// limitBody refuses bodies over MaxBodyBytes: at once when Content-Length
+// says so, and while reading otherwise (chunked uploads).
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.MaxBodyBytes {
+			return errBodyTooLarge
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// claimsOf returns the validated claims of the request, or nil.
+func claimsOf(c echo.Context) *scopes.Claims {
+	cl, _ := c.Get(claimsKey).(*scopes.Claims)
+	return cl
+}
+
+// bearer extracts the token of an "Authorization: Bearer" header. The scheme
+// is matched case-insensitively, as FastAPI's HTTPBearer does.
+func bearer(r *http.Request) string {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return ""
+	}
+	return strings.TrimSpace(h[7:])
+}
+
+// requireToken enforces one route's policy: a valid token of an allowed type
+// whose subject matches the path's task instance when the policy says so.
+func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			raw := bearer(c.Request())
+			if raw == "" {
+				return scopes.ErrMissingToken
+			}
+			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
+			if err != nil {
+				// The reason goes to the access log line, never to the caller.
+				c.Set(authErrorKey, err.Error())
+				return scopes.ErrInvalidToken
+			}
+			if d := scopes.Decide(p, claims, c.Param("task_instance_id")); d != nil {
+				return d
+			}
+			c.Set(claimsKey, claims)
+			return next(c)
+		}
+	}
+}
+
+// recoverPanics turns a handler panic into the opaque 500, logged once.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("handler panic", zap.Any("panic", r), zap.Stack("stack"))
+				err = errors.New("gateway: handler panic")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog writes the one log line per request, echoes the correlation id,
+// and stamps the API version. It never logs a token, only its jti.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		res := c.Response()
+		cid := req.Header.Get(correlationHeader)
+		if cid != "" {
+			res.Header().Set(correlationHeader, cid)
+		}
+		res.Header().Set(versionHeader, APIVersion)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		fields := []zap.Field{
+			zap.String("method", req.Method),
+			zap.String("route", c.Path()),
+			zap.Int("status", res.Status),
+			zap.Duration("latency", time.Since(start)),
+		}
+		if cid != "" {
+			fields = append(fields, zap.String("correlation_id", cid))
+		}
+		if ti := c.Param("task_instance_id"); ti != "" {
+			fields = append(fields, zap.String("ti_id", ti))
+		}
+		if reason, ok := c.Get(authErrorKey).(string); ok {
+			fields = append(fields, zap.String("auth_error", reason))
+		}
+		if cl := claimsOf(c); cl != nil {
+			fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
+				zap.String("jti", cl.ID))
+		}
+		s.log.Info("request", fields...)
+		return nil
+	}
+}

@@ -1,0 +1,503 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/reissue"
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// readBody reads the request body within the configured limit.
+func readBody(c echo.Context) ([]byte, error) {
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, errBodyTooLarge
+		}
+		return nil, &APIError{Status: http.StatusBadRequest, Detail: "Could not read request body"}
+	}
+	return b, nil
+}
+
+// pathParam returns a path parameter decoded. Echo matches on the raw path
+// when the URL holds escapes (so an encoded '/' stays inside one parameter)
+// and then hands the parameter over still escaped.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", paramError("path", name, "string_type", "Input should be a valid string", v)
+	}
+	return d, nil
+}
+
+// taskInstanceID returns the canonical form of the {task_instance_id} path
+// parameter, or a 422 like FastAPI's UUID validation.
+func taskInstanceID(c echo.Context) (string, error) {
+	raw := c.Param("task_instance_id")
+	id, ok := scopes.CanonicalUUID(raw)
+	if !ok {
+		return "", &ValidationError{[]FieldError{{
+			Type: "uuid_parsing", Loc: []any{"path", "task_instance_id"},
+			Msg: "Input should be a valid UUID", Input: raw,
+		}}}
+	}
+	return id, nil
+}
+
+// mapStoreError turns store errors for a task-instance route into responses.
+func mapTIError(err error) error {
+	if errors.Is(err, workload.ErrNotFound) {
+		return errTINotFound
+	}
+	return err
+}
+
+// runContext is Airflow's TIRunContext. Unset fields are omitted, as
+// Airflow's route does with response_model_exclude_unset.
+type runContext struct {
+	DagRun              dagRunBody      `json:"dag_run"`
+	TaskRescheduleCount int             `json:"task_reschedule_count"`
+	MaxTries            int             `json:"max_tries"`
+	Variables           []any           `json:"variables"`
+	Connections         []any           `json:"connections"`
+	XComKeysToClear     []string        `json:"xcom_keys_to_clear"`
+	ShouldRetry         bool            `json:"should_retry"`
+	NextMethod          *string         `json:"next_method,omitempty"`
+	NextKwargs          json.RawMessage `json:"next_kwargs,omitempty"`
+	StartDate           *time.Time      `json:"start_date,omitempty"`
+}
+
+// dagRunBody is Airflow's DagRun model at API version 2026-06-30. The real
+// client forbids unknown fields here, so it carries exactly these.
+type dagRunBody struct {
+	DagID               string          `json:"dag_id"`
+	RunID               string          `json:"run_id"`
+	LogicalDate         *time.Time      `json:"logical_date"`
+	DataIntervalStart   *time.Time      `json:"data_interval_start"`
+	DataIntervalEnd     *time.Time      `json:"data_interval_end"`
+	RunAfter            time.Time       `json:"run_after"`
+	StartDate           *time.Time      `json:"start_date"`
+	EndDate             *time.Time      `json:"end_date"`
+	ClearNumber         int             `json:"clear_number"`
+	RunType             string          `json:"run_type"`
+	State               string          `json:"state"`
+	Conf                json.RawMessage `json:"conf"`
+	TriggeringUserName  *string         `json:"triggering_user_name"`
+	ConsumedAssetEvents []any           `json:"consumed_asset_events"`
+	PartitionKey        *string         `json:"partition_key"`
+	Note                *string         `json:"note"`
+}
+
+func newDagRunBody(dr *workload.DagRun) dagRunBody {
+	conf := dr.Conf
+	if len(conf) == 0 {
+		conf = json.RawMessage("{}")
+	}
+	return dagRunBody{
+		DagID: dr.DagID, RunID: dr.RunID, LogicalDate: dr.LogicalDate, DataIntervalStart: dr.DataIntervalStart,
+		DataIntervalEnd: dr.DataIntervalEnd, RunAfter: dr.RunAfter, StartDate: dr.StartDate, EndDate: dr.EndDate,
+		ClearNumber: dr.ClearNumber, RunType: dr.RunType, State: dr.State, Conf: conf,
+		TriggeringUserName: dr.TriggeringUserName, ConsumedAssetEvents: []any{}, PartitionKey: dr.PartitionKey,
+		Note: dr.Note,
+	}
+}
+
+// decodeRunRequest validates a TIEnterRunningPayload.
+func decodeRunRequest(body []byte) (workload.RunRequest, error) {
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return workload.RunRequest{}, verr
+	}
+	o.literal("state", "running")
+	host := o.str("hostname", true, false)
+	unix := o.str("unixname", true, false)
+	pid := o.integer("pid", true, false)
+	start := o.datetime("start_date", true, false)
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return workload.RunRequest{}, verr
+	}
+	return workload.RunRequest{Hostname: *host, Unixname: *unix, PID: *pid, StartDate: *start}, nil
+}
+
+// handleRunTaskInstance is PATCH /task-instances/{id}/run: queued → running,
+// answered with the run context. Called with a workload token, it also
+// returns a fresh execution token for the same task instance: the only place
+// a workload token buys anything.
+func (s *Server) handleRunTaskInstance(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := decodeRunRequest(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	now := s.now()
+	var prev workload.State
+	ti, err := s.cfg.Store.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+		var err error
+		prev, err = workload.EnterRunning(ti, req, now)
+		return err
+	})
+	if err != nil {
+		return mapTIError(err)
+	}
+	dr, err := s.cfg.Store.DagRun(ctx, ti.DagID, ti.RunID)
+	if err != nil {
+		return fmt.Errorf("gateway: dag run of task instance %s: %w", id, err)
+	}
+	rc := runContext{
+		DagRun:              newDagRunBody(dr),
+		TaskRescheduleCount: len(ti.Reschedules),
+		MaxTries:            ti.MaxTries,
+		Variables:           []any{},
+		Connections:         []any{},
+		XComKeysToClear:     []string{},
+		ShouldRetry:         workload.ShouldRetry(prev, ti.TryNumber, ti.MaxTries),
+	}
+	if ti.NextMethod != nil {
+		rc.NextMethod, rc.NextKwargs, rc.StartDate = ti.NextMethod, ti.NextKwargs, ti.StartDate
+	} else {
+		// The worker clears the XComs of an earlier try before it runs, so
+		// it can purge custom XCom backends too; not when resuming.
+		keys, err := s.cfg.Store.XComKeys(ctx, ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)
+		if err != nil {
+			return fmt.Errorf("gateway: xcom keys of task instance %s: %w", id, err)
+		}
+		if keys != nil {
+			rc.XComKeysToClear = keys
+		}
+	}
+	if claims := claimsOf(c); claims.Type() == scopes.Workload {
+		tok, _, err := s.cfg.Signer.Sign(&scopes.Claims{Subject: id, Scope: string(scopes.Execution)},
+			s.cfg.ExecutionTokenLifetime)
+		if err != nil {
+			return fmt.Errorf("gateway: mint execution token: %w", err)
+		}
+		c.Response().Header().Set(reissue.Header, tok)
+	}
+	return c.JSON(http.StatusOK, rc)
+}
+
+// decodeHeartbeat validates a TIHeartbeatInfo.
+func decodeHeartbeat(body []byte) (host string, pid int, err error) {
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return "", 0, verr
+	}
+	h := o.str("hostname", true, false)
+	p := o.integer("pid", true, false)
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return "", 0, verr
+	}
+	return *h, *p, nil
+}
+
+// handleHeartbeat is PUT /task-instances/{id}/heartbeat. The time is stored
+// durably: a heartbeat the gateway acknowledged is one the scheduler side can
+// rely on after a crash.
+func (s *Server) handleHeartbeat(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	host, pid, err := decodeHeartbeat(body)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+		return workload.Heartbeat(ti, host, pid, now)
+	})
+	if err != nil {
+		return mapTIError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+var (
+	terminalStates     = []string{"failed", "skipped", "removed", "upstream_failed"}
+	intermediateStates = []string{"scheduled", "queued", "restarting", "up_for_retry", "up_for_reschedule", "deferred", "awaiting_input"}
+)
+
+// decodeStateUpdate validates a TIStateUpdate, whose model is chosen by its
+// state field, each model refusing fields it does not define.
+func decodeStateUpdate(body []byte) (workload.StateUpdate, error) {
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return workload.StateUpdate{}, verr
+	}
+	st := o.str("state", true, false)
+	if st == nil {
+		o.forbidExtra()
+		return workload.StateUpdate{}, o.err()
+	}
+	u := workload.StateUpdate{State: workload.State(*st)}
+	switch u.State {
+	case workload.StateSuccess:
+		u.EndDate = o.datetime("end_date", true, false)
+		u.TaskOutlets = o.rawField("task_outlets", false, "[")
+		u.OutletEvents = o.rawField("outlet_events", false, "[")
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
+	case workload.StateFailed, workload.StateSkipped, workload.StateRemoved, workload.StateUpstreamFailed:
+		u.EndDate = o.datetime("end_date", true, false)
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
+	case workload.StateUpForRetry:
+		u.EndDate = o.datetime("end_date", true, false)
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
+		u.RetryDelaySeconds = o.number("retry_delay_seconds", true)
+		u.RetryReason = o.str("retry_reason", false, true)
+	case workload.StateDeferred:
+		if c := o.str("classpath", true, false); c != nil {
+			u.Classpath = *c
+		}
+		u.TriggerKwargs = o.rawField("trigger_kwargs", false, `{"`)
+		u.TriggerTimeout = o.duration("trigger_timeout")
+		u.Queue = o.str("queue", false, true)
+		u.NextMethod = o.str("next_method", true, false)
+		u.NextKwargs = o.rawField("next_kwargs", false, `{"`)
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
+	case workload.StateAwaitingInput:
+		u.NextMethod = o.str("next_method", true, false)
+		u.NextKwargs = o.rawField("next_kwargs", false, `{"`)
+		u.TriggerTimeout = o.duration("timeout")
+	case workload.StateUpForReschedule:
+		u.RescheduleDate = o.datetime("reschedule_date", true, false)
+		u.EndDate = o.datetime("end_date", true, false)
+	default:
+		if !contains(intermediateStates, *st) {
+			allowed := append(append([]string{"success"}, terminalStates...), intermediateStates...)
+			o.literalFail("state", allowed, *st)
+		}
+	}
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return workload.StateUpdate{}, verr
+	}
+	if len(u.TriggerKwargs) == 0 && u.State == workload.StateDeferred {
+		u.TriggerKwargs = json.RawMessage("{}")
+	}
+	return u, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// handleUpdateState is PATCH /task-instances/{id}/state: 204 when applied,
+// 200 when the task instance already is in that state.
+func (s *Server) handleUpdateState(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	u, err := decodeStateUpdate(body)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var changed bool
+	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+		var err error
+		changed, err = workload.ApplyState(ti, u, now)
+		return err
+	})
+	if err != nil {
+		return mapTIError(err)
+	}
+	if !changed {
+		return c.NoContent(http.StatusOK)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handlePutRenderedFields is PUT /task-instances/{id}/rtif.
+func (s *Server) handlePutRenderedFields(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	raw, verr := parseJSON(body)
+	if verr != nil {
+		return verr
+	}
+	if raw[0] != '{' {
+		return &ValidationError{[]FieldError{{Type: "dict_type", Loc: []any{"body"},
+			Msg: "Input should be a valid dictionary", Input: rawInput(raw)}}}
+	}
+	if err := s.cfg.Store.PutRenderedFields(c.Request().Context(), id, raw); err != nil {
+		if errors.Is(err, workload.ErrNotFound) {
+			return &APIError{Status: http.StatusNotFound, Detail: "Not Found"}
+		}
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"message": "Rendered task instance fields successfully set"})
+}
+
+// handleSkipDownstream is PATCH /task-instances/{id}/skip-downstream: the
+// listed tasks of the same dag run are marked skipped.
+func (s *Server) handleSkipDownstream(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return verr
+	}
+	tasks := o.rawField("tasks", true, "[")
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return verr
+	}
+	refs, verr := decodeTaskRefs(tasks)
+	if verr != nil {
+		return verr
+	}
+	ctx := c.Request().Context()
+	ti, err := s.cfg.Store.TaskInstance(ctx, id)
+	if err != nil {
+		return mapTIError(err)
+	}
+	now := s.now()
+	if err := s.cfg.Store.SkipTaskInstances(ctx, ti.DagID, ti.RunID, refs, func(t *workload.TaskInstance) bool {
+		return workload.Skip(t, now)
+	}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// decodeTaskRefs reads ["task_id" | ["task_id", map_index], …].
+func decodeTaskRefs(raw json.RawMessage) ([]workload.TaskRef, *ValidationError) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, paramError("body", "tasks", "list_type", "Input should be a valid list", rawInput(raw))
+	}
+	refs := make([]workload.TaskRef, 0, len(items))
+	for i, it := range items {
+		var id string
+		if json.Unmarshal(it, &id) == nil && len(it) > 0 && it[0] == '"' {
+			refs = append(refs, workload.TaskRef{TaskID: id})
+			continue
+		}
+		var pair []json.RawMessage
+		if json.Unmarshal(it, &pair) == nil && len(pair) == 2 && len(pair[0]) > 0 && pair[0][0] == '"' {
+			if n, ok := parseInt(pair[1]); ok {
+				_ = json.Unmarshal(pair[0], &id)
+				refs = append(refs, workload.TaskRef{TaskID: id, MapIndex: &n})
+				continue
+			}
+		}
+		return nil, &ValidationError{[]FieldError{{Type: "string_type", Loc: []any{"body", "tasks", i},
+			Msg: "Input should be a valid string or a [task_id, map_index] pair", Input: rawInput(it)}}}
+	}
+	return refs, nil
+}
+
+// prevDagRunBody is PrevSuccessfulDagRunResponse.
+type prevDagRunBody struct {
+	DataIntervalStart *time.Time `json:"data_interval_start"`
+	DataIntervalEnd   *time.Time `json:"data_interval_end"`
+	StartDate         *time.Time `json:"start_date"`
+	EndDate           *time.Time `json:"end_date"`
+}
+
+// handleGetPreviousSuccessfulDagRun is GET
+// /task-instances/{id}/previous-successful-dagrun: nulls when there is none.
+func (s *Server) handleGetPreviousSuccessfulDagRun(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	var out prevDagRunBody
+	ti, err := s.cfg.Store.TaskInstance(ctx, id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return c.JSON(http.StatusOK, out)
+	} else if err != nil {
+		return err
+	}
+	dr, err := s.cfg.Store.DagRun(ctx, ti.DagID, ti.RunID)
+	if errors.Is(err, workload.ErrNotFound) || (err == nil && dr.LogicalDate == nil) {
+		return c.JSON(http.StatusOK, out)
+	} else if err != nil {
+		return err
+	}
+	prev, err := s.cfg.Store.PreviousSuccessfulDagRun(ctx, ti.DagID, *dr.LogicalDate)
+	if errors.Is(err, workload.ErrNotFound) {
+		return c.JSON(http.StatusOK, out)
+	} else if err != nil {
+		return err
+	}
+	out = prevDagRunBody{prev.DataIntervalStart, prev.DataIntervalEnd, prev.StartDate, prev.EndDate}
+	return c.JSON(http.StatusOK, out)
+}
+
+// handleGetRescheduleStartDate is GET /task-reschedules/{id}/start_date:
+// the first reschedule's start date for try_number, or null.
+func (s *Server) handleGetRescheduleStartDate(c echo.Context) error {
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	try := 1
+	if v := c.QueryParam("try_number"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return paramError("query", "try_number", "int_parsing",
+				"Input should be a valid integer, unable to parse string as an integer", v)
+		}
+		try = n
+	}
+	ti, err := s.cfg.Store.TaskInstance(c.Request().Context(), id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return c.JSON(http.StatusOK, nil)
+	} else if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, workload.RescheduleStartDate(ti, try))
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// handleHealth is GET /health: the process answers.
+func (s *Server) handleHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
+}
+
+// handleHealthPing is GET /health/ping: every dependency check, 500 with the
+// failing ones named when any fails.
+func (s *Server) handleHealthPing(c echo.Context) error {
+	ok := []string{}
+	failing := map[string]string{}
+	for _, h := range s.cfg.HealthChecks {
+		if err := h.Check(c.Request().Context()); err != nil {
+			failing[h.Name] = err.Error()
+			continue
+		}
+		ok = append(ok, h.Name)
+	}
+	status := http.StatusOK
+	if len(failing) > 0 {
+		status = http.StatusInternalServerError
+	}
+	return c.JSON(status, map[string]any{"ok": ok, "failing": failing})
+}
+
+// variableKey returns the {variable_key:path} parameter; keys may hold '/'.
+func variableKey(c echo.Context) (string, error) {
+	k, err := pathParam(c, "*")
+	if err != nil {
+		return "", err
+	}
+	if k == "" {
+		return "", echo.ErrNotFound
+	}
+	return k, nil
+}
+
+// handleGetVariable is GET /variables/{key}.
+func (s *Server) handleGetVariable(c echo.Context) error {
+	key, err := variableKey(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.cfg.Store.Variable(c.Request().Context(), key)
+	if errors.Is(err, workload.ErrNotFound) {
+		return notFound("Variable with key '" + key + "' not found")
+	} else if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, struct {
+		Key   string  `json:"key"`
+		Value *string `json:"value"`
+	}{v.Key, v.Value})
+}
+
+// handlePutVariable is PUT /variables/{key} with {"val", "description"}
+// ("value" is accepted for "val", as Airflow's model populates by name).
+func (s *Server) handlePutVariable(c echo.Context) error {
+	key, err := variableKey(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return verr
+	}
+	var val *string
+	if _, ok := o.fields["val"]; ok {
+		val = o.str("val", false, true)
+	} else {
+		val = o.str("value", false, true)
+	}
+	desc := o.str("description", false, true)
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return verr
+	}
+	if err := s.cfg.Store.PutVariable(c.Request().Context(), workload.Variable{Key: key, Value: val, Description: desc}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"message": "Variable successfully set"})
+}
+
+// handleDeleteVariable is DELETE /variables/{key}.
+func (s *Server) handleDeleteVariable(c echo.Context) error {
+	key, err := variableKey(c)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.DeleteVariable(c.Request().Context(), key); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// queryInt reads an integer query parameter within [lo, hi].
+func queryInt(c echo.Context, name string, def, lo, hi int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, paramError("query", name, "int_parsing",
+			"Input should be a valid integer, unable to parse string as an integer", v)
+	}
+	if n < lo {
+		return 0, paramError("query", name, "greater_than_equal",
+			"Input should be greater than or equal to "+strconv.Itoa(lo), v)
+	}
+	if n > hi {
+		return 0, paramError("query", name, "less_than_equal",
+			"Input should be less than or equal to "+strconv.Itoa(hi), v)
+	}
+	return n, nil
+}
+
+// handleListVariableKeys is GET /variables/keys (API version 2026-06-30).
+func (s *Server) handleListVariableKeys(c echo.Context) error {
+	limit, err := queryInt(c, "limit", 1000, 1, 10000)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(c, "offset", 0, 0, int(^uint32(0)>>1))
+	if err != nil {
+		return err
+	}
+	keys, total, err := s.cfg.Store.VariableKeys(c.Request().Context(), c.QueryParam("prefix"), limit, offset)
+	if err != nil {
+		return err
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"keys": keys, "total_entries": total})
+}
+
+// handleGetConnection is GET /connections/{connection_id}.
+func (s *Server) handleGetConnection(c echo.Context) error {
+	id, err := pathParam(c, "connection_id")
+	if err != nil {
+		return err
+	}
+	conn, err := s.cfg.Store.Connection(c.Request().Context(), id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return notFound("Connection with ID " + id + " not found")
+	} else if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, conn)
+}
