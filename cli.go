@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/gateway"
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/store"
+	"github.com/taskgate/taskgate/tokens"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// global holds the flags every command takes.
+type global struct {
+	configFile string
+	dataDir    string
+}
+
+func (g *global) bind(fs *flag.FlagSet) {
+	fs.StringVar(&g.configFile, "config", g.configFile, "configuration file (airflow.cfg format)")
+	fs.StringVar(&g.dataDir, "data-dir", g.dataDir, "data directory ([taskgate] data_dir, default ./data)")
+}
+
+// parseGlobal reads the global flags in front of the command.
+func parseGlobal(args []string) (*global, []string, error) {
+	g := &global{}
+	fs := flag.NewFlagSet("taskgate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	g.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	return g, fs.Args(), nil
+}
+
+// parseInterleaved parses flags that may appear before, between or after
+// positional arguments, and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// cliEnv is what every command runs with.
+type cliEnv struct {
+	global  *global
+	environ []string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	// flags are config keys set on the command line ("section.key").
+	flags map[string]string
+}
+
+func (e *cliEnv) setFlag(key, value string) {
+	if e.flags == nil {
+		e.flags = map[string]string{}
+	}
+	e.flags[key] = value
+}
+
+// loadConfig merges file, environment and flags.
+func (e *cliEnv) loadConfig() (*config.Config, error) {
+	if e.global.dataDir != "" {
+		e.setFlag("taskgate.data_dir", e.global.dataDir)
+	}
+	return config.Load(config.Sources{File: e.global.configFile, Env: e.environ, Flags: e.flags})
+}
+
+// openStore opens the database in the data directory. A running server holds
+// it; the message says so instead of hanging.
+func openStore(cfg *config.Config, now func() time.Time) (*store.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "taskgate.db")
+	db, err := store.Open(path, store.Options{BatchDelay: cfg.BatchDelay, OpenTimeout: time.Second, Now: now})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("data directory %s is in use by a running taskgate server; stop it first", cfg.DataDir)
+	}
+	return db, err
+}
+
+// keyConfig builds the token configuration. Without configured key material
+// the secret is created once in the data directory and reused on every start:
+// a per-process random key is the most common way Airflow 3 deployments end
+// up refusing their own tokens.
+func keyConfig(cfg *config.Config, now func() time.Time, log *zap.Logger) (tokens.Config, error) {
+	tc := tokens.Config{
+		PrivateKeyPath: cfg.JWTPrivateKeyPath,
+		Algorithm:      cfg.JWTAlgorithm,
+		KID:            cfg.JWTKID,
+		Issuers:        cfg.JWTIssuers,
+		Audiences:      cfg.ExecutionAudiences,
+		Leeway:         cfg.JWTLeeway,
+		TrustedJWKSURL: cfg.TrustedJWKSURL,
+		JWKSRefresh:    cfg.JWKSRefresh,
+		Now:            now,
+	}
+	switch {
+	case cfg.JWTSecret != "":
+		tc.Secret = []byte(cfg.JWTSecret)
+	case cfg.JWTPrivateKeyPath == "":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return tc, fmt.Errorf("create data directory: %w", err)
+		}
+		path := filepath.Join(cfg.DataDir, "jwt_secret")
+		secret, created, err := tokens.LoadOrCreateSecret(path)
+		if err != nil {
+			return tc, err
+		}
+		tc.Secret = secret
+		log.Info("using the data directory's jwt secret", zap.String("path", path), zap.Bool("created", created),
+			zap.String("secret_fp", tokens.Fingerprint(string(secret))))
+	}
+	return tc, nil
+}
+
+// newLogger builds the JSON logger at the configured level.
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("[taskgate] log_level: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), nil
+}
+
+// serve runs the gateway until ctx is cancelled (SIGINT/SIGTERM), then stops
+// accepting, finishes in-flight requests and closes the store.
+func (e *cliEnv) serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	e.global.bind(fs)
+	listen := fs.String("listen", "", "listen address ([taskgate] listen, default 127.0.0.1:8080)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve: unexpected argument %q", pos[0])
+	}
+	if *listen != "" {
+		e.setFlag("taskgate.listen", *listen)
+	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // stderr may not support sync
+	now := time.Now
+
+	tc, err := keyConfig(cfg, now, log)
+	if err != nil {
+		return err
+	}
+	signer, err := tokens.NewSigner(tc)
+	if err != nil {
+		return err
+	}
+	validator, err := tokens.NewValidator(tc)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(cfg, now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	srv, err := gateway.New(gateway.Config{
+		Validator: validator, Signer: signer, Store: db,
+		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime,
+		MaxBodyBytes:           cfg.MaxBodyBytes,
+		MaxMapLength:           cfg.MaxMapLength,
+		HealthChecks: []gateway.HealthCheck{
+			{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
+		},
+		Now:    now,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := validator.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("jwks refresher stopped", zap.Error(err))
+		}
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
+		zap.String("algorithm", signer.Algorithm()), zap.Any("config", cfg.Redacted()))
+
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		err = hs.Shutdown(sctx)
+		scancel()
+		<-serveErr
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+// offline opens what a provisioning command needs: config, signer, store.
+func (e *cliEnv) offline() (*config.Config, *tokens.Signer, *store.DB, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log, err := newLogger("warn", e.stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tc, err := keyConfig(cfg, time.Now, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	signer, err := tokens.NewSigner(tc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := openStore(cfg, time.Now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, signer, db, nil
+}
+
+// workloads queue: create the dag run if needed and a queued task instance,
+// and print the ExecuteTask workload with its workload token.
+func (e *cliEnv) workloads(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "queue" {
+		return usagef("workloads: expected \"queue\"")
+	}
+	fs := flag.NewFlagSet("workloads queue", flag.ContinueOnError)
+	e.global.bind(fs)
+	var r workload.QueueRequest
+	fs.StringVar(&r.DagID, "dag-id", "", "dag id (required)")
+	fs.StringVar(&r.RunID, "run-id", "", "run id (required)")
+	fs.StringVar(&r.TaskID, "task-id", "", "task id (required)")
+	fs.IntVar(&r.MapIndex, "map-index", -1, "map index (-1 for an unmapped task)")
+	fs.IntVar(&r.TryNumber, "try-number", 0, "try number (default: one more than the last try, or 1)")
+	fs.IntVar(&r.MaxTries, "max-tries", 0, "max tries")
+	fs.StringVar(&r.DagRelPath, "dag-rel-path", "", "dag file path relative to its bundle")
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("workloads queue: unexpected argument %q", pos[0])
+	}
+	if err := r.Validate(); err != nil {
+		return usagef("workloads queue: %v", err)
+	}
+	cfg, signer, db, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	ti, err := workload.Queue(ctx, db, id.String(), r, time.Now())
+	if err != nil {
+		return err
+	}
+	tok, _, err := signer.Sign(&scopes.Claims{Subject: ti.ID, Scope: string(scopes.Workload)}, cfg.WorkloadTokenLifetime)
+	if err != nil {
+		return err
+	}
+	return writeJSON(e.stdout, workload.NewExecuteTask(ti, tok))
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// variables set|get.
+func (e *cliEnv) variables(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("variables: expected \"set\" or \"get\"")
+	}
+	fs := flag.NewFlagSet("variables "+args[0], flag.ContinueOnError)
+	e.global.bind(fs)
+	desc := fs.String("description", "", "description (set only)")
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch {
+	case args[0] == "set" && len(pos) == 2:
+	case args[0] == "get" && len(pos) == 1:
+	default:
+		return usagef("usage: taskgate variables set KEY VALUE [--description TEXT] | variables get KEY")
+	}
+	_, _, db, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if args[0] == "get" {
+		v, err := db.Variable(ctx, pos[0])
+		if errors.Is(err, workload.ErrNotFound) {
+			return fmt.Errorf("variable %q not found", pos[0])
+		} else if err != nil {
+			return err
+		}
+		if v.Value != nil {
+			fmt.Fprintln(e.stdout, *v.Value)
+		}
+		return nil
+	}
+	v := workload.Variable{Key: pos[0], Value: &pos[1]}
+	if *desc != "" {
+		v.Description = desc
+	}
+	return db.PutVariable(ctx, v)
+}
+
+// connections add.
+func (e *cliEnv) connections(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "add" {
+		return usagef("connections: expected \"add\"")
+	}
+	fs := flag.NewFlagSet("connections add", flag.ContinueOnError)
+	e.global.bind(fs)
+	connType := fs.String("conn-type", "", "connection type (required)")
+	opt := map[string]*string{}
+	for _, name := range []string{"host", "login", "password", "schema", "extra", "port"} {
+		opt[name] = fs.String(name, "", name)
+	}
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *connType == "" {
+		return usagef("usage: taskgate connections add ID --conn-type T [--host --port --login --password --schema --extra JSON]")
+	}
+	c := workload.Connection{ConnID: pos[0], ConnType: *connType}
+	set := func(name string) *string {
+		if v := *opt[name]; v != "" {
+			return &v
+		}
+		return nil
+	}
+	c.Host, c.Login, c.Password, c.Schema, c.Extra = set("host"), set("login"), set("password"), set("schema"), set("extra")
+	if c.Extra != nil && !json.Valid([]byte(*c.Extra)) {
+		return usagef("connections add: --extra must be JSON")
+	}
+	if p := *opt["port"]; p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 {
+			return usagef("connections add: --port must be 0..65535")
+		}
+		c.Port = &n
+	}
+	_, _, db, err := e.offline()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PutConnection(ctx, c)
+}
+
+// config list prints the effective configuration, secrets redacted.
+func (e *cliEnv) configCmd(args []string) error {
+	if len(args) != 1 || args[0] != "list" {
+		return usagef("config: expected \"list\"")
+	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	red := cfg.Redacted()
+	keys := make([]string, 0, len(red))
+	for k := range red {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(e.stdout, "%s = %s\n", k, red[k])
+	}
+	return nil
+}
