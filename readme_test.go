@@ -1,0 +1,34 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/gateway"
+)
+
+// TestREADMETables keeps the README's configuration and route tables equal
+// to the ones the code enforces.
+func TestREADMETables(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, tc := range []struct{ name, want string }{
+		{"config-table", config.MarkdownTable()},
+		{"route-table", gateway.RouteTableMarkdown()},
+	} {
+		begin, end := "<!-- "+tc.name+":begin -->\n", "<!-- "+tc.name+":end -->"
+		i, j := strings.Index(readme, begin), strings.Index(readme, end)
+		if i < 0 || j < i {
+			t.Errorf("README lacks the %s markers", tc.name)
+			continue
+		}
+		if got := readme[i+len(begin) : j]; got != tc.want {
+			t.Errorf("README %s is stale; replace it with:\n%s", tc.name, tc.want)
+		}
+	}
+}
