@@ -186,7 +186,7 @@ func TestReopenKeepsAcknowledgedRecords(t *testing.T) {
 	}
 
 	db = openAt(t, path, opts)
-	tis, err := db.TaskInstances(ctx, TaskInstanceFilter{})
+	tis, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestCorruptRecords(t *testing.T) {
 			_, err := db.InsertTaskInstance(ctx, dagRun("dag", "run", t0), taskInstance("new", "dag", "run", "t", 5), nil)
 			return err
 		},
-		"TaskInstances": func() error { _, err := db.TaskInstances(ctx, TaskInstanceFilter{}); return err },
+		"TaskInstances": func() error { _, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{}); return err },
 		"SkipTaskInstances": func() error {
 			return db.SkipTaskInstances(ctx, "dag", "run", []workload.TaskRef{{TaskID: "t"}}, func(*workload.TaskInstance) bool { return true })
 		},

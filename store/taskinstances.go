@@ -476,25 +476,14 @@ func (db *DB) RenderedFields(ctx context.Context, tiID string) (json.RawMessage,
 	return out, nil
 }
 
-// TaskInstanceFilter selects task instances for TaskInstances. Empty fields
-// match everything.
-type TaskInstanceFilter struct {
-	DagID string
-	// RunID is matched within DagID when both are set (a prefix scan), or
-	// across every dag otherwise.
-	RunID string
-	State workload.State
-	// Limit caps the result; zero or negative means no cap. Offset skips
-	// that many matches first, so that a CLI can page.
-	Limit, Offset int
-}
-
 // TaskInstances lists the current task instances (the latest try at each
 // dag, run, task and map index; earlier tries are history) that match f,
-// ordered by dag id, run id, task id and map index. The result is never nil,
-// so that it encodes as an empty JSON list.
-func (db *DB) TaskInstances(ctx context.Context, f TaskInstanceFilter) ([]workload.TaskInstance, error) {
+// ordered by dag id, run id, task id and map index, with the number of all
+// matches before Limit and Offset applied. The result is never nil, so that it
+// encodes as an empty JSON list.
+func (db *DB) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, int, error) {
 	out := []workload.TaskInstance{}
+	total := 0
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketCurrentTI)
 		tis := tx.Bucket(bucketTaskInstances)
@@ -503,6 +492,8 @@ func (db *DB) TaskInstances(ctx context.Context, f TaskInstanceFilter) ([]worklo
 		}
 		var prefix []byte
 		switch {
+		case f.DagID != "" && f.RunID != "" && f.TaskID != "":
+			prefix = tuple(f.DagID, f.RunID, f.TaskID)
 		case f.DagID != "" && f.RunID != "":
 			prefix = tuple(f.DagID, f.RunID)
 		case f.DagID != "":
@@ -535,22 +526,21 @@ func (db *DB) TaskInstances(ctx context.Context, f TaskInstanceFilter) ([]worklo
 			if err != nil {
 				return err
 			}
-			if f.State != "" && ti.State != f.State {
+			if (f.State != "" && ti.State != f.State) || (f.TaskID != "" && ti.TaskID != f.TaskID) ||
+				(f.MapIndex != nil && ti.MapIndex != *f.MapIndex) {
 				continue
 			}
-			if skip > 0 {
-				skip--
+			total++
+			if skip > 0 || (f.Limit > 0 && len(out) >= f.Limit) {
+				skip = max(skip-1, 0)
 				continue
 			}
 			out = append(out, *ti)
-			if f.Limit > 0 && len(out) >= f.Limit {
-				return nil
-			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return out, nil
+	return out, total, nil
 }

@@ -110,7 +110,7 @@ func TestInsertTaskInstance(t *testing.T) {
 					t.Errorf("admit's error was changed: %v", err)
 				}
 				// Nothing written: the coordinates still point at the prior try.
-				cur, err := db.TaskInstances(ctx, TaskInstanceFilter{})
+				cur, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -224,7 +224,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if second.TryNumber != 2 {
 		t.Errorf("second try number %d, want 2", second.TryNumber)
 	}
-	cur, err := db.TaskInstances(ctx, TaskInstanceFilter{})
+	cur, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestSkipTaskInstances(t *testing.T) {
 					t.Errorf("fn called %d times for %s", n, id)
 				}
 			}
-			tis, err := db.TaskInstances(ctx, TaskInstanceFilter{})
+			tis, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -499,25 +499,33 @@ func TestTaskInstancesFilter(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		f    TaskInstanceFilter
+		f    workload.TaskInstanceFilter
 		want string
 	}{
-		{"all", TaskInstanceFilter{}, "0123456"},
-		{"dag", TaskInstanceFilter{DagID: "a"}, "01234"},
-		{"dag and run", TaskInstanceFilter{DagID: "a", RunID: "r1"}, "0123"},
-		{"run across dags", TaskInstanceFilter{RunID: "r1"}, "01236"},
-		{"state", TaskInstanceFilter{State: workload.StateRunning}, "246"},
-		{"limit", TaskInstanceFilter{Limit: 2}, "01"},
-		{"offset", TaskInstanceFilter{Offset: 5}, "56"},
-		{"limit offset state", TaskInstanceFilter{State: workload.StateQueued, Offset: 1, Limit: 2}, "13"},
-		{"offset past end", TaskInstanceFilter{Offset: 50}, ""},
-		{"unknown dag", TaskInstanceFilter{DagID: "zzz"}, ""},
+		{"all", workload.TaskInstanceFilter{}, "0123456"},
+		{"task", workload.TaskInstanceFilter{DagID: "a", RunID: "r1", TaskID: "t"}, "012"},
+		{"task and map index", workload.TaskInstanceFilter{DagID: "a", RunID: "r1", TaskID: "t", MapIndex: new(2)}, "1"},
+		{"dag", workload.TaskInstanceFilter{DagID: "a"}, "01234"},
+		{"dag and run", workload.TaskInstanceFilter{DagID: "a", RunID: "r1"}, "0123"},
+		{"run across dags", workload.TaskInstanceFilter{RunID: "r1"}, "01236"},
+		{"state", workload.TaskInstanceFilter{State: workload.StateRunning}, "246"},
+		{"limit", workload.TaskInstanceFilter{Limit: 2}, "01"},
+		{"offset", workload.TaskInstanceFilter{Offset: 5}, "56"},
+		{"limit offset state", workload.TaskInstanceFilter{State: workload.StateQueued, Offset: 1, Limit: 2}, "13"},
+		{"offset past end", workload.TaskInstanceFilter{Offset: 50}, ""},
+		{"unknown dag", workload.TaskInstanceFilter{DagID: "zzz"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tis, err := db.TaskInstances(ctx, tt.f)
+			tis, total, err := db.TaskInstances(ctx, tt.f)
 			if err != nil {
 				t.Fatal(err)
+			}
+			unpaged := tt.f
+			unpaged.Limit, unpaged.Offset = 0, 0
+			all, _, _ := db.TaskInstances(ctx, unpaged)
+			if total != len(all) {
+				t.Errorf("total = %d, want %d", total, len(all))
 			}
 			if tis == nil {
 				t.Error("nil result")

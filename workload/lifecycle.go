@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -221,4 +222,24 @@ func truncateUTF8(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
+}
+
+// ForceState is an operator marking a task instance from outside, as
+// Airflow's "mark success / failed / skipped" does. Unlike ApplyState it does
+// not require the task to be running: it is how a stuck or unwanted task is
+// stopped, and the worker learns of it from its next heartbeat (409
+// not_running) and kills the task.
+func ForceState(ti *TaskInstance, s State, now time.Time) error {
+	switch s {
+	case StateSuccess, StateFailed, StateSkipped:
+	default:
+		return fmt.Errorf("%w: cannot mark a task instance %s (success, failed or skipped)", ErrInvalidState, s)
+	}
+	now = now.UTC()
+	ti.State = s
+	if ti.EndDate == nil {
+		ti.EndDate = &now
+	}
+	ti.UpdatedAt = now
+	return nil
 }

@@ -263,3 +263,16 @@ func TestNewExecuteTask(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+func TestForceState(t *testing.T) {
+	ti := TaskInstance{State: StateRunning}
+	if err := ForceState(&ti, StateFailed, t0); err != nil || ti.State != StateFailed || !ti.EndDate.Equal(t0) {
+		t.Fatalf("%+v, %v", ti, err)
+	}
+	if err := Heartbeat(&ti, "", 0, t0); err == nil {
+		t.Error("heartbeat accepted after the operator failed the task")
+	}
+	if err := ForceState(&ti, StateQueued, t0); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("force queued: %v", err)
+	}
+}

@@ -51,6 +51,28 @@ type Store interface {
 	PutRenderedFields(ctx context.Context, tiID string, fields json.RawMessage) error
 }
 
+// Catalog is what an operator lists and edits beyond what tasks use.
+type Catalog interface {
+	// TaskInstances lists current task instances matching f and the number
+	// of all matches before paging.
+	TaskInstances(ctx context.Context, f TaskInstanceFilter) ([]TaskInstance, int, error)
+	ListVariables(ctx context.Context) ([]Variable, error)
+	ListConnections(ctx context.Context) ([]Connection, error)
+	// DeleteConnection removes a connection; a missing one is not an error.
+	DeleteConnection(ctx context.Context, id string) error
+}
+
+// TaskInstanceFilter selects current task instances (the latest try at
+// each coordinate) for an operator's listing. Empty fields match everything.
+type TaskInstanceFilter struct {
+	DagID, RunID, TaskID string
+	MapIndex             *int
+	State                State
+	// Limit caps the result (zero or negative: no cap); Offset skips that
+	// many matches first.
+	Limit, Offset int
+}
+
 // TaskRef names a task, and optionally one map index of it, in a dag run.
 type TaskRef struct {
 	TaskID   string

@@ -166,4 +166,7 @@ type XCom struct {
 var (
 	ErrNotFound      = errors.New("workload: not found")
 	ErrAlreadyExists = errors.New("workload: already exists")
+	// ErrInvalidState is an operator request for a state change the
+	// lifecycle does not allow.
+	ErrInvalidState = errors.New("workload: invalid state")
 )
