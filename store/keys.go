@@ -45,11 +45,25 @@ var (
 	// XCom (see encodeXCom); a prefix scan returns every map index of one
 	// key in map-index order, -1 first.
 	bucketXComs = []byte("xcoms")
+	// bucketUsers: user name → auth.User JSON.
+	bucketUsers = []byte("users")
+	// bucketRevocations: jti → revocation JSON (the token's exp), so that
+	// IsRevoked is one Get.
+	bucketRevocations = []byte("revocations")
+	// bucketComponents: component id → auth.Component JSON.
+	bucketComponents = []byte("components")
+	// bucketComponentsByName: (kind, name) → component id; keeps (kind,
+	// name) unique and lists components in kind, name order.
+	bucketComponentsByName = []byte("components_by_name")
 
+	// allBuckets are created by Open when missing. The auth buckets came
+	// after schema version 1 without a version bump: they are additive, an
+	// older binary ignores them, and opening an older file creates them.
 	allBuckets = [][]byte{
 		bucketMeta, bucketDagRuns, bucketDagRunsByRunAfter, bucketDagRunsByLogicalDate,
 		bucketTaskInstances, bucketCurrentTI, bucketRenderedFields,
 		bucketVariables, bucketConnections, bucketXComs,
+		bucketUsers, bucketRevocations, bucketComponents, bucketComponentsByName,
 	}
 
 	keySchemaVersion = []byte("schema_version")

@@ -1,0 +1,245 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Throttling defaults (see AuthenticatorConfig).
+const (
+	DefaultMaxFailures = 5
+	DefaultWindow      = 15 * time.Minute
+	DefaultBaseDelay   = time.Second
+	DefaultMaxDelay    = 15 * time.Minute
+	DefaultMaxTracked  = 100000
+)
+
+// AuthenticatorConfig configures NewAuthenticator. Zero values mean the
+// documented defaults; negative ones are refused.
+type AuthenticatorConfig struct {
+	// Store holds the users. Required.
+	Store Store
+	// Now is the clock of the throttling; nil means time.Now. Tests move a
+	// fake clock instead of sleeping through lockouts.
+	Now func() time.Time
+
+	// MaxFailures is how many consecutive failed logins one key (a user
+	// name, or a client address) may have before it is locked out.
+	// Default 5. Failures count as consecutive while each comes less than
+	// Window after the previous one or after the end of the lockout it
+	// caused; a key quiet for longer is forgotten.
+	MaxFailures int
+	// Window is how long a failure is remembered. Default 15 minutes.
+	Window time.Duration
+	// BaseDelay is the first lockout, doubled with each further failure.
+	// Default 1 second.
+	BaseDelay time.Duration
+	// MaxDelay caps the lockout. Default 15 minutes: long enough to make
+	// guessing useless, short enough that someone who locks out another
+	// user by failing on purpose does not lock them out for good.
+	MaxDelay time.Duration
+	// MaxTracked bounds how many keys are remembered (default 100000), so
+	// that a flood of random user names or addresses cannot exhaust memory.
+	// When the table is full, expired keys are dropped first, then the ones
+	// that would be forgotten soonest.
+	MaxTracked int
+
+	// BcryptCost is the cost of the dummy hash an unknown user's password
+	// is checked against; 0 means bcrypt.DefaultCost. Set it to the cost
+	// the users' passwords are hashed with (HashPassword's cost), or the
+	// time a login takes reveals whether the user exists.
+	BcryptCost int
+}
+
+// Authenticator checks passwords and slows down guessing. It is safe for
+// concurrent use.
+//
+// Two rules are enforced here, where no caller can skip them. Timing: a
+// wrong password and an unknown user cost the same bcrypt comparison, so
+// neither the answer nor its latency tells which user names exist.
+// Throttling: failures are counted per user name and per client address;
+// a key over the limit is refused before any password is checked, so a
+// locked-out guesser cannot even make the server hash.
+type Authenticator struct {
+	store     Store
+	now       func() time.Time
+	dummyHash []byte
+	// compare is bcrypt.CompareHashAndPassword; tests replace it to count
+	// comparisons instead of timing them.
+	compare func(hash, password []byte) error
+
+	mu sync.Mutex
+	t  throttle
+}
+
+// NewAuthenticator checks cfg, applies the defaults and computes the dummy
+// hash (one bcrypt at cfg.BcryptCost).
+func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("auth: authenticator needs a store")
+	}
+	if cfg.MaxFailures < 0 || cfg.Window < 0 || cfg.BaseDelay < 0 || cfg.MaxDelay < 0 || cfg.MaxTracked < 0 {
+		return nil, errors.New("auth: throttling settings must not be negative")
+	}
+	def := func(v, d int) int {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	defDur := func(v, d time.Duration) time.Duration {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	maxFailures := def(cfg.MaxFailures, DefaultMaxFailures)
+	window := defDur(cfg.Window, DefaultWindow)
+	base := defDur(cfg.BaseDelay, DefaultBaseDelay)
+	maxDelay := defDur(cfg.MaxDelay, DefaultMaxDelay)
+	maxTracked := def(cfg.MaxTracked, DefaultMaxTracked)
+	if base > maxDelay {
+		return nil, fmt.Errorf("auth: base delay %s exceeds max delay %s", base, maxDelay)
+	}
+	cost, err := bcryptCost(cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	var pw [24]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return nil, fmt.Errorf("auth: dummy password: %w", err)
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(pw[:])), cost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: dummy hash: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{
+		store:     cfg.Store,
+		now:       now,
+		dummyHash: dummy,
+		compare:   bcrypt.CompareHashAndPassword,
+		t:         newThrottle(maxFailures, window, base, maxDelay, maxTracked),
+	}, nil
+}
+
+// ThrottledError refuses a login because its user name or client address is
+// locked out. The gateway answers 429 with a Retry-After header.
+type ThrottledError struct {
+	// RetryAfter is how long until the lockout ends.
+	RetryAfter time.Duration
+}
+
+// Error reports RetryAfter rounded up to whole seconds, the unit of the
+// Retry-After header.
+func (e *ThrottledError) Error() string {
+	d := e.RetryAfter.Truncate(time.Second)
+	if d < e.RetryAfter {
+		d += time.Second
+	}
+	return fmt.Sprintf("auth: too many failed logins; retry in %s", d)
+}
+
+// Login returns the user when the password matches.
+//
+// A wrong password and an unknown user return ErrBadCredentials after the
+// same work: an unknown user (or a name no user can have) is checked against
+// a dummy bcrypt hash of the same cost, so timing does not reveal which names
+// exist. A password longer than bcrypt's 72 bytes never matches, although
+// bcrypt would ignore the excess.
+//
+// If the user name or the address is locked out, Login returns
+// *ThrottledError without checking the password and without counting a
+// failure. remoteAddr is the client address the caller trusts ("ip" or
+// "ip:port"; "" is not throttled by address). A success clears the user's
+// failures but not the address's, so one valid account does not reset the
+// count of a guesser trying others from the same address.
+//
+// Attempts still being checked count against the limit: while a key has as
+// many in flight as it has failures left before its lockout (at least one),
+// a further attempt gets a ThrottledError of BaseDelay, so parallel requests
+// cannot try more passwords than sequential ones.
+//
+// A store error is returned wrapped, and counts as no failure.
+func (a *Authenticator) Login(ctx context.Context, username, password, remoteAddr string) (*User, error) {
+	ukey, akey := userKey(username), addrKey(remoteAddr)
+
+	now := a.now()
+	a.mu.Lock()
+	a.t.prune(now)
+	if wait := max(a.t.wait(ukey, now), a.t.wait(akey, now)); wait > 0 {
+		a.mu.Unlock()
+		return nil, &ThrottledError{RetryAfter: wait}
+	}
+	ue, ae := a.t.begin(ukey, now), a.t.begin(akey, now)
+	a.mu.Unlock()
+
+	var (
+		u   *User
+		err = errors.New("auth: login interrupted") // a panic in the store
+	)
+	defer func() {
+		now := a.now()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.t.prune(now)
+		a.t.end(ue)
+		a.t.end(ae)
+		switch {
+		case err == nil:
+			a.t.clear(ukey)
+		case errors.Is(err, ErrBadCredentials):
+			a.t.fail(ukey, now)
+			a.t.fail(akey, now)
+		}
+		a.t.dropIdle(ukey)
+		a.t.dropIdle(akey)
+	}()
+	u, err = a.check(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// check does the one bcrypt comparison of a login.
+func (a *Authenticator) check(ctx context.Context, username, password string) (*User, error) {
+	hash := a.dummyHash
+	var u *User
+	if ValidUserName(username) == nil {
+		found, err := a.store.User(ctx, username)
+		switch {
+		case err == nil:
+			u, hash = found, []byte(found.PasswordHash)
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("auth: login: %w", err)
+		}
+	}
+	cerr := a.compare(hash, []byte(password))
+	switch {
+	case u == nil, len(password) > MaxPasswordLen, errors.Is(cerr, bcrypt.ErrMismatchedHashAndPassword):
+		return nil, ErrBadCredentials
+	case cerr != nil:
+		// A damaged hash: the caller still sees bad credentials (anything
+		// else would tell that the user exists), the log sees why.
+		return nil, fmt.Errorf("%w (stored password hash of user %s unusable: %v)", ErrBadCredentials, username, cerr)
+	}
+	return u, nil
+}
+
+// tracked reports how many keys the throttle remembers, for tests.
+func (a *Authenticator) tracked() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.t.tracked()
+}

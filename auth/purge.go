@@ -1,0 +1,92 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Revocations apply to REST API tokens only. Execution and workload tokens
+// live minutes, are bound to one task instance, and are never revoked: the
+// task instance's state ends them. A revocation is needed only until the
+// token it names expires, so RunPurger deletes the expired ones.
+
+// DefaultPurgeGrace is how long a revocation outlives its token's exp when
+// PurgerConfig.Grace is zero: well above the default clock-skew leeway of
+// token validation ([api_auth] jwt_leeway, 10 s).
+const DefaultPurgeGrace = 5 * time.Minute
+
+// PurgerConfig configures RunPurger.
+type PurgerConfig struct {
+	// Store holds the revocations. Required.
+	Store Store
+	// Interval is the time between purges; the gateway passes
+	// 2 × [api_auth] jwt_expiration_time. Required unless Tick is set.
+	Interval time.Duration
+	// Now is the clock that decides what has expired; nil means time.Now.
+	Now func() time.Time
+	// Tick, when set, replaces the ticker: each value received starts a
+	// purge and Interval is ignored. Tests drive the purger with it.
+	// Closing it ends the purges; RunPurger still returns only when ctx is
+	// done.
+	Tick <-chan time.Time
+	// OnError receives the error of a failed purge (the purger carries on
+	// and tries again at the next tick); nil drops it. auth does not log:
+	// the caller does, with its logger.
+	OnError func(error)
+	// Grace keeps a revocation this long past its exp, because the
+	// validator still accepts a token within its clock-skew leeway after
+	// exp: deleting the revocation at exp would let a revoked token back in
+	// for that long. Zero means DefaultPurgeGrace; set it to at least the
+	// configured leeway.
+	Grace time.Duration
+}
+
+// RunPurger deletes expired revocations once at start and then at every
+// tick, until ctx is done; it returns nil then. It returns an error at once
+// only for an invalid configuration. Errors of individual purges go to
+// OnError and do not stop it.
+func RunPurger(ctx context.Context, cfg PurgerConfig) error {
+	if cfg.Store == nil {
+		return errors.New("auth: purger needs a store")
+	}
+	if cfg.Grace < 0 {
+		return fmt.Errorf("auth: purge grace %s is negative", cfg.Grace)
+	}
+	grace := cfg.Grace
+	if grace == 0 {
+		grace = DefaultPurgeGrace
+	}
+	tick := cfg.Tick
+	if tick == nil {
+		if cfg.Interval <= 0 {
+			return fmt.Errorf("auth: purge interval %s is not positive", cfg.Interval)
+		}
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	purge := func() {
+		if _, err := cfg.Store.PurgeRevocations(ctx, now().Add(-grace)); err != nil && ctx.Err() == nil && cfg.OnError != nil {
+			cfg.OnError(fmt.Errorf("auth: purge revocations: %w", err))
+		}
+	}
+	purge()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-tick:
+			if !ok {
+				tick = nil // a closed Tick stops the purges, not the wait for ctx
+				continue
+			}
+			purge()
+		}
+	}
+}
