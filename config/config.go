@@ -50,17 +50,17 @@ type Config struct {
 	// TrustedJWKSURL is a file path or http(s) URL of a JWKS whose keys verify
 	// tokens minted elsewhere.
 	TrustedJWKSURL string
-	// APIAudiences are the audiences of Airflow REST API tokens
-	// ([api_auth] jwt_audience). The Execution API never accepts them; the
-	// value is read so a shared airflow.cfg means the same thing here, and so
-	// a REST token presented to the Execution API can be recognised. Default
-	// empty, as in Airflow.
+	// APIAudiences are the audiences of REST (operator) tokens ([api_auth]
+	// jwt_audience); the first is used when minting. They must not overlap
+	// the execution audiences, so a REST token is never accepted by the
+	// Execution API nor a task token by the REST API. Airflow leaves the key
+	// unset; taskgate defaults it to its own value for that separation.
 	APIAudiences []string
-	// APITokenLifetime is the REST API token lifetime ([api_auth]
-	// jwt_expiration_time); read for completeness, not used by the Execution API.
+	// APITokenLifetime is the REST token lifetime ([api_auth]
+	// jwt_expiration_time).
 	APITokenLifetime time.Duration
-	// APICLITokenLifetime is the REST API CLI token lifetime ([api_auth]
-	// jwt_cli_expiration_time); read for completeness.
+	// APICLITokenLifetime is the REST token lifetime for the CLI ([api_auth]
+	// jwt_cli_expiration_time).
 	APICLITokenLifetime time.Duration
 
 	// [execution_api]

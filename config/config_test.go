@@ -38,6 +38,7 @@ func defaultConfig() *Config {
 		JWTLeeway:              10 * time.Second,
 		APITokenLifetime:       86400 * time.Second,
 		APICLITokenLifetime:    3600 * time.Second,
+		APIAudiences:           []string{"urn:taskgate:api"},
 		ExecutionTokenLifetime: 600 * time.Second,
 		ExecutionAudiences:     []string{"urn:airflow.apache.org:task"},
 		WorkloadTokenLifetime:  600 * time.Second,
@@ -635,7 +636,7 @@ func TestRedacted(t *testing.T) {
 		"api_auth.jwt_issuer":                          "a,b",
 		"api_auth.jwt_leeway":                          "10",
 		"api_auth.trusted_jwks_url":                    "https://user:xxxxx@jwks.example/keys",
-		"api_auth.jwt_audience":                        "",
+		"api_auth.jwt_audience":                        "urn:taskgate:api",
 		"api_auth.jwt_expiration_time":                 "86400",
 		"api_auth.jwt_cli_expiration_time":             "3600",
 		"execution_api.jwt_expiration_time":            "600",
@@ -724,5 +725,13 @@ func TestMarkdownTable(t *testing.T) {
 	}
 	if !strings.Contains(md, "| `api_auth` | `jwt_secret` | *(unset)* |") {
 		t.Errorf("unset default not rendered:\n%s", md)
+	}
+}
+
+func TestOverlappingAudiencesRefused(t *testing.T) {
+	_, err := Load(Sources{Env: []string{"AIRFLOW__API_AUTH__JWT_AUDIENCE=x,urn:airflow.apache.org:task"}})
+	var ve *ValueError
+	if !errors.As(err, &ve) || ve.Name != "jwt_audience" || !strings.Contains(err.Error(), "must not be interchangeable") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -88,6 +88,14 @@ func Load(src Sources) (*Config, error) {
 		return nil, layers["api_auth.jwt_private_key_path"].valueError(byName["api_auth.jwt_private_key_path"], c.JWTPrivateKeyPath,
 			fmt.Sprintf("cannot be combined with [api_auth] jwt_secret (from %s); set only one", secret.describe()))
 	}
+	for _, a := range c.APIAudiences {
+		for _, e := range c.ExecutionAudiences {
+			if a == e {
+				return nil, layers["api_auth.jwt_audience"].valueError(byName["api_auth.jwt_audience"], strings.Join(c.APIAudiences, ","),
+					fmt.Sprintf("shares %q with [execution_api] jwt_audience; REST and task tokens must not be interchangeable", a))
+			}
+		}
+	}
 	if c.WorkloadTokenLifetime == 0 {
 		c.WorkloadTokenLifetime = c.TaskQueuedTimeout
 	}

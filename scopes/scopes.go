@@ -57,6 +57,20 @@ func (c *Claims) Type() TokenType {
 	return TokenType(c.Scope)
 }
 
+// ComponentClaim is the claim that marks an execution token as a component's
+// (a triggerer's or DAG processor's) rather than a task instance's; its value
+// is the component kind. The claim is signed, so a task token cannot claim
+// to be a component, and a component token's sub (the component's UUID)
+// never equals a task instance id.
+const ComponentClaim = "component"
+
+// Component returns the component kind the token was issued to, or "" for a
+// task token.
+func (c *Claims) Component() string {
+	s, _ := c.Extra[ComponentClaim].(string)
+	return s
+}
+
 // Lifetime is the life the token was issued with (exp − iat).
 func (c *Claims) Lifetime() time.Duration { return c.ExpiresAt.Sub(c.IssuedAt) }
 
@@ -69,6 +83,10 @@ type Policy struct {
 	// SubjectIsTaskInstance requires the token's sub to equal the route's
 	// task-instance id (Airflow's "ti:self").
 	SubjectIsTaskInstance bool
+	// Components admits component tokens (execution tokens carrying the
+	// component claim). Only reads of shared data admit them: a component
+	// is no task instance and writes nothing a task owns.
+	Components bool
 }
 
 // AllowedTypes returns the policy's token types, sorted, with the default
@@ -129,6 +147,10 @@ var (
 		Reason: ReasonSubjectMismatch,
 		Detail: "Token subject does not match task instance ID",
 	}
+	ErrComponentNotAllowed = &Denial{
+		Reason: ReasonTypeNotAllowed,
+		Detail: "Component tokens are not allowed for this endpoint",
+	}
 )
 
 // CheckClaims checks the parts of a task token that do not depend on the
@@ -165,6 +187,9 @@ func Decide(p Policy, c *Claims, taskInstanceID string) *Denial {
 			Detail: "Token type '" + string(t) + "' not allowed for this endpoint. Allowed types: " +
 				strings.Join(names, ", "),
 		}
+	}
+	if c.Component() != "" && !p.Components {
+		return ErrComponentNotAllowed
 	}
 	if p.SubjectIsTaskInstance && !SameUUID(c.Subject, taskInstanceID) {
 		return ErrSubjectMismatch
