@@ -32,9 +32,10 @@ func TestPackageBoundaries(t *testing.T) {
 		{"workload", []string{mod + "scopes"}, []string{"net/http"}},
 		{"reissue", []string{mod + "scopes", echo, zap}, nil},
 		{"tokens", []string{mod + "scopes", jwt, "github.com/google/uuid"}, nil},
-		{"store", []string{mod + "workload", bbolt}, nil},
+		{"store", []string{mod + "workload", mod + "auth", bbolt}, nil},
+		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		{"config", nil, nil},
-		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", echo, zap}, nil},
+		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", echo, zap}, nil},
 	}
 	for _, r := range rules {
 		files, err := filepath.Glob(filepath.Join(r.dir, "*.go"))

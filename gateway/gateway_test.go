@@ -18,7 +18,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
@@ -29,14 +31,15 @@ import (
 // to the claims they were minted with. Unit tests of the gateway need no
 // cryptography; the tokens package tests that.
 type fakeTokens struct {
+	prefix string
 	mu     sync.Mutex
 	n      int
 	claims map[string]*scopes.Claims
 	now    func() time.Time
 }
 
-func newFakeTokens(now func() time.Time) *fakeTokens {
-	return &fakeTokens{claims: map[string]*scopes.Claims{}, now: now}
+func newFakeTokens(prefix string, now func() time.Time) *fakeTokens {
+	return &fakeTokens{prefix: prefix, claims: map[string]*scopes.Claims{}, now: now}
 }
 
 func (f *fakeTokens) Sign(base *scopes.Claims, life time.Duration) (string, *scopes.Claims, error) {
@@ -48,7 +51,7 @@ func (f *fakeTokens) Sign(base *scopes.Claims, life time.Duration) (string, *sco
 		ID: fmt.Sprintf("jti%d", f.n), Subject: base.Subject, Scope: base.Scope, Extra: base.Extra,
 		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(life), Audience: []string{"urn:airflow.apache.org:task"},
 	}
-	tok := fmt.Sprintf("tok.%d.%s", f.n, base.Scope)
+	tok := fmt.Sprintf("%s.%d.%s", f.prefix, f.n, base.Scope)
 	f.claims[tok] = c
 	return tok, c, nil
 }
@@ -64,6 +67,16 @@ func (f *fakeTokens) Validate(_ context.Context, raw string) (*scopes.Claims, er
 		return nil, errors.New("expired")
 	}
 	return c, nil
+}
+
+// mintClaims returns a token carrying base's claims.
+func (f *fakeTokens) mintClaims(t *testing.T, base *scopes.Claims, life time.Duration) string {
+	t.Helper()
+	tok, _, err := f.Sign(base, life)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // mint returns a token for sub with the given scope and lifetime.
@@ -93,8 +106,11 @@ type harness struct {
 	srv    *Server
 	db     *store.DB
 	tokens *fakeTokens
-	clock  *clock
-	logs   *observer.ObservedLogs
+	// rest mints REST tokens: a separate signer, as the REST audience
+	// makes them in production, so neither kind passes the other's routes.
+	rest  *fakeTokens
+	clock *clock
+	logs  *observer.ObservedLogs
 }
 
 const (
@@ -110,16 +126,25 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	toks := newFakeTokens(clk.Now)
+	toks := newFakeTokens("task", clk.Now)
+	rest := newFakeTokens("rest", clk.Now)
 	core, logs := observer.New(zap.DebugLevel)
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: clk.Now, BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := 0
 	srv, err := New(Config{
 		Validator: toks, Signer: toks, Store: db, ExecutionTokenLifetime: 600 * time.Second,
+		WorkloadTokenLifetime: time.Hour, APITokenLifetime: 24 * time.Hour, CLITokenLifetime: time.Hour,
+		Auth: db, Authenticator: authn, RESTSigner: rest, RESTValidator: rest, BcryptCost: bcrypt.MinCost,
+		NewID:        func() string { ids++; return fmt.Sprintf("0190e3e4-0000-7000-8000-%012x", ids) },
 		MaxBodyBytes: 64 << 10, Now: clk.Now, Logger: zap.New(core),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: srv, db: db, tokens: toks, clock: clk, logs: logs}
+	return &harness{t: t, srv: srv, db: db, tokens: toks, rest: rest, clock: clk, logs: logs}
 }
 
 // queue stores a queued task instance and returns its id.

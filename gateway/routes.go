@@ -6,14 +6,18 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/scopes"
 )
 
 // Route policies. Every authenticated route names one of these on its line in
 // routes(); a test walks Echo's registered routes against that table.
 var (
-	// execution: an execution token, any subject.
+	// execution: an execution token of a task, any subject.
 	execution = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}}
+	// executionRead: an execution token of a task or of a component
+	// (triggerer, DAG processor): reads of shared data.
+	executionRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Components: true}
 	// executionSelf: an execution token whose subject is the path's task instance.
 	executionSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true}
 	// runSelf: /run alone also takes the workload token it swaps for an
@@ -24,9 +28,13 @@ var (
 )
 
 type route struct {
-	method  string
-	path    string
-	policy  *scopes.Policy
+	method string
+	path   string
+	// policy guards Execution API routes (task tokens).
+	policy *scopes.Policy
+	// role guards REST routes (/auth, /api/v2): the least role a REST
+	// token must carry. Neither policy nor role: public.
+	role    auth.Role
 	handler echo.HandlerFunc
 }
 
@@ -34,8 +42,11 @@ type route struct {
 type Route struct {
 	Method string
 	Path   string
-	// Policy is nil for routes that take no token.
+	// Policy is the task-token policy of an Execution API route.
 	Policy *scopes.Policy
+	// Role is the least role of a REST route. A route with neither is
+	// public.
+	Role auth.Role
 }
 
 // routes is the whole Execution API surface, each route with the token types
@@ -43,31 +54,71 @@ type Route struct {
 func (s *Server) routes() []route {
 	const ti = "/execution/task-instances/:task_instance_id"
 	const xcom = "/execution/xcoms/:dag_id/:run_id/:task_id/*"
+	const tis = "/api/v2/dags/:dag_id/dagRuns/:dag_run_id/taskInstances"
+	const (
+		viewer = auth.RoleViewer
+		op     = auth.RoleOp
+		admin  = auth.RoleAdmin
+	)
 	return []route{
-		{http.MethodGet, "/execution/health", public, s.handleHealth},
-		{http.MethodGet, "/execution/health/ping", public, s.handleHealthPing},
+		{http.MethodGet, "/execution/health", public, "", s.handleHealth},
+		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
 
-		{http.MethodPatch, ti + "/run", runSelf, s.handleRunTaskInstance},
-		{http.MethodPatch, ti + "/state", executionSelf, s.handleUpdateState},
-		{http.MethodPut, ti + "/heartbeat", executionSelf, s.handleHeartbeat},
-		{http.MethodPut, ti + "/rtif", executionSelf, s.handlePutRenderedFields},
-		{http.MethodPatch, ti + "/skip-downstream", executionSelf, s.handleSkipDownstream},
-		{http.MethodGet, ti + "/previous-successful-dagrun", executionSelf, s.handleGetPreviousSuccessfulDagRun},
-		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", execution, s.handleGetRescheduleStartDate},
+		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
+		{http.MethodPatch, ti + "/state", executionSelf, "", s.handleUpdateState},
+		{http.MethodPut, ti + "/heartbeat", executionSelf, "", s.handleHeartbeat},
+		{http.MethodPut, ti + "/rtif", executionSelf, "", s.handlePutRenderedFields},
+		{http.MethodPatch, ti + "/skip-downstream", executionSelf, "", s.handleSkipDownstream},
+		{http.MethodGet, ti + "/previous-successful-dagrun", executionSelf, "", s.handleGetPreviousSuccessfulDagRun},
+		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", execution, "", s.handleGetRescheduleStartDate},
 
-		{http.MethodGet, "/execution/variables/keys", execution, s.handleListVariableKeys},
-		{http.MethodGet, "/execution/variables/*", execution, s.handleGetVariable},
-		{http.MethodPut, "/execution/variables/*", execution, s.handlePutVariable},
-		{http.MethodDelete, "/execution/variables/*", execution, s.handleDeleteVariable},
+		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
+		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},
+		{http.MethodPut, "/execution/variables/*", execution, "", s.handlePutVariable},
+		{http.MethodDelete, "/execution/variables/*", execution, "", s.handleDeleteVariable},
 
-		{http.MethodGet, "/execution/connections/:connection_id", execution, s.handleGetConnection},
+		{http.MethodGet, "/execution/connections/:connection_id", executionRead, "", s.handleGetConnection},
 
 		// GET also serves …/{key}/item/{offset} and …/{key}/slice: keys may
 		// contain '/', so the suffix is recognised by the handler.
-		{http.MethodGet, xcom, execution, s.handleGetXCom},
-		{http.MethodHead, xcom, execution, s.handleHeadXCom},
-		{http.MethodPost, xcom, execution, s.handleSetXCom},
-		{http.MethodDelete, xcom, execution, s.handleDeleteXCom},
+		{http.MethodGet, xcom, executionRead, "", s.handleGetXCom},
+		{http.MethodHead, xcom, executionRead, "", s.handleHeadXCom},
+		{http.MethodPost, xcom, execution, "", s.handleSetXCom},
+		{http.MethodDelete, xcom, execution, "", s.handleDeleteXCom},
+
+		{http.MethodPost, "/execution/token/refresh", executionRead, "", s.handleRefreshToken},
+
+		// The operator side: REST tokens with roles.
+		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},
+		{http.MethodPost, "/auth/token/cli", public, "", s.handleLogin(true)},
+		{http.MethodPost, "/auth/logout", nil, viewer, s.handleLogout},
+
+		{http.MethodGet, "/api/v2/variables", nil, viewer, s.handleListVariables},
+		{http.MethodPost, "/api/v2/variables", nil, op, s.handleCreateVariable},
+		{http.MethodGet, "/api/v2/variables/*", nil, viewer, s.handleAdminGetVariable},
+		{http.MethodPatch, "/api/v2/variables/*", nil, op, s.handlePatchVariable},
+		{http.MethodDelete, "/api/v2/variables/*", nil, op, s.handleAdminDeleteVariable},
+
+		{http.MethodGet, "/api/v2/connections", nil, viewer, s.handleListConnections},
+		{http.MethodPost, "/api/v2/connections", nil, op, s.handleCreateConnection},
+		{http.MethodGet, "/api/v2/connections/:connection_id", nil, viewer, s.handleAdminGetConnection},
+		{http.MethodPatch, "/api/v2/connections/:connection_id", nil, op, s.handlePatchConnection},
+		{http.MethodDelete, "/api/v2/connections/:connection_id", nil, op, s.handleDeleteConnection},
+
+		{http.MethodGet, tis, nil, viewer, s.handleListTaskInstances},
+		{http.MethodGet, tis + "/:task_id", nil, viewer, s.handleGetTaskInstance},
+		{http.MethodPatch, tis + "/:task_id", nil, op, s.handlePatchTaskInstance},
+
+		{http.MethodPost, "/api/v2/workloads", nil, op, s.handleQueueWorkload},
+
+		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
+		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},
+		{http.MethodDelete, "/api/v2/components/:id", nil, admin, s.handleRemoveComponent},
+
+		{http.MethodGet, "/api/v2/users", nil, admin, s.handleListUsers},
+		{http.MethodPost, "/api/v2/users", nil, admin, s.handleAddUser},
+		{http.MethodDelete, "/api/v2/users/:username", nil, admin, s.handleRemoveUser},
+		{http.MethodPost, "/api/v2/tokens/revoke", nil, admin, s.handleRevokeToken},
 	}
 }
 
@@ -79,7 +130,7 @@ func RouteTable() []Route {
 	rs := (&Server{}).routes()
 	out := make([]Route, len(rs))
 	for i, r := range rs {
-		out[i] = Route{Method: r.method, Path: r.path, Policy: r.policy}
+		out[i] = Route{Method: r.method, Path: r.path, Policy: r.policy, Role: r.role}
 	}
 	return out
 }
@@ -91,15 +142,21 @@ func RouteTableMarkdown() string {
 	b.WriteString("| Method | Path | Tokens accepted | `sub` must equal `{task_instance_id}` |\n|---|---|---|---|\n")
 	for _, r := range RouteTable() {
 		tokens, self := "none (public)", ""
-		if r.Policy != nil {
-			names := make([]string, 0, 2)
+		switch {
+		case r.Policy != nil:
+			names := make([]string, 0, 3)
 			for _, t := range r.Policy.AllowedTypes() {
 				names = append(names, string(t))
+			}
+			if r.Policy.Components {
+				names = append(names, "component")
 			}
 			tokens = strings.Join(names, ", ")
 			if r.Policy.SubjectIsTaskInstance {
 				self = "yes"
 			}
+		case r.Role != "":
+			tokens = "REST token, role ≥ " + string(r.Role)
 		}
 		path := strings.ReplaceAll(r.Path, "/*", "/{key:path}")
 		b.WriteString("| " + r.Method + " | `" + path + "` | " + tokens + " | " + self + " |\n")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/scopes"
 )
 
@@ -34,11 +35,29 @@ func TestRouteTable(t *testing.T) {
 	}
 	for key, r := range table {
 		switch {
-		case r.Policy == nil:
-			if !strings.HasPrefix(r.Path, "/execution/health") {
+		case r.Policy != nil && r.Role != "":
+			t.Errorf("%s has both a task-token policy and a role", key)
+		case r.Policy == nil && r.Role == "":
+			if !strings.HasPrefix(r.Path, "/execution/health") && !strings.HasPrefix(r.Path, "/auth/token") {
 				t.Errorf("%s takes no token", key)
 			}
 			continue
+		case r.Role != "":
+			if !strings.HasPrefix(r.Path, "/api/v2/") && r.Path != "/auth/logout" {
+				t.Errorf("%s: REST roles guard only /api/v2 and /auth routes", key)
+			}
+			if strings.HasPrefix(r.Path, "/api/v2/users") || strings.HasPrefix(r.Path, "/api/v2/components") ||
+				strings.HasPrefix(r.Path, "/api/v2/tokens") {
+				if r.Role != auth.RoleAdmin {
+					t.Errorf("%s must require admin, has %s", key, r.Role)
+				}
+			}
+			if r.Method != "GET" && r.Role == auth.RoleViewer && r.Path != "/auth/logout" {
+				t.Errorf("%s: a viewer may only read", key)
+			}
+			continue
+		case !strings.HasPrefix(r.Path, "/execution/"):
+			t.Errorf("%s: task-token policies guard only /execution routes", key)
 		case strings.HasSuffix(r.Path, "/task-instances/:task_instance_id/run"):
 			if got := r.Policy.AllowedTypes(); len(got) != 2 || !r.Policy.SubjectIsTaskInstance {
 				t.Errorf("%s policy = %+v, want execution+workload and ti:self", key, r.Policy)
@@ -53,6 +72,10 @@ func TestRouteTable(t *testing.T) {
 		if strings.Contains(r.Path, "/task-instances/:task_instance_id") && !r.Policy.SubjectIsTaskInstance {
 			t.Errorf("%s does not require sub == task_instance_id", key)
 		}
+		if r.Policy.Components && (r.Method != "GET" && r.Method != "HEAD" && r.Path != "/execution/token/refresh" ||
+			strings.Contains(r.Path, "task-instances") || strings.Contains(r.Path, "task-reschedules")) {
+			t.Errorf("%s admits component tokens but is not a read of shared data", key)
+		}
 	}
 }
 
@@ -65,18 +88,48 @@ func TestEveryRouteEnforcesItsPolicy(t *testing.T) {
 	other := h.queue("etl", "r", "u", -1)
 	wl := h.tokens.mint(t, id, scopes.Workload, time.Hour)
 	otherExec := h.tokens.mint(t, other, scopes.Execution, time.Hour)
+	exec := h.tokens.mint(t, id, scopes.Execution, time.Hour)
+	component := h.tokens.mintClaims(t, &scopes.Claims{Subject: "0190e3e4-0000-7000-8000-00000000c0de",
+		Scope: "execution", Extra: map[string]any{scopes.ComponentClaim: "triggerer"}}, time.Hour)
+	restToken := func(role auth.Role) string {
+		return h.rest.mintClaims(t, &scopes.Claims{Subject: "someone", Extra: map[string]any{"role": string(role)}}, time.Hour)
+	}
 	fill := strings.NewReplacer(":task_instance_id", id, ":dag_id", "etl", ":run_id", "r", ":task_id", "t",
-		":connection_id", "c", "*", "k")
+		":connection_id", "c", ":dag_run_id", "r", ":username", "nobody", ":id", "x", "*", "k")
 	for _, r := range h.srv.Routes() {
 		path := fill.Replace(r.Path)
 		name := r.Method + " " + r.Path
 		t.Run(name, func(t *testing.T) {
 			noToken := h.do(r.Method, path, "", "{}")
-			if r.Policy == nil {
-				if noToken.status != 200 {
+			if r.Policy == nil && r.Role == "" {
+				if noToken.status == 401 || noToken.status == 403 {
 					t.Errorf("public route = %d", noToken.status)
 				}
 				return
+			}
+			if r.Role != "" {
+				if noToken.status != 401 {
+					t.Errorf("no token = %d, want 401", noToken.status)
+				}
+				// A task token is no REST token, whatever it claims.
+				if got := h.do(r.Method, path, exec, "{}"); got.status != 401 {
+					t.Errorf("execution token = %d, want 401", got.status)
+				}
+				for _, role := range []auth.Role{auth.RoleViewer, auth.RoleOp, auth.RoleAdmin} {
+					got := h.do(r.Method, path, restToken(role), "{}")
+					if allowed := role.AtLeast(r.Role); allowed == (got.status == 403) {
+						t.Errorf("role %s = %d %s (route needs %s)", role, got.status, got.body, r.Role)
+					}
+				}
+				return
+			}
+			// A REST token is no task token.
+			if got := h.do(r.Method, path, restToken(auth.RoleAdmin), "{}"); got.status != 403 {
+				t.Errorf("REST token = %d, want 403", got.status)
+			}
+			got := h.do(r.Method, path, component, "{}")
+			if refused := strings.Contains(got.body, "Component tokens are not allowed"); r.Policy.Components == refused {
+				t.Errorf("component token = %d %s (components allowed: %v)", got.status, got.body, r.Policy.Components)
 			}
 			if noToken.status != 401 {
 				t.Errorf("no token = %d, want 401", noToken.status)

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
@@ -51,6 +52,7 @@ type Store interface {
 	workload.Variables
 	workload.Connections
 	workload.XComs
+	workload.Catalog
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
@@ -73,8 +75,30 @@ type Config struct {
 	// accepted for task mapping.
 	MaxMapLength int
 	HealthChecks []HealthCheck
-	Now          func() time.Time
-	Logger       *zap.Logger
+
+	// WorkloadTokenLifetime is the life of workload tokens minted by the
+	// admin API (POST /api/v2/workloads).
+	WorkloadTokenLifetime time.Duration
+
+	// The operator side: users, REST tokens (their own signer and
+	// validator, configured with the REST audience), revocations,
+	// components.
+	Auth          auth.Store
+	Authenticator Authenticator
+	RESTSigner    Signer
+	RESTValidator Validator
+	// APITokenLifetime and CLITokenLifetime are [api_auth]
+	// jwt_expiration_time and jwt_cli_expiration_time.
+	APITokenLifetime time.Duration
+	CLITokenLifetime time.Duration
+	// BcryptCost hashes passwords of users added through the API; 0 is
+	// bcrypt's default.
+	BcryptCost int
+	// NewID returns a fresh UUID for task instances and components.
+	NewID func() string
+
+	Now    func() time.Time
+	Logger *zap.Logger
 }
 
 // Server is the Execution API.
@@ -90,8 +114,10 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Validator == nil || cfg.Signer == nil || cfg.Store == nil:
 		return nil, errors.New("gateway: validator, signer and store are required")
-	case cfg.ExecutionTokenLifetime <= 0:
-		return nil, errors.New("gateway: execution token lifetime must be positive")
+	case cfg.Auth == nil || cfg.Authenticator == nil || cfg.RESTSigner == nil || cfg.RESTValidator == nil || cfg.NewID == nil:
+		return nil, errors.New("gateway: auth store, authenticator, REST signer and validator and NewID are required")
+	case cfg.ExecutionTokenLifetime <= 0 || cfg.WorkloadTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:
+		return nil, errors.New("gateway: token lifetimes must be positive")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
@@ -109,14 +135,21 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	// The client address is the connection's: X-Forwarded-For is not
+	// trusted, or anyone could dodge login throttling by setting it.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.accessLog, s.recoverPanics, s.limitBody)
 	e.Use(reissue.Middleware(reissue.Config{
-		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Now: cfg.Now, Logger: cfg.Logger,
+		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
+		Now: cfg.Now, Logger: cfg.Logger,
 	}))
 	for _, r := range s.routes() {
 		h := r.handler
-		if r.policy != nil {
+		switch {
+		case r.policy != nil:
 			h = s.requireToken(*r.policy)(h)
+		case r.role != "":
+			h = s.requireRole(r.role)(h)
 		}
 		e.Add(r.method, r.path, h)
 	}
@@ -235,6 +268,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if cl := claimsOf(c); cl != nil {
 			fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
 				zap.String("jti", cl.ID))
+			if comp := cl.Component(); comp != "" {
+				fields = append(fields, zap.String("component", comp))
+			}
+		} else if cl := restClaimsOf(c); cl != nil {
+			fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
 		}
 		s.log.Info("request", fields...)
 		return nil

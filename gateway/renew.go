@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/reissue"
+	"github.com/taskgate/taskgate/scopes"
+)
+
+// renewable decides whether a due execution token may be renewed: a task
+// token only while its task instance has not finished, a component token
+// only while the component is registered. Renewal is rare (once per token
+// life), so this lookup costs nothing measurable; without it a finished
+// task's token could be kept alive forever by calling any read route.
+func (s *Server) renewable(ctx context.Context, c *scopes.Claims) bool {
+	if c.Component() != "" {
+		_, err := s.cfg.Auth.Component(ctx, c.Subject)
+		return err == nil
+	}
+	ti, err := s.cfg.Store.TaskInstance(ctx, c.Subject)
+	return err == nil && !ti.State.Terminal()
+}
+
+var errNotRenewable = &APIError{Status: http.StatusForbidden,
+	Detail: "Token can no longer be renewed: its task instance finished or its component was removed"}
+
+// handleRefreshToken is POST /execution/token/refresh: an execution token
+// holder that is idle (a triggerer between triggers, say) renews explicitly
+// instead of waiting for a response to carry a new token. The new token is
+// in the body and in Refreshed-API-Token.
+func (s *Server) handleRefreshToken(c echo.Context) error {
+	claims := claimsOf(c)
+	if !s.renewable(c.Request().Context(), claims) {
+		return errNotRenewable
+	}
+	tok, minted, err := s.cfg.Signer.Sign(claims, s.cfg.ExecutionTokenLifetime)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(reissue.Header, tok)
+	return c.JSON(http.StatusOK, map[string]any{"token": tok, "expires_at": minted.ExpiresAt})
+}

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/reissue"
+	"github.com/taskgate/taskgate/scopes"
+)
+
+// REST (operator) tokens are a separate kind from task tokens: their own
+// audience ([api_auth] jwt_audience), lifetimes ([api_auth]
+// jwt_expiration_time, jwt_cli_expiration_time), a role claim, and a
+// revocation list. They never pass the Execution API, nor task tokens the
+// REST API: each side validates with its own audience.
+
+const (
+	// cookieName carries a browser's REST token, as Airflow's UI does.
+	cookieName = "_token"
+	// roleClaim holds the user's role in a REST token.
+	roleClaim     = "role"
+	restClaimsKey = "taskgate.rest_claims"
+)
+
+// Authenticator checks a user's password, slowing down guessing.
+type Authenticator interface {
+	Login(ctx context.Context, username, password, remoteAddr string) (*auth.User, error)
+}
+
+var (
+	errNotAuthenticated = &APIError{Status: http.StatusUnauthorized, Detail: "Not authenticated"}
+	errInvalidJWT       = &APIError{Status: http.StatusUnauthorized, Detail: "Invalid JWT token"}
+	errRevoked          = &APIError{Status: http.StatusUnauthorized, Detail: "Token has been revoked"}
+	errForbidden        = &APIError{Status: http.StatusForbidden, Detail: "Forbidden"}
+	errBadCredentials   = &APIError{Status: http.StatusUnauthorized, Detail: "Invalid username or password"}
+)
+
+// restToken finds a REST token in the order the REST API accepts it: the
+// Authorization header, the token query parameter, the _token cookie.
+func restToken(r *http.Request) (raw string, fromCookie bool) {
+	if t := bearer(r); t != "" {
+		return t, false
+	}
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t, false
+	}
+	if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
+		return ck.Value, true
+	}
+	return "", false
+}
+
+func restClaimsOf(c echo.Context) *scopes.Claims {
+	cl, _ := c.Get(restClaimsKey).(*scopes.Claims)
+	return cl
+}
+
+// roleOf returns the role a REST token carries.
+func roleOf(c *scopes.Claims) (auth.Role, bool) {
+	s, _ := c.Extra[roleClaim].(string)
+	r, err := auth.ParseRole(s)
+	return r, err == nil
+}
+
+// requireRole admits REST requests whose token is valid, not revoked, and
+// carries at least the given role. A browser's cookie token that is close
+// to expiry is re-issued in a fresh cookie.
+func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx := c.Request().Context()
+			raw, fromCookie := restToken(c.Request())
+			if raw == "" {
+				return errNotAuthenticated
+			}
+			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
+			if err == nil && claims.ID == "" {
+				err = errors.New("gateway: token has no jti")
+			}
+			if err != nil {
+				c.Set(authErrorKey, err.Error())
+				return errInvalidJWT
+			}
+			role, ok := roleOf(claims)
+			if !ok {
+				c.Set(authErrorKey, "role claim missing or unknown")
+				return errInvalidJWT
+			}
+			revoked, err := s.cfg.Auth.IsRevoked(ctx, claims.ID)
+			if err != nil {
+				return err
+			}
+			if revoked {
+				return errRevoked
+			}
+			c.Set(restClaimsKey, claims)
+			if !role.AtLeast(min) {
+				return errForbidden
+			}
+			if fromCookie {
+				s.refreshCookie(c, claims)
+			}
+			return next(c)
+		}
+	}
+}
+
+// refreshCookie re-issues a browser's cookie token on the way out when it is
+// close to expiry (the renewal rule of execution tokens), so an active
+// session does not end mid-use.
+func (s *Server) refreshCookie(c echo.Context, claims *scopes.Claims) {
+	res := c.Response()
+	res.Before(func() {
+		if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+			return
+		}
+		if claims.ExpiresAt.Sub(s.now()) > reissue.Threshold(claims) {
+			return
+		}
+		tok, _, err := s.cfg.RESTSigner.Sign(claims, s.cfg.APITokenLifetime)
+		if err != nil {
+			s.log.Warn("cookie renewal failed: " + err.Error())
+			return
+		}
+		s.setTokenCookie(c, tok, s.cfg.APITokenLifetime)
+	})
+}
+
+// setTokenCookie sets the browser's token cookie: HttpOnly so scripts cannot
+// read it, SameSite=Lax against cross-site form posts, Secure when served
+// over TLS.
+func (s *Server) setTokenCookie(c echo.Context, token string, life time.Duration) {
+	c.SetCookie(&http.Cookie{
+		Name: cookieName, Value: token, Path: "/", MaxAge: int(life / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Request().TLS != nil,
+	})
+}
+
+// handleLogin is POST /auth/token (browser and API clients: the long
+// lifetime, plus the cookie) and POST /auth/token/cli (the short lifetime,
+// no cookie).
+func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		o, verr := decodeObject(body)
+		if verr != nil {
+			return verr
+		}
+		user := o.str("username", true, false)
+		pass := o.str("password", true, false)
+		o.forbidExtra()
+		if verr := o.err(); verr != nil {
+			return verr
+		}
+		u, err := s.cfg.Authenticator.Login(c.Request().Context(), *user, *pass, c.RealIP())
+		var throttled *auth.ThrottledError
+		switch {
+		case errors.As(err, &throttled):
+			secs := int(math.Ceil(throttled.RetryAfter.Seconds()))
+			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many failed login attempts; retry later"}
+		case errors.Is(err, auth.ErrBadCredentials):
+			c.Set(authErrorKey, "bad credentials for "+strconv.Quote(*user))
+			return errBadCredentials
+		case err != nil:
+			return err
+		}
+		life := s.cfg.APITokenLifetime
+		if cli {
+			life = s.cfg.CLITokenLifetime
+		}
+		tok, claims, err := s.cfg.RESTSigner.Sign(&scopes.Claims{
+			Subject: u.Name, Extra: map[string]any{roleClaim: string(u.Role)},
+		}, life)
+		if err != nil {
+			return err
+		}
+		c.Set(restClaimsKey, claims)
+		if !cli {
+			s.setTokenCookie(c, tok, life)
+		}
+		return c.JSON(http.StatusCreated, map[string]string{"access_token": tok})
+	}
+}
+
+// handleLogout is POST /auth/logout: the token is revoked until it would
+// have expired anyway, and the cookie is cleared.
+func (s *Server) handleLogout(c echo.Context) error {
+	claims := restClaimsOf(c)
+	if err := s.cfg.Auth.Revoke(c.Request().Context(), claims.ID, claims.ExpiresAt); err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: c.Request().TLS != nil})
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handleRevokeToken is POST /api/v2/tokens/revoke {"jti", "exp"?}: an admin
+// revokes a REST token by its id. Without exp the entry is kept for the
+// longest REST token lifetime, after which any such token is dead anyway.
+func (s *Server) handleRevokeToken(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return verr
+	}
+	jti := o.str("jti", true, false)
+	exp := o.datetime("exp", false, true)
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return verr
+	}
+	if strings.TrimSpace(*jti) == "" || len(*jti) > 128 {
+		return paramError("body", "jti", "string_too_short", "jti must be 1 to 128 characters", *jti)
+	}
+	until := s.now().Add(max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime))
+	if exp != nil {
+		until = *exp
+	}
+	if err := s.cfg.Auth.Revoke(c.Request().Context(), *jti, until); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
