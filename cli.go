@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
 	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/scopes"
@@ -199,20 +200,39 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// REST tokens: the same keys, their own audience.
+	rc := tc
+	rc.Audiences = cfg.APIAudiences
+	restSigner, err := tokens.NewSigner(rc)
+	if err != nil {
+		return err
+	}
+	restValidator, err := tokens.NewValidator(rc)
+	if err != nil {
+		return err
+	}
 	db, err := openStore(cfg, now)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now})
+	if err != nil {
+		return err
+	}
 
 	srv, err := gateway.New(gateway.Config{
 		Validator: validator, Signer: signer, Store: db,
 		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime,
+		WorkloadTokenLifetime:  cfg.WorkloadTokenLifetime,
 		MaxBodyBytes:           cfg.MaxBodyBytes,
 		MaxMapLength:           cfg.MaxMapLength,
 		HealthChecks: []gateway.HealthCheck{
 			{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
 		},
+		Auth: db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
+		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
+		NewID:  newID,
 		Now:    now,
 		Logger: log,
 	})
@@ -236,11 +256,25 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	for _, v := range []*tokens.Validator{validator, restValidator} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := v.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("jwks refresher stopped", zap.Error(err))
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := validator.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Warn("jwks refresher stopped", zap.Error(err))
+		// Revocations outlive their token's expiry by up to one interval.
+		err := auth.RunPurger(runCtx, auth.PurgerConfig{
+			Store: db, Interval: 2 * cfg.APITokenLifetime, Now: now,
+			OnError: func(err error) { log.Warn("purging revocations failed", zap.Error(err)) },
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("revocation purger stopped", zap.Error(err))
 		}
 	}()
 	serveErr := make(chan error, 1)
@@ -322,11 +356,7 @@ func (e *cliEnv) workloads(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	id, err := uuid.NewV7()
-	if err != nil {
-		return err
-	}
-	ti, err := workload.Queue(ctx, db, id.String(), r, time.Now())
+	ti, err := workload.Queue(ctx, db, newID(), r, time.Now())
 	if err != nil {
 		return err
 	}
@@ -335,6 +365,15 @@ func (e *cliEnv) workloads(ctx context.Context, args []string) error {
 		return err
 	}
 	return writeJSON(e.stdout, workload.NewExecuteTask(ti, tok))
+}
+
+// newID returns a time-ordered UUID (v7), as Airflow 3 uses for task
+// instances; it falls back to a random one if the clock read fails.
+func newID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 	"github.com/taskgate/taskgate/config"
 	"github.com/taskgate/taskgate/gateway"
 )
+
+var updateREADME = flag.Bool("update", false, "rewrite the README's generated tables")
 
 // TestREADMETables keeps the README's configuration and route tables equal
 // to the ones the code enforces.
@@ -28,7 +31,16 @@ func TestREADMETables(t *testing.T) {
 			continue
 		}
 		if got := readme[i+len(begin) : j]; got != tc.want {
-			t.Errorf("README %s is stale; replace it with:\n%s", tc.name, tc.want)
+			if *updateREADME {
+				readme = readme[:i+len(begin)] + tc.want + readme[j:]
+				continue
+			}
+			t.Errorf("README %s is stale (go test -run TestREADMETables . -args -update):\n%s", tc.name, tc.want)
+		}
+	}
+	if *updateREADME {
+		if err := os.WriteFile("README.md", []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
