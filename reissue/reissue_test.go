@@ -131,3 +131,31 @@ func TestMiddleware(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkDue(b *testing.B) {
+	c := claims("execution", 600*time.Second)
+	now := t0.Add(100 * time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		if Due(c, now) {
+			b.Fatal("due")
+		}
+	}
+}
+
+// BenchmarkMiddlewareNotDue is the cost every authenticated request pays.
+func BenchmarkMiddlewareNotDue(b *testing.B) {
+	e := echo.New()
+	c0 := claims("execution", 600*time.Second)
+	h := Middleware(Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
+		Now:    func() time.Time { return t0.Add(100 * time.Second) },
+		Claims: func(echo.Context) *scopes.Claims { return c0 }})(func(c echo.Context) error { return c.NoContent(204) })
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		if err := h(e.NewContext(req, rec)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

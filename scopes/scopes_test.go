@@ -129,3 +129,15 @@ func FuzzCanonicalUUID(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecide(b *testing.B) {
+	p := Policy{Allowed: []TokenType{Execution}, SubjectIsTaskInstance: true}
+	c := &Claims{Subject: tiA, Scope: "execution"}
+	upper := "0190E3E4-3C2B-7A8E-9D0E-6F1A2B3C4D5E"
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := Decide(p, c, upper); d != nil {
+			b.Fatal(d)
+		}
+	}
+}

@@ -13,12 +13,14 @@ import (
 	"github.com/taskgate/taskgate/scopes"
 )
 
-// benchConfigs returns one configuration per algorithm, sharing keys.
+// benchConfigs returns one configuration per algorithm, sharing keys. The
+// verified-token cache is off: these benchmarks measure verification itself
+// (BenchmarkValidateCached measures the cache).
 func benchConfigs(b *testing.B) map[string]Config {
 	b.Helper()
 	clock := newFakeClock(t0)
 	rsaPath := writePEM(b, newRSAKey(b, 2048), false)
-	base := Config{Audiences: []string{testAudience}, Leeway: 10 * time.Second, Now: clock.Now}
+	base := Config{Audiences: []string{testAudience}, Leeway: 10 * time.Second, Now: clock.Now, CacheSize: -1}
 	return map[string]Config{
 		"HS512": withCfg(base, func(c *Config) { c.Secret = randomSecret(b) }),
 		"RS256": withCfg(base, func(c *Config) { c.PrivateKeyPath = rsaPath; c.Algorithm = "RS256" }),

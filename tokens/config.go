@@ -98,6 +98,10 @@ type Config struct {
 	// Now is the clock; default time.Now. Tests move a fake clock instead
 	// of sleeping.
 	Now func() time.Time
+	// CacheSize bounds how many verified tokens a Validator remembers so
+	// that a worker's repeated requests skip signature verification; 0
+	// means DefaultCacheSize, negative disables the cache.
+	CacheSize int
 }
 
 // keyKind says where the key material comes from; the algorithm must fit it.

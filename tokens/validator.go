@@ -23,6 +23,9 @@ type Validator struct {
 	secret  []byte           // HS512 mode
 	pub     crypto.PublicKey // private-key mode: the public half
 	jwks    *jwks            // trusted_jwks_url mode
+	now     func() time.Time
+	leeway  time.Duration
+	cache   *verifiedCache // nil when disabled
 
 	// newTicker drives Run; tests replace it to tick by hand.
 	newTicker func(time.Duration) (<-chan time.Time, func())
@@ -41,6 +44,14 @@ func NewValidator(cfg Config) (*Validator, error) {
 	v := &Validator{
 		issuers:   slices.Clone(cfg.Issuers),
 		newTicker: realTicker,
+		now:       cfg.now(),
+		leeway:    cfg.Leeway,
+	}
+	switch {
+	case cfg.CacheSize == 0:
+		v.cache = newVerifiedCache(DefaultCacheSize)
+	case cfg.CacheSize > 0:
+		v.cache = newVerifiedCache(cfg.CacheSize)
 	}
 	var kind keyKind
 	switch {
@@ -99,9 +110,24 @@ func NewValidator(cfg Config) (*Validator, error) {
 // digit for digit.
 //
 // ctx only matters in JWKS mode, where an unknown kid may wait for a fetch.
+//
+// A token verified before is answered from a bounded cache of verified
+// tokens while it is inside the window the verification accepted (see
+// verifiedCache). The returned claims may be shared between calls: callers
+// must not modify them.
 func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, invalid("token larger than " + strconv.Itoa(MaxTokenSize) + " bytes")
+	}
+	var keys any
+	if v.jwks != nil {
+		keys = v.jwks.keys.Load()
+	}
+	now := v.now()
+	if v.cache != nil {
+		if claims, ok := v.cache.get(raw, now, keys); ok {
+			return claims, nil
+		}
 	}
 	if err := checkAlphabet(raw); err != nil {
 		return nil, err
@@ -113,7 +139,20 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 	if err != nil {
 		return nil, v.classify(err, tok)
 	}
-	return c.result(), nil
+	claims := c.result()
+	if v.cache != nil {
+		// The window the parser just accepted: iat and nbf minus leeway up
+		// to exp plus leeway (the upper end one instant short, which only
+		// sends that instant back to full validation).
+		from := claims.IssuedAt
+		if claims.NotBefore.After(from) {
+			from = claims.NotBefore
+		}
+		v.cache.put(raw, cacheEntry{
+			claims: claims, from: from.Add(-v.leeway), until: claims.ExpiresAt.Add(v.leeway), keys: keys,
+		}, now)
+	}
+	return claims, nil
 }
 
 // checkAlphabet refuses anything but three base64url segments. Base64
