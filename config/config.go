@@ -85,6 +85,11 @@ type Config struct {
 
 	// [core]
 
+	// FernetKeys are [core] fernet_key: the first encrypts connection
+	// secrets at rest, every one decrypts, so a key can be rotated in by
+	// putting it first. Empty: the gateway uses <data_dir>/fernet_key.
+	FernetKeys []string
+
 	// MaxMapLength bounds the mapped length an XCom push may declare, as
 	// Airflow's [core] max_map_length does.
 	MaxMapLength int
@@ -116,6 +121,14 @@ type Config struct {
 	// JWKSRefresh is how often a remote TrustedJWKSURL is fetched again, so
 	// rotated keys are picked up without a restart.
 	JWKSRefresh time.Duration
+	// MaxInFlight bounds requests handled at once: beyond it the gateway
+	// answers 503 with Retry-After at once instead of queueing without
+	// bound. Health checks are not counted.
+	MaxInFlight int
+	// AuthFailuresPerMinute is how many authentication failures one client
+	// address or token subject may make in a minute before it is answered
+	// 429 with Retry-After; 0 disables the limit.
+	AuthFailuresPerMinute int
 
 	// Source maps "section.key" to where the effective value came from:
 	// "default", "file", "env" or "flag". It exists for a `config show` style

@@ -49,6 +49,8 @@ func defaultConfig() *Config {
 		LogLevel:               "info",
 		MaxBodyBytes:           1 << 20,
 		BatchDelay:             time.Millisecond,
+		MaxInFlight:            4096,
+		AuthFailuresPerMinute:  60,
 		ShutdownTimeout:        30 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		ReadTimeout:            60 * time.Second,
@@ -254,7 +256,7 @@ anything: goes here
 	want.APIAudiences = []string{"rest-a", "rest-b"}
 	want.ExecutionAudiences = []string{"urn:airflow.apache.org:task", "second-aud"}
 	want.File = path
-	for _, k := range []string{"core.max_map_length", "api_auth.jwt_secret", "api_auth.jwt_issuer",
+	for _, k := range []string{"core.fernet_key", "core.max_map_length", "api_auth.jwt_secret", "api_auth.jwt_issuer",
 		"api_auth.jwt_audience", "execution_api.jwt_audience", "scheduler.task_queued_timeout"} {
 		want.Source[k] = "file"
 	}
@@ -643,7 +645,10 @@ func TestRedacted(t *testing.T) {
 		"execution_api.jwt_audience":                   "urn:airflow.apache.org:task",
 		"execution_api.workload_token_expiration_time": "90.25",
 		"scheduler.task_queued_timeout":                "90.25",
+		"core.fernet_key":                              "",
 		"core.max_map_length":                          "1024",
+		"taskgate.auth_failures_per_minute":            "60",
+		"taskgate.max_in_flight":                       "4096",
 		"taskgate.listen":                              "127.0.0.1:8080",
 		"taskgate.data_dir":                            "./data",
 		"taskgate.log_level":                           "info",

@@ -124,6 +124,20 @@ func keyDefs() []keyDef {
 
 		// [core]
 		{
+			Key: Key{"core", "fernet_key", "",
+				"Comma-separated Fernet keys encrypting connection passwords and extras at rest; the first encrypts, all decrypt (rotation). Empty: taskgate creates or reuses <data_dir>/fernet_key."},
+			set: func(c *Config, v string) error {
+				c.FernetKeys = splitList(v)
+				return nil
+			},
+			get: func(c *Config) string {
+				if len(c.FernetKeys) > 0 {
+					return "<redacted>"
+				}
+				return ""
+			},
+		},
+		{
 			Key: Key{"core", "max_map_length", "1024",
 				"Largest mapped length an XCom push may declare."},
 			set: func(c *Config, v string) error {
@@ -213,6 +227,31 @@ func keyDefs() []keyDef {
 		durationKey("taskgate", "jwks_refresh_interval", "1h",
 			"How often a remote trusted_jwks_url is fetched again (Go duration).",
 			false, func(c *Config) *time.Duration { return &c.JWKSRefresh }),
+		intKey("taskgate", "max_in_flight", "4096",
+			"Requests handled at once; beyond it the gateway answers 503 with Retry-After at once (health checks excepted).",
+			func(c *Config) *int { return &c.MaxInFlight }),
+		intKey("taskgate", "auth_failures_per_minute", "60",
+			"Authentication failures one client address (or token subject) may make in a minute before it gets 429 with Retry-After; 0 disables.",
+			func(c *Config) *int { return &c.AuthFailuresPerMinute }),
+	}
+}
+
+// intKey is a non-negative integer key.
+func intKey(section, name, def, doc string, field func(*Config) *int) keyDef {
+	return keyDef{
+		Key: Key{section, name, def, doc},
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			if n < 0 {
+				return errors.New("must not be negative")
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
 	}
 }
 
