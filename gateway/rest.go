@@ -81,12 +81,17 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if raw == "" {
 				return errNotAuthenticated
 			}
+			addr := "addr:" + c.RealIP()
+			if d := s.limited(addr); d > 0 {
+				return retryLater(c, d)
+			}
 			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
 			if err == nil && claims.ID == "" {
 				err = errors.New("gateway: token has no jti")
 			}
 			if err != nil {
 				c.Set(authErrorKey, err.Error())
+				s.authFailed(addr)
 				return errInvalidJWT
 			}
 			role, ok := roleOf(claims)

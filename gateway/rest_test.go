@@ -273,3 +273,52 @@ func TestUsersAdmin(t *testing.T) {
 		t.Errorf("revoked = %v, %v", revoked, err)
 	}
 }
+
+func TestAuthFailureLimit(t *testing.T) {
+	h := newHarness(t)
+	h.srv.cfg.AuthLimiter = auth.NewFailureLimiter(5, h.clock.Now)
+	id := h.queue("etl", "r", "t", -1)
+	exec := h.start(id)
+	for i := 0; i < 5; i++ {
+		if r := h.do("GET", "/execution/variables/x", "forged", ""); r.status != 403 {
+			t.Fatalf("failure %d = %d", i, r.status)
+		}
+	}
+	r := h.do("GET", "/execution/variables/x", "forged", "")
+	if r.status != 429 || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("after 5 failures: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	// The address waits, valid token or not, until the lockout ends.
+	if r := h.do("GET", "/execution/variables/x", exec, ""); r.status != 429 {
+		t.Errorf("valid token from a locked address = %d", r.status)
+	}
+	h.clock.Add(time.Second)
+	if r := h.do("GET", "/execution/variables/x", exec, ""); r.status != 404 {
+		t.Errorf("after the lockout = %d %s", r.status, r.body)
+	}
+	// A subject that keeps calling routes it may not is limited too.
+	other := h.queue("etl", "r", "u", -1)
+	for i := 0; i < 5; i++ {
+		h.do("PUT", "/execution/task-instances/"+other+"/heartbeat", exec, `{"hostname":"h","pid":1}`)
+	}
+	if r := h.do("PUT", "/execution/task-instances/"+id+"/heartbeat", exec, `{"hostname":"worker-a","pid":4242}`); r.status != 429 {
+		t.Errorf("subject after 5 denials = %d", r.status)
+	}
+}
+
+func TestShedLoad(t *testing.T) {
+	h := newHarness(t)
+	h.srv.cfg.MaxInFlight = 1
+	id := h.queue("etl", "r", "t", -1)
+	exec := h.start(id)
+	h.srv.inFlight.Add(1) // one request already being served
+	defer h.srv.inFlight.Add(-1)
+	r := h.do("GET", "/execution/variables/x", exec, "")
+	wantJSON(t, r, 503, `{"detail":"Server is overloaded; retry later"}`)
+	if r.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After = %q", r.header.Get("Retry-After"))
+	}
+	if r := h.do("GET", "/execution/health", "", ""); r.status != 200 {
+		t.Errorf("health under overload = %d", r.status)
+	}
+}

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -97,16 +99,25 @@ type Config struct {
 	// NewID returns a fresh UUID for task instances and components.
 	NewID func() string
 
+	// MaxInFlight bounds requests handled at once (0: unbounded); beyond it
+	// the answer is an immediate 503 with Retry-After. Health checks are
+	// exempt, so an orchestrator can still see the process is alive.
+	MaxInFlight int
+	// AuthLimiter, when set, answers 429 with Retry-After to a client
+	// address or token subject that keeps failing authentication.
+	AuthLimiter *auth.FailureLimiter
+
 	Now    func() time.Time
 	Logger *zap.Logger
 }
 
 // Server is the Execution API.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
-	log  *zap.Logger
-	now  func() time.Time
+	cfg      Config
+	echo     *echo.Echo
+	log      *zap.Logger
+	now      func() time.Time
+	inFlight atomic.Int64
 }
 
 // New builds the server and registers every route of routes.go.
@@ -138,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.accessLog, s.recoverPanics, s.limitBody)
+	e.Use(s.accessLog, s.shedLoad, s.recoverPanics, s.limitBody)
 	e.Use(reissue.Middleware(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
 		Now: cfg.Now, Logger: cfg.Logger,
@@ -161,6 +172,48 @@ func New(cfg Config) (*Server, error) {
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// errOverloaded answers requests beyond MaxInFlight.
+var errOverloaded = &APIError{Status: http.StatusServiceUnavailable, Detail: "Server is overloaded; retry later"}
+
+// shedLoad refuses work beyond MaxInFlight at once, rather than queueing it
+// without bound until every request times out. Clients retry 5xx with
+// backoff (Airflow's SDK does), so a refusal costs them one round trip.
+func (s *Server) shedLoad(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.MaxInFlight <= 0 || strings.HasPrefix(c.Request().URL.Path, "/execution/health") {
+			return next(c)
+		}
+		n := s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		if n > int64(s.cfg.MaxInFlight) {
+			c.Response().Header().Set("Retry-After", "1")
+			return errOverloaded
+		}
+		return next(c)
+	}
+}
+
+// retryLater answers a client that failed authentication too often.
+func retryLater(c echo.Context, d time.Duration) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1)))
+	return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many authentication failures; retry later"}
+}
+
+// limited reports how long key must wait under the auth-failure limit.
+func (s *Server) limited(key string) time.Duration {
+	if s.cfg.AuthLimiter == nil {
+		return 0
+	}
+	return s.cfg.AuthLimiter.Wait(key)
+}
+
+// authFailed records an authentication failure of key.
+func (s *Server) authFailed(key string) {
+	if s.cfg.AuthLimiter != nil {
+		s.cfg.AuthLimiter.Fail(key)
+	}
+}
 
 // errBodyTooLarge answers a body over the configured limit.
 var errBodyTooLarge = &APIError{Status: http.StatusRequestEntityTooLarge, Detail: "Request Entity Too Large"}
@@ -203,13 +256,23 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			if raw == "" {
 				return scopes.ErrMissingToken
 			}
+			addr := "addr:" + c.RealIP()
+			if d := s.limited(addr); d > 0 {
+				return retryLater(c, d)
+			}
 			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
 			if err != nil {
 				// The reason goes to the access log line, never to the caller.
 				c.Set(authErrorKey, err.Error())
+				s.authFailed(addr)
 				return scopes.ErrInvalidToken
 			}
+			sub := "sub:" + claims.Subject
+			if d := s.limited(sub); d > 0 {
+				return retryLater(c, d)
+			}
 			if d := scopes.Decide(p, claims, c.Param("task_instance_id")); d != nil {
+				s.authFailed(sub)
 				return d
 			}
 			c.Set(claimsKey, claims)
