@@ -129,6 +129,9 @@ type Config struct {
 	// address or token subject may make in a minute before it is answered
 	// 429 with Retry-After; 0 disables the limit.
 	AuthFailuresPerMinute int
+	// BcryptCost is the work factor of user password hashes; the dummy
+	// hash checked for unknown users uses the same, so both take as long.
+	BcryptCost int
 
 	// Source maps "section.key" to where the effective value came from:
 	// "default", "file", "env" or "flag". It exists for a `config show` style

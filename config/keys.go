@@ -230,6 +230,22 @@ func keyDefs() []keyDef {
 		intKey("taskgate", "max_in_flight", "4096",
 			"Requests handled at once; beyond it the gateway answers 503 with Retry-After at once (health checks excepted).",
 			func(c *Config) *int { return &c.MaxInFlight }),
+		{
+			Key: Key{"taskgate", "bcrypt_cost", "10",
+				"bcrypt work factor for user passwords (4 to 31); each step doubles the time a login check takes."},
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return errors.New("not an integer")
+				}
+				if n < 4 || n > 31 {
+					return errors.New("must be between 4 and 31")
+				}
+				c.BcryptCost = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.BcryptCost) },
+		},
 		intKey("taskgate", "auth_failures_per_minute", "60",
 			"Authentication failures one client address (or token subject) may make in a minute before it gets 429 with Retry-After; 0 disables.",
 			func(c *Config) *int { return &c.AuthFailuresPerMinute }),

@@ -578,10 +578,10 @@ func (s *Server) handleRegisterComponent(c echo.Context) error {
 	if verr := o.err(); verr != nil {
 		return verr
 	}
-	if err := auth.ValidUserName(*name); err != nil {
-		return &APIError{Status: http.StatusBadRequest, Detail: "invalid component name: " + err.Error()}
+	comp, err := auth.NewComponent(auth.ComponentKind(kind), *name, s.now())
+	if err != nil {
+		return &APIError{Status: http.StatusBadRequest, Detail: err.Error()}
 	}
-	comp := auth.Component{ID: s.cfg.NewID(), Kind: auth.ComponentKind(kind), Name: *name, CreatedAt: s.now().UTC()}
 	if err := s.cfg.Auth.AddComponent(c.Request().Context(), comp); errors.Is(err, auth.ErrExists) {
 		return &APIError{Status: http.StatusConflict, Detail: fmt.Sprintf("A %s named %q is already registered", kind, *name)}
 	} else if err != nil {
@@ -662,14 +662,10 @@ func (s *Server) handleAddUser(c echo.Context) error {
 	if verr := o.err(); verr != nil {
 		return verr
 	}
-	if err := auth.ValidUserName(*name); err != nil {
-		return &APIError{Status: http.StatusBadRequest, Detail: err.Error()}
-	}
-	hash, err := auth.HashPassword(*pass, s.cfg.BcryptCost)
+	u, err := auth.NewUser(*name, auth.Role(role), *pass, s.cfg.BcryptCost, s.now())
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Detail: err.Error()}
 	}
-	u := auth.User{Name: *name, Role: auth.Role(role), PasswordHash: hash, CreatedAt: s.now().UTC()}
 	if err := s.cfg.Auth.AddUser(c.Request().Context(), u); errors.Is(err, auth.ErrExists) {
 		return &APIError{Status: http.StatusConflict, Detail: fmt.Sprintf("User %q already exists", *name)}
 	} else if err != nil {

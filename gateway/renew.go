@@ -16,9 +16,9 @@ import (
 // life), so this lookup costs nothing measurable; without it a finished
 // task's token could be kept alive forever by calling any read route.
 func (s *Server) renewable(ctx context.Context, c *scopes.Claims) bool {
-	if c.Component() != "" {
-		_, err := s.cfg.Auth.Component(ctx, c.Subject)
-		return err == nil
+	if kind := c.Component(); kind != "" {
+		comp, err := s.cfg.Auth.Component(ctx, c.Subject)
+		return err == nil && string(comp.Kind) == kind
 	}
 	ti, err := s.cfg.Store.TaskInstance(ctx, c.Subject)
 	return err == nil && !ti.State.Terminal()

@@ -44,13 +44,17 @@ var (
 )
 
 // restToken finds a REST token in the order the REST API accepts it: the
-// Authorization header, the token query parameter, the _token cookie.
+// Authorization header, the token query parameter, the _token cookie. The
+// query parameter is honoured on reads only: a URL ends up in proxy logs and
+// browser history, which is tolerable for a link to a page, not for writes.
 func restToken(r *http.Request) (raw string, fromCookie bool) {
 	if t := bearer(r); t != "" {
 		return t, false
 	}
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t, false
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if t := r.URL.Query().Get("token"); t != "" {
+			return t, false
+		}
 	}
 	if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
 		return ck.Value, true
@@ -105,6 +109,15 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			}
 			if revoked {
 				return errRevoked
+			}
+			// A token outlives changes to its user: a removed user, or one
+			// re-added with another role, must not keep the old access.
+			user, err := s.cfg.Auth.User(ctx, claims.Subject)
+			if errors.Is(err, auth.ErrNotFound) || (err == nil && user.Role != role) {
+				c.Set(authErrorKey, "user removed or role changed since the token was issued")
+				return errInvalidJWT
+			} else if err != nil {
+				return err
 			}
 			c.Set(restClaimsKey, claims)
 			if !role.AtLeast(min) {
@@ -232,8 +245,10 @@ func (s *Server) handleRevokeToken(c echo.Context) error {
 	if strings.TrimSpace(*jti) == "" || len(*jti) > 128 {
 		return paramError("body", "jti", "string_too_short", "jti must be 1 to 128 characters", *jti)
 	}
+	// Without exp — or with one already past, which would have the entry
+	// purged at once — the entry is kept for the longest REST lifetime.
 	until := s.now().Add(max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime))
-	if exp != nil {
+	if exp != nil && exp.After(s.now()) {
 		until = *exp
 	}
 	if err := s.cfg.Auth.Revoke(c.Request().Context(), *jti, until); err != nil {

@@ -74,6 +74,9 @@ func TestLoginLogoutRevocation(t *testing.T) {
 	if r := h.do("GET", "/api/v2/variables?token="+tok, "", ""); r.status != 200 {
 		t.Errorf("token query = %d", r.status)
 	}
+	if r := h.do("POST", "/api/v2/variables?token="+tok, "", `{"key":"k","value":"v"}`); r.status != 401 {
+		t.Errorf("token query on a write = %d", r.status)
+	}
 	if r := h.do("GET", "/api/v2/variables", "", "", "Cookie", "_token="+tok); r.status != 200 {
 		t.Errorf("cookie = %d", r.status)
 	}
@@ -265,6 +268,18 @@ func TestUsersAdmin(t *testing.T) {
 	}
 	if r := h.do("DELETE", "/api/v2/users/vic", tok, ""); r.status != 204 {
 		t.Errorf("remove = %d", r.status)
+	}
+	// A removed user's token stops working at once, cookie or not.
+	wantJSON(t, h.do("GET", "/api/v2/variables", vic, ""), 401, `{"detail":"Invalid JWT token"}`)
+	if r := h.do("GET", "/api/v2/variables", "", "", "Cookie", "_token="+vic); r.status != 401 || r.header.Get("Set-Cookie") != "" {
+		t.Errorf("removed user's cookie = %d, Set-Cookie %q", r.status, r.header.Get("Set-Cookie"))
+	}
+	// Re-added with another role, the old token (old role) is refused.
+	if r := h.do("POST", "/api/v2/users", tok, `{"username":"vic","password":"password-vic","role":"op"}`); r.status != 201 {
+		t.Fatalf("re-add = %d", r.status)
+	}
+	if r := h.do("GET", "/api/v2/variables", vic, ""); r.status != 401 {
+		t.Errorf("token with the old role = %d", r.status)
 	}
 	if r := h.do("POST", "/api/v2/tokens/revoke", tok, `{"jti":"abc"}`); r.status != 204 {
 		t.Errorf("revoke = %d %s", r.status, r.body)

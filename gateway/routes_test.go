@@ -91,8 +91,11 @@ func TestEveryRouteEnforcesItsPolicy(t *testing.T) {
 	exec := h.tokens.mint(t, id, scopes.Execution, time.Hour)
 	component := h.tokens.mintClaims(t, &scopes.Claims{Subject: "0190e3e4-0000-7000-8000-00000000c0de",
 		Scope: "execution", Extra: map[string]any{scopes.ComponentClaim: "triggerer"}}, time.Hour)
+	for _, role := range []auth.Role{auth.RoleViewer, auth.RoleOp, auth.RoleAdmin} {
+		h.addUser(string(role)+"-user", role)
+	}
 	restToken := func(role auth.Role) string {
-		return h.rest.mintClaims(t, &scopes.Claims{Subject: "someone", Extra: map[string]any{"role": string(role)}}, time.Hour)
+		return h.rest.mintClaims(t, &scopes.Claims{Subject: string(role) + "-user", Extra: map[string]any{"role": string(role)}}, time.Hour)
 	}
 	fill := strings.NewReplacer(":task_instance_id", id, ":dag_id", "etl", ":run_id", "r", ":task_id", "t",
 		":connection_id", "c", ":dag_run_id", "r", ":username", "nobody", ":id", "x", "*", "k")
