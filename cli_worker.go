@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/taskgate/taskgate/client"
+	"github.com/taskgate/taskgate/worker"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// envServerURL is Airflow's [core] execution_api_server_url, the default of
+// --server: a worker host configured for Airflow needs no flag.
+const envServerURL = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+
+const workerUsage = `usage: taskgate worker run --workload FILE|- --server URL [--heartbeat-interval D]
+         [--max-failed-heartbeats N] [--retries N] [--retry-wait-min D] [--retry-wait-max D]
+         [--timeout D] [--kill-grace D] -- CMD [ARGS...]`
+
+// exitCodeError is a worker run whose task did not succeed: the process
+// should exit with code (the command's own exit code where there is one).
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return e.msg }
+
+// ExitCode is the code the worker process should exit with.
+func (e *exitCodeError) ExitCode() int { return e.code }
+
+// worker is `taskgate worker run`: supervise one queued task instance. The
+// [workers] settings come from AIRFLOW__WORKERS__… in the environment,
+// overridden by flags; the worker needs no data directory.
+func (e *cliEnv) worker(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "run" {
+		return usagef("worker: expected \"run\"\n%s", workerUsage)
+	}
+	flagArgs, command, ok := splitCommand(args[1:])
+	if !ok || len(command) == 0 {
+		return usagef("worker run: give the task's command after --\n%s", workerUsage)
+	}
+	settings := worker.DefaultSettings()
+	if err := settings.ApplyEnv(e.environ); err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("worker run", flag.ContinueOnError)
+	workloadPath := fs.String("workload", "", "ExecuteTask JSON file, - for standard input (required)")
+	server := fs.String("server", lookupEnv(e.environ, envServerURL),
+		"Execution API URL, e.g. http://127.0.0.1:8080/execution (default $"+envServerURL+")")
+	settings.RegisterFlags(fs)
+	pos, err := parseInterleaved(fs, flagArgs)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) > 0:
+		return usagef("worker run: unexpected argument %q before --\n%s", pos[0], workerUsage)
+	case *workloadPath == "":
+		return usagef("worker run: --workload is required\n%s", workerUsage)
+	case *server == "":
+		return usagef("worker run: --server (or $%s) is required\n%s", envServerURL, workerUsage)
+	}
+	if err := settings.Validate(); err != nil {
+		return usagef("worker run: %v", err)
+	}
+	task, err := e.readWorkload(*workloadPath)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger("info", e.stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // stderr may not support sync
+
+	opts := append(settings.ClientOptions(),
+		client.WithToken(task.Token),
+		client.WithUserAgent(client.UserAgent("taskgate-worker")),
+		client.WithRetryNotify(func(r client.Retry) {
+			log.Warn("retrying request", zap.String("ti_id", task.TI.ID), zap.String("method", r.Method),
+				zap.String("path", r.Path), zap.Int("attempt", r.Attempt), zap.Duration("wait", r.Wait),
+				zap.Int("status", r.Status), zap.Error(r.Err))
+		}))
+	api, err := client.New(*server, opts...)
+	if err != nil {
+		return usagef("worker run: --server: %v", err)
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("worker: hostname: %w", err)
+	}
+	// The worker's own signals go to the task: main cancels ctx on them too,
+	// which the supervisor also treats as "stop the task".
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	sup, err := worker.New(worker.Config{
+		API:                 api,
+		Task:                task,
+		Command:             command,
+		Env:                 e.environ,
+		Hostname:            hostname,
+		Unixname:            unixname(e.environ),
+		PID:                 os.Getpid(),
+		HeartbeatInterval:   settings.HeartbeatInterval,
+		MaxFailedHeartbeats: settings.MaxFailedHeartbeats,
+		KillGrace:           settings.KillGrace,
+		Signals:             sigs,
+		Logger:              log,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := sup.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode == 0 {
+		return nil
+	}
+	return &exitCodeError{code: res.ExitCode, msg: outcome(res)}
+}
+
+// outcome describes a task run that did not succeed.
+func outcome(res worker.Result) string {
+	state := ""
+	if res.State != "" {
+		state = " (reported " + string(res.State) + ")"
+	}
+	switch res.Stopped {
+	case worker.StopServer:
+		return "worker: task stopped: the server says it must not run any more"
+	case worker.StopHeartbeats:
+		return "worker: task stopped: too many failed heartbeats" + state
+	case worker.StopSignal:
+		return "worker: task stopped by a signal" + state
+	}
+	if res.Signal != 0 {
+		return "worker: task command killed by " + res.Signal.String() + state
+	}
+	return "worker: task command exited with code " + strconv.Itoa(res.ExitCode) + state
+}
+
+// splitCommand splits the arguments at the first "--": flags before, the
+// task's command after.
+func splitCommand(args []string) (flags, command []string, ok bool) {
+	for i, a := range args {
+		if a == "--" {
+			return args[:i], args[i+1:], true
+		}
+	}
+	return args, nil, false
+}
+
+// readWorkload reads the ExecuteTask document from a file or, for "-",
+// standard input.
+func (e *cliEnv) readWorkload(path string) (workload.ExecuteTask, error) {
+	var r io.Reader = e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return workload.ExecuteTask{}, fmt.Errorf("worker: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	return worker.ReadWorkload(r)
+}
+
+// unixname is the user the worker runs as, which the server records with
+// the task instance (Airflow uses getpass.getuser()).
+func unixname(environ []string) string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	for _, name := range []string{"USER", "LOGNAME"} {
+		if v := lookupEnv(environ, name); v != "" {
+			return v
+		}
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+// lookupEnv returns the value of name in environ, the last one if repeated.
+func lookupEnv(environ []string, name string) string {
+	v := ""
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			v = val
+		}
+	}
+	return v
+}
