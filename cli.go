@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,10 +22,8 @@ import (
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
 	"github.com/taskgate/taskgate/gateway"
-	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
-	"github.com/taskgate/taskgate/workload"
 )
 
 // global holds the flags every command takes.
@@ -216,9 +213,13 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now})
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost})
 	if err != nil {
 		return err
+	}
+	var limiter *auth.FailureLimiter
+	if cfg.AuthFailuresPerMinute > 0 {
+		limiter = auth.NewFailureLimiter(cfg.AuthFailuresPerMinute, now)
 	}
 
 	srv, err := gateway.New(gateway.Config{
@@ -232,9 +233,12 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		},
 		Auth: db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
-		NewID:  newID,
-		Now:    now,
-		Logger: log,
+		NewID:       newID,
+		MaxInFlight: cfg.MaxInFlight,
+		AuthLimiter: limiter,
+		BcryptCost:  cfg.BcryptCost,
+		Now:         now,
+		Logger:      log,
 	})
 	if err != nil {
 		return err
@@ -325,48 +329,6 @@ func (e *cliEnv) offline() (*config.Config, *tokens.Signer, *store.DB, error) {
 	return cfg, signer, db, nil
 }
 
-// workloads queue: create the dag run if needed and a queued task instance,
-// and print the ExecuteTask workload with its workload token.
-func (e *cliEnv) workloads(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "queue" {
-		return usagef("workloads: expected \"queue\"")
-	}
-	fs := flag.NewFlagSet("workloads queue", flag.ContinueOnError)
-	e.global.bind(fs)
-	var r workload.QueueRequest
-	fs.StringVar(&r.DagID, "dag-id", "", "dag id (required)")
-	fs.StringVar(&r.RunID, "run-id", "", "run id (required)")
-	fs.StringVar(&r.TaskID, "task-id", "", "task id (required)")
-	fs.IntVar(&r.MapIndex, "map-index", -1, "map index (-1 for an unmapped task)")
-	fs.IntVar(&r.TryNumber, "try-number", 0, "try number (default: one more than the last try, or 1)")
-	fs.IntVar(&r.MaxTries, "max-tries", 0, "max tries")
-	fs.StringVar(&r.DagRelPath, "dag-rel-path", "", "dag file path relative to its bundle")
-	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("workloads queue: unexpected argument %q", pos[0])
-	}
-	if err := r.Validate(); err != nil {
-		return usagef("workloads queue: %v", err)
-	}
-	cfg, signer, db, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ti, err := workload.Queue(ctx, db, newID(), r, time.Now())
-	if err != nil {
-		return err
-	}
-	tok, _, err := signer.Sign(&scopes.Claims{Subject: ti.ID, Scope: string(scopes.Workload)}, cfg.WorkloadTokenLifetime)
-	if err != nil {
-		return err
-	}
-	return writeJSON(e.stdout, workload.NewExecuteTask(ti, tok))
-}
-
 // newID returns a time-ordered UUID (v7), as Airflow 3 uses for task
 // instances; it falls back to a random one if the clock read fails.
 func newID() string {
@@ -380,93 +342,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// variables set|get.
-func (e *cliEnv) variables(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usagef("variables: expected \"set\" or \"get\"")
-	}
-	fs := flag.NewFlagSet("variables "+args[0], flag.ContinueOnError)
-	e.global.bind(fs)
-	desc := fs.String("description", "", "description (set only)")
-	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	switch {
-	case args[0] == "set" && len(pos) == 2:
-	case args[0] == "get" && len(pos) == 1:
-	default:
-		return usagef("usage: taskgate variables set KEY VALUE [--description TEXT] | variables get KEY")
-	}
-	_, _, db, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if args[0] == "get" {
-		v, err := db.Variable(ctx, pos[0])
-		if errors.Is(err, workload.ErrNotFound) {
-			return fmt.Errorf("variable %q not found", pos[0])
-		} else if err != nil {
-			return err
-		}
-		if v.Value != nil {
-			fmt.Fprintln(e.stdout, *v.Value)
-		}
-		return nil
-	}
-	v := workload.Variable{Key: pos[0], Value: &pos[1]}
-	if *desc != "" {
-		v.Description = desc
-	}
-	return db.PutVariable(ctx, v)
-}
-
-// connections add.
-func (e *cliEnv) connections(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "add" {
-		return usagef("connections: expected \"add\"")
-	}
-	fs := flag.NewFlagSet("connections add", flag.ContinueOnError)
-	e.global.bind(fs)
-	connType := fs.String("conn-type", "", "connection type (required)")
-	opt := map[string]*string{}
-	for _, name := range []string{"host", "login", "password", "schema", "extra", "port"} {
-		opt[name] = fs.String(name, "", name)
-	}
-	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *connType == "" {
-		return usagef("usage: taskgate connections add ID --conn-type T [--host --port --login --password --schema --extra JSON]")
-	}
-	c := workload.Connection{ConnID: pos[0], ConnType: *connType}
-	set := func(name string) *string {
-		if v := *opt[name]; v != "" {
-			return &v
-		}
-		return nil
-	}
-	c.Host, c.Login, c.Password, c.Schema, c.Extra = set("host"), set("login"), set("password"), set("schema"), set("extra")
-	if c.Extra != nil && !json.Valid([]byte(*c.Extra)) {
-		return usagef("connections add: --extra must be JSON")
-	}
-	if p := *opt["port"]; p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 65535 {
-			return usagef("connections add: --port must be 0..65535")
-		}
-		c.Port = &n
-	}
-	_, _, db, err := e.offline()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.PutConnection(ctx, c)
 }
 
 // config list prints the effective configuration, secrets redacted.

@@ -18,12 +18,16 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		var uerr *usageError
-		if errors.As(err, &uerr) {
-			fmt.Fprintln(os.Stderr, "taskgate:", err)
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, "taskgate:", err)
+		var uerr *usageError
+		var coded interface{ ExitCode() int }
+		switch {
+		case errors.As(err, &uerr):
+			os.Exit(2)
+		case errors.As(err, &coded):
+			// `worker run` exits with its task command's own code.
+			os.Exit(coded.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
@@ -43,10 +47,30 @@ commands:
                   [--try-number N] [--max-tries N]
                                         queue a task instance; print its ExecuteTask workload
   variables set KEY VALUE [--description TEXT]
-  variables get KEY
+  variables get KEY | list | delete KEY
   connections add ID --conn-type T [--host H] [--port N] [--login L]
                   [--password P] [--schema S] [--extra JSON]
+  connections get ID | list | delete ID
+  tasks list [--dag-id D] [--run-id R] [--state S]
+  tasks mark DAG_ID RUN_ID TASK_ID [--map-index N] --state failed|success|skipped
+  users add NAME --role admin|op|viewer [--password-stdin]
+  users list | remove NAME
+  tokens revoke JTI [--exp RFC3339]     revoke a REST API token
+  components register triggerer|dag-processor NAME --token-file PATH
+  components list | remove ID
+  login --server URL [--username NAME] [--password-stdin]
+                                        store a REST token for the commands above
+  logout                                revoke it and delete it
   config list                           print the effective configuration
+  worker run --workload FILE|- --server URL [--heartbeat-interval D] [--kill-grace D]
+             [--max-failed-heartbeats N] [--retries N] [--retry-wait-min D]
+             [--retry-wait-max D] [--timeout D] -- CMD [ARGS...]
+                                        run one queued task: /run, CMD, heartbeats, state
+
+The provisioning commands (workloads … components) go through the server
+logged in to (or --server URL with $TASKGATE_TOKEN), else they work on the
+data directory, which a running server locks. Credentials are stored in
+$TASKGATE_CREDENTIALS, default <user config dir>/taskgate/credentials.json.
 
 Configuration: airflow.cfg (--config FILE, else $AIRFLOW_HOME/airflow.cfg),
 overridden by AIRFLOW__SECTION__KEY environment variables, overridden by flags.
@@ -74,8 +98,22 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return env.variables(ctx, rest)
 	case "connections":
 		return env.connections(ctx, rest)
+	case "tasks":
+		return env.tasks(ctx, rest)
+	case "users":
+		return env.users(ctx, rest)
+	case "tokens":
+		return env.tokensCmd(ctx, rest)
+	case "components":
+		return env.componentsCmd(ctx, rest)
+	case "login":
+		return env.login(ctx, rest)
+	case "logout":
+		return env.logout(ctx, rest)
 	case "config":
 		return env.configCmd(rest)
+	case "worker":
+		return env.worker(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
