@@ -62,14 +62,25 @@ func runMain(m *testing.M) int {
 // baseEnv is the test process's environment without anything Airflow-ish,
 // so a developer's AIRFLOW_HOME, AIRFLOW_CONFIG or AIRFLOW__* settings cannot
 // change what the binary does. Tests add their own settings after it.
+//
+// It also keeps a developer's `taskgate login` out (the CLI would otherwise
+// send provisioning commands to that server), makes passwords cheap to hash
+// (bcrypt cost 4) and turns off the race runtime's one-second pause at exit,
+// which would dominate tests that run many short processes; a race is still
+// reported and still fails the process. Later entries override earlier ones.
 func baseEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "AIRFLOW") {
+		if strings.HasPrefix(kv, "AIRFLOW") || strings.HasPrefix(kv, "TASKGATE_") || strings.HasPrefix(kv, "GORACE=") {
 			continue
 		}
 		env = append(env, kv)
 	}
+	env = append(env,
+		"TASKGATE_CREDENTIALS="+filepath.Join(os.TempDir(), "taskgate-integration-no-credentials", "credentials.json"),
+		"AIRFLOW__TASKGATE__BCRYPT_COST=4",
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"),
+	)
 	return append(env, extra...)
 }
 
