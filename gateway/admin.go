@@ -499,6 +499,41 @@ func (s *Server) handlePatchTaskInstance(c echo.Context) error {
 	return c.JSON(http.StatusOK, newTaskInstanceBody(*updated))
 }
 
+// handleAdminGetXCom is GET …/taskInstances/{task_id}/xcomEntries/{key}
+// ?map_index=N: an XCom as Airflow's public API shows it.
+func (s *Server) handleAdminGetXCom(c echo.Context) error {
+	f, err := tiFilter(c)
+	if err != nil {
+		return err
+	}
+	task, err := pathParam(c, "task_id")
+	if err != nil {
+		return err
+	}
+	key, err := pathParam(c, "*")
+	if err != nil {
+		return err
+	}
+	mi, err := queryInt(c, "map_index", -1, -1, 1<<31-1)
+	if err != nil {
+		return err
+	}
+	xs, err := s.cfg.Store.XComs(c.Request().Context(), workload.XComQuery{
+		DagID: f.DagID, RunID: f.RunID, TaskID: task, Key: key, MapIndex: &mi,
+	})
+	if err != nil {
+		return err
+	}
+	if len(xs) == 0 {
+		return &APIError{Status: http.StatusNotFound, Detail: fmt.Sprintf("XCom entry with key: `%s` not found", key)}
+	}
+	x := xs[0]
+	return c.JSON(http.StatusOK, map[string]any{
+		"key": x.Key, "value": valueOrNull(x.Value), "map_index": x.MapIndex, "task_id": x.TaskID,
+		"dag_id": x.DagID, "run_id": x.RunID, "timestamp": x.Timestamp,
+	})
+}
+
 // ----- workloads
 
 // handleQueueWorkload is POST /api/v2/workloads: queue a task instance and

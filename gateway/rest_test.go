@@ -180,6 +180,16 @@ func TestAdminWorkloadsAndTaskInstances(t *testing.T) {
 	if hb.status != 409 || !strings.Contains(hb.body, "not_running") {
 		t.Errorf("heartbeat after mark = %d %s", hb.status, hb.body)
 	}
+	if err := h.db.SetXCom(context.Background(), workload.XCom{XComRef: workload.XComRef{DagID: "etl", RunID: "r1", TaskID: "t", MapIndex: -1, Key: "return_value"}, Value: json.RawMessage(`{"rows":3}`)}); err != nil {
+		t.Fatal(err)
+	}
+	xc := h.do("GET", "/api/v2/dags/etl/dagRuns/r1/taskInstances/t/xcomEntries/return_value", tok, "")
+	if xc.status != 200 || !strings.Contains(xc.body, `"value":{"rows":3}`) {
+		t.Errorf("xcom entry = %d %s", xc.status, xc.body)
+	}
+	if r := h.do("GET", "/api/v2/dags/etl/dagRuns/r1/taskInstances/t/xcomEntries/nope", tok, ""); r.status != 404 {
+		t.Errorf("missing xcom entry = %d", r.status)
+	}
 	if r := h.do("PATCH", "/api/v2/dags/etl/dagRuns/r1/taskInstances/t", tok, `{"new_state":"queued"}`); r.status != 422 {
 		t.Errorf("mark queued = %d", r.status)
 	}

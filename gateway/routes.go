@@ -108,6 +108,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, tis, nil, viewer, s.handleListTaskInstances},
 		{http.MethodGet, tis + "/:task_id", nil, viewer, s.handleGetTaskInstance},
 		{http.MethodPatch, tis + "/:task_id", nil, op, s.handlePatchTaskInstance},
+		{http.MethodGet, tis + "/:task_id/xcomEntries/*", nil, viewer, s.handleAdminGetXCom},
 
 		{http.MethodPost, "/api/v2/workloads", nil, op, s.handleQueueWorkload},
 
