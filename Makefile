@@ -3,10 +3,13 @@ GO       ?= go
 BIN      := bin/taskgate
 FUZZTIME ?= 3s
 
-.PHONY: run build test unit fuzz-short fuzz bench lint
+.PHONY: run build test unit fuzz-short fuzz bench bench-go lint demo
 
 run: ## start the gateway on ./data (key material created there on first start)
 	$(GO) run . serve
+
+demo: ## a gateway on a temp dir; three workloads run by `taskgate worker run`: success, failure, killed
+	./scripts/demo.sh
 
 build:
 	$(GO) build -o $(BIN) .
@@ -22,7 +25,15 @@ fuzz-short:
 fuzz: ## longer fuzzing run
 	FUZZTIME=2m ./scripts/fuzz.sh
 
-bench: ## Go benchmarks of token verification, scope decisions, reissue and the store
+# End-to-end benchmark of the real binary against a bare Echo baseline (bench/run.sh).
+# Parameters: make bench CONNS=64 CONNS_HIGH=1024 DURATION=10s TASKS=10000 STORED=100000 ALG=HS512,EdDSA RUNS=1
+# (also WARMUP, MIX, PHASES, BENCH_ARGS; see bench/run.sh). Prints a Markdown report; takes a few minutes.
+bench: ## end-to-end load test: req/s, latency, CPU per request and RSS against a bare Echo baseline
+	GO="$(GO)" CONNS="$(CONNS)" CONNS_HIGH="$(CONNS_HIGH)" DURATION="$(DURATION)" WARMUP="$(WARMUP)" \
+	TASKS="$(TASKS)" STORED="$(STORED)" ALG="$(ALG)" RUNS="$(RUNS)" MIX="$(MIX)" PHASES="$(PHASES)" \
+	BENCH_ARGS="$(BENCH_ARGS)" ./bench/run.sh
+
+bench-go: ## Go benchmarks of token verification, scope decisions, reissue and the store
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 lint:

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, o *options)
+	}{
+		{name: "defaults", check: func(t *testing.T, o *options) {
+			if diff := cmp.Diff([]string{"HS512", "EdDSA"}, o.algs); diff != "" {
+				t.Errorf("algs (-want +got):\n%s", diff)
+			}
+			if o.conns != 64 || o.connsHigh != 1024 || o.tasks != 10000 || o.stored != 100000 || o.duration != 10*time.Second {
+				t.Errorf("defaults: %+v", o)
+			}
+			if !o.want("mix") || !o.want("baseline") {
+				t.Error("no -phases: every phase runs")
+			}
+		}},
+		{name: "phases filter", args: []string{"-phases", "baseline, heartbeat"}, check: func(t *testing.T, o *options) {
+			if !o.want("heartbeat") || o.want("mix") {
+				t.Errorf("phases = %v", o.phases)
+			}
+		}},
+		{name: "unknown algorithm", args: []string{"-alg", "HS256"}, wantErr: "HS256"},
+		{name: "unknown phase", args: []string{"-phases", "warp"}, wantErr: "warp"},
+		{name: "bad mix", args: []string{"-mix", "heartbeat:x"}, wantErr: "weight"},
+		{name: "zero connections", args: []string{"-conns", "0"}, wantErr: "positive"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "extra"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+func TestPacedRateAndSpares(t *testing.T) {
+	o, err := parseOptions([]string{"-mix", "heartbeat:12,variable:4,connection:2,xcom_pull:2,xcom_push:1,finish:1",
+		"-tasks", "10000", "-heartbeat-interval", "5s", "-duration", "10s", "-warmup", "1s", "-runs", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 000 heartbeats every 5 s are 2 000/s, 12 of every 22 calls.
+	if got, want := o.pacedRate(), 2000.0*22/12; math.Abs(got-want) > 1e-9 {
+		t.Errorf("pacedRate() = %v, want %v", got, want)
+	}
+	// 1/22 of (30 000 + 3 667) req/s for 11 s, three times, plus 100.
+	want := int(math.Ceil(1.0/22*(estimatedMaxRate+2000.0*22/12)*11*3)) + 100
+	if got := o.spareCount(); got != want {
+		t.Errorf("spareCount() = %d, want %d", got, want)
+	}
+	o.mix = o.mix[:len(o.mix)-1] // no finish: no spares
+	if got := o.spareCount(); got != 0 {
+		t.Errorf("spareCount() without finish = %d, want 0", got)
+	}
+}
+
+func TestAggregateMedians(t *testing.T) {
+	run := func(rps float64, p99 time.Duration, errs uint64, cpu float64) *phaseResult {
+		c := classResult{class: "heartbeat", requests: 100, errors: errs, rps: rps, p99: p99, max: 2 * p99}
+		return &phaseResult{target: "HS512", phase: "heartbeat", conns: 64, cpuPerReq: cpu, classes: []classResult{c}, all: c}
+	}
+	r := &report{}
+	r.add(run(100, 3*time.Millisecond, 0, 30))
+	r.add(&phaseResult{target: "baseline", phase: "heartbeat", all: classResult{class: "heartbeat", rps: 1000}})
+	r.add(run(300, 1*time.Millisecond, 2, 10))
+	r.add(run(200, 9*time.Millisecond, 1, 20))
+	aggs := r.aggregate()
+	if len(aggs) != 2 || aggs[0].target != "HS512" || aggs[1].target != "baseline" {
+		t.Fatalf("groups in first-seen order: %+v", aggs)
+	}
+	a := aggs[0]
+	got := a.classes[0]
+	if got.rps != 200 || got.p99 != 3*time.Millisecond || got.errors != 3 || got.requests != 300 || got.max != 18*time.Millisecond {
+		t.Errorf("median class = %+v; want rps 200, p99 3ms, errors 3, requests 300, max 18ms", got)
+	}
+	if a.cpuPerReq != 20 || a.runs != 3 {
+		t.Errorf("cpuPerReq = %v, runs = %d; want 20, 3", a.cpuPerReq, a.runs)
+	}
+	if base := baselineOf(aggs, "heartbeat", "heartbeat"); base != aggs[1] {
+		t.Errorf("baselineOf(heartbeat) = %+v", base)
+	}
+	if base := baselineOf(aggs, "mix", "heartbeat"); base != nil {
+		t.Errorf("a mix has no baseline, got %+v", base)
+	}
+}
+
+func TestCleanEnv(t *testing.T) {
+	got := cleanEnv([]string{"PATH=/bin", "AIRFLOW__API_AUTH__JWT_SECRET=x", "AIRFLOW_HOME=/home/a", "GOMAXPROCS=8", "HOME=/h"}, "/tmp/b")
+	want := []string{"PATH=/bin", "HOME=/h", "AIRFLOW_HOME=/tmp/b"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
