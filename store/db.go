@@ -172,10 +172,12 @@ func Open(path string, opts Options) (*DB, error) {
 		Timeout:  timeout,
 		ReadOnly: opts.ReadOnly,
 		// The hashmap freelist is faster than the array one for a
-		// write-heavy file, and not persisting it saves pages per commit;
-		// both are what etcd runs with. Commits are still fsynced.
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
+		// write-heavy file. The freelist is persisted: without it every
+		// open rebuilds it by reading every page of the file, which costs
+		// start-up time and keeps the whole file resident (measured: 132 MB
+		// of a 135 MB file mapped right after opening 100 000 task
+		// instances).
+		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
