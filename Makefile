@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/taskgate
 FUZZTIME ?= 3s
 
-.PHONY: run build test unit fuzz-short fuzz bench bench-go lint demo
+.PHONY: run build test unit fuzz-short fuzz bench bench-go lint demo soak
 
 run: ## start the gateway on ./data (key material created there on first start)
 	$(GO) run . serve
@@ -40,3 +40,6 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+soak: ## long hostile-input, concurrency, crash and fuzz runs (SOAK=1, under 15 minutes)
+	./scripts/soak.sh

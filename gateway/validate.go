@@ -251,6 +251,16 @@ func (o *object) datetime(name string, required, nullable bool) *time.Time {
 }
 
 func parseDatetime(v json.RawMessage) (time.Time, bool) {
+	t, ok := parseAnyDatetime(v)
+	// Python's datetime holds years 1 to 9999 only; anything else is no
+	// datetime an Airflow client could send or read back.
+	if !ok || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func parseAnyDatetime(v json.RawMessage) (time.Time, bool) {
 	var s string
 	if json.Unmarshal(v, &s) != nil {
 		var f float64
