@@ -95,6 +95,11 @@ type Options struct {
 	// inspection while no server runs). Writes then fail with ErrReadOnly.
 	// The file must already exist.
 	ReadOnly bool
+	// Secrets encrypts connection passwords and extras before they are
+	// stored and decrypts them when read (see Cipher). Nil stores them as
+	// given, which only tests and callers predating encryption want; a
+	// record encrypted earlier then fails to read with ErrDecrypt.
+	Secrets Cipher
 }
 
 // Stats counts the work of the group-commit writer, so that its
@@ -114,6 +119,7 @@ type DB struct {
 	now      func() time.Time
 	delay    time.Duration
 	readOnly bool
+	secrets  Cipher
 
 	mu     sync.Mutex
 	queue  []*request
@@ -198,6 +204,7 @@ func Open(path string, opts Options) (*DB, error) {
 		now:        now,
 		delay:      max(opts.BatchDelay, 0),
 		readOnly:   opts.ReadOnly,
+		secrets:    opts.Secrets,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}

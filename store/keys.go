@@ -39,7 +39,8 @@ var (
 	// bucketVariables: key → Variable JSON; raw keys so that prefix
 	// listing is a plain cursor scan in key order.
 	bucketVariables = []byte("variables")
-	// bucketConnections: conn id → Connection JSON.
+	// bucketConnections: conn id → connectionRecord JSON: a Connection
+	// whose password and extra may be encrypted (secrets.go).
 	bucketConnections = []byte("connections")
 	// bucketXComs: (dag_id, run_id, task_id, key) ‖ mapindex → encoded
 	// XCom (see encodeXCom); a prefix scan returns every map index of one

@@ -130,8 +130,9 @@ func (db *DB) Connection(ctx context.Context, id string) (*workload.Connection, 
 		if data == nil {
 			return nil
 		}
-		c = new(workload.Connection)
-		return decodeJSON("connection "+id, data, c)
+		var err error
+		c, err = db.decodeConnection(id, data)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -142,13 +143,15 @@ func (db *DB) Connection(ctx context.Context, id string) (*workload.Connection, 
 	return c, nil
 }
 
-// PutConnection stores c, replacing any connection with the same id. The
-// password is stored as given; the file's 0600 mode is its protection.
+// PutConnection stores c, replacing any connection with the same id. With
+// Options.Secrets set, the password and extra are stored encrypted (see
+// Cipher); the encryption runs here, in the caller's goroutine, not on the
+// writer's.
 func (db *DB) PutConnection(ctx context.Context, c workload.Connection) error {
 	if err := checkKey("connection id", []byte(c.ConnID)); err != nil {
 		return err
 	}
-	enc, err := encodeJSON("connection "+c.ConnID, &c)
+	enc, err := db.encodeConnection(c)
 	if err != nil {
 		return err
 	}
@@ -177,7 +180,9 @@ func (db *DB) DeleteConnection(ctx context.Context, id string) error {
 }
 
 // ListConnections returns every connection in id order, for the CLI. The
-// result is never nil.
+// result is never nil. A connection that cannot be decrypted fails the whole
+// list with an error naming it (wrapping ErrDecrypt), rather than being left
+// out silently.
 func (db *DB) ListConnections(ctx context.Context) ([]workload.Connection, error) {
 	out := []workload.Connection{}
 	err := db.view(ctx, func(tx *bolt.Tx) error {
@@ -186,11 +191,11 @@ func (db *DB) ListConnections(ctx context.Context) ([]workload.Connection, error
 			return nil
 		}
 		return b.ForEach(func(k, data []byte) error {
-			var c workload.Connection
-			if err := decodeJSON("connection "+string(k), data, &c); err != nil {
+			c, err := db.decodeConnection(string(k), data)
+			if err != nil {
 				return err
 			}
-			out = append(out, c)
+			out = append(out, *c)
 			return nil
 		})
 	})

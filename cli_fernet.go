@@ -1,0 +1,77 @@
+package main
+
+// Encryption of connection secrets at rest: the cipher the store is opened
+// with, and `taskgate connections rotate-key`.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/fernet"
+)
+
+// fernetKeyFile is the key the data directory keeps when [core] fernet_key
+// is not set.
+const fernetKeyFile = "fernet_key"
+
+// connectionCipher builds the cipher for connection passwords and extras:
+// the [core] fernet_key keys when configured (the first encrypts, all
+// decrypt), else the key in <data_dir>/fernet_key, created on first use and
+// reused afterwards — like the JWT secret, a key made per process would
+// leave every secret stored by the previous one unreadable.
+func connectionCipher(cfg *config.Config) (*fernet.MultiKey, error) {
+	if len(cfg.FernetKeys) > 0 {
+		m, err := fernet.NewMulti(cfg.FernetKeys...)
+		if err != nil {
+			return nil, fmt.Errorf("[core] fernet_key: %w", err)
+		}
+		return m, nil
+	}
+	key, _, err := fernet.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, fernetKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return fernet.NewMulti(key)
+}
+
+const usageRotateKey = "connections rotate-key"
+
+// connectionsRotateKey is `taskgate connections rotate-key`: re-encrypt every
+// connection's password and extra with the first configured key, as
+// `airflow rotate-fernet-key` does. It works on the data directory only (a
+// running server holds it), because the server's keys are the ones in its
+// own configuration. To rotate: set [core] fernet_key to "NEW,OLD" (OLD being
+// the current key, or the content of <data_dir>/fernet_key), run this, then
+// set it to "NEW" alone.
+func (e *cliEnv) connectionsRotateKey(ctx context.Context, args []string) (err error) {
+	fs, server := e.subcommand("connections rotate-key")
+	if _, err := positional(fs, args, 0, usageRotateKey); err != nil {
+		return err
+	}
+	if *server != "" {
+		return usagef("connections rotate-key works on the data directory; stop the server and run it without --server")
+	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	db, err := openStore(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	n, err := db.RotateSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	source := filepath.Join(cfg.DataDir, fernetKeyFile)
+	if len(cfg.FernetKeys) > 0 {
+		source = fmt.Sprintf("[core] fernet_key (first of %d)", len(cfg.FernetKeys))
+	}
+	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d connections with the key of %s\n", n, source)
+	return err
+}
