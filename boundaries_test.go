@@ -35,6 +35,7 @@ func TestPackageBoundaries(t *testing.T) {
 		{"store", []string{mod + "workload", mod + "auth", bbolt}, nil},
 		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		{"config", nil, nil},
+		{"fernet", nil, nil},
 		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", echo, zap}, nil},
 	}
 	for _, r := range rules {

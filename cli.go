@@ -103,7 +103,11 @@ func openStore(cfg *config.Config, now func() time.Time) (*store.DB, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "taskgate.db")
-	db, err := store.Open(path, store.Options{BatchDelay: cfg.BatchDelay, OpenTimeout: time.Second, Now: now})
+	secrets, err := connectionCipher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(path, store.Options{BatchDelay: cfg.BatchDelay, OpenTimeout: time.Second, Now: now, Secrets: secrets})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("data directory %s is in use by a running taskgate server; stop it first", cfg.DataDir)
 	}

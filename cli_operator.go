@@ -503,7 +503,7 @@ func (e *cliEnv) variables(ctx context.Context, args []string) error {
 
 // ----- connections
 
-const usageConnections = "connections add ID --conn-type T [--host H] [--port N] [--login L] [--password P] [--schema S] [--extra JSON] | get ID | list | delete ID  [--server URL]"
+const usageConnections = "connections add ID --conn-type T [--host H] [--port N] [--login L] [--password P] [--schema S] [--extra JSON] | get ID | list | delete ID  [--server URL] | rotate-key"
 
 // connectionView is how a connection is printed: the admin API's shape,
 // password redacted.
@@ -537,6 +537,8 @@ func (e *cliEnv) connections(ctx context.Context, args []string) error {
 		run func(b operatorBackend) error
 	)
 	switch args[0] {
+	case "rotate-key":
+		return e.connectionsRotateKey(ctx, args[1:])
 	case "add":
 		c, err := parseConnection(fs, args[1:])
 		if err != nil {

@@ -50,7 +50,7 @@ commands:
   variables get KEY | list | delete KEY
   connections add ID --conn-type T [--host H] [--port N] [--login L]
                   [--password P] [--schema S] [--extra JSON]
-  connections get ID | list | delete ID
+  connections get ID | list | delete ID | rotate-key  (rotate-key: offline, re-encrypts with the first [core] fernet_key)
   tasks list [--dag-id D] [--run-id R] [--state S]
   tasks mark DAG_ID RUN_ID TASK_ID [--map-index N] --state failed|success|skipped
   users add NAME --role admin|op|viewer [--password-stdin]
