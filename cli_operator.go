@@ -53,15 +53,7 @@ const (
 
 // getenv reads the command's environment (not the process's, so that tests
 // can drive run in-process); the last assignment wins.
-func (e *cliEnv) getenv(key string) string {
-	v := ""
-	for _, kv := range e.environ {
-		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
-			v = val
-		}
-	}
-	return v
-}
+func (e *cliEnv) getenv(key string) string { return lookupEnv(e.environ, key) }
 
 // userConfigDir is os.UserConfigDir over the given environment.
 func userConfigDir(getenv func(string) string) (string, error) {

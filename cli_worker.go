@@ -193,7 +193,8 @@ func unixname(environ []string) string {
 	return strconv.Itoa(os.Getuid())
 }
 
-// lookupEnv returns the value of name in environ, the last one if repeated.
+// lookupEnv is os.Getenv over an os.Environ-style list (the last entry
+// wins), so commands read the environment run was given, never the process's.
 func lookupEnv(environ []string, name string) string {
 	v := ""
 	for _, kv := range environ {
