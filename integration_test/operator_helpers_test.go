@@ -18,14 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// quickExit turns off the race detector's one-second pause at process exit
-// (GORACE atexit_sleep_ms, default 1000): the operator tests run many short
-// CLI processes and restart servers, and a race is still reported, and
-// still fails the process, without it. Other GORACE options are kept.
-func quickExit() string {
-	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
-}
-
 // operator runs the CLI as an operator does: with its own credentials file
 // (TASKGATE_CREDENTIALS, so a developer's own `taskgate login` never
 // leaks in) and a data directory for when no server is configured.
@@ -45,7 +37,7 @@ func (o *operator) run(env []string, stdin string, args ...string) cliResult {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"--data-dir", o.dataDir}, args...)...)
-	cmd.Env = baseEnv(append([]string{"TASKGATE_CREDENTIALS=" + o.creds, quickExit()}, env...)...)
+	cmd.Env = baseEnv(append([]string{"TASKGATE_CREDENTIALS=" + o.creds}, env...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

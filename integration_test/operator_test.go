@@ -43,7 +43,7 @@ func TestOperatorCLI(t *testing.T) {
 	collected.addSecret("connection password", connPassword)
 	op.must("", "connections", "add", "op_db", "--conn-type", "postgres", "--host", "db.internal", "--password", connPassword)
 
-	srv := startServer(t, dataDir, quickExit())
+	srv := startServer(t, dataDir)
 	token := op.login(srv.URL, "admin", adminPassword)
 
 	t.Run("provisioning goes through the server", func(t *testing.T) {
@@ -203,7 +203,7 @@ func TestOperatorCLI(t *testing.T) {
 	revoked := `{"detail":"Token has been revoked"}`
 	wantJSON(t, send(t, srv.URL, "GET", "/api/v2/variables", "Bearer "+token, ""), 401, revoked)
 	srv.stop()
-	srv = startServer(t, dataDir, quickExit())
+	srv = startServer(t, dataDir)
 	wantJSON(t, send(t, srv.URL, "GET", "/api/v2/variables", "Bearer "+token, ""), 401, revoked)
 	srv.stop()
 }
@@ -225,7 +225,7 @@ func TestOperatorREST(t *testing.T) {
 	op.must("", "workloads", "queue", "--dag-id", "role_dag", "--run-id", "manual__1", "--task-id", "seed_task")
 	renew := queueTask(t, dataDir, "renew_dag", "manual__1", "renew_task")
 
-	srv := startServer(t, dataDir, quickExit())
+	srv := startServer(t, dataDir)
 	m := newMinter(t, dataDir)
 	roles := []string{"viewer", "op", "admin"}
 	passwords := map[string]string{"viewer": viewerPassword, "op": opPassword, "admin": adminPassword}
