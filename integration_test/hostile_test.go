@@ -30,13 +30,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/taskgate/taskgate/internal/tokencorpus"
 )
 
 // Issue 7, item 1: hostile tokens against the real binary. Every variant
 // must get the contract's answer (reference §2.3) and never a 5xx; nothing
 // a token names in its header may ever be fetched.
 
-// TestHostileTokenCorpus sends the generated corpus (hostile_corpus_test.go)
+// TestHostileTokenCorpus sends the generated corpus (internal/tokencorpus)
 // for the HS512 setup — the data directory's secret — to a ti:self route
 // (heartbeat) and a shared-read route (variables), and compares every answer
 // with the one the contract requires.
@@ -47,7 +49,7 @@ func TestHostileTokenCorpus(t *testing.T) {
 	other := queueTask(t, dataDir, dagID, runID, "bystander")
 	mustCLI(t, dataDir, "variables", "set", "hostile_var", "v")
 	attackerSecret := []byte("attacker-chosen-secret-0123456789abcdef-0123456789abcdef")
-	attackerJWK := `{"kty":"oct","kid":"attacker","k":"` + hB64(attackerSecret) + `"}`
+	attackerJWK := `{"kty":"oct","kid":"attacker","k":"` + tokencorpus.B64(attackerSecret) + `"}`
 	trap := newTrapServer(t, `{"keys":[`+attackerJWK+`]}`)
 	srv := startServer(t, dataDir, noAuthLimit)
 	m := newMinter(t, dataDir)
@@ -56,34 +58,34 @@ func TestHostileTokenCorpus(t *testing.T) {
 	mustStatus(t, w.do("PATCH", tiPath(q.TIID, "run"), me.runPayload(t)), 200)
 
 	now := time.Now().Unix()
-	setup := &hSetup{
-		header: hObject{{"alg", `"HS512"`}, {"typ", `"JWT"`}},
-		claims: hObject{
-			{"jti", hQuote(strings.ReplaceAll(uuid.NewString(), "-", ""))},
-			{"aud", hQuote(taskAudience)},
-			{"sub", hQuote(q.TIID)},
-			{"scope", `"execution"`},
-			{"iat", strconv.FormatInt(now, 10)},
-			{"nbf", strconv.FormatInt(now, 10)},
-			{"exp", strconv.FormatInt(now+600, 10)},
+	setup := &tokencorpus.Setup{
+		Header: tokencorpus.Object{{Name: "alg", Raw: `"HS512"`}, {Name: "typ", Raw: `"JWT"`}},
+		Claims: tokencorpus.Object{
+			{Name: "jti", Raw: tokencorpus.Quote(strings.ReplaceAll(uuid.NewString(), "-", ""))},
+			{Name: "aud", Raw: tokencorpus.Quote(taskAudience)},
+			{Name: "sub", Raw: tokencorpus.Quote(q.TIID)},
+			{Name: "scope", Raw: `"execution"`},
+			{Name: "iat", Raw: strconv.FormatInt(now, 10)},
+			{Name: "nbf", Raw: strconv.FormatInt(now, 10)},
+			{Name: "exp", Raw: strconv.FormatInt(now+600, 10)},
 		},
-		sign: hmacSigner(sha512.New, m.key),
-		otherAlgs: map[string]func(string) []byte{
+		Sign: hmacSigner(sha512.New, m.key),
+		OtherAlgs: map[string]func(string) []byte{
 			"HS256": hmacSigner(sha256.New, m.key),
 			"HS384": hmacSigner(sha512.New384, m.key),
 		},
-		attacker:    hmacSigner(sha512.New, attackerSecret),
-		attackerJWK: attackerJWK,
-		trapURL:     trap.URL,
-		now:         now,
-		leeway:      10,
-		margin:      4, // the corpus is sent within a few seconds; time variants go first
-		sub:         q.TIID,
-		otherSub:    other.TIID,
-		audience:    taskAudience,
-		long:        soakMode(),
+		Attacker:    hmacSigner(sha512.New, attackerSecret),
+		AttackerJWK: attackerJWK,
+		TrapURL:     trap.URL,
+		Now:         now,
+		Leeway:      10,
+		Margin:      4, // the corpus is sent within a few seconds; time variants go first
+		Sub:         q.TIID,
+		OtherSub:    other.TIID,
+		Audience:    taskAudience,
+		Long:        soakMode(),
 	}
-	cases := setup.generate()
+	cases := setup.Generate()
 
 	type route struct {
 		name, method, path, body string
@@ -94,8 +96,8 @@ func TestHostileTokenCorpus(t *testing.T) {
 	routes := []route{
 		{"heartbeat", http.MethodPut, tiPath(q.TIID, "heartbeat"), me.heartbeat(t), func(w string) string { return w }},
 		{"variable read", http.MethodGet, variablePath("hostile_var"), "", func(w string) string {
-			if w == hMismatch || w == hComponent { // no ti:self; components may read
-				return hAccept
+			if w == tokencorpus.Mismatch || w == tokencorpus.Component { // no ti:self; components may read
+				return tokencorpus.Accept
 			}
 			return w
 		}},
@@ -114,26 +116,26 @@ func TestHostileTokenCorpus(t *testing.T) {
 		defer mu.Unlock()
 		failures = append(failures, fmt.Sprintf(format, args...))
 	}
-	valid := setup.valid()
+	valid := setup.Valid()
 	start := time.Now()
 	forEachParallel(len(cases)*len(routes), 8, func(i int) {
 		c, rt := cases[i/len(routes)], routes[i%len(routes)]
-		label := fmt.Sprintf("%s/%s on %s", c.family, c.name, rt.name)
-		want := rt.want(c.want)
+		label := fmt.Sprintf("%s/%s on %s", c.Family, c.Name, rt.name)
+		want := rt.want(c.Want)
 		// What the server reads as the header value: a bare LF ends the
 		// line, and surrounding blanks are trimmed.
-		seen, _, _ := strings.Cut(c.token, "\n")
-		if strings.Trim(seen, " \t") == valid && c.token != valid {
+		seen, _, _ := strings.Cut(c.Token, "\n")
+		if strings.Trim(seen, " \t") == valid && c.Token != valid {
 			mu.Lock()
 			skipped++ // the server reads the valid token: nothing to test
 			mu.Unlock()
 			return
 		}
-		collected.addToken("hostile corpus token", c.token)
-		if !headerSafe(c.token) {
+		collected.addToken("hostile corpus token", c.Token)
+		if !headerSafe(c.Token) {
 			// Not a header value the Go client will send: write it raw.
 			// net/http refuses the request line or header itself (400).
-			req := rt.method + " " + rt.path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + c.token +
+			req := rt.method + " " + rt.path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + c.Token +
 				"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(rt.body)) + "\r\n\r\n" + rt.body
 			res, err := rawExchange(srv.rawAddr(), []byte(req), 10*time.Second)
 			switch {
@@ -149,7 +151,7 @@ func TestHostileTokenCorpus(t *testing.T) {
 			return
 		}
 		res, err := doPlain(client, rt.method, srv.URL+rt.path, map[string]string{
-			"Authorization":       "Bearer " + c.token,
+			"Authorization":       "Bearer " + c.Token,
 			"Content-Type":        "application/json",
 			"Airflow-API-Version": apiVersion,
 		}, []byte(rt.body))
@@ -166,7 +168,7 @@ func TestHostileTokenCorpus(t *testing.T) {
 		}
 		got := res.verdict()
 		if got != want {
-			if c.tolerated != "" && got == rt.want(c.tolerated) {
+			if c.Tolerated != "" && got == rt.want(c.Tolerated) {
 				mu.Lock()
 				deviations[label] = got
 				mu.Unlock()
@@ -199,7 +201,7 @@ func TestHostileTokenCorpus(t *testing.T) {
 		t.Logf("KNOWN DEVIATION %s: answered %q (reported in issue 7)", label, got)
 	}
 	t.Logf("hostile token corpus: %d tokens (%s) × %d routes = %d requests in %s (%d raw, refused by net/http; %d skipped as read by the server as the valid token: blanks trimmed, or cut by a line feed)",
-		len(cases), hCorpusSummary(cases), len(routes), sent, elapsed.Round(time.Millisecond), httpLayer, skipped)
+		len(cases), tokencorpus.Summary(cases), len(routes), sent, elapsed.Round(time.Millisecond), httpLayer, skipped)
 	trap.wantNoHits(t)
 
 	// Nothing the corpus sent changed the task instance: it still runs on
@@ -215,7 +217,7 @@ func TestHostileTokenCorpus(t *testing.T) {
 func (r *plainResult) verdict() string {
 	switch {
 	case r.status >= 200 && r.status < 300:
-		return hAccept
+		return tokencorpus.Accept
 	case r.status == 403:
 		if d := r.detail(); d != "" {
 			return d
@@ -303,10 +305,10 @@ func TestHostileTokensAsymmetricBinary(t *testing.T) {
 				confusion["PKCS1 PEM public key"] = pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rk.PublicKey)})
 			}
 			now := time.Now().Unix()
-			claims := hObject{
-				{"jti", hQuote(strings.ReplaceAll(uuid.NewString(), "-", ""))},
-				{"aud", hQuote(taskAudience)}, {"sub", hQuote(q.TIID)}, {"scope", `"execution"`},
-				{"iat", strconv.FormatInt(now, 10)}, {"nbf", strconv.FormatInt(now, 10)}, {"exp", strconv.FormatInt(now+600, 10)},
+			claims := tokencorpus.Object{
+				{Name: "jti", Raw: tokencorpus.Quote(strings.ReplaceAll(uuid.NewString(), "-", ""))},
+				{Name: "aud", Raw: tokencorpus.Quote(taskAudience)}, {Name: "sub", Raw: tokencorpus.Quote(q.TIID)}, {Name: "scope", Raw: `"execution"`},
+				{Name: "iat", Raw: strconv.FormatInt(now, 10)}, {Name: "nbf", Raw: strconv.FormatInt(now, 10)}, {Name: "exp", Raw: strconv.FormatInt(now+600, 10)},
 			}.String()
 			signWith := func(method jwt.SigningMethod, key any) func(string) []byte {
 				return func(in string) []byte {
@@ -317,7 +319,7 @@ func TestHostileTokensAsymmetricBinary(t *testing.T) {
 					return sig
 				}
 			}
-			s := &hSetup{sign: signWith(setup.method, setup.key)}
+			s := &tokencorpus.Setup{Sign: signWith(setup.method, setup.key)}
 			type tc struct{ name, token, want, tolerated string }
 			var cases []tc
 			for _, alg := range []struct {
@@ -326,37 +328,37 @@ func TestHostileTokensAsymmetricBinary(t *testing.T) {
 			}{{"HS512", sha512.New}, {"HS256", sha256.New}, {"HS384", sha512.New384}} {
 				for what, secret := range confusion {
 					for _, withKid := range []bool{true, false} {
-						h := hObject{{"alg", hQuote(alg.name)}, {"typ", `"JWT"`}}
+						h := tokencorpus.Object{{Name: "alg", Raw: tokencorpus.Quote(alg.name)}, {Name: "typ", Raw: `"JWT"`}}
 						if withKid {
-							h = h.set("kid", hQuote(kid))
+							h = h.Set("kid", tokencorpus.Quote(kid))
 						}
 						cases = append(cases, tc{
 							name:  fmt.Sprintf("%s signed with the %s (kid %v)", alg.name, what, withKid),
-							token: s.tokenWith(hmacSigner(alg.h, secret), h.String(), claims), want: hInvalid,
+							token: s.TokenWith(hmacSigner(alg.h, secret), h.String(), claims), want: tokencorpus.Invalid,
 						})
 					}
 				}
 			}
-			good := hObject{{"alg", hQuote(setup.method.Alg())}, {"kid", hQuote(kid)}, {"typ", `"JWT"`}}
+			good := tokencorpus.Object{{Name: "alg", Raw: tokencorpus.Quote(setup.method.Alg())}, {Name: "kid", Raw: tokencorpus.Quote(kid)}, {Name: "typ", Raw: `"JWT"`}}
 			attacker := signWith(setup.method, setup.attacker)
 			for _, ku := range []struct{ name, raw string }{
-				{"jku", hQuote(trap.URL + "/jwks.json")},
-				{"x5u", hQuote(trap.URL + "/cert.pem")},
+				{"jku", tokencorpus.Quote(trap.URL + "/jwks.json")},
+				{"x5u", tokencorpus.Quote(trap.URL + "/cert.pem")},
 				{"x5c", `["` + base64.StdEncoding.EncodeToString([]byte("not a certificate")) + `"]`},
 				{"jwk", attackerJWK},
-				{"kid as URL", hQuote(trap.URL + "/kid")},
+				{"kid as URL", tokencorpus.Quote(trap.URL + "/kid")},
 			} {
 				name := ku.name
-				h := good.set(ku.name, ku.raw)
+				h := good.Set(ku.name, ku.raw)
 				if name == "kid as URL" {
-					h = good.set("kid", ku.raw)
+					h = good.Set("kid", ku.raw)
 				}
 				cases = append(cases,
-					tc{name: name + ", attacker's signature", token: s.tokenWith(attacker, h.String(), claims), want: hInvalid},
-					tc{name: name + ", attacker's signature and kid", token: s.tokenWith(attacker, h.set("kid", `"attacker"`).String(), claims), want: hInvalid},
+					tc{name: name + ", attacker's signature", token: s.TokenWith(attacker, h.String(), claims), want: tokencorpus.Invalid},
+					tc{name: name + ", attacker's signature and kid", token: s.TokenWith(attacker, h.Set("kid", `"attacker"`).String(), claims), want: tokencorpus.Invalid},
 				)
 				if name != "kid as URL" {
-					cases = append(cases, tc{name: name + ", right signature (member ignored)", token: s.token(h.String(), claims), want: hAccept})
+					cases = append(cases, tc{name: name + ", right signature (member ignored)", token: s.Token(h.String(), claims), want: tokencorpus.Accept})
 				}
 			}
 			// Airflow builds a JWKS from the private key and looks the kid up
@@ -366,22 +368,22 @@ func TestHostileTokensAsymmetricBinary(t *testing.T) {
 			for _, k := range []struct{ name, raw string }{
 				{"kid missing", ""}, {"kid unknown", `"no-such-kid"`}, {"kid path traversal", `"../../../../etc/passwd"`},
 			} {
-				h := good.without("kid")
+				h := good.Without("kid")
 				if k.raw != "" {
-					h = h.set("kid", k.raw)
+					h = h.Set("kid", k.raw)
 				}
-				cases = append(cases, tc{name: k.name + ", right signature", token: s.token(h.String(), claims),
-					want: hInvalid, tolerated: hAccept})
+				cases = append(cases, tc{name: k.name + ", right signature", token: s.Token(h.String(), claims),
+					want: tokencorpus.Invalid, tolerated: tokencorpus.Accept})
 			}
 			cases = append(cases,
-				tc{name: "alg none", token: s.tokenWith(nil, good.set("alg", `"none"`).String(), claims), want: hInvalid},
-				tc{name: "attacker's key, plain header", token: s.tokenWith(attacker, good.String(), claims), want: hInvalid},
-				tc{name: "the right key and header", token: s.token(good.String(), claims), want: hAccept},
+				tc{name: "alg none", token: s.TokenWith(nil, good.Set("alg", `"none"`).String(), claims), want: tokencorpus.Invalid},
+				tc{name: "attacker's key, plain header", token: s.TokenWith(attacker, good.String(), claims), want: tokencorpus.Invalid},
+				tc{name: "the right key and header", token: s.Token(good.String(), claims), want: tokencorpus.Accept},
 			)
 			if setup.name == "RSA" {
 				cases = append(cases,
-					tc{name: "RS256 with the right key", token: s.tokenWith(signWith(jwt.SigningMethodRS256, setup.key), good.set("alg", `"RS256"`).String(), claims), want: hInvalid},
-					tc{name: "PS512 with the right key", token: s.tokenWith(signWith(jwt.SigningMethodPS512, setup.key), good.set("alg", `"PS512"`).String(), claims), want: hInvalid},
+					tc{name: "RS256 with the right key", token: s.TokenWith(signWith(jwt.SigningMethodRS256, setup.key), good.Set("alg", `"RS256"`).String(), claims), want: tokencorpus.Invalid},
+					tc{name: "PS512 with the right key", token: s.TokenWith(signWith(jwt.SigningMethodPS512, setup.key), good.Set("alg", `"PS512"`).String(), claims), want: tokencorpus.Invalid},
 				)
 			}
 			for _, c := range cases {
@@ -406,12 +408,12 @@ func TestHostileTokensAsymmetricBinary(t *testing.T) {
 
 func rsaPublicJWK(pub crypto.PublicKey, kid string) string {
 	k := pub.(*rsa.PublicKey)
-	return `{"kty":"RSA","kid":` + hQuote(kid) + `,"use":"sig","n":"` + hB64(k.N.Bytes()) +
-		`","e":"` + hB64(big.NewInt(int64(k.E)).Bytes()) + `"}`
+	return `{"kty":"RSA","kid":` + tokencorpus.Quote(kid) + `,"use":"sig","n":"` + tokencorpus.B64(k.N.Bytes()) +
+		`","e":"` + tokencorpus.B64(big.NewInt(int64(k.E)).Bytes()) + `"}`
 }
 
 func edPublicJWK(pub crypto.PublicKey, kid string) string {
-	return `{"kty":"OKP","crv":"Ed25519","kid":` + hQuote(kid) + `,"x":"` + hB64(pub.(ed25519.PublicKey)) + `"}`
+	return `{"kty":"OKP","crv":"Ed25519","kid":` + tokencorpus.Quote(kid) + `,"x":"` + tokencorpus.B64(pub.(ed25519.PublicKey)) + `"}`
 }
 
 // unverifiedClaims decodes a token's claims without checking anything.
