@@ -771,36 +771,5 @@ func TestCrashFullDisk(t *testing.T) {
 // startWrapped is startServer with the command behind wrapper.
 func startWrapped(t *testing.T, dataDir string, wrapper []string, env ...string) *server {
 	t.Helper()
-	args := append(append([]string(nil), wrapper...), binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = baseEnv(env...)
-	s := &server{t: t, dataDir: dataDir, cmd: cmd, logs: newLineBuffer(), exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
-	}
-	collected.addLog("server stderr ("+t.Name()+")", "", true, s.logs)
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case addr := <-s.logs.addr:
-		s.URL = "http://" + addr
-	case <-s.exited:
-		t.Fatalf("%v exited before listening (%v); output:\n%s", args, s.waitErr, s.logs)
-	case <-timer.C:
-		t.Fatalf("%v did not log a listening line within %s; output:\n%s", args, readyTimeout, s.logs)
-	}
-	return s
+	return startServerCmd(t, dataDir, wrapper, "127.0.0.1:0", env...)
 }

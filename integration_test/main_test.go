@@ -257,13 +257,21 @@ type server struct {
 // line. The process is killed at the end of the test if it still runs.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	return startServerCmd(t, dataDir, nil, "127.0.0.1:0", env...)
+}
+
+// startServerCmd is startServer listening on addr, with the command run
+// behind wrapper (e.g. prlimit or unshare) when wrapper is not empty.
+func startServerCmd(t *testing.T, dataDir string, wrapper []string, addr string, env ...string) *server {
+	t.Helper()
+	args := append(append([]string(nil), wrapper...), binary, "serve", "--listen", addr, "--data-dir", dataDir)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = baseEnv(env...)
 	s := &server{t: t, dataDir: dataDir, cmd: cmd, logs: newLineBuffer(), exited: make(chan struct{})}
 	cmd.Stderr = s.logs
 	cmd.Stdout = s.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start taskgate serve: %v", err)
+		t.Fatalf("start %v: %v", args, err)
 	}
 	collected.addLog("server stderr ("+t.Name()+")", "", true, s.logs)
 	go func() {
@@ -281,14 +289,14 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 	timer := time.NewTimer(readyTimeout)
 	defer timer.Stop()
 	select {
-	case addr := <-s.logs.addr:
-		s.URL = "http://" + addr
+	case got := <-s.logs.addr:
+		s.URL = "http://" + got
 	case <-s.exited:
-		t.Fatalf("taskgate serve exited before listening (%v); output:\n%s", s.waitErr, s.logs)
+		t.Fatalf("%v exited before listening (%v); output:\n%s", args, s.waitErr, s.logs)
 	case <-timer.C:
 		_ = cmd.Process.Kill()
 		<-s.exited
-		t.Fatalf("taskgate serve did not log a listening line within %s; output:\n%s", readyTimeout, s.logs)
+		t.Fatalf("%v did not log a listening line within %s; output:\n%s", args, readyTimeout, s.logs)
 	}
 	if secret, err := os.ReadFile(filepath.Join(dataDir, "jwt_secret")); err == nil {
 		collected.addSecret("jwt_secret", strings.TrimSpace(string(secret)))

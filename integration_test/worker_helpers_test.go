@@ -54,39 +54,7 @@ func freeAddr(t *testing.T) string {
 // startServerAt is startServer on a given address.
 func startServerAt(t *testing.T, dataDir, addr string, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--listen", addr, "--data-dir", dataDir)
-	cmd.Env = baseEnv(env...)
-	s := &server{t: t, dataDir: dataDir, cmd: cmd, logs: newLineBuffer(), exited: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start taskgate serve: %v", err)
-	}
-	collected.addLog("server stderr ("+t.Name()+")", "", true, s.logs)
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case got := <-s.logs.addr:
-		s.URL = "http://" + got
-	case <-s.exited:
-		t.Fatalf("taskgate serve on %s exited before listening (%v); output:\n%s", addr, s.waitErr, s.logs)
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-s.exited
-		t.Fatalf("taskgate serve on %s did not log a listening line within %s; output:\n%s", addr, readyTimeout, s.logs)
-	}
-	return s
+	return startServerCmd(t, dataDir, nil, addr, env...)
 }
 
 // workerProc is one running `taskgate worker run`.
