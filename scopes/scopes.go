@@ -34,14 +34,18 @@ func (t TokenType) Known() bool { return t == Execution || t == Workload }
 // Claims are the verified claims of a task token. A validator fills them only
 // after the signature, audience, issuer and lifetime have been checked.
 type Claims struct {
-	ID        string    // jti
-	Subject   string    // sub: the task instance (or component) UUID
-	Scope     string    // raw scope claim; empty means Execution
-	Issuer    string    // iss, empty when absent
-	Audience  []string  // aud
-	IssuedAt  time.Time // iat
-	NotBefore time.Time // nbf, zero when absent
-	ExpiresAt time.Time // exp
+	ID      string // jti
+	Subject string // sub: the task instance (or component) UUID
+	Scope   string // raw scope claim
+	// ScopePresent tells a token without a scope claim (an execution token,
+	// as Airflow 3.0/3.1 minted them) from one whose scope is the empty
+	// string, which names no token type and is refused as Airflow does.
+	ScopePresent bool
+	Issuer       string    // iss, empty when absent
+	Audience     []string  // aud
+	IssuedAt     time.Time // iat
+	NotBefore    time.Time // nbf, zero when absent
+	ExpiresAt    time.Time // exp
 	// Extra holds every other claim, kept verbatim so a renewed token carries
 	// the same custom claims as the one it replaces.
 	Extra map[string]any
@@ -51,7 +55,7 @@ type Claims struct {
 // scope claim is an execution token: that keeps Airflow 3.0/3.1 tokens, which
 // had no scope, working.
 func (c *Claims) Type() TokenType {
-	if c.Scope == "" {
+	if c.Scope == "" && !c.ScopePresent {
 		return Execution
 	}
 	return TokenType(c.Scope)

@@ -26,6 +26,8 @@ func TestDecide(t *testing.T) {
 		{"no token", plain, nil, "", ErrMissingToken},
 		{"execution on default policy", plain, &Claims{Subject: tiA, Scope: "execution"}, "", nil},
 		{"missing scope is execution", plain, &Claims{Subject: tiA}, "", nil},
+		{"empty scope is no type", plain, &Claims{Subject: tiA, ScopePresent: true}, "",
+			&Denial{ReasonInvalidScope, "Invalid token scope: "}},
 		{"workload refused by default", plain, &Claims{Subject: tiA, Scope: "workload"}, "",
 			&Denial{ReasonTypeNotAllowed, "Token type 'workload' not allowed for this endpoint. Allowed types: execution"}},
 		{"unknown scope", plain, &Claims{Subject: tiA, Scope: "admin"}, "",

@@ -194,6 +194,7 @@ func (c *tokenClaims) result() *scopes.Claims {
 	if c.present&hasNbf != 0 {
 		c.out.NotBefore = c.nbf.Time.UTC()
 	}
+	c.out.ScopePresent = c.present&hasScope != 0
 	return &c.out
 }
 

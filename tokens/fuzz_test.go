@@ -75,6 +75,7 @@ func refDecode(data []byte) (*scopes.Claims, error) {
 			c.Subject, ok = v.(string)
 		case "scope":
 			c.Scope, ok = v.(string)
+			c.ScopePresent = true
 		case "jti":
 			c.ID, ok = v.(string)
 		case "aud":

@@ -118,14 +118,16 @@ func (s *Signer) Sign(base *scopes.Claims, lifetime time.Duration) (string, *sco
 	iat := s.now().Unix()
 	exp := iat + int64(lifetime/time.Second)
 	out := &scopes.Claims{
-		ID:        string(jti[:]),
-		Subject:   base.Subject,
-		Scope:     base.Scope,
-		Issuer:    s.issuer,
-		Audience:  []string{s.audience},
-		IssuedAt:  time.Unix(iat, 0).UTC(),
-		NotBefore: time.Unix(iat, 0).UTC(),
-		ExpiresAt: time.Unix(exp, 0).UTC(),
+		ID:      string(jti[:]),
+		Subject: base.Subject,
+		Scope:   base.Scope,
+		// Sign omits an empty scope, so the token has none.
+		ScopePresent: base.Scope != "",
+		Issuer:       s.issuer,
+		Audience:     []string{s.audience},
+		IssuedAt:     time.Unix(iat, 0).UTC(),
+		NotBefore:    time.Unix(iat, 0).UTC(),
+		ExpiresAt:    time.Unix(exp, 0).UTC(),
 	}
 
 	buf := make([]byte, 0, 256)

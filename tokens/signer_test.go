@@ -103,14 +103,15 @@ func TestSignClaims(t *testing.T) {
 		t.Errorf("header (-want +got):\n%s", diff)
 	}
 	wantClaims := &scopes.Claims{
-		ID:        got.ID,
-		Subject:   testSubject,
-		Scope:     "workload",
-		Issuer:    "https://a.example",
-		Audience:  []string{testAudience},
-		IssuedAt:  time.Unix(iat, 0).UTC(),
-		NotBefore: time.Unix(iat, 0).UTC(),
-		ExpiresAt: time.Unix(iat+600, 0).UTC(),
+		ID:           got.ID,
+		Subject:      testSubject,
+		Scope:        "workload",
+		ScopePresent: true,
+		Issuer:       "https://a.example",
+		Audience:     []string{testAudience},
+		IssuedAt:     time.Unix(iat, 0).UTC(),
+		NotBefore:    time.Unix(iat, 0).UTC(),
+		ExpiresAt:    time.Unix(iat+600, 0).UTC(),
 		Extra: map[string]any{
 			"dag_bundles": []any{"b1", "b2"},
 			"job_id":      json.Number("12345678901234567890"),

@@ -244,14 +244,15 @@ func TestValidateClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &scopes.Claims{
-		ID:        "abc",
-		Subject:   testSubject,
-		Scope:     "workload",
-		Issuer:    "https://a.example",
-		Audience:  []string{"urn:x", testAudience},
-		IssuedAt:  time.Unix(1782907200, 0).UTC(),
-		NotBefore: time.Unix(1782907200, 0).UTC(),
-		ExpiresAt: time.Unix(1782907800, 0).UTC(),
+		ID:           "abc",
+		Subject:      testSubject,
+		Scope:        "workload",
+		ScopePresent: true,
+		Issuer:       "https://a.example",
+		Audience:     []string{"urn:x", testAudience},
+		IssuedAt:     time.Unix(1782907200, 0).UTC(),
+		NotBefore:    time.Unix(1782907200, 0).UTC(),
+		ExpiresAt:    time.Unix(1782907800, 0).UTC(),
 		Extra: map[string]any{
 			"big":    json.Number("12345678901234567890"),
 			"nested": map[string]any{"a": []any{json.Number("1"), "two", nil, true}},
