@@ -26,19 +26,7 @@ func authExists(format string, args ...any) error {
 
 // User returns the user, or an error wrapping auth.ErrNotFound.
 func (db *DB) User(ctx context.Context, name string) (*auth.User, error) {
-	var u *auth.User
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsers)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(name))
-		if data == nil {
-			return nil
-		}
-		u = new(auth.User)
-		return decodeJSON("user "+name, data, u)
-	})
+	u, err := getRecord[auth.User](db, ctx, bucketUsers, name, "user")
 	if err != nil {
 		return nil, err
 	}
@@ -272,20 +260,7 @@ func (db *DB) AddComponent(ctx context.Context, c auth.Component) error {
 // Component returns the component with this id (compared byte for byte), or
 // an error wrapping auth.ErrNotFound.
 func (db *DB) Component(ctx context.Context, id string) (*auth.Component, error) {
-	var c *auth.Component
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketComponents)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(id))
-		if data == nil {
-			return nil
-		}
-		var err error
-		c, err = decodeComponent(id, data)
-		return err
-	})
+	c, err := getRecord[auth.Component](db, ctx, bucketComponents, id, "component")
 	if err != nil {
 		return nil, err
 	}

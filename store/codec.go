@@ -1,9 +1,12 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -90,4 +93,26 @@ func decodeXCom(ref workload.XComRef, data []byte) (workload.XCom, error) {
 		x.Value = append(json.RawMessage(nil), rest...)
 	}
 	return x, nil
+}
+
+// getRecord reads and decodes the JSON record at key in bucket; nil, nil
+// when there is none. what names the record in errors ("user", "variable").
+func getRecord[T any](db *DB, ctx context.Context, bucket []byte, key, what string) (*T, error) {
+	var out *T
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(key))
+		if data == nil {
+			return nil
+		}
+		out = new(T)
+		return decodeJSON(what+" "+key, data, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -11,19 +11,7 @@ import (
 
 // Variable returns the variable, or an error wrapping workload.ErrNotFound.
 func (db *DB) Variable(ctx context.Context, key string) (*workload.Variable, error) {
-	var v *workload.Variable
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVariables)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(key))
-		if data == nil {
-			return nil
-		}
-		v = new(workload.Variable)
-		return decodeJSON("variable "+key, data, v)
-	})
+	v, err := getRecord[workload.Variable](db, ctx, bucketVariables, key, "variable")
 	if err != nil {
 		return nil, err
 	}
