@@ -86,13 +86,9 @@ func (s *Server) handleAdminGetVariable(c echo.Context) error {
 
 // decodeVariable reads Airflow's VariableBody.
 func decodeVariable(c echo.Context) (workload.Variable, error) {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return workload.Variable{}, err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return workload.Variable{}, verr
 	}
 	key := o.str("key", true, false)
 	val := o.str("value", true, true)
@@ -236,13 +232,9 @@ func (s *Server) handleAdminGetConnection(c echo.Context) error {
 
 // decodeConnection reads Airflow's ConnectionBody.
 func decodeConnection(c echo.Context) (workload.Connection, error) {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return workload.Connection{}, err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return workload.Connection{}, verr
 	}
 	id := o.str("connection_id", true, false)
 	typ := o.str("conn_type", true, false)
@@ -476,13 +468,9 @@ func (s *Server) handlePatchTaskInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	st := o.literal("new_state", string(workload.StateSuccess), string(workload.StateFailed), string(workload.StateSkipped))
 	o.forbidExtra()
@@ -539,13 +527,9 @@ func (s *Server) handleAdminGetXCom(c echo.Context) error {
 // handleQueueWorkload is POST /api/v2/workloads: queue a task instance and
 // return its ExecuteTask with a workload token, as a scheduler would.
 func (s *Server) handleQueueWorkload(c echo.Context) error {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	var r workload.QueueRequest
 	for _, f := range []struct {
@@ -599,13 +583,9 @@ type componentBody struct {
 // triggerer or DAG processor identity, answered with its execution-scoped
 // token (sub = the component's id, plus the component claim).
 func (s *Server) handleRegisterComponent(c echo.Context) error {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	kind := o.literal("kind", string(auth.Triggerer), string(auth.DagProcessor))
 	name := o.str("name", true, false)
@@ -682,13 +662,9 @@ func (s *Server) handleListUsers(c echo.Context) error {
 
 // handleAddUser is POST /api/v2/users {"username","password","role"}.
 func (s *Server) handleAddUser(c echo.Context) error {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	name := o.str("username", true, false)
 	pass := o.str("password", true, false)

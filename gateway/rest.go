@@ -167,13 +167,9 @@ func (s *Server) setTokenCookie(c echo.Context, token string, life time.Duration
 // no cookie).
 func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		body, err := readBody(c)
+		o, err := readObject(c)
 		if err != nil {
 			return err
-		}
-		o, verr := decodeObject(body)
-		if verr != nil {
-			return verr
 		}
 		user := o.str("username", true, false)
 		pass := o.str("password", true, false)
@@ -228,13 +224,9 @@ func (s *Server) handleLogout(c echo.Context) error {
 // revokes a REST token by its id. Without exp the entry is kept for the
 // longest REST token lifetime, after which any such token is dead anyway.
 func (s *Server) handleRevokeToken(c echo.Context) error {
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	jti := o.str("jti", true, false)
 	exp := o.datetime("exp", false, true)

@@ -30,6 +30,20 @@ func readBody(c echo.Context) ([]byte, error) {
 	return b, nil
 }
 
+// readObject reads the request body within the limit and parses it as a
+// JSON object for field-by-field validation.
+func readObject(c echo.Context) (*object, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	o, verr := decodeObject(body)
+	if verr != nil {
+		return nil, verr
+	}
+	return o, nil
+}
+
 // pathParam returns a path parameter decoded. Echo matches on the raw path
 // when the URL holds escapes (so an encoded '/' stays inside one parameter)
 // and then hands the parameter over still escaped.
@@ -380,13 +394,9 @@ func (s *Server) handleSkipDownstream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	tasks := o.rawField("tasks", true, "[")
 	o.forbidExtra()

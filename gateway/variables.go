@@ -71,13 +71,9 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	o, err := readObject(c)
 	if err != nil {
 		return err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return verr
 	}
 	var val *string
 	if _, ok := o.fields["val"]; ok {
