@@ -84,25 +84,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 // Users returns every user sorted by name (byte order). The result is never
 // nil.
 func (db *DB) Users(ctx context.Context) ([]auth.User, error) {
-	out := []auth.User{}
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsers)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			var u auth.User
-			if err := decodeJSON("user "+string(k), data, &u); err != nil {
-				return err
-			}
-			out = append(out, u)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return listRecords[auth.User](db, ctx, bucketUsers, "user")
 }
 
 // revocation is the stored value of a revoked jti: the token's expiry, after

@@ -116,3 +116,27 @@ func getRecord[T any](db *DB, ctx context.Context, bucket []byte, key, what stri
 	}
 	return out, nil
 }
+
+// listRecords decodes every JSON record of bucket in key order. The result
+// is never nil, so that it encodes as an empty JSON list.
+func listRecords[T any](db *DB, ctx context.Context, bucket []byte, what string) ([]T, error) {
+	out := []T{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, data []byte) error {
+			var v T
+			if err := decodeJSON(what+" "+string(k), data, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

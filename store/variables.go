@@ -84,25 +84,7 @@ func (db *DB) VariableKeys(ctx context.Context, prefix string, limit, offset int
 // ListVariables returns every variable in key order, for the CLI. The result
 // is never nil.
 func (db *DB) ListVariables(ctx context.Context) ([]workload.Variable, error) {
-	out := []workload.Variable{}
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVariables)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			var v workload.Variable
-			if err := decodeJSON("variable "+string(k), data, &v); err != nil {
-				return err
-			}
-			out = append(out, v)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return listRecords[workload.Variable](db, ctx, bucketVariables, "variable")
 }
 
 // Connection returns the connection, or an error wrapping
