@@ -30,6 +30,31 @@ func readBody(c echo.Context) ([]byte, error) {
 	return b, nil
 }
 
+// readTIBody reads a task-instance route's {task_instance_id} and its body,
+// decoded by decode.
+func readTIBody[T any](c echo.Context, decode func([]byte) (T, error)) (string, T, error) {
+	var zero T
+	id, err := taskInstanceID(c)
+	if err != nil {
+		return "", zero, err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return "", zero, err
+	}
+	v, err := decode(body)
+	if err != nil {
+		return "", zero, err
+	}
+	return id, v, nil
+}
+
+// heartbeat is a decoded TIHeartbeatInfo.
+type heartbeat struct {
+	host string
+	pid  int
+}
+
 // readObject reads the request body within the limit and parses it as a
 // JSON object for field-by-field validation.
 func readObject(c echo.Context) (*object, error) {
@@ -154,15 +179,7 @@ func decodeRunRequest(body []byte) (workload.RunRequest, error) {
 // returns a fresh execution token for the same task instance: the only place
 // a workload token buys anything.
 func (s *Server) handleRunTaskInstance(c echo.Context) error {
-	id, err := taskInstanceID(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	req, err := decodeRunRequest(body)
+	id, req, err := readTIBody(c, decodeRunRequest)
 	if err != nil {
 		return err
 	}
@@ -233,18 +250,14 @@ func decodeHeartbeat(body []byte) (host string, pid int, err error) {
 // durably: a heartbeat the gateway acknowledged is one the scheduler side can
 // rely on after a crash.
 func (s *Server) handleHeartbeat(c echo.Context) error {
-	id, err := taskInstanceID(c)
+	id, hb, err := readTIBody(c, func(b []byte) (heartbeat, error) {
+		host, pid, err := decodeHeartbeat(b)
+		return heartbeat{host, pid}, err
+	})
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	host, pid, err := decodeHeartbeat(body)
-	if err != nil {
-		return err
-	}
+	host, pid := hb.host, hb.pid
 	now := s.now()
 	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
 		return workload.Heartbeat(ti, host, pid, now)
@@ -332,15 +345,7 @@ func contains(list []string, s string) bool {
 // handleUpdateState is PATCH /task-instances/{id}/state: 204 when applied,
 // 200 when the task instance already is in that state.
 func (s *Server) handleUpdateState(c echo.Context) error {
-	id, err := taskInstanceID(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	u, err := decodeStateUpdate(body)
+	id, u, err := readTIBody(c, decodeStateUpdate)
 	if err != nil {
 		return err
 	}
