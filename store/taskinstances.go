@@ -371,6 +371,35 @@ func getDagRun(tx *bolt.Tx, dagID, runID string) (*workload.DagRun, error) {
 	return decodeDagRun(dagID, runID, data)
 }
 
+// runsBefore walks a dag's time index (dag id ‖ time ‖ run id) backwards,
+// from the newest entry strictly before before, calling fn with each run id
+// until fn stops it or fails. Keys at exactly "before" are longer than the
+// seek key, hence after it, so stepping back from it skips them.
+func runsBefore(ctx context.Context, idx *bolt.Bucket, dagID string, before time.Time,
+	fn func(runID string) (stop bool, err error)) error {
+	prefix := tuple(dagID)
+	c := idx.Cursor()
+	k, _ := c.Seek(appendTime(tuple(dagID), before))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, _, runID, err := readDagRunTimeKey(k)
+		if err != nil {
+			return err
+		}
+		if stop, err := fn(runID); err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
 // PreviousSuccessfulDagRun returns the dag run of dagID in state "success"
 // with the latest logical date strictly before the given one, or an error
 // wrapping workload.ErrNotFound. It walks the logical-date index backwards,
@@ -382,38 +411,20 @@ func (db *DB) PreviousSuccessfulDagRun(ctx context.Context, dagID string, before
 		if idx == nil {
 			return nil
 		}
-		prefix := tuple(dagID)
-		// Keys at exactly "before" are longer than seek, hence after it:
-		// stepping back from seek gives logical dates strictly earlier.
-		seek := appendTime(tuple(dagID), before)
-		c := idx.Cursor()
-		k, _ := c.Seek(seek)
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			_, _, runID, err := readDagRunTimeKey(k)
-			if err != nil {
-				return err
-			}
+		return runsBefore(ctx, idx, dagID, before, func(runID string) (bool, error) {
 			dr, err := getDagRun(tx, dagID, runID)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if dr == nil {
-				return fmt.Errorf("store: indexed dag run %s/%s missing: %w", dagID, runID, ErrCorrupt)
+				return false, fmt.Errorf("store: indexed dag run %s/%s missing: %w", dagID, runID, ErrCorrupt)
 			}
 			if dr.State == "success" {
 				found = dr
-				return nil
+				return true, nil
 			}
-		}
-		return nil
+			return false, nil
+		})
 	})
 	if err != nil {
 		return nil, err

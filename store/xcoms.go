@@ -39,33 +39,16 @@ func (db *DB) XComs(ctx context.Context, q workload.XComQuery) ([]workload.XCom,
 		if idx == nil {
 			return nil
 		}
-		prefix := tuple(q.DagID)
-		// Seeking to the first key after run_after (plus one nanosecond)
-		// and stepping back visits run_after <= this run's, newest first.
-		seek := appendTime(tuple(q.DagID), dr.RunAfter.Add(time.Nanosecond))
-		c := idx.Cursor()
-		k, _ := c.Seek(seek)
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			_, _, runID, err := readDagRunTimeKey(k)
-			if err != nil {
-				return err
-			}
+		// Strictly before run_after plus one nanosecond: run_after <= this
+		// run's, newest first.
+		return runsBefore(ctx, idx, q.DagID, dr.RunAfter.Add(time.Nanosecond), func(runID string) (bool, error) {
 			if runID == q.RunID {
-				continue
+				return false, nil
 			}
-			if out, err = appendRunXComs(out, xb, q, runID); err != nil {
-				return err
-			}
-		}
-		return nil
+			var err error
+			out, err = appendRunXComs(out, xb, q, runID)
+			return false, err
+		})
 	})
 	if err != nil {
 		return nil, err
