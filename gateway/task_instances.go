@@ -257,12 +257,7 @@ func (s *Server) handleHeartbeat(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	host, pid := hb.host, hb.pid
-	now := s.now()
-	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
-		return workload.Heartbeat(ti, host, pid, now)
-	})
-	if err != nil {
+	if err := s.cfg.Store.Heartbeat(c.Request().Context(), id, hb.host, hb.pid, s.now()); err != nil {
 		return mapTIError(err)
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -53,10 +53,11 @@ func TestCLIWhileServing(t *testing.T) {
 	checkPrivate(t, dataDir)
 }
 
-// checkPrivate requires mode 0600 on the secret and the database.
+// checkPrivate requires mode 0600 on the secret, the database and its
+// heartbeat log.
 func checkPrivate(t *testing.T, dataDir string) {
 	t.Helper()
-	for _, name := range []string{"jwt_secret", "taskgate.db"} {
+	for _, name := range []string{"jwt_secret", "taskgate.db", "taskgate.db-heartbeats"} {
 		info, err := os.Stat(filepath.Join(dataDir, name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

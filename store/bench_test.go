@@ -12,50 +12,65 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// BenchmarkUpdateTaskInstanceHeartbeat is the heartbeat storm: every
-// goroutine heartbeats its own running task instance. It reports writes per
-// commit, the number that shows whether group commit still works.
-func BenchmarkUpdateTaskInstanceHeartbeat(b *testing.B) {
-	for _, perCPU := range []int{1, 32, 512} {
-		goroutines := perCPU * runtime.GOMAXPROCS(0)
-		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
-			ctx := context.Background()
-			db, _ := openTest(b)
-			var wg sync.WaitGroup
-			for i := range goroutines {
-				wg.Go(func() {
-					ti := taskInstance(fmt.Sprintf("ti-%05d", i), "dag", "run", "t", i)
-					ti.State, ti.Hostname, ti.PID = workload.StateRunning, "host", i
-					if _, err := db.InsertTaskInstance(ctx, dagRun("dag", "run", t0), ti, nil); err != nil {
-						b.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			var next atomic.Int64
-			before := db.Stats()
-			b.SetParallelism(perCPU)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(next.Add(1)-1) % goroutines
-				id := fmt.Sprintf("ti-%05d", i)
-				now := t0
-				for pb.Next() {
-					now = now.Add(time.Second)
-					if _, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
-						return workload.Heartbeat(ti, "host", i, now)
-					}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+// BenchmarkHeartbeat is the heartbeat storm: every goroutine heartbeats its
+// own running task instance. It reports writes per commit, the number that
+// shows whether group commit still works, and compares a heartbeat stored by rewriting the task
+// instance's record (UpdateTaskInstance with workload.Heartbeat) with one
+// appended to the heartbeat log (Heartbeat), at several numbers of
+// concurrent writers.
+func BenchmarkHeartbeat(b *testing.B) {
+	for _, path := range []string{"record", "log"} {
+		for _, perCPU := range []int{1, 32, 512} {
+			goroutines := perCPU * runtime.GOMAXPROCS(0)
+			b.Run(fmt.Sprintf("path=%s/goroutines=%d", path, goroutines), func(b *testing.B) {
+				benchmarkHeartbeat(b, path == "log", perCPU, goroutines)
 			})
-			b.StopTimer()
-			s := db.Stats()
-			if commits := s.Commits - before.Commits; commits > 0 {
-				b.ReportMetric(float64(s.Writes-before.Writes)/float64(commits), "writes/commit")
+		}
+	}
+}
+
+func benchmarkHeartbeat(b *testing.B, viaLog bool, perCPU, goroutines int) {
+	ctx := context.Background()
+	db, _ := openTest(b)
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		wg.Go(func() {
+			ti := taskInstance(fmt.Sprintf("ti-%05d", i), "dag", "run", "t", i)
+			ti.State, ti.Hostname, ti.PID = workload.StateRunning, "host", i
+			if _, err := db.InsertTaskInstance(ctx, dagRun("dag", "run", t0), ti, nil); err != nil {
+				b.Error(err)
 			}
 		})
+	}
+	wg.Wait()
+	var next atomic.Int64
+	before := db.Stats()
+	b.SetParallelism(perCPU)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1)-1) % goroutines
+		id := fmt.Sprintf("ti-%05d", i)
+		now := t0
+		for pb.Next() {
+			now = now.Add(time.Second)
+			var err error
+			if viaLog {
+				err = db.Heartbeat(ctx, id, "host", i, now)
+			} else {
+				_, err = db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+					return workload.Heartbeat(ti, "host", i, now)
+				})
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	s := db.Stats()
+	if commits := s.Commits - before.Commits; commits > 0 {
+		b.ReportMetric(float64(s.Writes-before.Writes)/float64(commits), "writes/commit")
 	}
 }
 

@@ -12,13 +12,11 @@ import (
 )
 
 // Records are the JSON of the workload types: readable with any bbolt tool
-// and following the workload types without a hand-kept codec. It is fast
-// enough: decoding a task instance costs about 10 µs on the 2-core test
-// machine (BenchmarkTaskInstance), and the writer goroutine spends that plus
-// an encode per heartbeat, which puts a heartbeat storm near 30 000 writes/s
-// (BenchmarkUpdateTaskInstanceHeartbeat) — above the ≈ 25 000 requests/s the
-// HTTP side reaches. A binary codec is the next step if that changes. XComs
-// are the exception, see encodeXCom.
+// and following the workload types without a hand-kept codec. Decoding a
+// task instance costs about 10 µs on the 2-core test machine
+// (BenchmarkTaskInstance), too much for the write every running task makes
+// every few seconds: heartbeats therefore never rewrite the record (see
+// heartbeats.go). XComs are the other exception, see encodeXCom.
 
 // decodeJSON decodes a stored record into v; a failure wraps ErrCorrupt.
 func decodeJSON(what string, data []byte, v any) error {

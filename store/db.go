@@ -100,6 +100,9 @@ type Options struct {
 	// given, which only tests and callers predating encryption want; a
 	// record encrypted earlier then fails to read with ErrDecrypt.
 	Secrets Cipher
+
+	// checkpointBytes overrides defaultCheckpointBytes (tests).
+	checkpointBytes int64
 }
 
 // Stats counts the work of the group-commit writer, so that its
@@ -110,6 +113,9 @@ type Stats struct {
 	// Writes is the number of write calls those commits carried, including
 	// calls that a rule refused and that therefore wrote nothing.
 	Writes uint64
+	// Checkpoints is the number of heartbeat log checkpoints that stored
+	// heartbeats (see Heartbeat).
+	Checkpoints uint64
 }
 
 // DB is taskgate's database: one bbolt file plus the goroutine that groups
@@ -130,13 +136,21 @@ type DB struct {
 	closeOnce  sync.Once
 	isClosed   atomic.Bool
 
-	commits atomic.Uint64
-	writes  atomic.Uint64
+	// Owned by the writer goroutine (see heartbeats.go).
+	hot   map[string]hotTI
+	hblog *heartbeatLog
+	times heartbeatTimes
+
+	commits     atomic.Uint64
+	writes      atomic.Uint64
+	checkpoints atomic.Uint64
 }
 
-// request is one write waiting for the writer goroutine.
+// request is one write waiting for the writer goroutine: a transaction
+// function or a heartbeat.
 type request struct {
 	op       txFunc
+	hb       *hbWrite
 	err      error // the outcome, set by the writer before done is closed
 	panicVal any   // a panic raised by op, re-raised in the caller
 	done     chan struct{}
@@ -207,6 +221,16 @@ func Open(path string, opts Options) (*DB, error) {
 		secrets:    opts.Secrets,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
+		hot:        map[string]hotTI{},
+		times:      heartbeatTimes{cur: map[string]time.Time{}},
+	}
+	checkpointAt := opts.checkpointBytes
+	if checkpointAt <= 0 {
+		checkpointAt = defaultCheckpointBytes
+	}
+	if err := db.openHeartbeatLog(path, checkpointAt); err != nil {
+		_ = bdb.Close()
+		return nil, err
 	}
 	if opts.ReadOnly {
 		close(db.writerDone)
@@ -228,7 +252,13 @@ func (db *DB) Close() error {
 		db.isClosed.Store(true)
 		db.signal()
 		<-db.writerDone
-		if cerr := db.bolt.Close(); cerr != nil {
+		if db.hblog != nil {
+			err = db.checkpoint()
+			if cerr := db.hblog.f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("store: close heartbeat log: %w", cerr)
+			}
+		}
+		if cerr := db.bolt.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: close: %w", cerr)
 		}
 	})
@@ -237,7 +267,7 @@ func (db *DB) Close() error {
 
 // Stats reports the writer's counters since Open.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Writes: db.writes.Load()}
+	return Stats{Commits: db.commits.Load(), Writes: db.writes.Load(), Checkpoints: db.checkpoints.Load()}
 }
 
 // signal wakes the writer without blocking: one pending wake-up is enough,
@@ -253,13 +283,18 @@ func (db *DB) signal() {
 // honoured only before submission: once queued, the write may commit at any
 // moment, and returning early would leave the caller unsure whether it did.
 func (db *DB) write(ctx context.Context, op txFunc) error {
+	return db.submit(ctx, &request{op: op})
+}
+
+// submit queues r for the writer and waits for its outcome (see write).
+func (db *DB) submit(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if db.readOnly {
 		return ErrReadOnly
 	}
-	r := &request{op: op, done: make(chan struct{})}
+	r.done = make(chan struct{})
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
@@ -317,6 +352,11 @@ func (db *DB) writeLoop() {
 		batch = db.take(batch[:0])
 		db.commit(batch)
 		clear(batch)
+		if db.hblog.size >= db.hblog.checkpointAt {
+			// A failure leaves the log as it is, to be checkpointed
+			// after a later batch or replayed by the next Open.
+			_ = db.checkpoint()
+		}
 	}
 }
 
@@ -360,13 +400,16 @@ func (db *DB) take(batch []*request) []*request {
 // commit runs batch in one transaction. A request that aborts (a failed Put,
 // or a panic) is answered on its own and the transaction is retried without
 // it; a refusal (any other error from a txFunc) wrote nothing and does not
-// disturb the others.
+// disturb the others. The admitted heartbeats of the batch are then written
+// to the heartbeat log; a batch of heartbeats alone needs only a read
+// transaction to check them.
 func (db *DB) commit(batch []*request) {
 	for len(batch) > 0 {
 		failed := -1
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
+		db.hblog.buf = db.hblog.buf[:0]
+		run := func(tx *bolt.Tx) error {
 			for i, r := range batch {
-				p, out := runOp(r.op, tx)
+				p, out := db.runRequest(r, tx)
 				var ae *abortError
 				switch {
 				case p != nil:
@@ -381,15 +424,34 @@ func (db *DB) commit(batch []*request) {
 				return errAborted
 			}
 			return nil
-		})
+		}
+		var err error
+		if heartbeatsOnly(batch) {
+			err = db.bolt.View(run)
+		} else {
+			err = db.bolt.Update(run)
+		}
 		if failed >= 0 {
+			clear(db.hot) // it may hold what the rolled-back transaction saw
 			close(batch[failed].done)
 			batch = append(batch[:failed], batch[failed+1:]...)
 			continue
 		}
 		if err != nil {
+			clear(db.hot)
 			err = fmt.Errorf("store: commit: %w", err)
 		} else {
+			if len(db.hblog.buf) > 0 {
+				if lerr := db.hblog.write(); lerr != nil {
+					for _, r := range batch {
+						if r.hb != nil && r.err == nil {
+							r.err = lerr
+						}
+					}
+				} else {
+					db.times.record(batch)
+				}
+			}
 			db.commits.Add(1)
 			db.writes.Add(uint64(len(batch)))
 		}
@@ -401,6 +463,24 @@ func (db *DB) commit(batch []*request) {
 		}
 		return
 	}
+}
+
+// heartbeatsOnly reports whether batch holds nothing but heartbeats.
+func heartbeatsOnly(batch []*request) bool {
+	for _, r := range batch {
+		if r.hb == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// runRequest runs one request of a batch; see runOp.
+func (db *DB) runRequest(r *request, tx *bolt.Tx) (panicVal any, err error) {
+	if r.hb != nil {
+		return nil, db.applyHeartbeat(tx, r.hb)
+	}
+	return runOp(r.op, tx)
 }
 
 var errAborted = errors.New("store: transaction aborted")

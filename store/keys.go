@@ -56,15 +56,21 @@ var (
 	// bucketComponentsByName: (kind, name) → component id; keeps (kind,
 	// name) unique and lists components in kind, name order.
 	bucketComponentsByName = []byte("components_by_name")
+	// bucketHeartbeats: ti id → the latest heartbeat time moved out of the
+	// heartbeat log (appendTime), newer than the record's when present
+	bucketHeartbeats = []byte("heartbeats")
 
-	// allBuckets are created by Open when missing. The auth buckets came
-	// after schema version 1 without a version bump: they are additive, an
-	// older binary ignores them, and opening an older file creates them.
+	// allBuckets are created by Open when missing. The auth buckets and the
+	// heartbeats bucket came after schema version 1 without a version bump:
+	// they are additive, an older binary ignores them (it then shows the
+	// last heartbeat stored in the record), and opening an older file
+	// creates them.
 	allBuckets = [][]byte{
 		bucketMeta, bucketDagRuns, bucketDagRunsByRunAfter, bucketDagRunsByLogicalDate,
 		bucketTaskInstances, bucketCurrentTI, bucketRenderedFields,
 		bucketVariables, bucketConnections, bucketXComs,
 		bucketUsers, bucketRevocations, bucketComponents, bucketComponentsByName,
+		bucketHeartbeats,
 	}
 
 	keySchemaVersion = []byte("schema_version")

@@ -26,7 +26,7 @@ func notFound(format string, args ...any) error {
 }
 
 // getTI reads and decodes a task instance; nil without error when missing.
-func getTI(tx *bolt.Tx, id string) (*workload.TaskInstance, error) {
+func (db *DB) getTI(tx *bolt.Tx, id string) (*workload.TaskInstance, error) {
 	b := tx.Bucket(bucketTaskInstances)
 	if b == nil {
 		return nil, nil
@@ -35,7 +35,17 @@ func getTI(tx *bolt.Tx, id string) (*workload.TaskInstance, error) {
 	if data == nil {
 		return nil, nil
 	}
-	return decodeTI(id, data)
+	return db.decodeTI(tx, id, data)
+}
+
+// decodeTI decodes a stored task instance with its latest heartbeat.
+func (db *DB) decodeTI(tx *bolt.Tx, id string, data []byte) (*workload.TaskInstance, error) {
+	ti, err := decodeTI(id, data)
+	if err != nil {
+		return nil, err
+	}
+	db.withHeartbeat(tx, ti)
+	return ti, nil
 }
 
 // TaskInstance returns the task instance with the given id — the current try
@@ -44,7 +54,7 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 	var ti *workload.TaskInstance
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		var err error
-		ti, err = getTI(tx, id)
+		ti, err = db.getTI(tx, id)
 		return err
 	})
 	if err != nil {
@@ -81,7 +91,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 		if data == nil {
 			return notFound("task instance %s", id)
 		}
-		ti, err := decodeTI(id, data)
+		ti, err := db.decodeTI(tx, id, data)
 		if err != nil {
 			return err
 		}
@@ -100,6 +110,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 		if err := put(b, []byte(id), enc); err != nil {
 			return err
 		}
+		db.noteTI(ti)
 		out = ti
 		return nil
 	})
@@ -152,7 +163,7 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 				return fmt.Errorf("store: current task instance %s of %s/%s/%s[%d] missing: %w",
 					curID, ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex, ErrCorrupt)
 			}
-			if existing, err = decodeTI(string(curID), data); err != nil {
+			if existing, err = db.decodeTI(tx, string(curID), data); err != nil {
 				return err
 			}
 		}
@@ -206,6 +217,7 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 		if err := put(cur, coord, []byte(t.ID)); err != nil {
 			return err
 		}
+		db.noteTI(&t)
 		out = &t
 		return nil
 	})
@@ -251,7 +263,7 @@ func (db *DB) SkipTaskInstances(ctx context.Context, dagID, runID string, refs [
 			}
 		}
 		type change struct {
-			id  string
+			ti  *workload.TaskInstance
 			enc []byte
 		}
 		var changes []change
@@ -260,7 +272,7 @@ func (db *DB) SkipTaskInstances(ctx context.Context, dagID, runID string, refs [
 			if data == nil {
 				return fmt.Errorf("store: current task instance %s missing: %w", id, ErrCorrupt)
 			}
-			ti, err := decodeTI(id, data)
+			ti, err := db.decodeTI(tx, id, data)
 			if err != nil {
 				return err
 			}
@@ -271,12 +283,13 @@ func (db *DB) SkipTaskInstances(ctx context.Context, dagID, runID string, refs [
 			if err != nil {
 				return err
 			}
-			changes = append(changes, change{id, enc})
+			changes = append(changes, change{ti, enc})
 		}
 		for _, ch := range changes {
-			if err := put(tis, []byte(ch.id), ch.enc); err != nil {
+			if err := put(tis, []byte(ch.ti.ID), ch.enc); err != nil {
 				return err
 			}
+			db.noteTI(ch.ti)
 		}
 		return nil
 	})
@@ -533,7 +546,7 @@ func (db *DB) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) 
 			if data == nil {
 				return fmt.Errorf("store: current task instance %s missing: %w", id, ErrCorrupt)
 			}
-			ti, err := decodeTI(string(id), data)
+			ti, err := db.decodeTI(tx, string(id), data)
 			if err != nil {
 				return err
 			}

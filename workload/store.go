@@ -22,6 +22,13 @@ type Store interface {
 	// task instance gives ErrNotFound without calling fn.
 	UpdateTaskInstance(ctx context.Context, id string, fn func(ti *TaskInstance) error) (*TaskInstance, error)
 
+	// Heartbeat records a heartbeat of the worker (hostname, pid) at the
+	// given time when the Heartbeat rule admits it, and returns that rule's
+	// error otherwise, or ErrNotFound. It is UpdateTaskInstance with
+	// Heartbeat, which a store can do much more cheaply: the heartbeat only
+	// moves last_heartbeat_at and updated_at.
+	Heartbeat(ctx context.Context, id, hostname string, pid int, at time.Time) error
+
 	// InsertTaskInstance stores ti (and dr, when that dag run does not exist
 	// yet) in one transaction. admit is called inside that transaction with
 	// the task instance currently holding the same dag, run, task and map

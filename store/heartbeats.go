@@ -1,0 +1,392 @@
+package store
+
+// Heartbeats are most of the writes a gateway takes: every running task sends
+// one every few seconds, and each must be durable before it is acknowledged.
+// Storing one by rewriting the task instance's record costs a JSON decode and
+// encode, a dirty B+tree page per heartbeat and bbolt's two fsyncs per commit,
+// for a change of one timestamp. So heartbeats go to a log instead:
+//
+//   - The writer checks a heartbeat with workload.Heartbeat against the task
+//     instance's state, hostname and pid, kept in memory for running task
+//     instances (hot) and read from bbolt on a miss, in order with the other
+//     writes of its batch.
+//   - It appends the admitted heartbeats of the batch to <database>-heartbeats
+//     and syncs that file once. A batch of heartbeats alone never opens a
+//     bbolt write transaction.
+//   - Once the log passes checkpointBytes, and at Open and Close, a checkpoint
+//     moves the latest time of each task instance into the heartbeats bucket
+//     in one transaction and empties the log.
+//
+// A task instance read anywhere in the store carries the newest of its
+// record's last_heartbeat_at, the bucket's time and the times logged since the
+// last checkpoint, which are kept in memory (times).
+//
+// The log starts with heartbeatLogMagic; each record is a CRC-32C (Castagnoli,
+// big-endian) of the rest of the record, the id's length (2 bytes), the id and
+// the time (12 bytes, appendTime). Replay stops at the first record that is
+// short or fails its checksum: the tail of a write torn by a crash, which was
+// never acknowledged. A failed write is not counted and the next batch writes
+// over it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+const (
+	// heartbeatLogSuffix names the log beside the database file.
+	heartbeatLogSuffix = "-heartbeats"
+	// defaultCheckpointBytes is the log size that triggers a checkpoint:
+	// about 85 000 heartbeats of UUID task instances, a few seconds of a
+	// heartbeat storm, replayed at start-up in a few milliseconds.
+	defaultCheckpointBytes = 4 << 20
+	// hotLimit bounds the running task instances whose state, hostname and
+	// pid the writer keeps for checking heartbeats; beyond it a heartbeat
+	// decodes the record.
+	hotLimit = 1 << 16
+	// heartbeatRecordFixed is a record's size without its id.
+	heartbeatRecordFixed = 4 + 2 + timeLen
+)
+
+var heartbeatLogMagic = []byte("TGHBLOG1")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Heartbeat records that the worker (hostname, pid) still runs the task
+// instance, at the given time, if workload.Heartbeat admits it: otherwise its
+// *workload.ConflictError is returned unchanged, and an error wrapping
+// workload.ErrNotFound for an unknown id. When it returns nil the time is on
+// disk.
+func (db *DB) Heartbeat(ctx context.Context, id, hostname string, pid int, at time.Time) error {
+	if err := checkKey("task instance id", []byte(id)); err != nil {
+		return err
+	}
+	if len(id) > 1<<16-1 {
+		return fmt.Errorf("%w: task instance id longer than %d bytes", ErrInvalidKey, 1<<16-1)
+	}
+	return db.submit(ctx, &request{hb: &hbWrite{id: id, hostname: hostname, pid: pid, at: at}})
+}
+
+// hbWrite is a heartbeat waiting for the writer.
+type hbWrite struct {
+	id       string
+	hostname string
+	pid      int
+	at       time.Time
+	recorded time.Time // the time workload.Heartbeat stored, once admitted
+}
+
+// hotTI is what checking a heartbeat needs of a running task instance.
+type hotTI struct {
+	state    workload.State
+	hostname string
+	pid      int
+}
+
+// applyHeartbeat checks w against the task instance as the batch's
+// transaction sees it and appends its log record. It runs on the writer.
+func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
+	h, ok := db.hot[w.id]
+	if !ok {
+		ti, err := db.getTI(tx, w.id)
+		if err != nil {
+			return err
+		}
+		if ti == nil {
+			return notFound("task instance %s", w.id)
+		}
+		h = hotTI{ti.State, ti.Hostname, ti.PID}
+		if h.state == workload.StateRunning && len(db.hot) < hotLimit {
+			db.hot[w.id] = h
+		}
+	}
+	probe := workload.TaskInstance{State: h.state, Hostname: h.hostname, PID: h.pid}
+	if err := workload.Heartbeat(&probe, w.hostname, w.pid, w.at); err != nil {
+		return err
+	}
+	w.recorded = *probe.LastHeartbeatAt
+	db.hblog.buf = appendHeartbeatRecord(db.hblog.buf, w.id, w.recorded)
+	return nil
+}
+
+// noteTI keeps the writer's view of a task instance it just stored. It runs
+// on the writer, inside the transaction; commit forgets everything when a
+// transaction does not commit.
+func (db *DB) noteTI(ti *workload.TaskInstance) {
+	if ti.State != workload.StateRunning {
+		delete(db.hot, ti.ID)
+		return
+	}
+	if _, ok := db.hot[ti.ID]; ok || len(db.hot) < hotLimit {
+		db.hot[ti.ID] = hotTI{ti.State, ti.Hostname, ti.PID}
+	}
+}
+
+// heartbeatTimes are the times logged since the last checkpoint (cur) and
+// those of the checkpoint before it (old), kept one checkpoint longer for
+// readers whose transaction began before that checkpoint committed. Only the
+// writer changes them.
+type heartbeatTimes struct {
+	mu       sync.RWMutex
+	cur, old map[string]time.Time
+}
+
+func (t *heartbeatTimes) get(id string) (time.Time, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	at, ok := t.cur[id]
+	if old, ok2 := t.old[id]; ok2 && (!ok || old.After(at)) {
+		at, ok = old, true
+	}
+	return at, ok
+}
+
+// record adds the admitted heartbeats of a committed batch.
+func (t *heartbeatTimes) record(batch []*request) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range batch {
+		if r.hb != nil && r.err == nil {
+			if at, ok := t.cur[r.hb.id]; !ok || r.hb.recorded.After(at) {
+				t.cur[r.hb.id] = r.hb.recorded
+			}
+		}
+	}
+}
+
+// rotate starts a new generation after a checkpoint stored cur.
+func (t *heartbeatTimes) rotate() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.old, t.cur = t.cur, make(map[string]time.Time, len(t.cur))
+}
+
+// lastHeartbeat is the newest heartbeat time of a task instance not yet in
+// its record: logged or checkpointed.
+func (db *DB) lastHeartbeat(tx *bolt.Tx, id string) (time.Time, bool) {
+	at, ok := db.times.get(id)
+	if b := tx.Bucket(bucketHeartbeats); b != nil {
+		if v := b.Get([]byte(id)); v != nil {
+			if t, _, err := readTime(v); err == nil && (!ok || t.After(at)) {
+				at, ok = t, true
+			}
+		}
+	}
+	return at, ok
+}
+
+// withHeartbeat gives ti the newest heartbeat known for it.
+func (db *DB) withHeartbeat(tx *bolt.Tx, ti *workload.TaskInstance) {
+	at, ok := db.lastHeartbeat(tx, ti.ID)
+	if !ok {
+		return
+	}
+	if ti.LastHeartbeatAt == nil || at.After(*ti.LastHeartbeatAt) {
+		ti.LastHeartbeatAt = &at
+	}
+	if at.After(ti.UpdatedAt) {
+		ti.UpdatedAt = at
+	}
+}
+
+func appendHeartbeatRecord(b []byte, id string, at time.Time) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
+	b = append(b, id...)
+	b = appendTime(b, at)
+	binary.BigEndian.PutUint32(b[start:], crc32.Checksum(b[start+4:], castagnoli))
+	return b
+}
+
+// parseHeartbeatLog returns the latest time of each task instance in a log,
+// and the length of its valid prefix. Bytes after the first bad record are
+// ignored; a file that is not a heartbeat log is an error wrapping
+// ErrCorrupt.
+func parseHeartbeatLog(data []byte) (map[string]time.Time, int, error) {
+	times := map[string]time.Time{}
+	if len(data) < len(heartbeatLogMagic) {
+		if !bytes.HasPrefix(heartbeatLogMagic, data) {
+			return nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
+		}
+		return times, 0, nil
+	}
+	if !bytes.HasPrefix(data, heartbeatLogMagic) {
+		return nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
+	}
+	off := len(heartbeatLogMagic)
+	for len(data)-off >= heartbeatRecordFixed {
+		rec := data[off:]
+		n := int(binary.BigEndian.Uint16(rec[4:]))
+		size := heartbeatRecordFixed + n
+		if n == 0 || len(rec) < size || crc32.Checksum(rec[4:size], castagnoli) != binary.BigEndian.Uint32(rec) {
+			break
+		}
+		at, _, err := readTime(rec[6+n : size])
+		if err != nil {
+			break
+		}
+		id := string(rec[6 : 6+n])
+		if prev, ok := times[id]; !ok || at.After(prev) {
+			times[id] = at
+		}
+		off += size
+	}
+	return times, off, nil
+}
+
+// heartbeatLog is the open log. After Open only the writer goroutine uses it.
+type heartbeatLog struct {
+	f    *os.File
+	size int64  // bytes known to be written and synced
+	buf  []byte // records of the batch being committed
+	// checkpointAt is the size that triggers a checkpoint.
+	checkpointAt int64
+}
+
+// openHeartbeatLog opens (creating) the log of the database at dbPath, moves
+// what it holds into the heartbeats bucket and empties it. A read-only
+// database instead keeps the logged times in memory and leaves the file
+// alone.
+func (db *DB) openHeartbeatLog(dbPath string, checkpointAt int64) error {
+	path := dbPath + heartbeatLogSuffix
+	if db.readOnly {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("store: heartbeat log: %w", err)
+		}
+		times, _, err := parseHeartbeatLog(data)
+		if err != nil {
+			return err
+		}
+		db.times.cur = times
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	l := &heartbeatLog{f: f, checkpointAt: checkpointAt}
+	if err := db.recoverHeartbeatLog(l, path); err != nil {
+		_ = f.Close()
+		return err
+	}
+	db.hblog = l
+	return nil
+}
+
+func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
+	st, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	data := make([]byte, st.Size())
+	if _, err := l.f.ReadAt(data, 0); err != nil && len(data) > 0 {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	times, _, err := parseHeartbeatLog(data)
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, path)
+	}
+	if len(times) > 0 {
+		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, times) }); err != nil {
+			return fmt.Errorf("store: heartbeat log: replay: %w", err)
+		}
+	}
+	if err := l.reset(); err != nil {
+		return err
+	}
+	// The file may be new: make its directory entry durable too.
+	return syncDir(filepath.Dir(path))
+}
+
+// putHeartbeats stores times in the heartbeats bucket, keeping a newer time
+// already stored.
+func putHeartbeats(tx *bolt.Tx, times map[string]time.Time) error {
+	b, err := bucket(tx, bucketHeartbeats)
+	if err != nil {
+		return err
+	}
+	for id, at := range times {
+		if old := b.Get([]byte(id)); old != nil {
+			if t, _, err := readTime(old); err == nil && !at.After(t) {
+				continue
+			}
+		}
+		// bbolt keeps the value until the commit: one buffer each.
+		if err := b.Put([]byte(id), appendTime(make([]byte, 0, timeLen), at)); err != nil {
+			return fmt.Errorf("store: heartbeat of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// reset empties the log down to its header, on disk.
+func (l *heartbeatLog) reset() error {
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	if _, err := l.f.WriteAt(heartbeatLogMagic, 0); err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	if err := datasync(l.f); err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	l.size = int64(len(heartbeatLogMagic))
+	return nil
+}
+
+// write appends the batch's records and syncs them. On failure nothing is
+// counted and the next batch writes over whatever part reached the file.
+func (l *heartbeatLog) write() error {
+	if _, err := l.f.WriteAt(l.buf, l.size); err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	if err := datasync(l.f); err != nil {
+		return fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	l.size += int64(len(l.buf))
+	return nil
+}
+
+// checkpoint moves the logged times into the heartbeats bucket and empties
+// the log. It runs on the writer (or in Close after it stopped). A failure
+// leaves everything in the log, which the next checkpoint or Open replays.
+func (db *DB) checkpoint() error {
+	if len(db.times.cur) > 0 {
+		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, db.times.cur) }); err != nil {
+			return fmt.Errorf("store: heartbeat checkpoint: %w", err)
+		}
+		db.checkpoints.Add(1)
+	}
+	db.times.rotate()
+	return db.hblog.reset()
+}
+
+// syncDir makes the entries of a directory durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("store: sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,382 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// runningTI inserts a task instance and starts it on host/pid at t0.
+func runningTI(t testing.TB, db *DB, id, host string, pid int) {
+	t.Helper()
+	mustInsert(t, db, taskInstance(id, "dag", "run", "task-"+id, -1))
+	_, err := db.UpdateTaskInstance(context.Background(), id, func(ti *workload.TaskInstance) error {
+		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: host, Unixname: "u", PID: pid, StartDate: t0}, t0)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+}
+
+func lastHeartbeat(t testing.TB, db *DB, id string) time.Time {
+	t.Helper()
+	ti, err := db.TaskInstance(context.Background(), id)
+	if err != nil {
+		t.Fatalf("TaskInstance(%s): %v", id, err)
+	}
+	if ti.LastHeartbeatAt == nil {
+		t.Fatalf("TaskInstance(%s): no last heartbeat", id)
+	}
+	if ti.UpdatedAt.Before(*ti.LastHeartbeatAt) {
+		t.Errorf("TaskInstance(%s): updated_at %v before last heartbeat %v", id, ti.UpdatedAt, *ti.LastHeartbeatAt)
+	}
+	return *ti.LastHeartbeatAt
+}
+
+func TestHeartbeatRules(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	t1 := t0.Add(time.Minute)
+	if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+		t.Fatalf("Heartbeat: %v", err)
+	}
+	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
+		t.Errorf("last heartbeat %v, want %v", got, t1)
+	}
+	var ce *workload.ConflictError
+	if err := db.Heartbeat(ctx, "a", "other", 1, t1); !errors.As(err, &ce) || ce.Reason != "running_elsewhere" {
+		t.Errorf("Heartbeat from another host: %v, want running_elsewhere", err)
+	}
+	if err := db.Heartbeat(ctx, "missing", "host", 1, t1); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("Heartbeat of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := db.Heartbeat(ctx, "", "host", 1, t1); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("Heartbeat of an empty id: %v, want ErrInvalidKey", err)
+	}
+	// The state change must reach the writer's view of running task
+	// instances: a heartbeat after it is refused.
+	if _, err := db.UpdateTaskInstance(ctx, "a", func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateSuccess, EndDate: ptr(t1)}, t1)
+		return err
+	}); err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	if err := db.Heartbeat(ctx, "a", "host", 1, t1.Add(time.Second)); !errors.As(err, &ce) || ce.Reason != "not_running" {
+		t.Errorf("Heartbeat after success: %v, want not_running", err)
+	}
+	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
+		t.Errorf("last heartbeat after the refused one %v, want %v", got, t1)
+	}
+}
+
+// TestHeartbeatSeenByEveryRead checks the logged time in every way a task
+// instance is read, and that a record rewritten later keeps it.
+func TestHeartbeatSeenByEveryRead(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	t1 := t0.Add(time.Hour)
+	if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: "dag"})
+	if err != nil || len(list) != 1 || list[0].LastHeartbeatAt == nil || !list[0].LastHeartbeatAt.Equal(t1) {
+		t.Errorf("TaskInstances: %+v, %v; want last heartbeat %v", list, err, t1)
+	}
+	var seen *time.Time
+	if _, err := db.UpdateTaskInstance(ctx, "a", func(ti *workload.TaskInstance) error {
+		seen = ti.LastHeartbeatAt
+		ti.Hostname = "host" // a no-op rewrite of the record
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil || !seen.Equal(t1) {
+		t.Errorf("UpdateTaskInstance saw last heartbeat %v, want %v", seen, t1)
+	}
+	// An older heartbeat never moves the time back.
+	if err := db.Heartbeat(ctx, "a", "host", 1, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
+		t.Errorf("last heartbeat after an older one %v, want %v", got, t1)
+	}
+}
+
+// copyFiles copies the database and its heartbeat log, as a crash would
+// leave them: the database is open and nothing is being written.
+func copyFiles(t *testing.T, path string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy.db")
+	for _, suffix := range []string{"", heartbeatLogSuffix} {
+		data, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst+suffix, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func TestHeartbeatSurvivesCrash(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	for i := range 5 {
+		runningTI(t, db, fmt.Sprint("ti-", i), "host", i)
+	}
+	for i := range 5 {
+		if err := db.Heartbeat(ctx, fmt.Sprint("ti-", i), "host", i, t0.Add(time.Duration(i+1)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := copyFiles(t, path)
+
+	// A torn last record (the crash came during a write) is ignored.
+	torn := copyFiles(t, path)
+	f, err := os.OpenFile(torn+heartbeatLogSuffix, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := appendHeartbeatRecord(nil, "ti-0", t0.Add(time.Hour))
+	if _, err := f.Write(rec[:len(rec)-3]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	for _, p := range []string{crashed, torn} {
+		re := openAt(t, p, Options{})
+		for i := range 5 {
+			if got, want := lastHeartbeat(t, re, fmt.Sprint("ti-", i)), t0.Add(time.Duration(i+1)*time.Minute); !got.Equal(want) {
+				t.Errorf("%s: ti-%d: last heartbeat %v, want %v", filepath.Base(p), i, got, want)
+			}
+		}
+		// Open moved the log into the database and emptied it.
+		if st, err := os.Stat(p + heartbeatLogSuffix); err != nil || st.Size() != int64(len(heartbeatLogMagic)) {
+			t.Errorf("%s: log after open: %v, %v", filepath.Base(p), st, err)
+		}
+		// And heartbeats go on after recovery.
+		if err := re.Heartbeat(ctx, "ti-0", "host", 0, t0.Add(2*time.Hour)); err != nil {
+			t.Errorf("heartbeat after recovery: %v", err)
+		}
+	}
+}
+
+func TestHeartbeatReadOnly(t *testing.T) {
+	db, path := openTest(t)
+	runningTI(t, db, "a", "host", 1)
+	t1 := t0.Add(time.Minute)
+	if err := db.Heartbeat(context.Background(), "a", "host", 1, t1); err != nil {
+		t.Fatal(err)
+	}
+	copied := copyFiles(t, path)
+	ro := openAt(t, copied, Options{ReadOnly: true})
+	if got := lastHeartbeat(t, ro, "a"); !got.Equal(t1) {
+		t.Errorf("read-only: last heartbeat %v, want %v", got, t1)
+	}
+	if err := ro.Heartbeat(context.Background(), "a", "host", 1, t1); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only Heartbeat: %v, want ErrReadOnly", err)
+	}
+	if st, err := os.Stat(copied + heartbeatLogSuffix); err != nil || st.Size() <= int64(len(heartbeatLogMagic)) {
+		t.Errorf("read-only open changed the log: %v, %v", st, err)
+	}
+}
+
+func TestHeartbeatLogBadHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "taskgate.db")
+	if err := os.WriteFile(path+heartbeatLogSuffix, []byte("not a heartbeat log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("Open with a foreign log: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestHeartbeatCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "taskgate.db")
+	db := openAt(t, path, Options{checkpointBytes: 512})
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	runningTI(t, db, "b", "host", 2)
+	var last time.Time
+	for i := range 100 {
+		last = t0.Add(time.Duration(i) * time.Second)
+		if err := db.Heartbeat(ctx, "a", "host", 1, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if db.Stats().Checkpoints == 0 {
+		t.Fatalf("no checkpoint after 100 heartbeats with a 512-byte log: %+v", db.Stats())
+	}
+	if st, err := os.Stat(path + heartbeatLogSuffix); err != nil || st.Size() > 512+100 {
+		t.Errorf("log not emptied by checkpoints: %v, %v", st, err)
+	}
+	if got := lastHeartbeat(t, db, "a"); !got.Equal(last) {
+		t.Errorf("last heartbeat %v, want %v", got, last)
+	}
+	if got := lastHeartbeat(t, db, "b"); !got.Equal(t0) {
+		t.Errorf("b: last heartbeat %v, want its start %v", got, t0)
+	}
+}
+
+// TestHeartbeatRollback: a write that aborts rolls back the transaction of
+// its batch. What the writer learnt of task instances inside it must not
+// outlive it: here the first run of an update moves the task instance to
+// another host and its retry is refused, so the move never happened.
+func TestHeartbeatRollback(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	boom := errors.New("boom")
+	refused := errors.New("refused on retry")
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // holds the writer so that the next writes share a batch
+		_ = db.write(ctx, func(*bolt.Tx) error {
+			close(started)
+			<-release
+			return nil
+		})
+	})
+	<-started
+	calls := 0
+	wg.Go(func() {
+		_, err := db.UpdateTaskInstance(ctx, "a", func(ti *workload.TaskInstance) error {
+			if calls++; calls > 1 {
+				return refused
+			}
+			ti.Hostname = "moved"
+			return nil
+		})
+		if !errors.Is(err, refused) {
+			t.Errorf("update: %v, want %v", err, refused)
+		}
+	})
+	waitQueued(t, db, 1)
+	wg.Go(func() {
+		if err := db.write(ctx, func(*bolt.Tx) error { return &abortError{boom} }); !errors.Is(err, boom) {
+			t.Errorf("aborting write: %v, want %v", err, boom)
+		}
+	})
+	waitQueued(t, db, 2)
+	close(release)
+	wg.Wait()
+	if calls != 2 {
+		t.Fatalf("update ran %d times, want 2 (the batch was not retried)", calls)
+	}
+	if err := db.Heartbeat(ctx, "a", "host", 1, t0.Add(time.Minute)); err != nil {
+		t.Errorf("heartbeat from the task's host: %v", err)
+	}
+	var ce *workload.ConflictError
+	if err := db.Heartbeat(ctx, "a", "moved", 1, t0.Add(time.Minute)); !errors.As(err, &ce) {
+		t.Errorf("heartbeat from the host of the rolled-back update: %v, want a conflict", err)
+	}
+}
+
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for db.queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", db.queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestHeartbeatConcurrent races heartbeats with the state changes that end
+// them: every heartbeat acknowledged is one the task instance was running
+// for, and the last acknowledged one is what is stored.
+func TestHeartbeatConcurrent(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	const n = 20
+	for i := range n {
+		runningTI(t, db, fmt.Sprint("ti-", i), "host", i)
+	}
+	var wg sync.WaitGroup
+	acked := make([]time.Time, n)
+	for i := range n {
+		id := fmt.Sprint("ti-", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for k := 1; ; k++ {
+				at := t0.Add(time.Duration(k) * time.Millisecond)
+				if err := db.Heartbeat(ctx, id, "host", i, at); err != nil {
+					var ce *workload.ConflictError
+					if !errors.As(err, &ce) {
+						t.Errorf("%s: %v", id, err)
+					}
+					return
+				}
+				acked[i] = at
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+				_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateFailed, EndDate: ptr(t0)}, t0)
+				return err
+			}); err != nil {
+				t.Errorf("%s: fail: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		id := fmt.Sprint("ti-", i)
+		want := acked[i]
+		if want.IsZero() {
+			want = t0
+		}
+		if got := lastHeartbeat(t, db, id); !got.Equal(want) {
+			t.Errorf("%s: last heartbeat %v, want the last acknowledged %v", id, got, want)
+		}
+	}
+}
+
+func FuzzParseHeartbeatLog(f *testing.F) {
+	valid := append([]byte(nil), heartbeatLogMagic...)
+	valid = appendHeartbeatRecord(valid, "0193c1d2-7a1e-7c3e-9f00-000000000001", t0)
+	valid = appendHeartbeatRecord(valid, "b", t0.Add(time.Second))
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add([]byte("TGHB"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		times, n, err := parseHeartbeatLog(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error not ErrCorrupt: %v", err)
+			}
+			return
+		}
+		if n > len(data) {
+			t.Fatalf("valid prefix %d longer than the input %d", n, len(data))
+		}
+		// The valid prefix re-encodes to itself.
+		if n > 0 {
+			again, m, err := parseHeartbeatLog(data[:n])
+			if err != nil || m != n || len(again) != len(times) {
+				t.Fatalf("prefix reparsed: %d entries, %d bytes, %v; want %d, %d", len(again), m, err, len(times), n)
+			}
+		}
+	})
+}
