@@ -498,3 +498,53 @@ func FuzzPathParams(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanHeartbeat checks the heartbeat fast path against the full
+// validation: whatever scanHeartbeat accepts, decodeObject accepts with the
+// same hostname and pid.
+func FuzzScanHeartbeat(f *testing.F) {
+	for _, s := range []string{
+		`{"hostname":"worker-1","pid":4242}`, `{ "pid" : -1 , "hostname" : "" }`,
+		`{"hostname":"a","pid":1.0}`, `{"hostname":"a","pid":01}`, `{"hostname":"a\u0041","pid":1}`,
+		`{"hostname":"a","hostname":"b"}`, `{"hostname":"a","pid":1,"x":2}`, `{"hostname":"a","pid":123456789012345678}`,
+		`{"hostname":"a","pid":1234567890123456789}`, `{"hostname":"a","pid":1}x`, "{\"hostname\":\"h\xc3\xa9\",\"pid\":1}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		host, pid, ok := scanHeartbeat(body)
+		if !ok {
+			return
+		}
+		o, verr := decodeObject(body)
+		if verr != nil {
+			t.Fatalf("fast path accepted %q, full validation refused it: %v", body, verr)
+		}
+		h := o.str("hostname", true, false)
+		p := o.integer("pid", true, false)
+		o.forbidExtra()
+		if err := o.err(); err != nil {
+			t.Fatalf("fast path accepted %q, full validation refused it: %v", body, err)
+		}
+		if *h != host || *p != pid {
+			t.Fatalf("%q: fast path %q %d, full validation %q %d", body, host, pid, *h, *p)
+		}
+	})
+}
+
+func TestScanHeartbeat(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"hostname":"worker-1.example","pid":4242}`:   true,
+		"{\n  \"pid\": 7,\n  \"hostname\": \"w\"\n}\n": true,
+		`{"hostname":"w","pid":-3}`:                    true,
+		`{"hostname":"w","pid":4.0}`:                   false, // valid, but for the full validation
+		`{"hostname":"w\n","pid":1}`:                   false,
+		`{"hostname":"w","pid":1,"pid":2}`:             false,
+		`{"hostname":"w"}`:                             false,
+		`[]`:                                           false,
+	} {
+		if _, _, ok := scanHeartbeat([]byte(body)); ok != want {
+			t.Errorf("scanHeartbeat(%q) ok = %v, want %v", body, ok, want)
+		}
+	}
+}
