@@ -21,10 +21,16 @@ package store
 // record's last_heartbeat_at, the bucket's time and the times logged since the
 // last checkpoint, which are kept in memory (times).
 //
-// The log starts with heartbeatLogMagic; each record is a CRC-32C (Castagnoli,
-// big-endian) of the rest of the record, the id's length (2 bytes), the id and
+// The file is written full of zeros once and then overwritten in place: a
+// sync of data written over allocated blocks flushes only that data, where an
+// append must also commit the file's new size (measured on ext4 here: 170 µs
+// against 256 µs per write and sync). It starts with a header, heartbeatLogMagic
+// and a generation number (8 bytes, big-endian) that every checkpoint
+// increments. Each record is a CRC-32C (Castagnoli, big-endian) of the
+// generation and the rest of the record, the id's length (2 bytes), the id and
 // the time (12 bytes, appendTime). Replay stops at the first record that is
-// short or fails its checksum: the tail of a write torn by a crash, which was
+// short or fails its checksum: zeros, a record of an earlier generation left
+// behind by a checkpoint, or the tail of a write torn by a crash, which was
 // never acknowledged. A failed write is not counted and the next batch writes
 // over it.
 
@@ -59,9 +65,15 @@ const (
 	hotLimit = 1 << 16
 	// heartbeatRecordFixed is a record's size without its id.
 	heartbeatRecordFixed = 4 + 2 + timeLen
+	// heartbeatLogSlack is preallocated beyond the checkpoint size for the
+	// batch that crosses it; a longer one extends the file.
+	heartbeatLogSlack = 256 << 10
 )
 
-var heartbeatLogMagic = []byte("TGHBLOG1")
+var heartbeatLogMagic = []byte("TGHBLOG2")
+
+// heartbeatHeaderLen is the magic and the generation.
+var heartbeatHeaderLen = len(heartbeatLogMagic) + 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -118,7 +130,7 @@ func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 		return err
 	}
 	w.recorded = *probe.LastHeartbeatAt
-	db.hblog.buf = appendHeartbeatRecord(db.hblog.buf, w.id, w.recorded)
+	db.hblog.buf = appendHeartbeatRecord(db.hblog.buf, db.hblog.gen, w.id, w.recorded)
 	return nil
 }
 
@@ -202,37 +214,46 @@ func (db *DB) withHeartbeat(tx *bolt.Tx, ti *workload.TaskInstance) {
 	}
 }
 
-func appendHeartbeatRecord(b []byte, id string, at time.Time) []byte {
+// recordCRC is the checksum of a record of generation gen, body being the
+// record without its checksum.
+func recordCRC(gen uint64, body []byte) uint32 {
+	var g [8]byte
+	binary.BigEndian.PutUint64(g[:], gen)
+	return crc32.Update(crc32.Checksum(g[:], castagnoli), castagnoli, body)
+}
+
+func appendHeartbeatRecord(b []byte, gen uint64, id string, at time.Time) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
 	b = append(b, id...)
 	b = appendTime(b, at)
-	binary.BigEndian.PutUint32(b[start:], crc32.Checksum(b[start+4:], castagnoli))
+	binary.BigEndian.PutUint32(b[start:], recordCRC(gen, b[start+4:]))
 	return b
 }
 
-// parseHeartbeatLog returns the latest time of each task instance in a log,
-// and the length of its valid prefix. Bytes after the first bad record are
-// ignored; a file that is not a heartbeat log is an error wrapping
-// ErrCorrupt.
-func parseHeartbeatLog(data []byte) (map[string]time.Time, int, error) {
-	times := map[string]time.Time{}
-	if len(data) < len(heartbeatLogMagic) {
-		if !bytes.HasPrefix(heartbeatLogMagic, data) {
-			return nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
+// parseHeartbeatLog returns the generation of a log, the latest time of
+// each task instance in it and the length of its valid part. Bytes after the
+// first bad record are ignored. A header of zeros, or cut short, is an empty
+// log (a crash while it was created); a file that is not a heartbeat log is
+// an error wrapping ErrCorrupt.
+func parseHeartbeatLog(data []byte) (gen uint64, times map[string]time.Time, valid int, err error) {
+	times = map[string]time.Time{}
+	if len(data) < heartbeatHeaderLen || !bytes.HasPrefix(data, heartbeatLogMagic) {
+		head := data[:min(len(data), heartbeatHeaderLen)]
+		if bytes.HasPrefix(heartbeatLogMagic, bytes.TrimRight(head, "\x00")) ||
+			bytes.HasPrefix(head, heartbeatLogMagic) {
+			return 0, times, 0, nil
 		}
-		return times, 0, nil
+		return 0, nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
 	}
-	if !bytes.HasPrefix(data, heartbeatLogMagic) {
-		return nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
-	}
-	off := len(heartbeatLogMagic)
+	gen = binary.BigEndian.Uint64(data[len(heartbeatLogMagic):])
+	off := heartbeatHeaderLen
 	for len(data)-off >= heartbeatRecordFixed {
 		rec := data[off:]
 		n := int(binary.BigEndian.Uint16(rec[4:]))
 		size := heartbeatRecordFixed + n
-		if n == 0 || len(rec) < size || crc32.Checksum(rec[4:size], castagnoli) != binary.BigEndian.Uint32(rec) {
+		if n == 0 || len(rec) < size || recordCRC(gen, rec[4:size]) != binary.BigEndian.Uint32(rec) {
 			break
 		}
 		at, _, err := readTime(rec[6+n : size])
@@ -245,14 +266,18 @@ func parseHeartbeatLog(data []byte) (map[string]time.Time, int, error) {
 		}
 		off += size
 	}
-	return times, off, nil
+	return gen, times, off, nil
 }
 
 // heartbeatLog is the open log. After Open only the writer goroutine uses it.
 type heartbeatLog struct {
-	f    *os.File
-	size int64  // bytes known to be written and synced
-	buf  []byte // records of the batch being committed
+	f   *os.File
+	gen uint64 // generation of the records being written
+	// stale is set while the header on disk may not be gen's: no record
+	// is written until a reset succeeds.
+	stale bool
+	size  int64  // bytes of this generation known to be written and synced
+	buf   []byte // records of the batch being committed
 	// checkpointAt is the size that triggers a checkpoint.
 	checkpointAt int64
 }
@@ -270,7 +295,7 @@ func (db *DB) openHeartbeatLog(dbPath string, checkpointAt int64) error {
 		} else if err != nil {
 			return fmt.Errorf("store: heartbeat log: %w", err)
 		}
-		times, _, err := parseHeartbeatLog(data)
+		_, times, _, err := parseHeartbeatLog(data)
 		if err != nil {
 			return err
 		}
@@ -299,7 +324,7 @@ func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
 	if _, err := l.f.ReadAt(data, 0); err != nil && len(data) > 0 {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}
-	times, _, err := parseHeartbeatLog(data)
+	gen, times, _, err := parseHeartbeatLog(data)
 	if err != nil {
 		return fmt.Errorf("%w (%s)", err, path)
 	}
@@ -308,11 +333,28 @@ func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
 			return fmt.Errorf("store: heartbeat log: replay: %w", err)
 		}
 	}
+	if want := l.checkpointAt + heartbeatLogSlack; int64(len(data)) < want {
+		if err := writeZeros(l.f, int64(len(data)), want); err != nil {
+			return fmt.Errorf("store: heartbeat log: preallocate: %w", err)
+		}
+	}
+	l.gen = gen
 	if err := l.reset(); err != nil {
 		return err
 	}
 	// The file may be new: make its directory entry durable too.
 	return syncDir(filepath.Dir(path))
+}
+
+// writeZeros fills f with zeros from offset from to offset to.
+func writeZeros(f *os.File, from, to int64) error {
+	zeros := make([]byte, 64<<10)
+	for off := from; off < to; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // putHeartbeats stores times in the heartbeats bucket, keeping a newer time
@@ -336,24 +378,32 @@ func putHeartbeats(tx *bolt.Tx, times map[string]time.Time) error {
 	return nil
 }
 
-// reset empties the log down to its header, on disk.
+// reset empties the log: a header with the next generation makes every
+// record after it stale.
 func (l *heartbeatLog) reset() error {
-	if err := l.f.Truncate(0); err != nil {
-		return fmt.Errorf("store: heartbeat log: %w", err)
-	}
-	if _, err := l.f.WriteAt(heartbeatLogMagic, 0); err != nil {
+	l.stale = true
+	l.gen++
+	header := binary.BigEndian.AppendUint64(append([]byte(nil), heartbeatLogMagic...), l.gen)
+	if _, err := l.f.WriteAt(header, 0); err != nil {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}
 	if err := datasync(l.f); err != nil {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}
-	l.size = int64(len(heartbeatLogMagic))
+	l.stale = false
+	l.size = int64(len(header))
 	return nil
 }
 
 // write appends the batch's records and syncs them. On failure nothing is
 // counted and the next batch writes over whatever part reached the file.
 func (l *heartbeatLog) write() error {
+	if l.stale {
+		// Everything logged before the failed reset is in the bucket.
+		if err := l.reset(); err != nil {
+			return err
+		}
+	}
 	if _, err := l.f.WriteAt(l.buf, l.size); err != nil {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}

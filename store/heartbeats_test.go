@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -114,6 +115,20 @@ func TestHeartbeatSeenByEveryRead(t *testing.T) {
 	}
 }
 
+// readLog parses the heartbeat log of the database at path.
+func readLog(t *testing.T, path string) (uint64, map[string]time.Time, int) {
+	t.Helper()
+	data, err := os.ReadFile(path + heartbeatLogSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, times, valid, err := parseHeartbeatLog(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gen, times, valid
+}
+
 // copyFiles copies the database and its heartbeat log, as a crash would
 // leave them: the database is open and nothing is being written.
 func copyFiles(t *testing.T, path string) string {
@@ -146,12 +161,16 @@ func TestHeartbeatSurvivesCrash(t *testing.T) {
 
 	// A torn last record (the crash came during a write) is ignored.
 	torn := copyFiles(t, path)
-	f, err := os.OpenFile(torn+heartbeatLogSuffix, os.O_WRONLY|os.O_APPEND, 0)
+	gen, times, valid := readLog(t, torn)
+	if len(times) != 5 {
+		t.Fatalf("log holds %d task instances, want 5", len(times))
+	}
+	f, err := os.OpenFile(torn+heartbeatLogSuffix, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := appendHeartbeatRecord(nil, "ti-0", t0.Add(time.Hour))
-	if _, err := f.Write(rec[:len(rec)-3]); err != nil {
+	rec := appendHeartbeatRecord(nil, gen, "ti-0", t0.Add(time.Hour+123456789)) // last bytes not zero
+	if _, err := f.WriteAt(rec[:len(rec)-3], int64(valid)); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -164,8 +183,8 @@ func TestHeartbeatSurvivesCrash(t *testing.T) {
 			}
 		}
 		// Open moved the log into the database and emptied it.
-		if st, err := os.Stat(p + heartbeatLogSuffix); err != nil || st.Size() != int64(len(heartbeatLogMagic)) {
-			t.Errorf("%s: log after open: %v, %v", filepath.Base(p), st, err)
+		if gen2, times, _ := readLog(t, p); gen2 <= gen || len(times) != 0 {
+			t.Errorf("%s: log after open: generation %d (was %d), %d entries", filepath.Base(p), gen2, gen, len(times))
 		}
 		// And heartbeats go on after recovery.
 		if err := re.Heartbeat(ctx, "ti-0", "host", 0, t0.Add(2*time.Hour)); err != nil {
@@ -189,8 +208,8 @@ func TestHeartbeatReadOnly(t *testing.T) {
 	if err := ro.Heartbeat(context.Background(), "a", "host", 1, t1); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("read-only Heartbeat: %v, want ErrReadOnly", err)
 	}
-	if st, err := os.Stat(copied + heartbeatLogSuffix); err != nil || st.Size() <= int64(len(heartbeatLogMagic)) {
-		t.Errorf("read-only open changed the log: %v, %v", st, err)
+	if _, times, _ := readLog(t, copied); len(times) != 1 {
+		t.Errorf("read-only open changed the log: %d entries, want 1", len(times))
 	}
 }
 
@@ -223,8 +242,8 @@ func TestHeartbeatCheckpoint(t *testing.T) {
 	if db.Stats().Checkpoints == 0 {
 		t.Fatalf("no checkpoint after 100 heartbeats with a 512-byte log: %+v", db.Stats())
 	}
-	if st, err := os.Stat(path + heartbeatLogSuffix); err != nil || st.Size() > 512+100 {
-		t.Errorf("log not emptied by checkpoints: %v, %v", st, err)
+	if _, times, valid := readLog(t, path); valid > 512+100 || len(times) > 1 {
+		t.Errorf("log not emptied by checkpoints: %d bytes, %d entries", valid, len(times))
 	}
 	if got := lastHeartbeat(t, db, "a"); !got.Equal(last) {
 		t.Errorf("last heartbeat %v, want %v", got, last)
@@ -352,16 +371,47 @@ func TestHeartbeatConcurrent(t *testing.T) {
 	}
 }
 
+func TestHeartbeatLogHeaders(t *testing.T) {
+	header := binary.BigEndian.AppendUint64(append([]byte(nil), heartbeatLogMagic...), 7)
+	for _, c := range []struct {
+		name    string
+		data    []byte
+		wantErr bool
+	}{
+		{"empty", nil, false},
+		{"zeros", make([]byte, 4096), false},
+		{"magic cut short", heartbeatLogMagic[:3], false},
+		{"magic then zeros", append(append([]byte(nil), heartbeatLogMagic[:5]...), make([]byte, 100)...), false},
+		{"header cut short", header[:12], false},
+		{"foreign", []byte("not a heartbeat log at all"), true},
+		{"older format", []byte("TGHBLOG1"), true},
+	} {
+		gen, times, _, err := parseHeartbeatLog(c.data)
+		if (err != nil) != c.wantErr || (err != nil && !errors.Is(err, ErrCorrupt)) {
+			t.Errorf("%s: error %v, want error %v", c.name, err, c.wantErr)
+		}
+		if err == nil && (gen != 0 || len(times) != 0) {
+			t.Errorf("%s: generation %d, %d entries; want an empty log", c.name, gen, len(times))
+		}
+	}
+	// Records of an earlier generation after the valid ones are stale.
+	data := appendHeartbeatRecord(append([]byte(nil), header...), 7, "a", t0)
+	data = appendHeartbeatRecord(data, 6, "b", t0)
+	if _, times, _, err := parseHeartbeatLog(data); err != nil || len(times) != 1 {
+		t.Errorf("stale record read: %v, %v", times, err)
+	}
+}
+
 func FuzzParseHeartbeatLog(f *testing.F) {
-	valid := append([]byte(nil), heartbeatLogMagic...)
-	valid = appendHeartbeatRecord(valid, "0193c1d2-7a1e-7c3e-9f00-000000000001", t0)
-	valid = appendHeartbeatRecord(valid, "b", t0.Add(time.Second))
+	valid := binary.BigEndian.AppendUint64(append([]byte(nil), heartbeatLogMagic...), 3)
+	valid = appendHeartbeatRecord(valid, 3, "0193c1d2-7a1e-7c3e-9f00-000000000001", t0)
+	valid = appendHeartbeatRecord(valid, 3, "b", t0.Add(time.Second))
 	f.Add(valid)
 	f.Add(valid[:len(valid)-1])
 	f.Add([]byte("TGHB"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		times, n, err := parseHeartbeatLog(data)
+		gen, times, n, err := parseHeartbeatLog(data)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error not ErrCorrupt: %v", err)
@@ -369,13 +419,13 @@ func FuzzParseHeartbeatLog(f *testing.F) {
 			return
 		}
 		if n > len(data) {
-			t.Fatalf("valid prefix %d longer than the input %d", n, len(data))
+			t.Fatalf("valid part %d longer than the input %d", n, len(data))
 		}
-		// The valid prefix re-encodes to itself.
+		// The valid part parses to the same.
 		if n > 0 {
-			again, m, err := parseHeartbeatLog(data[:n])
-			if err != nil || m != n || len(again) != len(times) {
-				t.Fatalf("prefix reparsed: %d entries, %d bytes, %v; want %d, %d", len(again), m, err, len(times), n)
+			gen2, again, m, err := parseHeartbeatLog(data[:n])
+			if err != nil || m != n || gen2 != gen || len(again) != len(times) {
+				t.Fatalf("valid part reparsed: %d entries, %d bytes, %v; want %d, %d", len(again), m, err, len(times), n)
 			}
 		}
 	})
