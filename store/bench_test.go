@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -184,4 +185,50 @@ func BenchmarkInsertTaskInstance(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCheckpoint moves the heartbeats of 10 000 task instances from
+// the log into the heartbeats bucket, as a checkpoint in a heartbeat storm
+// does.
+func BenchmarkCheckpoint(b *testing.B) {
+	const n = 10000
+	ctx := context.Background()
+	// The default log size: the writer itself does not checkpoint 10 000
+	// heartbeats.
+	db := openAt(b, filepath.Join(b.TempDir(), "taskgate.db"), Options{checkpointBytes: defaultCheckpointBytes})
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("0193c1d2-7a1e-7c3e-9f00-%012d", i)
+		ti := taskInstance(ids[i], "dag", "run", "t", i)
+		ti.State, ti.Hostname, ti.PID = workload.StateRunning, "host", i
+		if _, err := db.InsertTaskInstance(ctx, dagRun("dag", "run", t0), ti, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := t0
+	for b.Loop() {
+		b.StopTimer()
+		now = now.Add(time.Second)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				if err := db.Heartbeat(ctx, id, "host", i, now); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if got := len(db.times.cur); got != n {
+			b.Fatalf("%d heartbeats logged, want %d", got, n)
+		}
+		db.mu.Lock() // the writer is idle: nothing is queued
+		b.StartTimer()
+		err := db.checkpoint()
+		b.StopTimer()
+		db.mu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

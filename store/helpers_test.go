@@ -18,7 +18,7 @@ func (c *clock) Now() time.Time { return c.t }
 
 // openAt opens the database at path, closing it when the test ends. Unless
 // opts sets one, the heartbeat log is checkpointed at 64 KiB: every Open
-// writes the log's size in zeros, which at the default 4 MiB would cost the
+// writes the log's size in zeros, which at the default 16 MiB would cost the
 // tests seconds.
 func openAt(t testing.TB, path string, opts Options) *DB {
 	t.Helper()
