@@ -400,9 +400,9 @@ func (db *DB) take(batch []*request) []*request {
 // commit runs batch in one transaction. A request that aborts (a failed Put,
 // or a panic) is answered on its own and the transaction is retried without
 // it; a refusal (any other error from a txFunc) wrote nothing and does not
-// disturb the others. The admitted heartbeats of the batch are then written
-// to the heartbeat log; a batch of heartbeats alone needs only a read
-// transaction to check them.
+// disturb the others. The admitted heartbeats of the batch are written to
+// the heartbeat log while the transaction commits; a batch of heartbeats
+// alone needs only a read transaction to check them.
 func (db *DB) commit(batch []*request) {
 	for len(batch) > 0 {
 		failed := -1
@@ -425,11 +425,13 @@ func (db *DB) commit(batch []*request) {
 			}
 			return nil
 		}
-		var err error
+		var err, logErr error
 		if heartbeatsOnly(batch) {
-			err = db.bolt.View(run)
+			if err = db.bolt.View(run); err == nil && failed < 0 {
+				logErr = db.writeHeartbeatLog()
+			}
 		} else {
-			err = db.bolt.Update(run)
+			err, logErr = db.update(run)
 		}
 		if failed >= 0 {
 			clear(db.hot) // it may hold what the rolled-back transaction saw
@@ -441,16 +443,14 @@ func (db *DB) commit(batch []*request) {
 			clear(db.hot)
 			err = fmt.Errorf("store: commit: %w", err)
 		} else {
-			if len(db.hblog.buf) > 0 {
-				if lerr := db.hblog.write(); lerr != nil {
-					for _, r := range batch {
-						if r.hb != nil && r.err == nil {
-							r.err = lerr
-						}
+			if logErr != nil {
+				for _, r := range batch {
+					if r.hb != nil && r.err == nil {
+						r.err = logErr
 					}
-				} else {
-					db.times.record(batch)
 				}
+			} else {
+				db.times.record(batch)
 			}
 			db.commits.Add(1)
 			db.writes.Add(uint64(len(batch)))
@@ -463,6 +463,45 @@ func (db *DB) commit(batch []*request) {
 		}
 		return
 	}
+}
+
+// update runs fn in a write transaction and commits it. The heartbeat
+// records fn admitted are written and synced meanwhile: the log and the
+// database are separate files, so a batch of both waits for the slower sync
+// instead of the sum. If the commit fails after the log was written, those
+// heartbeats are reported failed but may be replayed at the next Open: the
+// outcome of a failed write is unknown to its caller either way.
+func (db *DB) update(fn func(*bolt.Tx) error) (err, logErr error) {
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		return err, nil
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err, nil
+	}
+	logDone := make(chan error, 1)
+	if len(db.hblog.buf) > 0 {
+		go func() { logDone <- db.hblog.write() }()
+	} else {
+		logDone <- nil
+	}
+	err = tx.Commit()
+	committed = err == nil
+	return err, <-logDone
+}
+
+// writeHeartbeatLog writes the batch's heartbeat records, if any.
+func (db *DB) writeHeartbeatLog() error {
+	if len(db.hblog.buf) == 0 {
+		return nil
+	}
+	return db.hblog.write()
 }
 
 // heartbeatsOnly reports whether batch holds nothing but heartbeats.

@@ -263,17 +263,8 @@ func TestHeartbeatRollback(t *testing.T) {
 	runningTI(t, db, "a", "host", 1)
 	boom := errors.New("boom")
 	refused := errors.New("refused on retry")
-	started := make(chan struct{})
-	release := make(chan struct{})
+	release := holdWriter(t, db)
 	var wg sync.WaitGroup
-	wg.Go(func() { // holds the writer so that the next writes share a batch
-		_ = db.write(ctx, func(*bolt.Tx) error {
-			close(started)
-			<-release
-			return nil
-		})
-	})
-	<-started
 	calls := 0
 	wg.Go(func() {
 		_, err := db.UpdateTaskInstance(ctx, "a", func(ti *workload.TaskInstance) error {
@@ -294,7 +285,7 @@ func TestHeartbeatRollback(t *testing.T) {
 		}
 	})
 	waitQueued(t, db, 2)
-	close(release)
+	release()
 	wg.Wait()
 	if calls != 2 {
 		t.Fatalf("update ran %d times, want 2 (the batch was not retried)", calls)
@@ -305,6 +296,74 @@ func TestHeartbeatRollback(t *testing.T) {
 	var ce *workload.ConflictError
 	if err := db.Heartbeat(ctx, "a", "moved", 1, t0.Add(time.Minute)); !errors.As(err, &ce) {
 		t.Errorf("heartbeat from the host of the rolled-back update: %v, want a conflict", err)
+	}
+}
+
+// TestHeartbeatSharesCommit: heartbeats and other writes in one batch all
+// land, in one commit.
+func TestHeartbeatSharesCommit(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	runningTI(t, db, "b", "host", 2)
+	release := holdWriter(t, db)
+	var wg sync.WaitGroup
+	t1 := t0.Add(time.Minute)
+	wg.Go(func() {
+		if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+			t.Errorf("heartbeat: %v", err)
+		}
+	})
+	waitQueued(t, db, 1)
+	wg.Go(func() {
+		if err := db.PutVariable(ctx, workload.Variable{Key: "k", Value: ptr("v")}); err != nil {
+			t.Errorf("variable: %v", err)
+		}
+	})
+	waitQueued(t, db, 2)
+	wg.Go(func() {
+		if err := db.Heartbeat(ctx, "b", "host", 2, t1); err != nil {
+			t.Errorf("heartbeat: %v", err)
+		}
+	})
+	waitQueued(t, db, 3)
+	before := db.Stats()
+	release()
+	wg.Wait()
+	if got := db.Stats(); got.Commits-before.Commits != 2 || got.Writes-before.Writes != 4 {
+		t.Errorf("commits %d, writes %d after the hold; want 2 and 4 (the hold, then one batch of three)",
+			got.Commits-before.Commits, got.Writes-before.Writes)
+	}
+	for _, id := range []string{"a", "b"} {
+		if got := lastHeartbeat(t, db, id); !got.Equal(t1) {
+			t.Errorf("%s: last heartbeat %v, want %v", id, got, t1)
+		}
+	}
+	if v, err := db.Variable(ctx, "k"); err != nil || *v.Value != "v" {
+		t.Errorf("variable: %+v, %v", v, err)
+	}
+}
+
+// holdWriter keeps the writer busy in a transaction until release is
+// called, so that the writes queued meanwhile share the next batch.
+func holdWriter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	started := make(chan struct{})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := db.write(context.Background(), func(*bolt.Tx) error {
+			close(started)
+			<-done
+			return nil
+		}); err != nil {
+			t.Errorf("holding write: %v", err)
+		}
+	})
+	<-started
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
 
