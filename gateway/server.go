@@ -106,6 +106,10 @@ type Config struct {
 	// AuthLimiter, when set, answers 429 with Retry-After to a client
 	// address or token subject that keeps failing authentication.
 	AuthLimiter *auth.FailureLimiter
+	// ReadCacheSize bounds how many variable bodies, and as many connection
+	// bodies, the gateway keeps so that repeated GETs skip the store (see
+	// bodyCache); 0 means DefaultReadCacheSize, negative disables the cache.
+	ReadCacheSize int
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -118,6 +122,11 @@ type Server struct {
 	log      *zap.Logger
 	now      func() time.Time
 	inFlight atomic.Int64
+
+	// variables and connections cache the bodies of GET /variables/{key}
+	// and GET /connections/{id}; cfg.Store invalidates them on writes.
+	variables   *bodyCache
+	connections *bodyCache
 }
 
 // New builds the server and registers every route of routes.go.
@@ -142,7 +151,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
+	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
