@@ -22,9 +22,10 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// benchServer is a gateway as `taskgate serve` builds it: HS512 tokens with
-// the verified-token cache, a store on disk with encrypted connections, and
-// the JSON access log (written to nowhere).
+// benchServer is a gateway as `taskgate serve` builds it by default: HS512
+// tokens with the verified-token cache, a store on disk with encrypted
+// connections, the in-flight and auth-failure limits, and the JSON access
+// log (written to nowhere).
 func benchServer(b *testing.B) (*Server, *store.DB, string) {
 	b.Helper()
 	key, err := fernet.GenerateKey()
@@ -61,7 +62,8 @@ func benchServer(b *testing.B) (*Server, *store.DB, string) {
 		Validator: validator, Signer: signer, Store: db, ExecutionTokenLifetime: 10 * time.Minute,
 		WorkloadTokenLifetime: time.Hour, APITokenLifetime: time.Hour, CLITokenLifetime: time.Hour,
 		Auth: db, Authenticator: authn, RESTSigner: signer, RESTValidator: validator,
-		NewID: func() string { return "0190e3e4-0000-7000-8000-000000000001" }, Logger: log,
+		NewID:       func() string { return "0190e3e4-0000-7000-8000-000000000001" },
+		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log,
 	})
 	if err != nil {
 		b.Fatal(err)
