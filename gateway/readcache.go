@@ -237,8 +237,15 @@ func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, er
 		body = bytes.Clone(buf.Bytes())
 		bc.put(key, t, body)
 	}
+	if h := c.Response().Header(); h[echo.HeaderContentType] == nil {
+		h[echo.HeaderContentType] = jsonContentType
+	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
+
+// jsonContentType is the Content-Type c.JSON sets, shared by every cached
+// answer (Header.Set would copy it each time); it is never modified.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
 
 // indented reports whether c.JSON would indent its answer.
 func indented(c echo.Context) bool {

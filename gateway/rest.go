@@ -85,8 +85,8 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if raw == "" {
 				return errNotAuthenticated
 			}
-			addr := "addr:" + c.RealIP()
-			if d := s.limited(addr); d > 0 {
+			addr := c.RealIP()
+			if d := s.limited(addrKey, addr); d > 0 {
 				return retryLater(c, d)
 			}
 			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
@@ -95,7 +95,7 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			}
 			if err != nil {
 				c.Set(authErrorKey, err.Error())
-				s.authFailed(addr)
+				s.authFailed(addrKey, addr)
 				return errInvalidJWT
 			}
 			role, ok := roleOf(claims)

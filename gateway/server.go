@@ -32,9 +32,15 @@ import (
 // the Airflow-API-Version header of every response.
 const APIVersion = "2026-06-30"
 
+// apiVersionValue is the Airflow-API-Version header's value, shared by every
+// response; it is never modified.
+var apiVersionValue = []string{APIVersion}
+
 const (
+	// The header names are in Go's canonical form, so that the header
+	// maps can be indexed without canonicalizing them on every request.
 	correlationHeader = "Correlation-Id"
-	versionHeader     = "Airflow-API-Version"
+	versionHeader     = "Airflow-Api-Version"
 	claimsKey         = "taskgate.claims"
 	authErrorKey      = "taskgate.auth_error"
 )
@@ -164,11 +170,16 @@ func New(cfg Config) (*Server, error) {
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.accessLog, s.shedLoad, s.recoverPanics, s.limitBody)
-	e.Use(reissue.Middleware(reissue.Config{
+	renew := reissue.Middleware(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
 		Now: cfg.Now, Logger: cfg.Logger,
-	}))
+	})
+	// Echo wraps the route's handler in every global middleware anew on
+	// each request, a closure per middleware. The chain is composed once
+	// here instead, ending in the route's handler as Echo's router found
+	// it; Echo's one middleware hands out that chain.
+	chain := s.accessLog(s.shedLoad(s.recoverPanics(s.limitBody(renew(callRoute)))))
+	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
 		h := r.handler
 		switch {
@@ -184,6 +195,11 @@ func New(cfg Config) (*Server, error) {
 	s.echo = e
 	return s, nil
 }
+
+// callRoute calls the handler Echo's router chose for the request: the
+// route's (with its token check), or Echo's not-found or method-not-allowed
+// handler.
+func callRoute(c echo.Context) error { return c.Handler()(c) }
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
@@ -215,18 +231,28 @@ func retryLater(c echo.Context, d time.Duration) error {
 	return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many authentication failures; retry later"}
 }
 
-// limited reports how long key must wait under the auth-failure limit.
-func (s *Server) limited(key string) time.Duration {
-	if s.cfg.AuthLimiter == nil {
+// Keys of the auth-failure limit: a client address, a token subject.
+const (
+	addrKey = "addr:"
+	subKey  = "sub:"
+)
+
+// limited reports how long the key kind+value (addrKey or subKey and the
+// address or subject) must wait under the auth-failure limit. The key is
+// built only when some key failed recently: it is on every authenticated
+// request's path.
+func (s *Server) limited(kind, value string) time.Duration {
+	l := s.cfg.AuthLimiter
+	if l == nil || l.Idle() {
 		return 0
 	}
-	return s.cfg.AuthLimiter.Wait(key)
+	return l.Wait(kind + value)
 }
 
-// authFailed records an authentication failure of key.
-func (s *Server) authFailed(key string) {
+// authFailed records an authentication failure of the key kind+value.
+func (s *Server) authFailed(kind, value string) {
 	if s.cfg.AuthLimiter != nil {
-		s.cfg.AuthLimiter.Fail(key)
+		s.cfg.AuthLimiter.Fail(kind + value)
 	}
 }
 
@@ -271,23 +297,22 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			if raw == "" {
 				return scopes.ErrMissingToken
 			}
-			addr := "addr:" + c.RealIP()
-			if d := s.limited(addr); d > 0 {
+			addr := c.RealIP()
+			if d := s.limited(addrKey, addr); d > 0 {
 				return retryLater(c, d)
 			}
 			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
 			if err != nil {
 				// The reason goes to the access log line, never to the caller.
 				c.Set(authErrorKey, err.Error())
-				s.authFailed(addr)
+				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
-			sub := "sub:" + claims.Subject
-			if d := s.limited(sub); d > 0 {
+			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
 			if d := scopes.Decide(p, claims, c.Param("task_instance_id")); d != nil {
-				s.authFailed(sub)
+				s.authFailed(subKey, claims.Subject)
 				return d
 			}
 			c.Set(claimsKey, claims)
@@ -324,11 +349,17 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		req := c.Request()
 		res := c.Response()
-		cid := req.Header.Get(correlationHeader)
-		if cid != "" {
-			res.Header().Set(correlationHeader, cid)
+		h := res.Header()
+		// The values are assigned without the copy Header.Set makes: the
+		// correlation id's slice is the request's own (capped, so that an
+		// Add cannot write into it), the version's is shared by every
+		// response, and nothing writes into a header value in place.
+		var cid string
+		if v := req.Header[correlationHeader]; len(v) > 0 && v[0] != "" {
+			cid = v[0]
+			h[correlationHeader] = v[:1:1]
 		}
-		res.Header().Set(versionHeader, APIVersion)
+		h[versionHeader] = apiVersionValue
 		err := next(c)
 		if err != nil {
 			c.Error(err)
