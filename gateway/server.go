@@ -41,8 +41,6 @@ const (
 	// maps can be indexed without canonicalizing them on every request.
 	correlationHeader = "Correlation-Id"
 	versionHeader     = "Airflow-Api-Version"
-	claimsKey         = "taskgate.claims"
-	authErrorKey      = "taskgate.auth_error"
 )
 
 // Validator verifies a raw bearer token and returns its claims.
@@ -134,8 +132,8 @@ type Server struct {
 	// and GET /connections/{id}; cfg.Store invalidates them on writes.
 	variables   *bodyCache
 	connections *bodyCache
-	// logFields holds *[accessFields]zap.Field for accessLog.
-	logFields sync.Pool
+	// states holds *requestState for accessLog.
+	states sync.Pool
 }
 
 // New builds the server and registers every route of routes.go.
@@ -163,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
 	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
-	s.logFields.New = func() any { return new([accessFields]zap.Field) }
+	s.states.New = func() any { return new(requestState) }
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -272,12 +270,6 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// claimsOf returns the validated claims of the request, or nil.
-func claimsOf(c echo.Context) *scopes.Claims {
-	cl, _ := c.Get(claimsKey).(*scopes.Claims)
-	return cl
-}
-
 // bearer extracts the token of an "Authorization: Bearer" header. The scheme
 // is matched case-insensitively, as FastAPI's HTTPBearer does.
 func bearer(r *http.Request) string {
@@ -303,8 +295,7 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			}
 			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
 			if err != nil {
-				// The reason goes to the access log line, never to the caller.
-				c.Set(authErrorKey, err.Error())
+				refuse(c, err.Error())
 				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
@@ -315,7 +306,7 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 				s.authFailed(subKey, claims.Subject)
 				return d
 			}
-			c.Set(claimsKey, claims)
+			stateOf(c).claims = claims
 			return next(c)
 		}
 	}
@@ -337,13 +328,9 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// accessFields is the most fields an access-log line carries.
-const accessFields = 12
-
 // accessLog writes the one log line per request, echoes the correlation id,
-// and stamps the API version. It never logs a token, only its jti. The
-// fields go in an array taken from a pool rather than a slice grown per
-// request: the line is on every request's path.
+// and stamps the API version. It never logs a token, only its jti. It hands
+// the rest of the chain the request's requestState as its context.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -360,42 +347,46 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			h[correlationHeader] = v[:1:1]
 		}
 		h[versionHeader] = apiVersionValue
-		err := next(c)
+		st := s.states.Get().(*requestState)
+		st.Context = c
+		err := next(st)
 		if err != nil {
 			c.Error(err)
 		}
-		ce := s.log.Check(zap.InfoLevel, "request")
-		if ce == nil {
-			return nil
+		if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
+			ce.Write(st.logFields(c, cid, time.Since(start))...)
 		}
-		buf := s.logFields.Get().(*[accessFields]zap.Field)
-		fields := append(buf[:0],
-			zap.String("method", req.Method),
-			zap.String("route", c.Path()),
-			zap.Int("status", res.Status),
-			zap.Duration("latency", time.Since(start)),
-		)
-		if cid != "" {
-			fields = append(fields, zap.String("correlation_id", cid))
-		}
-		if ti := c.Param("task_instance_id"); ti != "" {
-			fields = append(fields, zap.String("ti_id", ti))
-		}
-		if reason, ok := c.Get(authErrorKey).(string); ok {
-			fields = append(fields, zap.String("auth_error", reason))
-		}
-		if cl := claimsOf(c); cl != nil {
-			fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
-				zap.String("jti", cl.ID))
-			if comp := cl.Component(); comp != "" {
-				fields = append(fields, zap.String("component", comp))
-			}
-		} else if cl := restClaimsOf(c); cl != nil {
-			fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
-		}
-		ce.Write(fields...)
-		clear(buf[:len(fields)]) // no request's strings stay reachable from the pool
-		s.logFields.Put(buf)
+		*st = requestState{} // nothing of this request stays reachable from the pool
+		s.states.Put(st)
 		return nil
 	}
+}
+
+// logFields returns the access-log fields of the request, in st.fields.
+func (st *requestState) logFields(c echo.Context, cid string, latency time.Duration) []zap.Field {
+	fields := append(st.fields[:0],
+		zap.String("method", c.Request().Method),
+		zap.String("route", c.Path()),
+		zap.Int("status", c.Response().Status),
+		zap.Duration("latency", latency),
+	)
+	if cid != "" {
+		fields = append(fields, zap.String("correlation_id", cid))
+	}
+	if ti := c.Param("task_instance_id"); ti != "" {
+		fields = append(fields, zap.String("ti_id", ti))
+	}
+	if st.refused {
+		fields = append(fields, zap.String("auth_error", st.authError))
+	}
+	if cl := st.claims; cl != nil {
+		fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
+			zap.String("jti", cl.ID))
+		if comp := cl.Component(); comp != "" {
+			fields = append(fields, zap.String("component", comp))
+		}
+	} else if cl := st.restClaims; cl != nil {
+		fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
+	}
+	return fields
 }
