@@ -265,7 +265,9 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.ContentLength > s.cfg.MaxBodyBytes {
 			return errBodyTooLarge
 		}
-		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		if req.Body != http.NoBody { // net/http's body of a request without one
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		}
 		return next(c)
 	}
 }
