@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 // tokens with the verified-token cache, a store on disk with encrypted
 // connections, the in-flight and auth-failure limits, and the JSON access
 // log (written to nowhere).
-func benchServer(b *testing.B) (*Server, *store.DB, string) {
+func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, string) {
 	b.Helper()
 	key, err := fernet.GenerateKey()
 	if err != nil {
@@ -58,13 +59,17 @@ func benchServer(b *testing.B) (*Server, *store.DB, string) {
 	enc.TimeKey = "ts"
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	srv, err := New(Config{
+	cfg := Config{
 		Validator: validator, Signer: signer, Store: db, ExecutionTokenLifetime: 10 * time.Minute,
 		WorkloadTokenLifetime: time.Hour, APITokenLifetime: time.Hour, CLITokenLifetime: time.Hour,
 		Auth: db, Authenticator: authn, RESTSigner: signer, RESTValidator: validator,
 		NewID:       func() string { return "0190e3e4-0000-7000-8000-000000000001" },
 		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,6 +133,17 @@ func BenchmarkGetVariable(b *testing.B) {
 func BenchmarkGetConnection(b *testing.B) {
 	srv, _, tok := benchServer(b)
 	benchGet(b, srv, tok, "/execution/connections/bench_pg")
+}
+
+// BenchmarkGetUncached is a GET that misses the read cache (the first read,
+// or the first after a write): the store's read and the JSON encoding.
+func BenchmarkGetUncached(b *testing.B) {
+	for _, path := range []string{"/execution/variables/bench_var", "/execution/connections/bench_pg"} {
+		b.Run(strings.Split(path, "/")[2], func(b *testing.B) {
+			srv, _, tok := benchServer(b, func(cfg *Config) { cfg.ReadCacheSize = -1 })
+			benchGet(b, srv, tok, path)
+		})
+	}
 }
 
 // BenchmarkEchoBaseline is the bare Echo server `make bench` compares the
