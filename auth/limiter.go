@@ -34,10 +34,14 @@ func NewFailureLimiter(perMinute int, now func() time.Time) *FailureLimiter {
 	}
 }
 
+// Idle reports whether no key has failed recently, in which case Wait
+// returns zero for every key: a caller can skip building its keys.
+func (l *FailureLimiter) Idle() bool { return l.tracked.Load() == 0 }
+
 // Wait returns how long key must wait before it is served again; zero when
 // it may be served now.
 func (l *FailureLimiter) Wait(key string) time.Duration {
-	if l.tracked.Load() == 0 {
+	if l.Idle() {
 		return 0
 	}
 	l.mu.Lock()

@@ -118,10 +118,26 @@ const (
 	pidA  = 4242
 )
 
-func newHarness(t *testing.T) *harness {
+// harnessOption adjusts the store's options before it opens, or the
+// gateway's configuration before New.
+type harnessOption struct {
+	store  func(*store.Options)
+	config func(*Config)
+}
+
+func withStoreOptions(f func(*store.Options)) harnessOption { return harnessOption{store: f} }
+func withConfig(f func(*Config)) harnessOption              { return harnessOption{config: f} }
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
-	db, err := store.Open(filepath.Join(t.TempDir(), "taskgate.db"), store.Options{Now: clk.Now})
+	sopts := store.Options{Now: clk.Now}
+	for _, o := range opts {
+		if o.store != nil {
+			o.store(&sopts)
+		}
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "taskgate.db"), sopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +150,19 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	ids := 0
-	srv, err := New(Config{
+	cfg := Config{
 		Validator: toks, Signer: toks, Store: db, ExecutionTokenLifetime: 600 * time.Second,
 		WorkloadTokenLifetime: time.Hour, APITokenLifetime: 24 * time.Hour, CLITokenLifetime: time.Hour,
 		Auth: db, Authenticator: authn, RESTSigner: rest, RESTValidator: rest, BcryptCost: bcrypt.MinCost,
 		NewID:        func() string { ids++; return fmt.Sprintf("0190e3e4-0000-7000-8000-%012x", ids) },
 		MaxBodyBytes: 64 << 10, Now: clk.Now, Logger: zap.New(core),
-	})
+	}
+	for _, o := range opts {
+		if o.config != nil {
+			o.config(&cfg)
+		}
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,7 @@ const (
 	// cookieName carries a browser's REST token, as Airflow's UI does.
 	cookieName = "_token"
 	// roleClaim holds the user's role in a REST token.
-	roleClaim     = "role"
-	restClaimsKey = "taskgate.rest_claims"
+	roleClaim = "role"
 )
 
 // Authenticator checks a user's password, slowing down guessing.
@@ -62,11 +61,6 @@ func restToken(r *http.Request) (raw string, fromCookie bool) {
 	return "", false
 }
 
-func restClaimsOf(c echo.Context) *scopes.Claims {
-	cl, _ := c.Get(restClaimsKey).(*scopes.Claims)
-	return cl
-}
-
 // roleOf returns the role a REST token carries.
 func roleOf(c *scopes.Claims) (auth.Role, bool) {
 	s, _ := c.Extra[roleClaim].(string)
@@ -85,8 +79,8 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if raw == "" {
 				return errNotAuthenticated
 			}
-			addr := "addr:" + c.RealIP()
-			if d := s.limited(addr); d > 0 {
+			addr := c.RealIP()
+			if d := s.limited(addrKey, addr); d > 0 {
 				return retryLater(c, d)
 			}
 			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
@@ -94,13 +88,13 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 				err = errors.New("gateway: token has no jti")
 			}
 			if err != nil {
-				c.Set(authErrorKey, err.Error())
-				s.authFailed(addr)
+				refuse(c, err.Error())
+				s.authFailed(addrKey, addr)
 				return errInvalidJWT
 			}
 			role, ok := roleOf(claims)
 			if !ok {
-				c.Set(authErrorKey, "role claim missing or unknown")
+				refuse(c, "role claim missing or unknown")
 				return errInvalidJWT
 			}
 			revoked, err := s.cfg.Auth.IsRevoked(ctx, claims.ID)
@@ -114,12 +108,12 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			// re-added with another role, must not keep the old access.
 			user, err := s.cfg.Auth.User(ctx, claims.Subject)
 			if errors.Is(err, auth.ErrNotFound) || (err == nil && user.Role != role) {
-				c.Set(authErrorKey, "user removed or role changed since the token was issued")
+				refuse(c, "user removed or role changed since the token was issued")
 				return errInvalidJWT
 			} else if err != nil {
 				return err
 			}
-			c.Set(restClaimsKey, claims)
+			stateOf(c).restClaims = claims
 			if !role.AtLeast(min) {
 				return errForbidden
 			}
@@ -185,7 +179,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many failed login attempts; retry later"}
 		case errors.Is(err, auth.ErrBadCredentials):
-			c.Set(authErrorKey, "bad credentials for "+strconv.Quote(*user))
+			refuse(c, "bad credentials for "+strconv.Quote(*user))
 			return errBadCredentials
 		case err != nil:
 			return err
@@ -200,7 +194,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.Set(restClaimsKey, claims)
+		stateOf(c).restClaims = claims
 		if !cli {
 			s.setTokenCookie(c, tok, life)
 		}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,11 +32,15 @@ import (
 // the Airflow-API-Version header of every response.
 const APIVersion = "2026-06-30"
 
+// apiVersionValue is the Airflow-API-Version header's value, shared by every
+// response; it is never modified.
+var apiVersionValue = []string{APIVersion}
+
 const (
+	// The header names are in Go's canonical form, so that the header
+	// maps can be indexed without canonicalizing them on every request.
 	correlationHeader = "Correlation-Id"
-	versionHeader     = "Airflow-API-Version"
-	claimsKey         = "taskgate.claims"
-	authErrorKey      = "taskgate.auth_error"
+	versionHeader     = "Airflow-Api-Version"
 )
 
 // Validator verifies a raw bearer token and returns its claims.
@@ -106,6 +111,10 @@ type Config struct {
 	// AuthLimiter, when set, answers 429 with Retry-After to a client
 	// address or token subject that keeps failing authentication.
 	AuthLimiter *auth.FailureLimiter
+	// ReadCacheSize bounds how many variable bodies, and as many connection
+	// bodies, the gateway keeps so that repeated GETs skip the store (see
+	// bodyCache); 0 means DefaultReadCacheSize, negative disables the cache.
+	ReadCacheSize int
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -118,6 +127,13 @@ type Server struct {
 	log      *zap.Logger
 	now      func() time.Time
 	inFlight atomic.Int64
+
+	// variables and connections cache the bodies of GET /variables/{key}
+	// and GET /connections/{id}; cfg.Store invalidates them on writes.
+	variables   *bodyCache
+	connections *bodyCache
+	// states holds *requestState for accessLog.
+	states sync.Pool
 }
 
 // New builds the server and registers every route of routes.go.
@@ -142,18 +158,26 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
+	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
+	s.states.New = func() any { return new(requestState) }
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.accessLog, s.shedLoad, s.recoverPanics, s.limitBody)
-	e.Use(reissue.Middleware(reissue.Config{
+	renew := reissue.Middleware(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
 		Now: cfg.Now, Logger: cfg.Logger,
-	}))
+	})
+	// Echo wraps the route's handler in every global middleware anew on
+	// each request, a closure per middleware. The chain is composed once
+	// here instead, ending in the route's handler as Echo's router found
+	// it; Echo's one middleware hands out that chain.
+	chain := s.accessLog(s.shedLoad(s.recoverPanics(s.limitBody(renew(callRoute)))))
+	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
 		h := r.handler
 		switch {
@@ -169,6 +193,11 @@ func New(cfg Config) (*Server, error) {
 	s.echo = e
 	return s, nil
 }
+
+// callRoute calls the handler Echo's router chose for the request: the
+// route's (with its token check), or Echo's not-found or method-not-allowed
+// handler.
+func callRoute(c echo.Context) error { return c.Handler()(c) }
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
@@ -200,18 +229,28 @@ func retryLater(c echo.Context, d time.Duration) error {
 	return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many authentication failures; retry later"}
 }
 
-// limited reports how long key must wait under the auth-failure limit.
-func (s *Server) limited(key string) time.Duration {
-	if s.cfg.AuthLimiter == nil {
+// Keys of the auth-failure limit: a client address, a token subject.
+const (
+	addrKey = "addr:"
+	subKey  = "sub:"
+)
+
+// limited reports how long the key kind+value (addrKey or subKey and the
+// address or subject) must wait under the auth-failure limit. The key is
+// built only when some key failed recently: it is on every authenticated
+// request's path.
+func (s *Server) limited(kind, value string) time.Duration {
+	l := s.cfg.AuthLimiter
+	if l == nil || l.Idle() {
 		return 0
 	}
-	return s.cfg.AuthLimiter.Wait(key)
+	return l.Wait(kind + value)
 }
 
-// authFailed records an authentication failure of key.
-func (s *Server) authFailed(key string) {
+// authFailed records an authentication failure of the key kind+value.
+func (s *Server) authFailed(kind, value string) {
 	if s.cfg.AuthLimiter != nil {
-		s.cfg.AuthLimiter.Fail(key)
+		s.cfg.AuthLimiter.Fail(kind + value)
 	}
 }
 
@@ -226,15 +265,11 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.ContentLength > s.cfg.MaxBodyBytes {
 			return errBodyTooLarge
 		}
-		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		if req.Body != http.NoBody { // net/http's body of a request without one
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+		}
 		return next(c)
 	}
-}
-
-// claimsOf returns the validated claims of the request, or nil.
-func claimsOf(c echo.Context) *scopes.Claims {
-	cl, _ := c.Get(claimsKey).(*scopes.Claims)
-	return cl
 }
 
 // bearer extracts the token of an "Authorization: Bearer" header. The scheme
@@ -256,26 +291,24 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			if raw == "" {
 				return scopes.ErrMissingToken
 			}
-			addr := "addr:" + c.RealIP()
-			if d := s.limited(addr); d > 0 {
+			addr := c.RealIP()
+			if d := s.limited(addrKey, addr); d > 0 {
 				return retryLater(c, d)
 			}
 			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
 			if err != nil {
-				// The reason goes to the access log line, never to the caller.
-				c.Set(authErrorKey, err.Error())
-				s.authFailed(addr)
+				refuse(c, err.Error())
+				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
-			sub := "sub:" + claims.Subject
-			if d := s.limited(sub); d > 0 {
+			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
 			if d := scopes.Decide(p, claims, c.Param("task_instance_id")); d != nil {
-				s.authFailed(sub)
+				s.authFailed(subKey, claims.Subject)
 				return d
 			}
-			c.Set(claimsKey, claims)
+			stateOf(c).claims = claims
 			return next(c)
 		}
 	}
@@ -298,46 +331,64 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // accessLog writes the one log line per request, echoes the correlation id,
-// and stamps the API version. It never logs a token, only its jti.
+// and stamps the API version. It never logs a token, only its jti. It hands
+// the rest of the chain the request's requestState as its context.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
 		res := c.Response()
-		cid := req.Header.Get(correlationHeader)
-		if cid != "" {
-			res.Header().Set(correlationHeader, cid)
+		h := res.Header()
+		// The values are assigned without the copy Header.Set makes: the
+		// correlation id's slice is the request's own (capped, so that an
+		// Add cannot write into it), the version's is shared by every
+		// response, and nothing writes into a header value in place.
+		var cid string
+		if v := req.Header[correlationHeader]; len(v) > 0 && v[0] != "" {
+			cid = v[0]
+			h[correlationHeader] = v[:1:1]
 		}
-		res.Header().Set(versionHeader, APIVersion)
-		err := next(c)
+		h[versionHeader] = apiVersionValue
+		st := s.states.Get().(*requestState)
+		st.Context = c
+		err := next(st)
 		if err != nil {
 			c.Error(err)
 		}
-		fields := []zap.Field{
-			zap.String("method", req.Method),
-			zap.String("route", c.Path()),
-			zap.Int("status", res.Status),
-			zap.Duration("latency", time.Since(start)),
+		if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
+			ce.Write(st.logFields(c, cid, time.Since(start))...)
 		}
-		if cid != "" {
-			fields = append(fields, zap.String("correlation_id", cid))
-		}
-		if ti := c.Param("task_instance_id"); ti != "" {
-			fields = append(fields, zap.String("ti_id", ti))
-		}
-		if reason, ok := c.Get(authErrorKey).(string); ok {
-			fields = append(fields, zap.String("auth_error", reason))
-		}
-		if cl := claimsOf(c); cl != nil {
-			fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
-				zap.String("jti", cl.ID))
-			if comp := cl.Component(); comp != "" {
-				fields = append(fields, zap.String("component", comp))
-			}
-		} else if cl := restClaimsOf(c); cl != nil {
-			fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
-		}
-		s.log.Info("request", fields...)
+		*st = requestState{} // nothing of this request stays reachable from the pool
+		s.states.Put(st)
 		return nil
 	}
+}
+
+// logFields returns the access-log fields of the request, in st.fields.
+func (st *requestState) logFields(c echo.Context, cid string, latency time.Duration) []zap.Field {
+	fields := append(st.fields[:0],
+		zap.String("method", c.Request().Method),
+		zap.String("route", c.Path()),
+		zap.Int("status", c.Response().Status),
+		zap.Duration("latency", latency),
+	)
+	if cid != "" {
+		fields = append(fields, zap.String("correlation_id", cid))
+	}
+	if ti := c.Param("task_instance_id"); ti != "" {
+		fields = append(fields, zap.String("ti_id", ti))
+	}
+	if st.refused {
+		fields = append(fields, zap.String("auth_error", st.authError))
+	}
+	if cl := st.claims; cl != nil {
+		fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
+			zap.String("jti", cl.ID))
+		if comp := cl.Component(); comp != "" {
+			fields = append(fields, zap.String("component", comp))
+		}
+	} else if cl := st.restClaims; cl != nil {
+		fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
+	}
+	return fields
 }

@@ -52,16 +52,18 @@ func (s *Server) handleGetVariable(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.cfg.Store.Variable(c.Request().Context(), key)
-	if errors.Is(err, workload.ErrNotFound) {
-		return notFound("Variable with key '" + key + "' not found")
-	} else if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, struct {
-		Key   string  `json:"key"`
-		Value *string `json:"value"`
-	}{v.Key, v.Value})
+	return serveCached(c, s.variables, key, func() (any, error) {
+		v, err := s.cfg.Store.Variable(c.Request().Context(), key)
+		if errors.Is(err, workload.ErrNotFound) {
+			return nil, notFound("Variable with key '" + key + "' not found")
+		} else if err != nil {
+			return nil, err
+		}
+		return struct {
+			Key   string  `json:"key"`
+			Value *string `json:"value"`
+		}{v.Key, v.Value}, nil
+	})
 }
 
 // handlePutVariable is PUT /variables/{key} with {"val", "description"}
@@ -152,11 +154,13 @@ func (s *Server) handleGetConnection(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := s.cfg.Store.Connection(c.Request().Context(), id)
-	if errors.Is(err, workload.ErrNotFound) {
-		return notFound("Connection with ID " + id + " not found")
-	} else if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, conn)
+	return serveCached(c, s.connections, id, func() (any, error) {
+		conn, err := s.cfg.Store.Connection(c.Request().Context(), id)
+		if errors.Is(err, workload.ErrNotFound) {
+			return nil, notFound("Connection with ID " + id + " not found")
+		} else if err != nil {
+			return nil, err
+		}
+		return conn, nil
+	})
 }

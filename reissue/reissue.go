@@ -93,12 +93,12 @@ func Middleware(cfg Config) echo.MiddlewareFunc {
 				if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
 					return
 				}
-				if res.Header().Get(Header) != "" {
-					return // the handler already issued one (/run token swap)
-				}
 				claims := cfg.Claims(c)
 				if !Due(claims, now()) {
 					return
+				}
+				if res.Header().Get(Header) != "" {
+					return // the handler already issued one (/run token swap)
 				}
 				if cfg.Renewable != nil && !cfg.Renewable(c.Request().Context(), claims) {
 					return

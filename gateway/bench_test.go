@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/store"
+	"github.com/taskgate/taskgate/tokens"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// benchServer is a gateway as `taskgate serve` builds it by default: HS512
+// tokens with the verified-token cache, a store on disk with encrypted
+// connections, the in-flight and auth-failure limits, and the JSON access
+// log (written to nowhere).
+func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, string) {
+	b.Helper()
+	key, err := fernet.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cipher, err := fernet.NewMulti(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(b.TempDir(), "taskgate.db"), store.Options{Secrets: cipher})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	tc := tokens.Config{Secret: []byte("bench-secret-0123456789abcdef"), Audiences: []string{"urn:airflow.apache.org:task"}}
+	signer, err := tokens.NewSigner(tc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	validator, err := tokens.NewValidator(tc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	cfg := Config{
+		Validator: validator, Signer: signer, Store: db, ExecutionTokenLifetime: 10 * time.Minute,
+		WorkloadTokenLifetime: time.Hour, APITokenLifetime: time.Hour, CLITokenLifetime: time.Hour,
+		Auth: db, Authenticator: authn, RESTSigner: signer, RESTValidator: validator,
+		NewID:       func() string { return "0190e3e4-0000-7000-8000-000000000001" },
+		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _, err := signer.Sign(&scopes.Claims{Subject: "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e", Scope: string(scopes.Execution)}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	value := "s3://bench-bucket/warehouse/daily/partition=2026-06-30"
+	if err := db.PutVariable(ctx, workload.Variable{Key: "bench_var", Value: &value}); err != nil {
+		b.Fatal(err)
+	}
+	str := func(s string) *string { return &s }
+	port := 5432
+	if err := db.PutConnection(ctx, workload.Connection{
+		ConnID: "bench_pg", ConnType: "postgres", Host: str("warehouse.db.internal"), Schema: str("analytics"),
+		Login: str("etl"), Password: str("not-a-real-password"), Port: &port,
+		Extra: str(`{"sslmode": "require", "connect_timeout": 10}`),
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return srv, db, tok
+}
+
+// discardWriter is a ResponseWriter that keeps only the status, so that a
+// benchmark measures the gateway rather than a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(status int)      { w.status = status }
+
+// benchGet serves GET path through the whole gateway, with the headers the
+// Task SDK sends.
+func benchGet(b *testing.B, srv *Server, tok, path string) {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
+	req.Header.Set(versionHeader, APIVersion)
+	req.Header.Set("Accept", "application/json")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.status = 0
+		srv.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			b.Fatalf("GET %s = %d", path, w.status)
+		}
+	}
+}
+
+func BenchmarkGetVariable(b *testing.B) {
+	srv, _, tok := benchServer(b)
+	benchGet(b, srv, tok, "/execution/variables/bench_var")
+}
+
+func BenchmarkGetConnection(b *testing.B) {
+	srv, _, tok := benchServer(b)
+	benchGet(b, srv, tok, "/execution/connections/bench_pg")
+}
+
+// BenchmarkGetUncached is a GET that misses the read cache (the first read,
+// or the first after a write): the store's read and the JSON encoding.
+func BenchmarkGetUncached(b *testing.B) {
+	for _, path := range []string{"/execution/variables/bench_var", "/execution/connections/bench_pg"} {
+		b.Run(strings.Split(path, "/")[2], func(b *testing.B) {
+			srv, _, tok := benchServer(b, func(cfg *Config) { cfg.ReadCacheSize = -1 })
+			benchGet(b, srv, tok, path)
+		})
+	}
+}
+
+// BenchmarkEchoBaseline is the bare Echo server `make bench` compares the
+// gateway with: the variable GET's body from c.JSON, no middleware.
+func BenchmarkEchoBaseline(b *testing.B) {
+	e := echo.New()
+	value := "s3://bench-bucket/warehouse/daily/partition=2026-06-30"
+	variable := struct {
+		Key   string  `json:"key"`
+		Value *string `json:"value"`
+	}{"bench_var", &value}
+	e.GET("/execution/variables/*", func(c echo.Context) error { return c.JSON(http.StatusOK, variable) })
+	benchGet(b, &Server{echo: e}, "", "/execution/variables/bench_var")
+}

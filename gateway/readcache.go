@@ -1,0 +1,260 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"hash/maphash"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// DefaultReadCacheSize is how many variable bodies, and as many connection
+// bodies, the gateway keeps when Config.ReadCacheSize is zero. Tasks read the
+// same few variables and connections over and over; a body is a few hundred
+// bytes, so this costs about a megabyte per kind.
+const DefaultReadCacheSize = 4096
+
+const (
+	// readCacheBytes bounds the bodies and keys of one kind held at once,
+	// whatever their number.
+	readCacheBytes = 16 << 20
+	// maxCachedBody is the largest body kept: a huge variable is read
+	// from the store each time rather than crowding out every other entry.
+	maxCachedBody = 64 << 10
+	// readCacheShards spreads entries over independently locked maps.
+	readCacheShards = 16
+	// versionStripes is how many write counters a cache keeps. Keys share
+	// them by hash, so memory stays fixed however many keys are written;
+	// a write to one key only costs the others of its stripe a miss.
+	versionStripes = 4096
+)
+
+// bodyCache keeps the encoded 200 bodies of GET /variables/{key} or GET
+// /connections/{id}, so that a repeated read skips the store's transaction,
+// the record's decoding and decryption, and the JSON encoding.
+//
+// Coherence rests on versions rather than on deleting entries, because a
+// delete alone races with a reader that read the store before a write and
+// files its body after it. Every write of the kind goes through
+// cachedStore, which calls invalidate once the store returned (committed or
+// not) and before the handler answers. A reader notes the key's version
+// before it reads the store and files the body under that version; an entry
+// is served only while its version is current. A body read before a write
+// committed therefore carries a version that the write made stale before it
+// was acknowledged, and a write that failed at most costs a miss. The store
+// only exposes committed data, so a rolled-back write never reaches the
+// cache at all.
+//
+// Connection bodies hold decrypted passwords: the cache keeps in memory what
+// every connection GET already decrypts into it.
+type bodyCache struct {
+	seed       maphash.Seed
+	maxEntries int // per shard
+	maxBytes   int // per shard
+	versions   [versionStripes]atomic.Uint64
+	shards     [readCacheShards]bodyShard
+}
+
+type bodyShard struct {
+	mu      sync.RWMutex
+	entries map[string]cachedBody
+	bytes   int
+}
+
+type cachedBody struct {
+	version uint64
+	body    []byte
+}
+
+// readTicket is what a reader notes before reading the store: where the key
+// lives and the version its body will be filed under.
+type readTicket struct {
+	hash    uint64
+	version uint64
+}
+
+// newBodyCache returns a cache of at most size entries, or nil (caching
+// nothing) when size is negative.
+func newBodyCache(size int) *bodyCache {
+	if size < 0 {
+		return nil
+	}
+	if size == 0 {
+		size = DefaultReadCacheSize
+	}
+	bc := &bodyCache{
+		seed:       maphash.MakeSeed(),
+		maxEntries: max(size/readCacheShards, 1),
+		maxBytes:   readCacheBytes / readCacheShards,
+	}
+	for i := range bc.shards {
+		bc.shards[i].entries = make(map[string]cachedBody)
+	}
+	return bc
+}
+
+func (bc *bodyCache) version(h uint64) *atomic.Uint64 { return &bc.versions[h%versionStripes] }
+
+func (bc *bodyCache) shard(h uint64) *bodyShard { return &bc.shards[(h>>32)%readCacheShards] }
+
+// get returns the current body of key, or nil and the ticket to file the
+// body read from the store under.
+func (bc *bodyCache) get(key string) ([]byte, readTicket) {
+	if bc == nil {
+		return nil, readTicket{}
+	}
+	h := maphash.String(bc.seed, key)
+	t := readTicket{hash: h, version: bc.version(h).Load()}
+	s := bc.shard(h)
+	s.mu.RLock()
+	e, ok := s.entries[key]
+	s.mu.RUnlock()
+	if ok && e.version == t.version {
+		return e.body, t
+	}
+	return nil, t
+}
+
+// put files body for key under the version t noted before the store was
+// read. A write since then makes the body stale at once, so it is dropped.
+func (bc *bodyCache) put(key string, t readTicket, body []byte) {
+	if bc == nil || len(body) > maxCachedBody {
+		return
+	}
+	size := len(key) + len(body)
+	s := bc.shard(t.hash)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bc.version(t.hash).Load() != t.version {
+		return
+	}
+	if old, ok := s.entries[key]; ok {
+		s.bytes -= len(key) + len(old.body)
+		delete(s.entries, key)
+	}
+	// Evict arbitrary entries (map order) until the new one fits: no
+	// bookkeeping on hits, and hot keys come back on their next read.
+	for k, e := range s.entries {
+		if len(s.entries) < bc.maxEntries && s.bytes+size <= bc.maxBytes {
+			break
+		}
+		s.bytes -= len(k) + len(e.body)
+		delete(s.entries, k)
+	}
+	s.entries[key] = cachedBody{version: t.version, body: body}
+	s.bytes += size
+}
+
+// invalidate makes every body of key read so far stale; cachedStore calls
+// it after each write of key.
+func (bc *bodyCache) invalidate(key string) {
+	if bc == nil {
+		return
+	}
+	h := maphash.String(bc.seed, key)
+	bc.version(h).Add(1)
+	s := bc.shard(h)
+	s.mu.Lock()
+	if old, ok := s.entries[key]; ok {
+		s.bytes -= len(key) + len(old.body)
+		delete(s.entries, key)
+	}
+	s.mu.Unlock()
+}
+
+// len returns the number of entries and the bytes they hold.
+func (bc *bodyCache) len() (entries, bytes int) {
+	for i := range bc.shards {
+		s := &bc.shards[i]
+		s.mu.RLock()
+		entries += len(s.entries)
+		bytes += s.bytes
+		s.mu.RUnlock()
+	}
+	return entries, bytes
+}
+
+// cachedStore is the Store the handlers use: it passes everything to the
+// configured store and invalidates the read caches after every write of a
+// variable or a connection. It is the only path by which the server writes
+// them: other processes cannot while the server holds the database file, and
+// re-encrypting secrets (store.DB.RotateSecrets, offline) leaves what a read
+// returns unchanged.
+type cachedStore struct {
+	Store
+	variables   *bodyCache
+	connections *bodyCache
+}
+
+func (s *cachedStore) PutVariable(ctx context.Context, v workload.Variable) error {
+	defer s.variables.invalidate(v.Key)
+	return s.Store.PutVariable(ctx, v)
+}
+
+func (s *cachedStore) DeleteVariable(ctx context.Context, key string) error {
+	defer s.variables.invalidate(key)
+	return s.Store.DeleteVariable(ctx, key)
+}
+
+func (s *cachedStore) PutConnection(ctx context.Context, c workload.Connection) error {
+	defer s.connections.invalidate(c.ConnID)
+	return s.Store.PutConnection(ctx, c)
+}
+
+func (s *cachedStore) DeleteConnection(ctx context.Context, id string) error {
+	defer s.connections.invalidate(id)
+	return s.Store.DeleteConnection(ctx, id)
+}
+
+// serveCached answers 200 with the JSON of what load returns for key, from
+// bc when it holds a current body. The body is the one c.JSON writes, byte
+// for byte; a request for indented JSON (?pretty, or Echo's debug mode)
+// bypasses the cache.
+func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, error)) error {
+	if indented(c) {
+		v, err := load()
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, v)
+	}
+	body, t := bc.get(key)
+	if body == nil {
+		v, err := load()
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := json.NewEncoder(&buf).Encode(v); err != nil {
+			return err
+		}
+		body = bytes.Clone(buf.Bytes())
+		bc.put(key, t, body)
+	}
+	if h := c.Response().Header(); h[echo.HeaderContentType] == nil {
+		h[echo.HeaderContentType] = jsonContentType
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+// jsonContentType is the Content-Type c.JSON sets, shared by every cached
+// answer (Header.Set would copy it each time); it is never modified.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
+
+// indented reports whether c.JSON would indent its answer.
+func indented(c echo.Context) bool {
+	if c.Echo().Debug {
+		return true
+	}
+	if c.Request().URL.RawQuery == "" {
+		return false
+	}
+	_, pretty := c.QueryParams()["pretty"]
+	return pretty
+}
