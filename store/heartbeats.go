@@ -35,12 +35,14 @@ package store
 // over it.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -238,41 +240,67 @@ func appendHeartbeatRecord(b []byte, gen uint64, id string, at time.Time) []byte
 	return b
 }
 
-// parseHeartbeatLog returns the generation of a log, the latest time of
-// each task instance in it and the length of its valid part. Bytes after the
-// first bad record are ignored. A header of zeros, or cut short, is an empty
-// log (a crash while it was created); a file that is not a heartbeat log is
-// an error wrapping ErrCorrupt.
-func parseHeartbeatLog(data []byte) (gen uint64, times map[string]time.Time, valid int, err error) {
+// parseHeartbeatLog reads a log and returns its generation, the latest time
+// of each task instance in it and the length of its valid part. Bytes after
+// the first bad record are ignored. A header of zeros, or cut short, is an
+// empty log (a crash while it was created); a file that is not a heartbeat
+// log is an error wrapping ErrCorrupt. The log is read in pieces: it is
+// mostly zeros, and as large as the checkpoint size.
+func parseHeartbeatLog(r io.Reader) (gen uint64, times map[string]time.Time, valid int64, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	// read fills b, reporting false at the end of the input.
+	read := func(b []byte) (bool, error) {
+		_, err := io.ReadFull(br, b)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("store: heartbeat log: %w", err)
+		}
+		return true, nil
+	}
 	times = map[string]time.Time{}
-	if len(data) < heartbeatHeaderLen || !bytes.HasPrefix(data, heartbeatLogMagic) {
-		head := data[:min(len(data), heartbeatHeaderLen)]
+	head := make([]byte, heartbeatHeaderLen)
+	n, err := io.ReadFull(br, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, nil, 0, fmt.Errorf("store: heartbeat log: %w", err)
+	}
+	if head = head[:n]; n < heartbeatHeaderLen || !bytes.HasPrefix(head, heartbeatLogMagic) {
 		if bytes.HasPrefix(heartbeatLogMagic, bytes.TrimRight(head, "\x00")) ||
 			bytes.HasPrefix(head, heartbeatLogMagic) {
 			return 0, times, 0, nil
 		}
 		return 0, nil, 0, fmt.Errorf("store: heartbeat log: bad header: %w", ErrCorrupt)
 	}
-	gen = binary.BigEndian.Uint64(data[len(heartbeatLogMagic):])
-	off := heartbeatHeaderLen
-	for len(data)-off >= heartbeatRecordFixed {
-		rec := data[off:]
-		n := int(binary.BigEndian.Uint16(rec[4:]))
-		size := heartbeatRecordFixed + n
-		if n == 0 || len(rec) < size || recordCRC(gen, rec[4:size]) != binary.BigEndian.Uint32(rec) {
-			break
+	gen = binary.BigEndian.Uint64(head[len(heartbeatLogMagic):])
+	valid = int64(heartbeatHeaderLen)
+	rec := make([]byte, 0, 128)
+	for {
+		rec = rec[:6]
+		if ok, err := read(rec); !ok {
+			return gen, times, valid, err
 		}
-		at, _, err := readTime(rec[6+n : size])
+		n := int(binary.BigEndian.Uint16(rec[4:]))
+		if n == 0 {
+			return gen, times, valid, nil
+		}
+		size := heartbeatRecordFixed + n
+		rec = slices.Grow(rec, size-len(rec))[:size]
+		if ok, err := read(rec[6:]); !ok {
+			return gen, times, valid, err
+		}
+		if recordCRC(gen, rec[4:]) != binary.BigEndian.Uint32(rec) {
+			return gen, times, valid, nil
+		}
+		at, _, err := readTime(rec[6+n:])
 		if err != nil {
-			break
+			return gen, times, valid, nil
 		}
 		id := string(rec[6 : 6+n])
 		if prev, ok := times[id]; !ok || at.After(prev) {
 			times[id] = at
 		}
-		off += size
+		valid += int64(size)
 	}
-	return gen, times, off, nil
 }
 
 // heartbeatLog is the open log. After Open only the writer goroutine uses it.
@@ -295,13 +323,14 @@ type heartbeatLog struct {
 func (db *DB) openHeartbeatLog(dbPath string, checkpointAt int64) error {
 	path := dbPath + heartbeatLogSuffix
 	if db.readOnly {
-		data, err := os.ReadFile(path)
+		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("store: heartbeat log: %w", err)
 		}
-		_, times, _, err := parseHeartbeatLog(data)
+		defer f.Close()
+		_, times, _, err := parseHeartbeatLog(f)
 		if err != nil {
 			return err
 		}
@@ -326,11 +355,7 @@ func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
 	if err != nil {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}
-	data := make([]byte, st.Size())
-	if _, err := l.f.ReadAt(data, 0); err != nil && len(data) > 0 {
-		return fmt.Errorf("store: heartbeat log: %w", err)
-	}
-	gen, times, _, err := parseHeartbeatLog(data)
+	gen, times, _, err := parseHeartbeatLog(io.NewSectionReader(l.f, 0, st.Size()))
 	if err != nil {
 		return fmt.Errorf("%w (%s)", err, path)
 	}
@@ -339,8 +364,8 @@ func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
 			return fmt.Errorf("store: heartbeat log: replay: %w", err)
 		}
 	}
-	if want := l.checkpointAt + heartbeatLogSlack; int64(len(data)) < want {
-		if err := writeZeros(l.f, int64(len(data)), want); err != nil {
+	if want := l.checkpointAt + heartbeatLogSlack; st.Size() < want {
+		if err := writeZeros(l.f, st.Size(), want); err != nil {
 			return fmt.Errorf("store: heartbeat log: preallocate: %w", err)
 		}
 	}

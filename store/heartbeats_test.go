@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -116,13 +117,13 @@ func TestHeartbeatSeenByEveryRead(t *testing.T) {
 }
 
 // readLog parses the heartbeat log of the database at path.
-func readLog(t *testing.T, path string) (uint64, map[string]time.Time, int) {
+func readLog(t *testing.T, path string) (uint64, map[string]time.Time, int64) {
 	t.Helper()
 	data, err := os.ReadFile(path + heartbeatLogSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, times, valid, err := parseHeartbeatLog(data)
+	gen, times, valid, err := parseHeartbeatLog(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func TestHeartbeatLogHeaders(t *testing.T) {
 		{"foreign", []byte("not a heartbeat log at all"), true},
 		{"older format", []byte("TGHBLOG1"), true},
 	} {
-		gen, times, _, err := parseHeartbeatLog(c.data)
+		gen, times, _, err := parseHeartbeatLog(bytes.NewReader(c.data))
 		if (err != nil) != c.wantErr || (err != nil && !errors.Is(err, ErrCorrupt)) {
 			t.Errorf("%s: error %v, want error %v", c.name, err, c.wantErr)
 		}
@@ -456,7 +457,7 @@ func TestHeartbeatLogHeaders(t *testing.T) {
 	// Records of an earlier generation after the valid ones are stale.
 	data := appendHeartbeatRecord(append([]byte(nil), header...), 7, "a", t0)
 	data = appendHeartbeatRecord(data, 6, "b", t0)
-	if _, times, _, err := parseHeartbeatLog(data); err != nil || len(times) != 1 {
+	if _, times, _, err := parseHeartbeatLog(bytes.NewReader(data)); err != nil || len(times) != 1 {
 		t.Errorf("stale record read: %v, %v", times, err)
 	}
 }
@@ -470,19 +471,19 @@ func FuzzParseHeartbeatLog(f *testing.F) {
 	f.Add([]byte("TGHB"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		gen, times, n, err := parseHeartbeatLog(data)
+		gen, times, n, err := parseHeartbeatLog(bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error not ErrCorrupt: %v", err)
 			}
 			return
 		}
-		if n > len(data) {
+		if n > int64(len(data)) {
 			t.Fatalf("valid part %d longer than the input %d", n, len(data))
 		}
 		// The valid part parses to the same.
 		if n > 0 {
-			gen2, again, m, err := parseHeartbeatLog(data[:n])
+			gen2, again, m, err := parseHeartbeatLog(bytes.NewReader(data[:n]))
 			if err != nil || m != n || gen2 != gen || len(again) != len(times) {
 				t.Fatalf("valid part reparsed: %d entries, %d bytes, %v; want %d, %d", len(again), m, err, len(times), n)
 			}
