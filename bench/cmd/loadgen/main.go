@@ -209,6 +209,8 @@ type benchmark struct {
 	tick    float64 // µs per clock tick
 	data    *dataset
 	report  report
+	// base is the running baseline server, nil when not measured.
+	base *target
 }
 
 func (b *benchmark) logf(format string, args ...any) {
@@ -220,7 +222,22 @@ func (b *benchmark) run(ctx context.Context) error {
 		return fmt.Errorf("provision: %w", err)
 	}
 	if b.opts.want("baseline") {
-		if err := b.runBaseline(ctx); err != nil {
+		if err := b.startBaseline(); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+	}
+	err := b.runAll(ctx)
+	if serr := b.stopBaseline(); serr != nil && err == nil {
+		err = fmt.Errorf("baseline: %w", serr)
+	}
+	return err
+}
+
+// runAll measures the baseline alone (when no gateway phase is wanted), or
+// each gateway with the baseline phases next to its own.
+func (b *benchmark) runAll(ctx context.Context) error {
+	if b.base != nil && b.opts.phases != nil && !anyGatewayPhase(b.opts) {
+		if err := b.runTimed(ctx, b.base, b.timedPhases(true)); err != nil {
 			return fmt.Errorf("baseline: %w", err)
 		}
 	}

@@ -107,6 +107,38 @@ func TestAggregateMedians(t *testing.T) {
 	}
 }
 
+// TestPairedRatios: a phase's ratio is the median of each run's ratio to the
+// baseline run next to it, not the ratio of the medians.
+func TestPairedRatios(t *testing.T) {
+	run := func(rps, cpu, baseRPS, baseCPU float64) *phaseResult {
+		c := classResult{class: "variable GET", rps: rps}
+		base := &phaseResult{target: "baseline", phase: "variable", cpuPerReq: baseCPU, all: classResult{class: "variable GET", rps: baseRPS}}
+		return &phaseResult{target: "HS512", phase: "variable", cpuPerReq: cpu, classes: []classResult{c}, all: c, base: base}
+	}
+	r := &report{}
+	// The machine slows down over the runs; the gateway keeps 0.8 of it.
+	for _, x := range []float64{1, 0.5, 0.7} {
+		r.add(run(800*x, 60/x, 1000*x, 48/x))
+	}
+	a := r.aggregate()[0]
+	if a.paired == nil {
+		t.Fatal("no paired ratios")
+	}
+	if got := a.paired.rps["variable GET"]; got < 0.7999 || got > 0.8001 {
+		t.Errorf("paired ratio %v, want 0.8", got)
+	}
+	if got := a.paired.cpu; got < 0.7999 || got > 0.8001 {
+		t.Errorf("paired CPU ratio %v, want 0.8", got)
+	}
+	if a.paired.baseRuns != 3 || a.paired.baseRPS != 700 {
+		t.Errorf("baseline runs %d, median %v; want 3, 700", a.paired.baseRuns, a.paired.baseRPS)
+	}
+	// Unpaired runs keep the old comparison.
+	if pairRatios([]*phaseResult{{all: classResult{rps: 1}}}) != nil {
+		t.Error("ratios without a baseline")
+	}
+}
+
 func TestCleanEnv(t *testing.T) {
 	got := cleanEnv([]string{"PATH=/bin", "AIRFLOW__API_AUTH__JWT_SECRET=x", "AIRFLOW_HOME=/home/a", "GOMAXPROCS=8", "HOME=/h"}, "/tmp/b")
 	want := []string{"PATH=/bin", "HOME=/h", "AIRFLOW_HOME=/tmp/b"}

@@ -35,6 +35,9 @@ type phaseResult struct {
 	mix                             bool
 	rate                            float64
 	sparesOut                       uint64
+	// base is the baseline phase measured right before this one, its
+	// yardstick; nil when there is none.
+	base *phaseResult
 }
 
 func (r *phaseResult) summary() string {
@@ -120,6 +123,54 @@ type agg struct {
 	mix           bool
 	rate          float64
 	sparesOut     uint64
+	// paired holds the medians over the runs of the ratios to the baseline
+	// measured next to each run (nil without one).
+	paired *pairedRatios
+}
+
+// pairedRatios are a phase's ratios to the baseline runs measured next to
+// its own: medians over the runs of each run's ratio.
+type pairedRatios struct {
+	rps      map[string]float64 // per class: requests/s ÷ the baseline's
+	cpu      float64            // the baseline's CPU µs/request ÷ the phase's
+	baseRPS  float64            // median requests/s of those baseline runs
+	baseCPU  float64            // and their median CPU µs/request
+	baseRuns int
+}
+
+// pairRatios computes the paired ratios of runs, or nil if no run has a
+// baseline.
+func pairRatios(runs []*phaseResult) *pairedRatios {
+	var with []*phaseResult
+	for _, p := range runs {
+		if p.base != nil && p.base.all.rps > 0 {
+			with = append(with, p)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	pr := &pairedRatios{rps: map[string]float64{}, baseRuns: len(with)}
+	pr.baseRPS = median(with, func(p *phaseResult) float64 { return p.base.all.rps })
+	pr.baseCPU = median(with, func(p *phaseResult) float64 { return p.base.cpuPerReq })
+	pr.cpu = median(with, func(p *phaseResult) float64 {
+		if p.cpuPerReq <= 0 {
+			return 0
+		}
+		return p.base.cpuPerReq / p.cpuPerReq
+	})
+	for _, c := range append(append([]classResult(nil), with[0].classes...), with[0].all) {
+		name := c.class
+		pr.rps[name] = median(with, func(p *phaseResult) float64 {
+			for _, pc := range append(p.classes, p.all) {
+				if pc.class == name {
+					return pc.rps / p.base.all.rps
+				}
+			}
+			return 0
+		})
+	}
+	return pr
 }
 
 // aggregate groups the runs of each (target, phase), in first-run order.
@@ -146,6 +197,7 @@ func (r *report) aggregate() []*agg {
 			a.sparesOut += p.sparesOut
 		}
 		a.all = mergeClass(runs, func(p *phaseResult) *classResult { return &p.all })
+		a.paired = pairRatios(runs)
 		for _, c := range first.classes {
 			name := c.class
 			a.classes = append(a.classes, mergeClass(runs, func(p *phaseResult) *classResult {
@@ -247,8 +299,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- command: `%s`\n", r.command)
 	fmt.Fprintf(&b, "- %d task instances stored (%d active, %d spares per algorithm for the mix's finishes); %s measured per phase after %s warm-up, %d run(s), medians shown\n",
 		r.storedCount(), o.tasks, o.spareCount(), o.duration, o.warmup, o.runs)
-	fmt.Fprintf(&b, "- mix: `%s`; mix-paced sends %.0f req/s: %d task instances heartbeating every %s, the other calls in proportion\n\n",
+	fmt.Fprintf(&b, "- mix: `%s`; mix-paced sends %.0f req/s: %d task instances heartbeating every %s, the other calls in proportion\n",
 		o.mixSpec, o.pacedRate(), o.tasks, o.hbInterval)
+	fmt.Fprintf(&b, "- × base: each run of a gateway phase divided by the baseline run measured just before it, median over the runs (the machine's speed drifts over minutes); the baseline rows are the medians of all its runs\n\n")
 
 	fmt.Fprintf(&b, "### Results\n\n")
 	fmt.Fprintf(&b, "| server | phase | conns | class | req/s | × base | p50 ms | p99 ms | p99.9 ms | CPU µs/req | × base CPU | errors | CPU %% server/loadgen/other |\n")
@@ -261,7 +314,14 @@ func (r *report) markdown() string {
 		}
 		for i, c := range rows {
 			ratio, cpuRatio := "", ""
-			if base := baselineOf(aggs, a.phase, c.class); base != nil && a.target != "baseline" {
+			if pr := a.paired; pr != nil && a.target != "baseline" {
+				if x, ok := pr.rps[c.class]; ok && c.class != "all" {
+					ratio = fmt.Sprintf("%.2f", x)
+				}
+				if pr.cpu > 0 && (!a.mix || c.class == "all") {
+					cpuRatio = fmt.Sprintf("%.2f", pr.cpu)
+				}
+			} else if base := baselineOf(aggs, a.phase, c.class); base != nil && a.target != "baseline" {
 				ratio = fmt.Sprintf("%.2f", c.rps/base.all.rps)
 				if a.cpuPerReq > 0 {
 					cpuRatio = fmt.Sprintf("%.2f", base.cpuPerReq/a.cpuPerReq)
@@ -331,6 +391,18 @@ type targetCheck struct {
 	met                      bool
 }
 
+// pairedOr returns a's ratio to its paired baselines for class, with their
+// median requests/s and CPU per request; without pairs, the ratio of rps to
+// the baseline phase's medians.
+func pairedOr(a, base *agg, class string, rps float64) (ratio, baseRPS, baseCPU float64) {
+	if pr := a.paired; pr != nil {
+		if x, ok := pr.rps[class]; ok {
+			return x, pr.baseRPS, pr.baseCPU
+		}
+	}
+	return rps / base.all.rps, base.all.rps, base.cpuPerReq
+}
+
 func (r *report) targets(aggs []*agg) []targetCheck {
 	var out []targetCheck
 	find := func(target, phase string) *agg {
@@ -357,16 +429,16 @@ func (r *report) targets(aggs []*agg) []targetCheck {
 				continue
 			}
 			c := classOf(a, read.class)
-			ratio := c.rps / base.all.rps
+			ratio, baseRPS, baseCPU := pairedOr(a, base, read.class, c.rps)
 			out = append(out, targetCheck{
 				name:     fmt.Sprintf("%s %s, c=%d", alg, read.class, a.conns),
-				measured: fmt.Sprintf("%.2f × baseline (%.0f vs %.0f req/s; CPU %.1f vs %.1f µs/req), %d errors", ratio, c.rps, base.all.rps, a.cpuPerReq, base.cpuPerReq, c.errors),
+				measured: fmt.Sprintf("%.2f × baseline (%.0f vs %.0f req/s; CPU %.1f vs %.1f µs/req), %d errors", ratio, c.rps, baseRPS, a.cpuPerReq, baseCPU, c.errors),
 				required: "≥ 0.80 × baseline", met: ratio >= 0.8 && c.errors == 0,
 			})
 		}
 		if a, base := find(alg, "heartbeat"), find("baseline", "heartbeat"); a != nil && base != nil {
 			c := classOf(a, "heartbeat")
-			ratio := c.rps / base.all.rps
+			ratio, _, _ := pairedOr(a, base, "heartbeat", c.rps)
 			out = append(out, targetCheck{
 				name:     fmt.Sprintf("%s durable heartbeats, c=%d", alg, a.conns),
 				measured: fmt.Sprintf("%.2f × baseline (%.0f req/s), p99 %.2f ms, %d errors", ratio, c.rps, ms(c.p99), c.errors),

@@ -11,17 +11,19 @@ import (
 	"github.com/taskgate/taskgate/client"
 )
 
+// fixed is the step of a phase making one kind of call.
+func fixed(cls class) func(w *worker, s *slot, start time.Time) {
+	return func(w *worker, s *slot, start time.Time) { w.call(cls, s, start) }
+}
+
 // timedPhases are the measured phases of the gateway, in order, each run
-// opts.runs times.
+// opts.runs times; with baseline, those of the baseline alone (when -phases
+// names no gateway phase: otherwise each is measured next to its gateway
+// phase, see runTimed).
 func (b *benchmark) timedPhases(baseline bool) []phaseSpec {
 	o := b.opts
-	fixed := func(cls class) func(w *worker, s *slot, start time.Time) {
-		return func(w *worker, s *slot, start time.Time) { w.call(cls, s, start) }
-	}
 	high := fmt.Sprintf("heartbeat-c%d", o.connsHigh)
 	var out []phaseSpec
-	// The baseline runs what the chosen gateway phases are compared with
-	// (all three when -phases names only the baseline).
 	add := func(ps phaseSpec, keys ...string) {
 		wanted := baseline && !anyGatewayPhase(o)
 		for _, k := range keys {
@@ -33,9 +35,10 @@ func (b *benchmark) timedPhases(baseline bool) []phaseSpec {
 		}
 	}
 	if baseline {
-		add(phaseSpec{name: "variable", conns: o.conns, step: fixed(clsVariable)}, "variable", "connection")
-		add(phaseSpec{name: "heartbeat", conns: o.conns, step: fixed(clsHeartbeat)}, "heartbeat", "mix", "mix-paced")
-		add(phaseSpec{name: high, conns: o.connsHigh, step: fixed(clsHeartbeat)}, "heartbeat-high")
+		for _, name := range []string{"variable", "heartbeat", high} {
+			ps, _ := b.baselinePhase(name)
+			add(ps, "baseline")
+		}
 		return out
 	}
 	mix := func(w *worker, s *slot, start time.Time) { w.mixStep(s, start) }
@@ -59,9 +62,9 @@ func anyGatewayPhase(o *options) bool {
 	return false
 }
 
-// runBaseline measures the bare Echo server with the same requests the
-// gateway phases send (heartbeat-shaped PUTs, variable-shaped GETs).
-func (b *benchmark) runBaseline(ctx context.Context) error {
+// startBaseline starts the bare Echo server, which then runs beside the
+// gateways (idle while they are measured) until stopBaseline.
+func (b *benchmark) startBaseline() error {
 	_, active, _ := b.data.algRange(0, b.opts.tasks)
 	// The baseline ignores the token; any of the right size will do.
 	if err := b.signWorkloads(nil, active); err != nil {
@@ -74,25 +77,66 @@ func (b *benchmark) runBaseline(ctx context.Context) error {
 	b.logf("baseline ready in %s on %s", proc.startup.Round(time.Millisecond), proc.addr)
 	t := newTarget("baseline", true, proc)
 	for _, ti := range active {
-		t.slots = append(t.slots, &slot{ti: ti})
+		// Copies: the gateway runs re-sign these task instances.
+		c := *ti
+		t.slots = append(t.slots, &slot{ti: &c})
 	}
-	runErr := b.runTimed(ctx, t, b.timedPhases(true))
-	mem, _ := proc.memory()
-	b.report.servers = append(b.report.servers, serverResult{name: "baseline", startup: proc.startup, mem: mem})
-	if err := proc.stop(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
+	b.base = t
+	return nil
 }
 
-// runTimed runs each phase opts.runs times, keeping every result.
+// stopBaseline stops the baseline server and records its start-up and memory.
+func (b *benchmark) stopBaseline() error {
+	if b.base == nil {
+		return nil
+	}
+	proc := b.base.proc
+	mem, _ := proc.memory()
+	b.report.servers = append([]serverResult{{name: "baseline", startup: proc.startup, mem: mem}}, b.report.servers...)
+	b.base = nil
+	return proc.stop()
+}
+
+// baselinePhase is the baseline phase a gateway phase is compared with:
+// reads with the bare JSON GET, heartbeats with the bare 204 at the same
+// connection count; ok is false for the phases without one.
+func (b *benchmark) baselinePhase(gateway string) (phaseSpec, bool) {
+	o := b.opts
+	ps := phaseSpec{name: gateway, conns: o.conns, timed: true, step: fixed(clsHeartbeat)}
+	switch gateway {
+	case "variable", "connection":
+		ps.name, ps.step = "variable", fixed(clsVariable)
+	case "heartbeat":
+	case fmt.Sprintf("heartbeat-c%d", o.connsHigh):
+		ps.conns = o.connsHigh
+	default:
+		return phaseSpec{}, false
+	}
+	return ps, true
+}
+
+// runTimed runs each phase opts.runs times, keeping every result. With the
+// baseline running, each gateway phase that has a baseline counterpart is
+// measured right after it: the machine's speed drifts over minutes, and a
+// ratio of two measurements taken seconds apart follows it.
 func (b *benchmark) runTimed(ctx context.Context, t *target, phases []phaseSpec) error {
 	for run := range b.opts.runs {
 		for _, ps := range phases {
+			var base *phaseResult
+			if bs, ok := b.baselinePhase(ps.name); ok && b.base != nil && t != b.base {
+				r, err := b.runPhase(ctx, b.base, bs)
+				if err != nil {
+					return fmt.Errorf("baseline %s: %w", bs.name, err)
+				}
+				b.logf("%s %-14s run %d: %s", b.base.name, bs.name, run+1, r.summary())
+				b.report.add(r)
+				base = r
+			}
 			r, err := b.runPhase(ctx, t, ps)
 			if err != nil {
 				return fmt.Errorf("%s: %w", ps.name, err)
 			}
+			r.base = base
 			b.logf("%s %-14s run %d: %s", t.name, ps.name, run+1, r.summary())
 			b.report.add(r)
 		}
