@@ -69,6 +69,12 @@ func benchmarkHeartbeat(b *testing.B, viaLog bool, perCPU, goroutines int) {
 		}
 	})
 	b.StopTimer()
+	reportWritesPerCommit(b, db, before)
+}
+
+// reportWritesPerCommit reports the writes per commit since before: the
+// number that shows whether group commit still works.
+func reportWritesPerCommit(b *testing.B, db *DB, before Stats) {
 	s := db.Stats()
 	if commits := s.Commits - before.Commits; commits > 0 {
 		b.ReportMetric(float64(s.Writes-before.Writes)/float64(commits), "writes/commit")
@@ -132,10 +138,7 @@ func BenchmarkSetXCom(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			s := db.Stats()
-			if commits := s.Commits - before.Commits; commits > 0 {
-				b.ReportMetric(float64(s.Writes-before.Writes)/float64(commits), "writes/commit")
-			}
+			reportWritesPerCommit(b, db, before)
 		})
 	}
 }
