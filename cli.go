@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sort"
@@ -325,6 +326,13 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 			log.Warn("revocation purger stopped", zap.Error(err))
 		}
 	}()
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
@@ -346,6 +354,33 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// servePprof serves Go's runtime profiles on addr ([taskgate]
+// pprof_listen, loopback only) until stop is called.
+func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("[taskgate] pprof_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No write timeout: a CPU profile or trace streams for its duration.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("pprof"))}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	log.Info("serving runtime profiles", zap.String("addr", ln.Addr().String()))
+	return func() {
+		_ = hs.Close()
+		<-done
+	}, nil
 }
 
 // offline opens what a provisioning command needs: config, signer, store.

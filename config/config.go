@@ -132,6 +132,10 @@ type Config struct {
 	// BcryptCost is the work factor of user password hashes; the dummy
 	// hash checked for unknown users uses the same, so both take as long.
 	BcryptCost int
+	// PprofListen, when set, is a loopback host:port serving the Go
+	// runtime's profiles (net/http/pprof) for diagnosing the gateway in
+	// place; empty (the default) serves none.
+	PprofListen string
 
 	// Source maps "section.key" to where the effective value came from:
 	// "default", "file", "env" or "flag". It exists for a `config show` style

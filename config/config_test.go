@@ -449,6 +449,12 @@ func TestLoadValueErrors(t *testing.T) {
 			want: ValueError{"taskgate", "data_dir", " ", "flag", "taskgate.data_dir", "must not be empty"},
 		},
 		{
+			name: "pprof on a public address",
+			src:  Sources{Env: []string{"AIRFLOW__TASKGATE__PPROF_LISTEN=0.0.0.0:6060"}},
+			want: ValueError{"taskgate", "pprof_listen", "0.0.0.0:6060", "env", "AIRFLOW__TASKGATE__PPROF_LISTEN",
+				"must be a loopback address: profiles reveal the process's internals"},
+		},
+		{
 			name: "bad log level",
 			src:  Sources{Flags: map[string]string{"taskgate.log_level": "trace"}},
 			want: ValueError{"taskgate", "log_level", "trace", "flag", "taskgate.log_level", "not one of debug, info, warn, error"},
@@ -652,6 +658,7 @@ func TestRedacted(t *testing.T) {
 		"taskgate.bcrypt_cost":                         "10",
 		"taskgate.max_in_flight":                       "4096",
 		"taskgate.listen":                              "127.0.0.1:8080",
+		"taskgate.pprof_listen":                        "",
 		"taskgate.data_dir":                            "./data",
 		"taskgate.log_level":                           "info",
 		"taskgate.max_body_bytes":                      "1MiB",

@@ -169,6 +169,27 @@ func keyDefs() []keyDef {
 			get: func(c *Config) string { return c.Listen },
 		},
 		{
+			Key: Key{"taskgate", "pprof_listen", "",
+				"Loopback host:port serving Go's runtime profiles (/debug/pprof/); empty serves none."},
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v == "" {
+					c.PprofListen = ""
+					return nil
+				}
+				host, _, err := net.SplitHostPort(v)
+				if err != nil {
+					return fmt.Errorf("not host:port: %v", err)
+				}
+				if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+					return errors.New("must be a loopback address: profiles reveal the process's internals")
+				}
+				c.PprofListen = v
+				return nil
+			},
+			get: func(c *Config) string { return c.PprofListen },
+		},
+		{
 			Key: Key{"taskgate", "data_dir", "./data",
 				"Directory for the database and the generated JWT secret."},
 			set: func(c *Config, v string) error {
