@@ -16,7 +16,7 @@
 #   MIX=…             call weights of the mix phases (see loadgen -h)
 #   PHASES=…          only these phases (baseline, run, variable, connection,
 #                     heartbeat, heartbeat-high, mix, mix-paced, state)
-#   BENCH_ARGS=…      further loadgen flags, e.g. -keep or -out FILE
+#   BENCH_ARGS=…      further loadgen flags, e.g. -keep, -out FILE or -pprof ADDR
 set -eu
 cd "$(dirname "$0")/.."
 GO=${GO:-go}

@@ -64,6 +64,7 @@ type options struct {
 	keep                   bool
 	serverLog              string // file or null
 	out                    string
+	pprof                  string // [taskgate] pprof_listen of the gateway
 	command                string // how the benchmark was invoked, for the report
 }
 
@@ -100,6 +101,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, keys, server logs)")
 	fs.StringVar(&o.serverLog, "server-log", "file", "where the gateway's access log goes: file (in the temporary directory) or null")
 	fs.StringVar(&o.out, "out", "", "also write the report to this file")
+	fs.StringVar(&o.pprof, "pprof", "", "serve the gateway's runtime profiles on this loopback host:port ([taskgate] pprof_listen)")
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

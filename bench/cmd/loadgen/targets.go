@@ -159,6 +159,9 @@ func (b *benchmark) runGateway(ctx context.Context, i int, alg string) error {
 		return err
 	}
 	env := append(append([]string{}, b.environ...), extra...)
+	if b.opts.pprof != "" {
+		env = append(env, "AIRFLOW__TASKGATE__PPROF_LISTEN="+b.opts.pprof)
+	}
 	name := "taskgate-" + alg
 	proc, err := b.start(name, b.opts.serverBin, []string{"--data-dir", b.data.dataDir, "serve"}, env)
 	if err != nil {
