@@ -57,7 +57,7 @@ func TestCLIWhileServing(t *testing.T) {
 // heartbeat log.
 func checkPrivate(t *testing.T, dataDir string) {
 	t.Helper()
-	for _, name := range []string{"jwt_secret", "taskgate.db", "taskgate.db-heartbeats"} {
+	for _, name := range []string{"jwt_secret", "taskgate.db", "taskgate.db-heartbeats", "taskgate.db-heartbeats-2"} {
 		info, err := os.Stat(filepath.Join(dataDir, name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -226,7 +226,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 		}
 		db.mu.Lock() // the writer is idle: nothing is queued
 		b.StartTimer()
-		err := db.checkpoint()
+		err := db.checkpointAll()
 		b.StopTimer()
 		db.mu.Unlock()
 		if err != nil {

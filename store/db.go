@@ -113,8 +113,8 @@ type Stats struct {
 	// Writes is the number of write calls those commits carried, including
 	// calls that a rule refused and that therefore wrote nothing.
 	Writes uint64
-	// Checkpoints is the number of heartbeat log checkpoints that stored
-	// heartbeats (see Heartbeat).
+	// Checkpoints is the number of heartbeat log checkpoints completed
+	// (see Heartbeat).
 	Checkpoints uint64
 }
 
@@ -136,9 +136,13 @@ type DB struct {
 	closeOnce  sync.Once
 	isClosed   atomic.Bool
 
-	// Owned by the writer goroutine (see heartbeats.go).
+	// Owned by the writer goroutine (see heartbeats.go): the running task
+	// instances' state, the heartbeat log's file being written and the
+	// other one, and the checkpoint running on it (nil when none).
 	hot   map[string]hotTI
 	hblog *heartbeatLog
+	spare *heartbeatLog
+	ckpt  chan error
 	times heartbeatTimes
 
 	commits     atomic.Uint64
@@ -253,9 +257,11 @@ func (db *DB) Close() error {
 		db.signal()
 		<-db.writerDone
 		if db.hblog != nil {
-			err = db.checkpoint()
-			if cerr := db.hblog.f.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("store: close heartbeat log: %w", cerr)
+			err = db.checkpointAll()
+			for _, l := range []*heartbeatLog{db.hblog, db.spare} {
+				if cerr := l.f.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("store: close heartbeat log: %w", cerr)
+				}
 			}
 		}
 		if cerr := db.bolt.Close(); cerr != nil && err == nil {
@@ -352,11 +358,7 @@ func (db *DB) writeLoop() {
 		batch = db.take(batch[:0])
 		db.commit(batch)
 		clear(batch)
-		if db.hblog.size >= db.hblog.checkpointAt {
-			// A failure leaves the log as it is, to be checkpointed
-			// after a later batch or replayed by the next Open.
-			_ = db.checkpoint()
-		}
+		db.maybeCheckpoint()
 	}
 }
 

@@ -10,12 +10,16 @@ package store
 //     instance's state, hostname and pid, kept in memory for running task
 //     instances (hot) and read from bbolt on a miss, in order with the other
 //     writes of its batch.
-//   - It appends the admitted heartbeats of the batch to <database>-heartbeats
-//     and syncs that file once. A batch of heartbeats alone never opens a
+//   - It appends the admitted heartbeats of the batch to the log
+//     (<database>-heartbeats and <database>-heartbeats-2, one at a time) and
+//     syncs that file once. A batch of heartbeats alone never opens a
 //     bbolt write transaction.
-//   - Once the log passes checkpointBytes, and at Open and Close, a checkpoint
-//     moves the latest time of each task instance into the heartbeats bucket
-//     in one transaction and empties the log.
+//   - The log is two files. Once the one being written passes checkpointBytes,
+//     the writer switches to the other, and a goroutine moves the latest time
+//     of each task instance logged in the full one into the heartbeats bucket
+//     in one transaction, then empties it: heartbeats go on meanwhile (a
+//     checkpoint of 10 000 task instances takes tens of milliseconds). Open
+//     and Close move both files' times into the bucket.
 //
 // A task instance read anywhere in the store carries the newest of its
 // record's last_heartbeat_at, the bucket's time and the times logged since the
@@ -59,13 +63,14 @@ import (
 const (
 	// heartbeatLogSuffix names the log beside the database file.
 	heartbeatLogSuffix = "-heartbeats"
-	// defaultCheckpointBytes is the log size that triggers a checkpoint:
-	// about 310 000 heartbeats of UUID task instances (54 bytes each),
-	// half a minute of a storm of 10 000 a second. A checkpoint stores one time per task
-	// instance however many heartbeats it sent, and stalls the writer for
-	// it (BenchmarkCheckpoint: ≈ 40 ms for 10 000 task instances), so a
-	// larger log means rarer stalls. Replaying a full one at start-up
-	// costs tens of milliseconds.
+	// defaultCheckpointBytes is the size of a log file that triggers a
+	// checkpoint: about 310 000 heartbeats of UUID task instances (54
+	// bytes each), half a minute of a storm of 10 000 a second. A
+	// checkpoint stores one time per task instance however many heartbeats
+	// it sent (BenchmarkCheckpoint: ≈ 40 ms for 10 000 task instances,
+	// during which writes that need a bbolt transaction wait), so larger
+	// files mean rarer checkpoints. Replaying full ones at start-up costs
+	// tens of milliseconds.
 	defaultCheckpointBytes = 16 << 20
 	// hotLimit bounds the running task instances whose state, hostname and
 	// pid the writer keeps for checking heartbeats; beyond it a heartbeat
@@ -155,21 +160,25 @@ func (db *DB) noteTI(ti *workload.TaskInstance) {
 	}
 }
 
-// heartbeatTimes are the times logged since the last checkpoint (cur) and
-// those of the checkpoint before it (old), kept one checkpoint longer for
+// heartbeatTimes are the times logged in the file being written (cur), in
+// the file a checkpoint is moving into the bucket (draining, nil when none),
+// and those of the last checkpoint (old), kept one checkpoint longer for
 // readers whose transaction began before that checkpoint committed. Only the
 // writer changes them.
 type heartbeatTimes struct {
-	mu       sync.RWMutex
-	cur, old map[string]time.Time
+	mu                 sync.RWMutex
+	cur, draining, old map[string]time.Time
 }
 
 func (t *heartbeatTimes) get(id string) (time.Time, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	at, ok := t.cur[id]
-	if old, ok2 := t.old[id]; ok2 && (!ok || old.After(at)) {
-		at, ok = old, true
+	var at time.Time
+	ok := false
+	for _, m := range []map[string]time.Time{t.cur, t.draining, t.old} {
+		if v, found := m[id]; found && (!ok || v.After(at)) {
+			at, ok = v, true
+		}
 	}
 	return at, ok
 }
@@ -187,11 +196,38 @@ func (t *heartbeatTimes) record(batch []*request) {
 	}
 }
 
-// rotate starts a new generation after a checkpoint stored cur.
-func (t *heartbeatTimes) rotate() {
+// startDrain hands cur to a checkpoint and starts an empty cur.
+func (t *heartbeatTimes) startDrain() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.old, t.cur = t.cur, make(map[string]time.Time, len(t.cur))
+	t.draining, t.cur = t.cur, make(map[string]time.Time, len(t.cur))
+}
+
+// finishDrain records that the checkpoint stored draining.
+func (t *heartbeatTimes) finishDrain() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.old, t.draining = t.draining, nil
+}
+
+// drainAll hands everything logged to a final checkpoint: it returns the
+// union of draining and cur, which then become old.
+func (t *heartbeatTimes) drainAll() map[string]time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	all := maps.Clone(t.cur)
+	mergeTimes(all, t.draining)
+	t.old, t.cur, t.draining = all, map[string]time.Time{}, nil
+	return all
+}
+
+// mergeTimes keeps in dst the newer time of each id of src.
+func mergeTimes(dst, src map[string]time.Time) {
+	for id, at := range src {
+		if cur, ok := dst[id]; !ok || at.After(cur) {
+			dst[id] = at
+		}
+	}
 }
 
 // lastHeartbeat is the newest heartbeat time of a task instance not yet in
@@ -316,65 +352,93 @@ type heartbeatLog struct {
 	checkpointAt int64
 }
 
-// openHeartbeatLog opens (creating) the log of the database at dbPath, moves
-// what it holds into the heartbeats bucket and empties it. A read-only
-// database instead keeps the logged times in memory and leaves the file
-// alone.
+// heartbeatLogSuffixes name the log's two files beside the database.
+var heartbeatLogSuffixes = [2]string{heartbeatLogSuffix, heartbeatLogSuffix + "-2"}
+
+// openHeartbeatLog opens (creating) the two files of the log of the
+// database at dbPath, moves what they hold into the heartbeats bucket and
+// empties them. A read-only database instead keeps the logged times in
+// memory and leaves the files alone.
 func (db *DB) openHeartbeatLog(dbPath string, checkpointAt int64) error {
-	path := dbPath + heartbeatLogSuffix
 	if db.readOnly {
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("store: heartbeat log: %w", err)
+		for _, suffix := range heartbeatLogSuffixes {
+			f, err := os.Open(dbPath + suffix)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("store: heartbeat log: %w", err)
+			}
+			_, times, _, err := parseHeartbeatLog(f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			mergeTimes(db.times.cur, times)
 		}
-		defer f.Close()
-		_, times, _, err := parseHeartbeatLog(f)
-		if err != nil {
-			return err
-		}
-		db.times.cur = times
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: heartbeat log: %w", err)
+	var logs [2]*heartbeatLog
+	closeAll := func() {
+		for _, l := range logs {
+			if l != nil {
+				_ = l.f.Close()
+			}
+		}
 	}
-	l := &heartbeatLog{f: f, checkpointAt: checkpointAt}
-	if err := db.recoverHeartbeatLog(l, path); err != nil {
-		_ = f.Close()
+	all := map[string]time.Time{}
+	for i, suffix := range heartbeatLogSuffixes {
+		path := dbPath + suffix
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("store: heartbeat log: %w", err)
+		}
+		logs[i] = &heartbeatLog{f: f, checkpointAt: checkpointAt}
+		if err := logs[i].recover(path, all); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	if len(all) > 0 {
+		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, all) }); err != nil {
+			closeAll()
+			return fmt.Errorf("store: heartbeat log: replay: %w", err)
+		}
+	}
+	for _, l := range logs {
+		if err := l.reset(); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	// The files may be new: make their directory entries durable too.
+	if err := syncDir(filepath.Dir(dbPath)); err != nil {
+		closeAll()
 		return err
 	}
-	db.hblog = l
+	db.hblog, db.spare = logs[0], logs[1]
 	return nil
 }
 
-func (db *DB) recoverHeartbeatLog(l *heartbeatLog, path string) error {
+// recover reads what the file at path logged into times and fills the file
+// with zeros up to its working size; reset then empties it.
+func (l *heartbeatLog) recover(path string, times map[string]time.Time) error {
 	st, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("store: heartbeat log: %w", err)
 	}
-	gen, times, _, err := parseHeartbeatLog(io.NewSectionReader(l.f, 0, st.Size()))
+	gen, logged, _, err := parseHeartbeatLog(io.NewSectionReader(l.f, 0, st.Size()))
 	if err != nil {
 		return fmt.Errorf("%w (%s)", err, path)
 	}
-	if len(times) > 0 {
-		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, times) }); err != nil {
-			return fmt.Errorf("store: heartbeat log: replay: %w", err)
-		}
-	}
+	mergeTimes(times, logged)
 	if want := l.checkpointAt + heartbeatLogSlack; st.Size() < want {
 		if err := writeZeros(l.f, st.Size(), want); err != nil {
 			return fmt.Errorf("store: heartbeat log: preallocate: %w", err)
 		}
 	}
 	l.gen = gen
-	if err := l.reset(); err != nil {
-		return err
-	}
-	// The file may be new: make its directory entry durable too.
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 // writeZeros fills f with zeros from offset from to offset to.
@@ -448,18 +512,74 @@ func (l *heartbeatLog) write() error {
 	return nil
 }
 
-// checkpoint moves the logged times into the heartbeats bucket and empties
-// the log. It runs on the writer (or in Close after it stopped). A failure
-// leaves everything in the log, which the next checkpoint or Open replays.
-func (db *DB) checkpoint() error {
-	if len(db.times.cur) > 0 {
-		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, db.times.cur) }); err != nil {
+// maybeCheckpoint runs on the writer after each batch: it takes note of a
+// checkpoint that finished, retries one that failed, and starts one when
+// the file being written is full. A checkpoint runs in its own goroutine,
+// on the other file and on times.draining, which nothing else writes: the
+// writer goes on logging heartbeats into an empty file meanwhile (writes
+// that need a bbolt transaction wait for the checkpoint's).
+func (db *DB) maybeCheckpoint() {
+	if db.ckpt != nil {
+		select {
+		case err := <-db.ckpt:
+			db.ckpt = nil
+			if err == nil {
+				db.checkpoints.Add(1)
+				db.times.finishDrain()
+			}
+		default:
+			return
+		}
+	}
+	switch {
+	case db.times.draining != nil:
+		// The last checkpoint failed: its file is not empty yet, so it
+		// is tried again rather than switched to.
+	case db.hblog.size >= db.hblog.checkpointAt:
+		db.times.startDrain()
+		db.hblog, db.spare = db.spare, db.hblog
+	default:
+		return
+	}
+	drain, full, done := db.times.draining, db.spare, make(chan error, 1)
+	go func() { done <- checkpointLog(db.bolt, drain, full) }()
+	db.ckpt = done
+}
+
+// checkpointLog stores times, all logged in l, and empties l. A failure
+// leaves l as it is, to be tried again or replayed by the next Open.
+func checkpointLog(bdb *bolt.DB, times map[string]time.Time, l *heartbeatLog) error {
+	if len(times) > 0 {
+		if err := bdb.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, times) }); err != nil {
 			return fmt.Errorf("store: heartbeat checkpoint: %w", err)
 		}
-		db.checkpoints.Add(1)
 	}
-	db.times.rotate()
-	return db.hblog.reset()
+	return l.reset()
+}
+
+// checkpointAll moves everything logged into the bucket and empties both
+// files, once the writer has stopped (Close): it waits for a running
+// checkpoint first.
+func (db *DB) checkpointAll() error {
+	if db.ckpt != nil {
+		if err := <-db.ckpt; err == nil {
+			db.times.finishDrain()
+		}
+		db.ckpt = nil
+	}
+	all := db.times.drainAll()
+	if len(all) > 0 {
+		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, all) }); err != nil {
+			return fmt.Errorf("store: heartbeat checkpoint: %w", err)
+		}
+	}
+	db.checkpoints.Add(1)
+	for _, l := range []*heartbeatLog{db.hblog, db.spare} {
+		if err := l.reset(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncDir makes the entries of a directory durable.
