@@ -488,11 +488,7 @@ func (db *DB) update(fn func(*bolt.Tx) error) (err, logErr error) {
 		return err, nil
 	}
 	logDone := make(chan error, 1)
-	if len(db.hblog.buf) > 0 {
-		go func() { logDone <- db.hblog.write() }()
-	} else {
-		logDone <- nil
-	}
+	go func() { logDone <- db.writeHeartbeatLog() }()
 	err = tx.Commit()
 	committed = err == nil
 	return err, <-logDone

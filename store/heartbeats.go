@@ -96,11 +96,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // workload.ErrNotFound for an unknown id. When it returns nil the time is on
 // disk.
 func (db *DB) Heartbeat(ctx context.Context, id, hostname string, pid int, at time.Time) error {
+	// A key bbolt accepts (at most 32 KiB) fits the record's 2-byte length.
 	if err := checkKey("task instance id", []byte(id)); err != nil {
 		return err
-	}
-	if len(id) > 1<<16-1 {
-		return fmt.Errorf("%w: task instance id longer than %d bytes", ErrInvalidKey, 1<<16-1)
 	}
 	return db.submit(ctx, &request{hb: &hbWrite{id: id, hostname: hostname, pid: pid, at: at}})
 }
@@ -567,19 +565,11 @@ func (db *DB) checkpointAll() error {
 		}
 		db.ckpt = nil
 	}
-	all := db.times.drainAll()
-	if len(all) > 0 {
-		if err := db.bolt.Update(func(tx *bolt.Tx) error { return putHeartbeats(tx, all) }); err != nil {
-			return fmt.Errorf("store: heartbeat checkpoint: %w", err)
-		}
+	if err := checkpointLog(db.bolt, db.times.drainAll(), db.hblog); err != nil {
+		return err
 	}
 	db.checkpoints.Add(1)
-	for _, l := range []*heartbeatLog{db.hblog, db.spare} {
-		if err := l.reset(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return db.spare.reset()
 }
 
 // syncDir makes the entries of a directory durable.
