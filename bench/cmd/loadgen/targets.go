@@ -24,22 +24,18 @@ func (b *benchmark) timedPhases(baseline bool) []phaseSpec {
 	o := b.opts
 	high := fmt.Sprintf("heartbeat-c%d", o.connsHigh)
 	var out []phaseSpec
-	add := func(ps phaseSpec, keys ...string) {
-		wanted := baseline && !anyGatewayPhase(o)
-		for _, k := range keys {
-			wanted = wanted || o.want(k)
-		}
-		if wanted {
-			ps.timed = true
-			out = append(out, ps)
-		}
-	}
 	if baseline {
 		for _, name := range []string{"variable", "heartbeat", high} {
 			ps, _ := b.baselinePhase(name)
-			add(ps, "baseline")
+			out = append(out, ps)
 		}
 		return out
+	}
+	add := func(ps phaseSpec, key string) {
+		if o.want(key) {
+			ps.timed = true
+			out = append(out, ps)
+		}
 	}
 	mix := func(w *worker, s *slot, start time.Time) { w.mixStep(s, start) }
 	add(phaseSpec{name: "variable", conns: o.conns, step: fixed(clsVariable)}, "variable")
