@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"hash/maphash"
@@ -230,11 +229,12 @@ func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, er
 		if err != nil {
 			return err
 		}
-		var buf bytes.Buffer
-		if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		// What json.Encoder (and so c.JSON) writes: the value, then a newline.
+		b, err := json.Marshal(v)
+		if err != nil {
 			return err
 		}
-		body = bytes.Clone(buf.Bytes())
+		body = append(b, '\n')
 		bc.put(key, t, body)
 	}
 	if h := c.Response().Header(); h[echo.HeaderContentType] == nil {
