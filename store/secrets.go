@@ -146,15 +146,7 @@ func (db *DB) RotateSecrets(ctx context.Context) (int, error) {
 	type rewrite struct{ key, old, new []byte }
 	var todo []rewrite
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConnections)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			c, err := db.decodeConnection(string(k), data)
-			if err != nil {
-				return err
-			}
+		return db.eachConnection(tx, func(k, data []byte, c *workload.Connection) error {
 			if c.Password == nil && c.Extra == nil {
 				return nil
 			}

@@ -156,15 +156,7 @@ func (db *DB) DeleteConnection(ctx context.Context, id string) error {
 func (db *DB) ListConnections(ctx context.Context) ([]workload.Connection, error) {
 	out := []workload.Connection{}
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConnections)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, data []byte) error {
-			c, err := db.decodeConnection(string(k), data)
-			if err != nil {
-				return err
-			}
+		return db.eachConnection(tx, func(_, _ []byte, c *workload.Connection) error {
 			out = append(out, *c)
 			return nil
 		})
@@ -173,4 +165,20 @@ func (db *DB) ListConnections(ctx context.Context) ([]workload.Connection, error
 		return nil, err
 	}
 	return out, nil
+}
+
+// eachConnection calls fn with every stored connection, decrypted, in id
+// order, with its key and stored bytes (valid only during fn).
+func (db *DB) eachConnection(tx *bolt.Tx, fn func(key, data []byte, c *workload.Connection) error) error {
+	b := tx.Bucket(bucketConnections)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, data []byte) error {
+		c, err := db.decodeConnection(string(k), data)
+		if err != nil {
+			return err
+		}
+		return fn(k, data, c)
+	})
 }
