@@ -273,6 +273,7 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		WorkloadTokenLifetime:  cfg.WorkloadTokenLifetime,
 		MaxBodyBytes:           cfg.MaxBodyBytes,
 		MaxMapLength:           cfg.MaxMapLength,
+		TaskOvertime:           cfg.TaskSuccessOvertime,
 		HealthChecks: []gateway.HealthCheck{
 			{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
 		},

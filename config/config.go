@@ -94,6 +94,12 @@ type Config struct {
 	// Airflow's [core] max_map_length does.
 	MaxMapLength int
 
+	// TaskSuccessOvertime is [core] task_success_overtime: how long Airflow
+	// lets a task's callbacks and listeners run after the task reported its
+	// end. A try's token may still read variables, connections and XComs
+	// for that long, and not renew or write.
+	TaskSuccessOvertime time.Duration
+
 	// [taskgate]
 
 	// Listen is the host:port the gateway listens on; the default binds to

@@ -137,6 +137,9 @@ func keyDefs() []keyDef {
 				return ""
 			},
 		},
+		secondsKey("core", "task_success_overtime", "20",
+			"Seconds a task's callbacks may still read variables, connections and XComs after the task reported its end.",
+			true, func(c *Config) *time.Duration { return &c.TaskSuccessOvertime }),
 		{
 			Key: Key{"core", "max_map_length", "1024",
 				"Largest mapped length an XCom push may declare."},

@@ -44,8 +44,15 @@ func statusOf(err error) (int, any) {
 	)
 	switch {
 	case errors.As(err, &denial):
-		if denial.Reason == scopes.ReasonMissingToken {
+		switch denial.Reason {
+		case scopes.ReasonMissingToken:
 			return http.StatusUnauthorized, map[string]any{"detail": denial.Detail}
+		case scopes.ReasonTryArchived:
+			return http.StatusGone, map[string]any{"detail": reasonDetail("not_found", denial.Detail)}
+		case scopes.ReasonTryUnknown:
+			return http.StatusNotFound, map[string]any{"detail": reasonDetail("not_found", denial.Detail)}
+		case scopes.ReasonTryNotRunning:
+			return http.StatusConflict, map[string]any{"detail": reasonDetail("not_running", denial.Detail)}
 		}
 		return http.StatusForbidden, map[string]any{"detail": denial.Detail}
 	case errors.As(err, &verr):
@@ -90,7 +97,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	// Token refusals name the bearer scheme (RFC 6750 §3.1): a bare
 	// challenge when no token was sent, invalid_token otherwise.
 	var denial *scopes.Denial
-	if errors.As(err, &denial) {
+	if errors.As(err, &denial) && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
 		challenge := `Bearer error="invalid_token"`
 		if status == http.StatusUnauthorized {
 			challenge = "Bearer"

@@ -11,21 +11,22 @@ import (
 )
 
 // renewable decides whether a due execution token may be renewed: a task
-// token only while its task instance has not finished, a component token
-// only while the component is registered. Renewal is rare (once per token
-// life), so this lookup costs nothing measurable; without it a finished
-// task's token could be kept alive forever by calling any read route.
+// token only while its own try runs or waits for its /run (and is the
+// current try), a component token only while the component is registered.
+// Renewal is rare (once per token life), so this lookup costs nothing
+// measurable; without it a try's token could be kept alive for ever after
+// the try stopped, and act on the next try of the same task.
 func (s *Server) renewable(ctx context.Context, c *scopes.Claims) bool {
 	if kind := c.Component(); kind != "" {
 		comp, err := s.cfg.Auth.Component(ctx, c.Subject)
 		return err == nil && string(comp.Kind) == kind
 	}
-	ti, err := s.cfg.Store.TaskInstance(ctx, c.Subject)
-	return err == nil && !ti.State.Terminal()
+	phase, err := s.phaseOf(ctx, c)
+	return err == nil && phase.Renewable()
 }
 
 var errNotRenewable = &APIError{Status: http.StatusForbidden,
-	Detail: "Token can no longer be renewed: its task instance finished or its component was removed"}
+	Detail: "Token can no longer be renewed: its task instance no longer runs or its component was removed"}
 
 // handleRefreshToken is POST /execution/token/refresh: an execution token
 // holder that is idle (a triggerer between triggers, say) renews explicitly

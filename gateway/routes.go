@@ -12,17 +12,46 @@ import (
 
 // Route policies. Every authenticated route names one of these on its line in
 // routes(); a test walks Echo's registered routes against that table.
+//
+// Besides token types and subjects, a policy names the phases of the token's
+// own try it admits (scopes.Phase): a task token acts while its try runs;
+// its callbacks may still read for [core] task_success_overtime after the
+// try reported its end; the lifecycle routes (/run, /state, /heartbeat)
+// answer every phase of the current try, because their 409s are what tell a
+// worker to stop; and nothing accepts a token of an archived or unknown try.
+// deferred, up_for_reschedule and awaiting_input are phases of a stopped try:
+// the task's process has handed over (to the triggerer or a later try) and
+// its token only reaches the lifecycle routes.
 var (
-	// execution: an execution token of a task, any subject.
-	execution = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}}
-	// executionRead: an execution token of a task or of a component
-	// (triggerer, DAG processor): reads of shared data.
-	executionRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Components: true}
-	// executionSelf: an execution token whose subject is the path's task instance.
-	executionSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true}
+	// whileRunning: the try runs (writes, and what a task does mid-run).
+	whileRunning = scopes.PhasesOf(scopes.PhaseRunning)
+	// readable: the try runs, or its callbacks run after its final report.
+	readable = scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing)
+	// lifecycle: every phase of the current try; the lifecycle rules answer.
+	lifecycle = scopes.PhasesOf(scopes.PhaseStarting, scopes.PhaseRunning, scopes.PhaseFinishing, scopes.PhaseStopped)
+
+	// execution: an execution token of a running try, any subject (writes
+	// of shared data).
+	execution = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Phases: whileRunning}
+	// executionRead: an execution token of a running or finishing try, or
+	// of a component (triggerer, DAG processor): reads of shared data.
+	executionRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Components: true, Phases: readable}
+	// taskRead: reads only tasks make, any subject.
+	taskRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Phases: readable}
+	// executionSelf: an execution token of the path's running try.
+	executionSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true,
+		Phases: whileRunning}
+	// selfRead: reads about the path's own try.
+	selfRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true,
+		Phases: readable}
+	// selfLifecycle: the path's try in any phase: heartbeat and state answer
+	// a stopped try with the conflict that stops its worker.
+	selfLifecycle = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true,
+		Phases: lifecycle}
 	// runSelf: /run alone also takes the workload token it swaps for an
 	// execution token.
-	runSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.Workload}, SubjectIsTaskInstance: true}
+	runSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.Workload}, SubjectIsTaskInstance: true,
+		Phases: lifecycle}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -65,12 +94,12 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
-		{http.MethodPatch, ti + "/state", executionSelf, "", s.handleUpdateState},
-		{http.MethodPut, ti + "/heartbeat", executionSelf, "", s.handleHeartbeat},
+		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},
+		{http.MethodPut, ti + "/heartbeat", selfLifecycle, "", s.handleHeartbeat},
 		{http.MethodPut, ti + "/rtif", executionSelf, "", s.handlePutRenderedFields},
 		{http.MethodPatch, ti + "/skip-downstream", executionSelf, "", s.handleSkipDownstream},
-		{http.MethodGet, ti + "/previous-successful-dagrun", executionSelf, "", s.handleGetPreviousSuccessfulDagRun},
-		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", execution, "", s.handleGetRescheduleStartDate},
+		{http.MethodGet, ti + "/previous-successful-dagrun", selfRead, "", s.handleGetPreviousSuccessfulDagRun},
+		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", taskRead, "", s.handleGetRescheduleStartDate},
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
 		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},
@@ -140,9 +169,9 @@ func RouteTable() []Route {
 // README, so the documentation is generated from the table that is enforced.
 func RouteTableMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| Method | Path | Tokens accepted | `sub` must equal `{task_instance_id}` |\n|---|---|---|---|\n")
+	b.WriteString("| Method | Path | Tokens accepted | `sub` must equal `{task_instance_id}` | Phases of the token's try |\n|---|---|---|---|---|\n")
 	for _, r := range RouteTable() {
-		tokens, self := "none (public)", ""
+		tokens, self, phases := "none (public)", "", ""
 		switch {
 		case r.Policy != nil:
 			names := make([]string, 0, 3)
@@ -156,11 +185,16 @@ func RouteTableMarkdown() string {
 			if r.Policy.SubjectIsTaskInstance {
 				self = "yes"
 			}
+			names = names[:0]
+			for _, p := range r.Policy.Phases.List() {
+				names = append(names, p.String())
+			}
+			phases = strings.Join(names, ", ")
 		case r.Role != "":
 			tokens = "REST token, role ≥ " + string(r.Role)
 		}
 		path := strings.ReplaceAll(r.Path, "/*", "/{key:path}")
-		b.WriteString("| " + r.Method + " | `" + path + "` | " + tokens + " | " + self + " |\n")
+		b.WriteString("| " + r.Method + " | `" + path + "` | " + tokens + " | " + self + " | " + phases + " |\n")
 	}
 	return b.String()
 }

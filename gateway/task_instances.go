@@ -486,7 +486,8 @@ func (s *Server) handlePutRenderedFields(c echo.Context) error {
 }
 
 // handleSkipDownstream is PATCH /task-instances/{id}/skip-downstream: the
-// listed tasks of the same dag run are marked skipped.
+// listed tasks of the same dag run are marked skipped, except those
+// workload.Skip spares.
 func (s *Server) handleSkipDownstream(c echo.Context) error {
 	id, err := taskInstanceID(c)
 	if err != nil {
@@ -529,7 +530,10 @@ func decodeTaskRefs(raw json.RawMessage) ([]workload.TaskRef, *ValidationError) 
 	for i, it := range items {
 		var id string
 		if json.Unmarshal(it, &id) == nil && len(it) > 0 && it[0] == '"' {
-			refs = append(refs, workload.TaskRef{TaskID: id})
+			// A bare task id is the unmapped task (map index -1), as in
+			// Airflow; a mapped index is named by a pair.
+			unmapped := -1
+			refs = append(refs, workload.TaskRef{TaskID: id, MapIndex: &unmapped})
 			continue
 		}
 		var pair []json.RawMessage

@@ -80,6 +80,10 @@ func TestCrashKillUnderWriteLoad(t *testing.T) {
 	crashAddUser(t, dataDir, admin, "admin", adminPassword)
 	client := newPooledClient(4 * nWorkers)
 	var restToken string
+	// The reader is a task that runs for the whole test: finished tasks'
+	// tokens no longer read, so the check reads through its token.
+	readerTI := queueTask(t, dataDir, dagID, runID, "reader")
+	var reader string
 
 	dbPath := filepath.Join(dataDir, "taskgate.db")
 	started := time.Now()
@@ -88,12 +92,15 @@ func TestCrashKillUnderWriteLoad(t *testing.T) {
 		srv := startServer(t, dataDir, noAuthLimit)
 		if restToken == "" {
 			restToken = crashLogin(t, srv.URL, admin, adminPassword)
+			w := newWorker(t, srv.URL, readerTI.Token)
+			mustStatus(t, w.do("PATCH", tiPath(readerTI.TIID, "run"), host{"crash-reader", "airflow", 29999}.runPayload(t)), 200)
+			reader = w.token
 		}
 		if cycle > 0 {
-			crashVerify(t, client, srv.URL, restToken, dagID, runID, workers, rng, false)
+			crashVerify(t, client, srv.URL, restToken, reader, dagID, runID, workers, rng, false)
 		}
 		if cycle == kills {
-			crashVerify(t, client, srv.URL, restToken, dagID, runID, workers, rng, true)
+			crashVerify(t, client, srv.URL, restToken, reader, dagID, runID, workers, rng, true)
 			client.CloseIdleConnections()
 			srv.stop()
 			break
@@ -153,9 +160,12 @@ func crashLoad(t *testing.T, c *http.Client, base string, w *crashWorker, stop <
 			w.acked++
 			continue
 		}
+		running := w.final == "" && w.finalMaybe == ""
+		if !running {
+			return // the task reported its end: its token writes nothing more
+		}
 		w.seq++
 		val := strconv.Itoa(w.seq)
-		running := w.final == "" && w.finalMaybe == ""
 		switch op := rng.IntN(100); {
 		case op < 30 && running:
 			sent := time.Now()
@@ -242,7 +252,7 @@ func crashLoad(t *testing.T, c *http.Client, base string, w *crashWorker, stop <
 // a sample of the older ones, the overwritten keys (last acknowledged value
 // or the one in flight), each task instance's state and its last heartbeat.
 // What it learns about in-flight writes becomes acknowledged.
-func crashVerify(t *testing.T, c *http.Client, base, restToken, dagID, runID string, workers []*crashWorker, rng *mrand.Rand, full bool) {
+func crashVerify(t *testing.T, c *http.Client, base, restToken, reader, dagID, runID string, workers []*crashWorker, rng *mrand.Rand, full bool) {
 	t.Helper()
 	tis := crashTaskInstances(t, c, base, restToken, dagID, runID)
 	seeds := make([]uint64, len(workers))
@@ -253,7 +263,7 @@ func crashVerify(t *testing.T, c *http.Client, base, restToken, dagID, runID str
 		w := workers[i]
 		rng := mrand.New(mrand.NewPCG(seeds[i], 3))
 		get := func(path string) (*plainResult, error) {
-			return doPlain(c, "GET", base+path, taskHeaders(w.token), nil)
+			return doPlain(c, "GET", base+path, taskHeaders(reader), nil)
 		}
 		ti, ok := tis[w.ti.TIID]
 		if !ok {

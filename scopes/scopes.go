@@ -91,6 +91,87 @@ type Policy struct {
 	// component claim). Only reads of shared data admit them: a component
 	// is no task instance and writes nothing a task owns.
 	Components bool
+	// Phases lists where a task token's own try may stand for the route to
+	// accept it. Zero means PhaseRunning alone, so a route that forgets to
+	// declare its phases accepts a token only while its try runs.
+	Phases Phases
+}
+
+// Phase is where the try a task token was issued for stands when the token
+// is presented. A task token names one try (its sub is the try's task
+// instance id, and every try has its own id), so the phase is what binds a
+// token to the life of that one try: a later try, or the end of this one,
+// takes its access away.
+type Phase uint8
+
+const (
+	// PhaseNone: no try to judge (a component token).
+	PhaseNone Phase = iota
+	// PhaseStarting: the current try, queued or restarting: it waits for
+	// its /run (Airflow 3.0 and 3.1 workloads carry an execution token).
+	PhaseStarting
+	// PhaseRunning: the current try, running.
+	PhaseRunning
+	// PhaseFinishing: the current try reported its own end (a terminal
+	// state or up_for_retry) less than [core] task_success_overtime ago.
+	// Airflow's task runner calls the task's callbacks and listeners after
+	// that report, and they may read variables, connections and XComs.
+	PhaseFinishing
+	// PhaseStopped: the current try in any other state: deferred,
+	// up_for_reschedule, awaiting_input, a self-reported intermediate
+	// state, marked by an operator, or finished longer ago than the
+	// overtime. Only the lifecycle routes answer it (a 409 that tells the
+	// worker to stop the task, or 200 for a repeated report).
+	PhaseStopped
+	// PhaseArchived: a later try of the same task instance exists.
+	PhaseArchived
+	// PhaseUnknown: no task instance has the token's subject as its id.
+	PhaseUnknown
+)
+
+var phaseNames = [...]string{"none", "starting", "running", "finishing", "stopped", "archived", "unknown"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return "invalid"
+}
+
+// Renewable reports whether a token of a try in phase p may be renewed: only
+// while the try runs or waits for its /run. A token that outlives its try's
+// running state then dies with its expiry, whatever it calls.
+func (p Phase) Renewable() bool { return p == PhaseStarting || p == PhaseRunning }
+
+// Phases is a set of phases.
+type Phases uint8
+
+// PhasesOf builds a set.
+func PhasesOf(ps ...Phase) Phases {
+	var s Phases
+	for _, p := range ps {
+		s |= 1 << p
+	}
+	return s
+}
+
+// Has reports whether p is in the set; the empty set holds PhaseRunning.
+func (s Phases) Has(p Phase) bool {
+	if s == 0 {
+		return p == PhaseRunning
+	}
+	return s&(1<<p) != 0
+}
+
+// List returns the phases of the set in order, with the default applied.
+func (s Phases) List() []Phase {
+	var out []Phase
+	for p := PhaseStarting; p <= PhaseUnknown; p++ {
+		if s.Has(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // AllowedTypes returns the policy's token types, sorted, with the default
@@ -130,6 +211,14 @@ const (
 	ReasonTypeNotAllowed
 	// ReasonSubjectMismatch: sub differs from the path's task instance (HTTP 403).
 	ReasonSubjectMismatch
+	// ReasonTryArchived: a later try of the token's task instance exists
+	// (HTTP 410, Airflow's answer for an archived attempt).
+	ReasonTryArchived
+	// ReasonTryUnknown: the token's task instance does not exist (HTTP 404).
+	ReasonTryUnknown
+	// ReasonTryNotRunning: the token's try no longer runs, and the route
+	// only serves a running try (HTTP 409, reason not_running).
+	ReasonTryNotRunning
 )
 
 // Denial is the typed refusal returned by Decide. Detail is the exact text an
@@ -155,6 +244,15 @@ var (
 		Reason: ReasonTypeNotAllowed,
 		Detail: "Component tokens are not allowed for this endpoint",
 	}
+	ErrTryArchived = &Denial{
+		Reason: ReasonTryArchived,
+		Detail: "Task Instance not found in the working set; its attempt has been archived",
+	}
+	ErrTryUnknown    = &Denial{Reason: ReasonTryUnknown, Detail: "Task Instance not found"}
+	ErrTryNotRunning = &Denial{
+		Reason: ReasonTryNotRunning,
+		Detail: "TI is no longer in the running state and task should terminate",
+	}
 )
 
 // CheckClaims checks the parts of a task token that do not depend on the
@@ -175,8 +273,10 @@ func CheckClaims(c *Claims) *Denial {
 
 // Decide is the one authorization decision for task tokens: nil means allow.
 // taskInstanceID is the route's {task_instance_id} path value, used only when
-// the policy requires the subject to match it.
-func Decide(p Policy, c *Claims, taskInstanceID string) *Denial {
+// the policy requires the subject to match it. phase is where the token's try
+// stands (PhaseNone for a component token); the caller looks it up only for
+// a token that passed CheckClaims.
+func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 	if d := CheckClaims(c); d != nil {
 		return d
 	}
@@ -197,6 +297,17 @@ func Decide(p Policy, c *Claims, taskInstanceID string) *Denial {
 	}
 	if p.SubjectIsTaskInstance && !SameUUID(c.Subject, taskInstanceID) {
 		return ErrSubjectMismatch
+	}
+	if c.Component() != "" {
+		return nil
+	}
+	switch {
+	case phase == PhaseArchived:
+		return ErrTryArchived
+	case phase == PhaseUnknown || phase == PhaseNone:
+		return ErrTryUnknown
+	case !p.Phases.Has(phase):
+		return ErrTryNotRunning
 	}
 	return nil
 }

@@ -61,7 +61,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Decide(tt.policy, tt.claims, tt.pathTI)
+			got := Decide(tt.policy, tt.claims, tt.pathTI, PhaseRunning)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}
@@ -69,8 +69,53 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecidePhases: a task token acts only in the phases of its own try the
+// route admits; a component token has no try; an archived or unknown try is
+// refused everywhere, whatever the route admits.
+func TestDecidePhases(t *testing.T) {
+	task := &Claims{Subject: tiA, Scope: "execution"}
+	component := &Claims{Subject: tiA, Extra: map[string]any{"component": "triggerer"}}
+	reads := PhasesOf(PhaseRunning, PhaseFinishing)
+	every := PhasesOf(PhaseStarting, PhaseRunning, PhaseFinishing, PhaseStopped, PhaseArchived, PhaseUnknown)
+	tests := []struct {
+		name   string
+		policy Policy
+		claims *Claims
+		phase  Phase
+		want   *Denial
+	}{
+		{"running on default", Policy{}, task, PhaseRunning, nil},
+		{"starting on default", Policy{}, task, PhaseStarting, ErrTryNotRunning},
+		{"finishing on default", Policy{}, task, PhaseFinishing, ErrTryNotRunning},
+		{"stopped on default", Policy{}, task, PhaseStopped, ErrTryNotRunning},
+		{"finishing on reads", Policy{Phases: reads}, task, PhaseFinishing, nil},
+		{"stopped on reads", Policy{Phases: reads}, task, PhaseStopped, ErrTryNotRunning},
+		{"archived even where every phase is listed", Policy{Phases: every}, task, PhaseArchived, ErrTryArchived},
+		{"unknown even where every phase is listed", Policy{Phases: every}, task, PhaseUnknown, ErrTryUnknown},
+		{"task token never looked up", Policy{Phases: every}, task, PhaseNone, ErrTryUnknown},
+		{"component has no phase", Policy{Components: true}, component, PhaseNone, nil},
+		{"component ignores a phase", Policy{Components: true}, component, PhaseArchived, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, Decide(tt.policy, tt.claims, "", tt.phase)); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPhaseRenewable(t *testing.T) {
+	for p := PhaseNone; p <= PhaseUnknown; p++ {
+		want := p == PhaseStarting || p == PhaseRunning
+		if got := p.Renewable(); got != want {
+			t.Errorf("%s.Renewable() = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestDenialIsError(t *testing.T) {
-	var err error = Decide(Policy{}, nil, "")
+	var err error = Decide(Policy{}, nil, "", PhaseRunning)
 	var d *Denial
 	if !errors.As(err, &d) || d.Reason != ReasonMissingToken {
 		t.Fatalf("errors.As(%v) = %v", err, d)
@@ -138,7 +183,7 @@ func BenchmarkDecide(b *testing.B) {
 	upper := "0190E3E4-3C2B-7A8E-9D0E-6F1A2B3C4D5E"
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := Decide(p, c, upper); d != nil {
+		if d := Decide(p, c, upper, PhaseRunning); d != nil {
 			b.Fatal(d)
 		}
 	}

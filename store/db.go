@@ -139,7 +139,10 @@ type DB struct {
 	// Owned by the writer goroutine (see heartbeats.go): the running task
 	// instances' state, the heartbeat log's file being written and the
 	// other one, and the checkpoint running on it (nil when none).
-	hot   map[string]hotTI
+	hot map[string]hotTI
+	// live holds the ids of the running tries in hot, for readers on
+	// other goroutines (TryStatus).
+	live  sync.Map
 	hblog *heartbeatLog
 	spare *heartbeatLog
 	ckpt  chan error
@@ -436,13 +439,13 @@ func (db *DB) commit(batch []*request) {
 			err, logErr = db.update(run)
 		}
 		if failed >= 0 {
-			clear(db.hot) // it may hold what the rolled-back transaction saw
+			db.forgetHot()
 			close(batch[failed].done)
 			batch = append(batch[:failed], batch[failed+1:]...)
 			continue
 		}
 		if err != nil {
-			clear(db.hot)
+			db.forgetHot()
 			err = fmt.Errorf("store: commit: %w", err)
 		} else {
 			if logErr != nil {

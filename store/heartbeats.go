@@ -134,6 +134,7 @@ func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 		h = hotTI{ti.State, ti.Hostname, ti.PID}
 		if h.state == workload.StateRunning && len(db.hot) < hotLimit {
 			db.hot[w.id] = h
+			db.live.Store(w.id, struct{}{})
 		}
 	}
 	probe := workload.TaskInstance{State: h.state, Hostname: h.hostname, PID: h.pid}
@@ -145,17 +146,28 @@ func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 	return nil
 }
 
-// noteTI keeps the writer's view of a task instance it just stored. It runs
-// on the writer, inside the transaction; commit forgets everything when a
-// transaction does not commit.
+// noteTI keeps the writer's view of a task instance it just stored, and the
+// set of running tries TryStatus answers from. It runs on the writer, inside
+// the transaction; commit forgets both when a transaction does not commit.
+// A try leaves the set before its new state commits and joins it just before
+// its running state commits: a reader that misses it reads the record.
 func (db *DB) noteTI(ti *workload.TaskInstance) {
 	if ti.State != workload.StateRunning {
 		delete(db.hot, ti.ID)
+		db.live.Delete(ti.ID)
 		return
 	}
 	if _, ok := db.hot[ti.ID]; ok || len(db.hot) < hotLimit {
 		db.hot[ti.ID] = hotTI{ti.State, ti.Hostname, ti.PID}
+		db.live.Store(ti.ID, struct{}{})
 	}
+}
+
+// forgetHot drops the writer's view of task instances after a transaction
+// that did not commit: it may hold what that transaction saw.
+func (db *DB) forgetHot() {
+	clear(db.hot)
+	db.live.Clear()
 }
 
 // heartbeatTimes are the times logged in the file being written (cur), in

@@ -66,6 +66,35 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 	return ti, nil
 }
 
+// TryStatus returns the status of the try with the given id, or an error
+// wrapping workload.ErrNotFound. A running try is answered from memory (see
+// noteTI): running tries are the current ones, since a new try is admitted
+// only once the last one stopped running. Any other is read with its
+// coordinates' current id.
+func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, error) {
+	if _, ok := db.live.Load(id); ok {
+		return workload.TryStatus{State: workload.StateRunning, Current: true}, nil
+	}
+	var st workload.TryStatus
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		ti, err := db.getTI(tx, id)
+		if err != nil || ti == nil {
+			return err
+		}
+		cur := tx.Bucket(bucketCurrentTI)
+		current := cur != nil && bytes.Equal(cur.Get(currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)), []byte(id))
+		st = workload.StatusOf(ti, current)
+		return nil
+	})
+	if err != nil {
+		return workload.TryStatus{}, err
+	}
+	if st.State == "" {
+		return workload.TryStatus{}, notFound("task instance %s", id)
+	}
+	return st, nil
+}
+
 // UpdateTaskInstance applies fn to a freshly decoded copy of the task
 // instance inside the shared write transaction and stores the result. fn is
 // called again on a fresh copy if the transaction is retried, so nothing it

@@ -640,3 +640,63 @@ func TestUpdateDagRun(t *testing.T) {
 		t.Errorf("PreviousSuccessfulDagRun (-want +got):\n%s", diff)
 	}
 }
+
+// TestTryStatus: running tries are answered from memory, others from the
+// record with their coordinates' current id, before and after a reopen and
+// after a rolled-back transaction.
+func TestTryStatus(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	req := workload.QueueRequest{DagID: "dag", RunID: "run", TaskID: "t", MapIndex: -1}
+	if _, err := workload.Queue(ctx, db, "try1", req, t0); err != nil {
+		t.Fatal(err)
+	}
+	want := func(db *DB, id string, want workload.TryStatus) {
+		t.Helper()
+		got, err := db.TryStatus(ctx, id)
+		if err != nil {
+			t.Fatalf("TryStatus(%s): %v", id, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("TryStatus(%s) (-want +got):\n%s", id, diff)
+		}
+	}
+	want(db, "try1", workload.TryStatus{State: workload.StateQueued, Current: true})
+	run := func(ti *workload.TaskInstance) error {
+		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
+		return err
+	}
+	if _, err := db.UpdateTaskInstance(ctx, "try1", run); err != nil {
+		t.Fatal(err)
+	}
+	want(db, "try1", workload.TryStatus{State: workload.StateRunning, Current: true})
+	// A refused update keeps the try running.
+	if _, err := db.UpdateTaskInstance(ctx, "try1", func(*workload.TaskInstance) error { return errors.New("no") }); err == nil {
+		t.Fatal("refusal not returned")
+	}
+	want(db, "try1", workload.TryStatus{State: workload.StateRunning, Current: true})
+	if _, err := db.UpdateTaskInstance(ctx, "try1", func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry}, t0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, Current: true, ReportedAt: ptr(t0)})
+	if _, err := workload.Queue(ctx, db, "try2", req, t0); err != nil {
+		t.Fatal(err)
+	}
+	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, ReportedAt: ptr(t0)})
+	want(db, "try2", workload.TryStatus{State: workload.StateQueued, Current: true})
+	if _, err := db.TryStatus(ctx, "nope"); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("unknown try: %v, want ErrNotFound", err)
+	}
+	if _, err := db.UpdateTaskInstance(ctx, "try2", run); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{Now: (&clock{t0}).Now})
+	want(db, "try2", workload.TryStatus{State: workload.StateRunning, Current: true})
+	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, ReportedAt: ptr(t0)})
+}

@@ -41,7 +41,7 @@ func corpusVerdict(v *Validator, raw, taskInstanceID string) string {
 		}
 		return tokencorpus.Invalid
 	}
-	if d := scopes.Decide(corpusPolicy, claims, taskInstanceID); d != nil {
+	if d := scopes.Decide(corpusPolicy, claims, taskInstanceID, scopes.PhaseRunning); d != nil {
 		return d.Detail
 	}
 	return tokencorpus.Accept

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/taskgate/taskgate/scopes"
 )
 
 // ConflictError is a refused lifecycle transition. Reason and Message are the
@@ -36,7 +38,7 @@ func EnterRunning(ti *TaskInstance, r RunRequest, now time.Time) (State, error) 
 	switch {
 	case prev == StateRunning && ti.Hostname == r.Hostname && ti.Unixname == r.Unixname && ti.PID == r.PID:
 		// Duplicate from the same worker: refresh below, answer 200 again.
-	case prev == StateQueued || prev == StateRestarting:
+	case (prev == StateQueued || prev == StateRestarting) && ti.ReportedAt == nil:
 	default:
 		return prev, &ConflictError{
 			Reason:  "invalid_state",
@@ -180,13 +182,16 @@ func ApplyState(ti *TaskInstance, u StateUpdate, now time.Time) (changed bool, e
 	}
 	ti.State = u.State
 	ti.UpdatedAt = now
+	ti.ReportedAt = &now
 	return true, nil
 }
 
 // Skip marks a task instance skipped by an upstream decision
-// (skip-downstream). Instances that already finished keep their state.
+// (skip-downstream). As in Airflow, a running task instance is spared (its
+// worker owns it), and so is one that already succeeded or failed.
 func Skip(ti *TaskInstance, now time.Time) bool {
-	if ti.State.Terminal() {
+	switch ti.State {
+	case StateRunning, StateSuccess, StateFailed, StateSkipped:
 		return false
 	}
 	t := now.UTC()
@@ -194,6 +199,42 @@ func Skip(ti *TaskInstance, now time.Time) bool {
 	ti.StartDate, ti.EndDate = &t, &t
 	ti.UpdatedAt = t
 	return true
+}
+
+// TryStatus is what judging a task token needs of the try it names.
+type TryStatus struct {
+	State State
+	// Current is false once a later try exists at the same coordinates.
+	Current bool
+	// ReportedAt is TaskInstance.ReportedAt.
+	ReportedAt *time.Time
+}
+
+// StatusOf returns ti's TryStatus; current tells whether ti is the latest
+// try at its coordinates.
+func StatusOf(ti *TaskInstance, current bool) TryStatus {
+	return TryStatus{State: ti.State, Current: current, ReportedAt: ti.ReportedAt}
+}
+
+// PhaseOf places a try for the token decision (scopes.Decide): st is the
+// try's status, or nil when no task instance has the token's id. overtime is
+// [core] task_success_overtime, how long after its own final report a try's
+// callbacks may still read.
+func PhaseOf(st *TryStatus, now time.Time, overtime time.Duration) scopes.Phase {
+	switch {
+	case st == nil:
+		return scopes.PhaseUnknown
+	case !st.Current:
+		return scopes.PhaseArchived
+	case st.State == StateRunning:
+		return scopes.PhaseRunning
+	case (st.State == StateQueued || st.State == StateRestarting) && st.ReportedAt == nil:
+		return scopes.PhaseStarting
+	case st.ReportedAt != nil && (st.State.Terminal() || st.State == StateUpForRetry) &&
+		now.Before(st.ReportedAt.Add(overtime)):
+		return scopes.PhaseFinishing
+	}
+	return scopes.PhaseStopped
 }
 
 // RescheduleStartDate is the start date of the first reschedule of the given
@@ -237,6 +278,8 @@ func ForceState(ti *TaskInstance, s State, now time.Time) error {
 	}
 	now = now.UTC()
 	ti.State = s
+	// The operator ended the try: no overtime for callbacks of the task.
+	ti.ReportedAt = nil
 	if ti.EndDate == nil {
 		ti.EndDate = &now
 	}

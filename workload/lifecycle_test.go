@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskgate/taskgate/scopes"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -202,9 +204,62 @@ func TestSkip(t *testing.T) {
 	if !Skip(&ti, t0) || ti.State != StateSkipped {
 		t.Errorf("scheduled task not skipped: %+v", ti)
 	}
-	done := TaskInstance{State: StateSuccess}
-	if Skip(&done, t0) || done.State != StateSuccess {
-		t.Error("a finished task was skipped")
+	for _, st := range []State{StateSuccess, StateFailed, StateRunning, StateSkipped} {
+		spared := TaskInstance{State: st}
+		if Skip(&spared, t0) || spared.State != st {
+			t.Errorf("a %s task was skipped", st)
+		}
+	}
+	for _, st := range []State{StateQueued, StateUpForRetry, StateUpstreamFailed, StateDeferred, ""} {
+		ti := TaskInstance{State: st}
+		if !Skip(&ti, t0) || ti.State != StateSkipped {
+			t.Errorf("a %q task was not skipped", st)
+		}
+	}
+}
+
+func TestPhaseOf(t *testing.T) {
+	reported := t0.Add(-5 * time.Second)
+	long := t0.Add(-time.Minute)
+	const overtime = 20 * time.Second
+	tests := []struct {
+		name string
+		st   *TryStatus
+		want scopes.Phase
+	}{
+		{"no task instance", nil, scopes.PhaseUnknown},
+		{"later try exists", &TryStatus{State: StateUpForRetry, ReportedAt: &reported}, scopes.PhaseArchived},
+		{"later try exists while running", &TryStatus{State: StateRunning}, scopes.PhaseArchived},
+		{"running", &TryStatus{State: StateRunning, Current: true}, scopes.PhaseRunning},
+		{"queued", &TryStatus{State: StateQueued, Current: true}, scopes.PhaseStarting},
+		{"restarting", &TryStatus{State: StateRestarting, Current: true}, scopes.PhaseStarting},
+		{"self-reported queued", &TryStatus{State: StateQueued, Current: true, ReportedAt: &reported}, scopes.PhaseStopped},
+		{"success just now", &TryStatus{State: StateSuccess, Current: true, ReportedAt: &reported}, scopes.PhaseFinishing},
+		{"up_for_retry just now", &TryStatus{State: StateUpForRetry, Current: true, ReportedAt: &reported}, scopes.PhaseFinishing},
+		{"failed long ago", &TryStatus{State: StateFailed, Current: true, ReportedAt: &long}, scopes.PhaseStopped},
+		{"marked by an operator", &TryStatus{State: StateFailed, Current: true}, scopes.PhaseStopped},
+		{"deferred just now", &TryStatus{State: StateDeferred, Current: true, ReportedAt: &reported}, scopes.PhaseStopped},
+		{"up_for_reschedule just now", &TryStatus{State: StateUpForReschedule, Current: true, ReportedAt: &reported}, scopes.PhaseStopped},
+		{"awaiting_input", &TryStatus{State: StateAwaitingInput, Current: true, ReportedAt: &reported}, scopes.PhaseStopped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PhaseOf(tt.st, t0, overtime); got != tt.want {
+				t.Errorf("PhaseOf = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// A try that reported leaving running never enters running again: the next
+// run is a new try with a new id.
+func TestEnterRunningAfterOwnReport(t *testing.T) {
+	ti := TaskInstance{State: StateRunning}
+	if _, err := ApplyState(&ti, StateUpdate{State: StateQueued}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
+		t.Error("a try that reported queued entered running again")
 	}
 }
 

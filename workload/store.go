@@ -14,6 +14,11 @@ type Store interface {
 	// TaskInstance returns the task instance with the given id, or ErrNotFound.
 	TaskInstance(ctx context.Context, id string) (*TaskInstance, error)
 
+	// TryStatus returns what judging a token of the try with the given id
+	// needs, or ErrNotFound. It is on every task-token request's path, so a
+	// store answers it for running tries without reading the record.
+	TryStatus(ctx context.Context, id string) (TryStatus, error)
+
 	// UpdateTaskInstance loads the task instance, calls fn on it and stores
 	// the result, all in one transaction, and returns the stored value. When
 	// fn returns an error nothing is written and that error is returned as it

@@ -113,6 +113,12 @@ type TaskInstance struct {
 	TriggerQueue   *string         `json:"trigger_queue,omitempty"`
 	TriggerTimeout *time.Time      `json:"trigger_timeout,omitempty"`
 
+	// ReportedAt is the server's time when the try itself reported leaving
+	// running (PATCH …/state). It opens the overtime in which the task's
+	// callbacks may still read (see PhaseOf), and a try that left running
+	// this way never enters running again: the next run is a new try.
+	ReportedAt *time.Time `json:"reported_at,omitempty"`
+
 	// Retry overrides reported with up_for_retry; cleared on the next run.
 	RetryDelaySeconds *float64 `json:"retry_delay_seconds,omitempty"`
 	RetryReason       *string  `json:"retry_reason,omitempty"`
