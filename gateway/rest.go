@@ -79,16 +79,18 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if raw == "" {
 				return errNotAuthenticated
 			}
-			addr := c.RealIP()
-			if d := s.limited(addrKey, addr); d > 0 {
-				return retryLater(c, d)
-			}
 			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
 			if err == nil && claims.ID == "" {
 				err = errors.New("gateway: token has no jti")
 			}
 			if err != nil {
+				// As for task tokens, the address's limit only answers
+				// tokens that fail (see requireToken).
 				refuse(c, err.Error())
+				addr := c.RealIP()
+				if d := s.limited(addrKey, addr); d > 0 {
+					return retryLater(c, d)
+				}
 				s.authFailed(addrKey, addr)
 				return errInvalidJWT
 			}
@@ -120,6 +122,10 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if fromCookie {
 				s.refreshCookie(c, claims)
 			}
+			if err := s.enter(c); err != nil {
+				return err
+			}
+			defer s.leave()
 			return next(c)
 		}
 	}

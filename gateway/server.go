@@ -104,10 +104,15 @@ type Config struct {
 	// NewID returns a fresh UUID for task instances and components.
 	NewID func() string
 
-	// MaxInFlight bounds requests handled at once (0: unbounded); beyond it
-	// the answer is an immediate 503 with Retry-After. Health checks are
-	// exempt, so an orchestrator can still see the process is alive.
+	// MaxInFlight bounds authenticated requests handled at once (0:
+	// unbounded); beyond it the answer is an immediate 503 with
+	// Retry-After. Public routes (health, login) and requests whose token
+	// fails take no slot.
 	MaxInFlight int
+	// TaskOvertime is [core] task_success_overtime: how long after a try
+	// reported its own end its token may still read (the task's callbacks
+	// run then). 0 means none.
+	TaskOvertime time.Duration
 	// AuthLimiter, when set, answers 429 with Retry-After to a client
 	// address or token subject that keeps failing authentication.
 	AuthLimiter *auth.FailureLimiter
@@ -176,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
 	// it; Echo's one middleware hands out that chain.
-	chain := s.accessLog(s.shedLoad(s.recoverPanics(s.limitBody(renew(callRoute)))))
+	chain := s.accessLog(s.recoverPanics(s.limitBody(renew(callRoute))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
 		h := r.handler
@@ -205,21 +210,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // errOverloaded answers requests beyond MaxInFlight.
 var errOverloaded = &APIError{Status: http.StatusServiceUnavailable, Detail: "Server is overloaded; retry later"}
 
-// shedLoad refuses work beyond MaxInFlight at once, rather than queueing it
-// without bound until every request times out. Clients retry 5xx with
-// backoff (Airflow's SDK does), so a refusal costs them one round trip.
-func (s *Server) shedLoad(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if s.cfg.MaxInFlight <= 0 || strings.HasPrefix(c.Request().URL.Path, "/execution/health") {
-			return next(c)
-		}
-		n := s.inFlight.Add(1)
-		defer s.inFlight.Add(-1)
-		if n > int64(s.cfg.MaxInFlight) {
-			c.Response().Header().Set("Retry-After", "1")
-			return errOverloaded
-		}
-		return next(c)
+// enter takes one of MaxInFlight slots for an authenticated request, or
+// answers 503 with Retry-After when all are taken; a nil error must be paired
+// with leave. Slots are taken only once the request's token is valid (see
+// requireToken and requireRole): requests that have not authenticated, slow
+// ones included, can never fill the slots authenticated workers need.
+// Clients retry 5xx with backoff (Airflow's SDK does), so a refusal costs
+// them one round trip.
+func (s *Server) enter(c echo.Context) error {
+	if s.cfg.MaxInFlight <= 0 {
+		return nil
+	}
+	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.inFlight.Add(-1)
+		c.Response().Header().Set("Retry-After", "1")
+		return errOverloaded
+	}
+	return nil
+}
+
+// leave gives back the slot enter took.
+func (s *Server) leave() {
+	if s.cfg.MaxInFlight > 0 {
+		s.inFlight.Add(-1)
 	}
 }
 
@@ -282,8 +295,14 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(h[7:])
 }
 
-// requireToken enforces one route's policy: a valid token of an allowed type
-// whose subject matches the path's task instance when the policy says so.
+// requireToken enforces one route's policy: a valid token of an allowed type,
+// whose subject matches the path's task instance when the policy says so,
+// and whose try stands in a phase the route admits (see scopes.Phase).
+//
+// The token is validated before any limit is consulted: the auth-failure
+// limit of an address only changes the answer to a token that failed, so
+// garbage sent from a worker's address (or from anyone behind the same NAT)
+// can never make that worker's valid requests fail.
 func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -291,27 +310,52 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			if raw == "" {
 				return scopes.ErrMissingToken
 			}
-			addr := c.RealIP()
-			if d := s.limited(addrKey, addr); d > 0 {
-				return retryLater(c, d)
-			}
-			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
+			ctx := c.Request().Context()
+			claims, err := s.cfg.Validator.Validate(ctx, raw)
 			if err != nil {
 				refuse(c, err.Error())
+				addr := c.RealIP()
+				if d := s.limited(addrKey, addr); d > 0 {
+					return retryLater(c, d)
+				}
 				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
 			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
-			if d := scopes.Decide(p, claims, c.Param("task_instance_id")); d != nil {
+			phase, err := s.phaseOf(ctx, claims)
+			if err != nil {
+				return err
+			}
+			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
 				s.authFailed(subKey, claims.Subject)
 				return d
 			}
 			stateOf(c).claims = claims
+			if err := s.enter(c); err != nil {
+				return err
+			}
+			defer s.leave()
 			return next(c)
 		}
 	}
+}
+
+// phaseOf places the try a task token names (scopes.PhaseNone for a
+// component token, or claims Decide refuses anyway).
+func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
+	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
+		return scopes.PhaseNone, nil
+	}
+	id, _ := scopes.CanonicalUUID(claims.Subject)
+	st, err := s.cfg.Store.TryStatus(ctx, id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
+	} else if err != nil {
+		return scopes.PhaseNone, err
+	}
+	return workload.PhaseOf(&st, s.now(), s.cfg.TaskOvertime), nil
 }
 
 // recoverPanics turns a handler panic into the opaque 500, logged once.
