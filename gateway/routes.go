@@ -48,6 +48,10 @@ var (
 	// a stopped try with the conflict that stops its worker.
 	selfLifecycle = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, SubjectIsTaskInstance: true,
 		Phases: lifecycle}
+	// refresh: an explicit renewal, by a component or a try that may be
+	// renewed (see scopes.Phase.Renewable).
+	refresh = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Components: true,
+		Phases: scopes.PhasesOf(scopes.PhaseStarting, scopes.PhaseRunning)}
 	// runSelf: /run alone also takes the workload token it swaps for an
 	// execution token.
 	runSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.Workload}, SubjectIsTaskInstance: true,
@@ -115,7 +119,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, xcom, execution, "", s.handleSetXCom},
 		{http.MethodDelete, xcom, execution, "", s.handleDeleteXCom},
 
-		{http.MethodPost, "/execution/token/refresh", executionRead, "", s.handleRefreshToken},
+		{http.MethodPost, "/execution/token/refresh", refresh, "", s.handleRefreshToken},
 
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},

@@ -1,0 +1,330 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// The "who may do what" matrix: every route of the route table, called with
+// every kind of token a client may hold, for a task instance in each state a
+// token can find its try in. The expectations below are the security
+// promise written out on its own, not derived from routes.go: a task token
+// acts on its own try while it runs (reads also in the overtime after its
+// own final report), the lifecycle routes answer every state of the current
+// try, a workload token buys /run and nothing else, a component reads shared
+// data, an earlier try's token acts on nothing, REST tokens never reach the
+// Execution API and task tokens never the REST API, and a REST role gets
+// exactly its routes.
+
+type tokenKind string
+
+const (
+	noToken       tokenKind = "no token"
+	currentTry    tokenKind = "current try"
+	earlierTry    tokenKind = "earlier try"
+	workloadToken tokenKind = "workload"
+	componentTok  tokenKind = "component"
+	viewerTok     tokenKind = "REST viewer"
+	opTok         tokenKind = "REST op"
+	adminTok      tokenKind = "REST admin"
+	removedUser   tokenKind = "removed user"
+	revokedREST   tokenKind = "revoked REST"
+)
+
+var matrixStates = []workload.State{
+	workload.StateQueued, workload.StateRunning, workload.StateDeferred, workload.StateUpForRetry, workload.StateSuccess,
+}
+
+// outcome is what a request met: served (it reached its handler, whatever
+// the handler answered) or refused with a status and a detail.
+type outcome struct {
+	served bool
+	status int
+	detail string
+}
+
+func (o outcome) String() string {
+	if o.served {
+		return "served"
+	}
+	return fmt.Sprintf("%d %s", o.status, o.detail)
+}
+
+var served = outcome{served: true}
+
+func refused(status int, detail string) outcome { return outcome{status: status, detail: detail} }
+
+var (
+	missingToken   = refused(401, "Missing auth token")
+	invalidToken   = refused(403, "Invalid auth token")
+	notRunning     = refused(409, "not_running")
+	archivedTry    = refused(410, "not_found")
+	notAuthn       = refused(401, "Not authenticated")
+	invalidJWT     = refused(401, "Invalid JWT token")
+	revokedJWT     = refused(401, "Token has been revoked")
+	forbiddenRole  = refused(403, "Forbidden")
+	componentRoute = refused(403, "Component tokens are not allowed for this endpoint")
+	workloadRoute  = refused(403, "Token type 'workload' not allowed for this endpoint. Allowed types: execution")
+)
+
+// lifecycleRoute: the routes that answer every state of the current try.
+func lifecycleRoute(r Route) bool {
+	for _, s := range []string{"/run", "/state", "/heartbeat"} {
+		if strings.HasPrefix(r.Path, "/execution/task-instances/") && strings.HasSuffix(r.Path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// readRoute: reads, which a try's callbacks may still make after its end.
+func readRoute(r Route) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+
+// refreshRoute: an explicit renewal, only while the try may be renewed.
+func refreshRoute(r Route) bool { return r.Path == "/execution/token/refresh" }
+
+// sharedRead: reads of data shared by every task, which components may make.
+func sharedRead(r Route) bool {
+	for _, p := range []string{"/execution/variables/", "/execution/connections/", "/execution/xcoms/"} {
+		if strings.HasPrefix(r.Path, p) && readRoute(r) {
+			return true
+		}
+	}
+	return r.Path == "/execution/token/refresh"
+}
+
+func executionRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution/") }
+
+func publicRoute(r Route) bool {
+	return strings.HasPrefix(r.Path, "/execution/health") || strings.HasPrefix(r.Path, "/auth/token")
+}
+
+// expect is the promise, route by route.
+func expect(r Route, kind tokenKind, state workload.State) outcome {
+	if publicRoute(r) {
+		return served
+	}
+	if executionRoute(r) {
+		switch kind {
+		case noToken:
+			return missingToken
+		case viewerTok, opTok, adminTok, removedUser, revokedREST:
+			return invalidToken // another audience
+		case earlierTry:
+			return archivedTry
+		case workloadToken:
+			if strings.HasSuffix(r.Path, "/run") {
+				return served
+			}
+			return workloadRoute
+		case componentTok:
+			if sharedRead(r) {
+				return served
+			}
+			return componentRoute
+		}
+		// The current try's own token.
+		switch {
+		case lifecycleRoute(r):
+			return served
+		case state == workload.StateRunning:
+			return served
+		case refreshRoute(r) && state == workload.StateQueued:
+			return served // an Airflow 3.0 or 3.1 execution token before its /run
+		case readRoute(r) && (state == workload.StateUpForRetry || state == workload.StateSuccess):
+			return served // within the overtime after its own report
+		}
+		return notRunning
+	}
+	// The operator REST API.
+	var have auth.Role
+	switch kind {
+	case noToken:
+		return notAuthn
+	case currentTry, earlierTry, workloadToken, componentTok, removedUser:
+		return invalidJWT
+	case revokedREST:
+		return revokedJWT
+	case viewerTok:
+		have = auth.RoleViewer
+	case opTok:
+		have = auth.RoleOp
+	case adminTok:
+		have = auth.RoleAdmin
+	}
+	if !have.AtLeast(r.Role) {
+		return forbiddenRole
+	}
+	return served
+}
+
+// classify reads what a response says about authorization. A handler's own
+// 409 not_running (heartbeat) carries current_state; the policy's does not.
+// A HEAD answer has no body: its status and want's decide.
+func classify(res response, method string, want outcome) outcome {
+	if method == http.MethodHead {
+		if res.status == want.status || (want.served && res.status != 401 && res.status != 403 && res.status != 409 && res.status != 410) {
+			return want
+		}
+		return refused(res.status, "(HEAD)")
+	}
+	var body struct {
+		Detail json.RawMessage `json:"detail"`
+	}
+	_ = json.Unmarshal([]byte(res.body), &body)
+	var s string
+	var reason struct {
+		Reason       string  `json:"reason"`
+		CurrentState *string `json:"current_state"`
+	}
+	isString := json.Unmarshal(body.Detail, &s) == nil
+	_ = json.Unmarshal(body.Detail, &reason)
+	switch {
+	case (res.status == 401 || res.status == 403) && isString:
+		return refused(res.status, s)
+	case res.status == 409 && reason.Reason == "not_running" && reason.CurrentState == nil:
+		return notRunning
+	case res.status == 410:
+		return refused(410, reason.Reason)
+	}
+	return served
+}
+
+// matrixFixture is one task instance in one state with its tokens.
+type matrixFixture struct {
+	id, dag, run, task string
+	current, workload  string
+}
+
+func (h *harness) fixture(task string, state workload.State) matrixFixture {
+	h.t.Helper()
+	id := h.queue("matrix", "r", task, -1)
+	f := matrixFixture{id: id, dag: "matrix", run: "r", task: task,
+		workload: h.tokens.mint(h.t, id, scopes.Workload, time.Hour)}
+	if state == workload.StateQueued {
+		// Airflow 3.0 and 3.1 workloads carry an execution token.
+		f.current = h.tokens.mint(h.t, id, scopes.Execution, time.Hour)
+		return f
+	}
+	f.current = h.start(id)
+	path := "/execution/task-instances/" + id + "/state"
+	body := map[workload.State]string{
+		workload.StateDeferred:   `{"state":"deferred","classpath":"a.B","next_method":"resume","trigger_kwargs":{}}`,
+		workload.StateUpForRetry: `{"state":"up_for_retry","end_date":"2026-11-27T10:01:00Z"}`,
+		workload.StateSuccess:    `{"state":"success","end_date":"2026-11-27T10:01:00Z"}`,
+	}[state]
+	if body != "" {
+		if r := h.do("PATCH", path, f.current, body); r.status != 204 {
+			h.t.Fatalf("%s: %d %s", state, r.status, r.body)
+		}
+	}
+	return f
+}
+
+// concrete fills a route template for fixture f.
+func (f matrixFixture) concrete(path string) string {
+	r := strings.NewReplacer(":task_instance_id", f.id, ":dag_id", f.dag, ":run_id", f.run, ":dag_run_id", f.run,
+		":task_id", f.task, ":connection_id", "c", ":id", "0190e3e4-3c2b-7a8e-9d0e-00000000beef",
+		":username", "nobody", "*", "k")
+	return r.Replace(path)
+}
+
+// matrixBody is a body every route refuses to act on (422 or 404), so the
+// matrix never changes what it reads next.
+func matrixBody(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
+		return ""
+	}
+	return `{"matrix":true}`
+}
+
+func TestWhoMayDoWhat(t *testing.T) {
+	h := newHarness(t, withConfig(func(c *Config) { c.TaskOvertime = 20 * time.Second }))
+	ctx := context.Background()
+	h.addUser("vic", auth.RoleViewer)
+	h.addUser("olga", auth.RoleOp)
+	h.addUser("ada", auth.RoleAdmin)
+	h.addUser("gone", auth.RoleAdmin)
+	goneTok := h.login("gone")
+	if err := h.db.DeleteUser(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	comp := h.do("POST", "/api/v2/components", h.login("ada"), `{"kind":"triggerer","name":"trig"}`)
+	var compBody struct{ Token string }
+	if err := json.Unmarshal([]byte(comp.body), &compBody); err != nil || compBody.Token == "" {
+		t.Fatalf("component: %d %s", comp.status, comp.body)
+	}
+	// An earlier try: up_for_retry, then queued again and running.
+	early := h.fixture("earlier", workload.StateUpForRetry)
+	h.start(h.requeue(early.id))
+
+	fixtures := map[workload.State]matrixFixture{}
+	for _, st := range matrixStates {
+		fixtures[st] = h.fixture("t_"+string(st), st)
+	}
+	// REST tokens are minted per request: logout revokes the one it gets.
+	restToken := func(kind tokenKind) string {
+		switch kind {
+		case viewerTok:
+			return h.login("vic")
+		case opTok:
+			return h.login("olga")
+		case adminTok:
+			return h.login("ada")
+		case removedUser:
+			return goneTok
+		case revokedREST:
+			tok := h.login("ada")
+			claims, err := h.rest.Validate(ctx, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.db.Revoke(ctx, claims.ID, claims.ExpiresAt); err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		return ""
+	}
+	kinds := []tokenKind{noToken, currentTry, earlierTry, workloadToken, componentTok,
+		viewerTok, opTok, adminTok, removedUser, revokedREST}
+	calls := 0
+	for _, r := range RouteTable() {
+		for _, st := range matrixStates {
+			f := fixtures[st]
+			for _, kind := range kinds {
+				var tok string
+				path := f.concrete(r.Path)
+				switch kind {
+				case currentTry:
+					tok = f.current
+				case earlierTry:
+					tok, path = early.current, early.concrete(r.Path)
+				case workloadToken:
+					tok = f.workload
+				case componentTok:
+					tok = compBody.Token
+				default:
+					tok = restToken(kind)
+				}
+				want := expect(r, kind, st)
+				got := classify(h.do(r.Method, path, tok, matrixBody(r.Method)), r.Method, want)
+				calls++
+				if got != want {
+					t.Errorf("%s %s, %s token, try %s: %s, want %s", r.Method, r.Path, kind, st, got, want)
+				}
+			}
+		}
+	}
+	t.Logf("%d routes × %d states × %d token kinds = %d calls", len(RouteTable()), len(matrixStates), len(kinds), calls)
+}
