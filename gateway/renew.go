@@ -10,12 +10,17 @@ import (
 	"github.com/taskgate/taskgate/scopes"
 )
 
-// renewable decides whether a due execution token may be renewed: a task
-// token only while its task instance has not finished, a component token
-// only while the component is registered. Renewal is rare (once per token
+// renewable decides whether a due execution token may be renewed: never a
+// revoked one (revoked while its request ran: the renewed token would carry
+// a new jti, out of the revocation's reach), a task token only while its
+// task instance has not finished, a component token only while the
+// component is registered. Renewal is rare (once per token
 // life), so this lookup costs nothing measurable; without it a finished
 // task's token could be kept alive forever by calling any read route.
 func (s *Server) renewable(ctx context.Context, c *scopes.Claims) bool {
+	if s.revoked.Revoked(c.ID) {
+		return false
+	}
 	if kind := c.Component(); kind != "" {
 		comp, err := s.cfg.Auth.Component(ctx, c.Subject)
 		return err == nil && string(comp.Kind) == kind

@@ -12,6 +12,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,6 +109,11 @@ type Config struct {
 	// the answer is an immediate 503 with Retry-After. Health checks are
 	// exempt, so an orchestrator can still see the process is alive.
 	MaxInFlight int
+	// Revocations is the in-memory set of revoked jtis that every request
+	// is checked against, task tokens included; the gateway revokes through
+	// it. Nil: New loads it from Auth (main passes its own, to share it
+	// with the purger).
+	Revocations *auth.Revocations
 	// AuthLimiter, when set, answers 429 with Retry-After to a client
 	// address or token subject that keeps failing authentication.
 	AuthLimiter *auth.FailureLimiter
@@ -127,6 +133,7 @@ type Server struct {
 	log      *zap.Logger
 	now      func() time.Time
 	inFlight atomic.Int64
+	revoked  *auth.Revocations
 
 	// variables and connections cache the bodies of GET /variables/{key}
 	// and GET /connections/{id}; cfg.Store invalidates them on writes.
@@ -158,7 +165,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+	if cfg.Revocations == nil {
+		r, err := auth.LoadRevocations(context.Background(), cfg.Auth, cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		cfg.Revocations = r
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
 		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
 	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
 	s.states.New = func() any { return new(requestState) }
@@ -298,6 +312,13 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			claims, err := s.cfg.Validator.Validate(c.Request().Context(), raw)
 			if err != nil {
 				refuse(c, err.Error())
+				s.authFailed(addrKey, addr)
+				return scopes.ErrInvalidToken
+			}
+			// A revoked token is refused like any invalid one; checked
+			// before anything else can renew it. One map lookup in memory.
+			if s.revoked.Revoked(claims.ID) {
+				refuse(c, "token revoked")
 				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
