@@ -317,9 +317,11 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			}
 			// A revoked token is refused like any invalid one; checked
 			// before anything else can renew it. One map lookup in memory.
+			// The failure counts against the token's subject, not the
+			// address: a worker host runs many tasks besides this one.
 			if s.revoked.Revoked(claims.ID) {
 				refuse(c, "token revoked")
-				s.authFailed(addrKey, addr)
+				s.authFailed(subKey, claims.Subject)
 				return scopes.ErrInvalidToken
 			}
 			if d := s.limited(subKey, claims.Subject); d > 0 {
