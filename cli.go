@@ -262,6 +262,12 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Every request is checked against the revoked jtis in memory; the
+	// purger forgets expired ones there and in the database.
+	revocations, err := auth.LoadRevocations(ctx, db, now)
+	if err != nil {
+		return err
+	}
 	var limiter *auth.FailureLimiter
 	if cfg.AuthFailuresPerMinute > 0 {
 		limiter = auth.NewFailureLimiter(cfg.AuthFailuresPerMinute, now)
@@ -279,6 +285,7 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		},
 		Auth: db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
+		Revocations: revocations,
 		NewID:       newID,
 		MaxInFlight: cfg.MaxInFlight,
 		AuthLimiter: limiter,
@@ -320,7 +327,7 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		defer wg.Done()
 		// Revocations outlive their token's expiry by up to one interval.
 		err := auth.RunPurger(runCtx, auth.PurgerConfig{
-			Store: db, Interval: 2 * cfg.APITokenLifetime, Now: now,
+			Store: revocations, Interval: 2 * cfg.APITokenLifetime, Now: now,
 			OnError: func(err error) { log.Warn("purging revocations failed", zap.Error(err)) },
 		})
 		if err != nil && !errors.Is(err, context.Canceled) {

@@ -264,8 +264,9 @@ type operatorBackend interface {
 	users(ctx context.Context) ([]auth.User, error)
 	removeUser(ctx context.Context, name string) error
 
-	// revoke revokes a REST token by jti until exp; nil exp means for
-	// the longest REST token lifetime.
+	// revoke revokes a token (REST, task or component) by jti until exp;
+	// nil exp means for the longest lifetime of any token taskgate mints.
+	// An exp already past is refused (auth.RevocationUntil).
 	revoke(ctx context.Context, jti string, exp *time.Time) error
 
 	// registerComponent returns the new component and its execution token.
@@ -834,13 +835,14 @@ func isTerminal(r io.Reader) bool {
 
 const usageTokens = "tokens revoke JTI [--exp RFC3339]  [--server URL]"
 
-// tokens revoke: revoke a REST token by its jti.
+// tokens revoke: revoke a token — REST, task (execution or workload) or
+// component — by its jti.
 func (e *cliEnv) tokensCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "revoke" {
 		return usagef("usage: taskgate %s", usageTokens)
 	}
 	fs, server := e.subcommand("tokens revoke")
-	expFlag := fs.String("exp", "", "the token's expiry (RFC 3339); default: the longest REST token lifetime from now")
+	expFlag := fs.String("exp", "", "the token's expiry (RFC 3339); default: the longest token lifetime from now")
 	pos, err := positional(fs, args[1:], 1, usageTokens)
 	if err != nil {
 		return err
@@ -1576,14 +1578,21 @@ func (b *localBackend) addUser(ctx context.Context, name string, role auth.Role,
 
 func (b *localBackend) users(ctx context.Context) ([]auth.User, error) { return b.db.Users(ctx) }
 
+// removeUser removes the user as the admin API does: the task instances
+// they queued that are still queued are withdrawn and the components they
+// registered removed, in the same write.
 func (b *localBackend) removeUser(ctx context.Context, name string) error {
-	return local(b.db.DeleteUser(ctx, name))
+	_, err := b.db.RemoveUser(ctx, name, b.now())
+	return local(err)
 }
 
+// revoke applies the admin API's rule (auth.RevocationUntil) to the data
+// directory: the same default, the same refusal of an exp already past.
 func (b *localBackend) revoke(ctx context.Context, jti string, exp *time.Time) error {
-	until := b.now().Add(max(b.cfg.APITokenLifetime, b.cfg.APICLITokenLifetime))
-	if exp != nil {
-		until = *exp
+	longest := max(b.cfg.APITokenLifetime, b.cfg.APICLITokenLifetime, b.cfg.ExecutionTokenLifetime, b.cfg.WorkloadTokenLifetime)
+	until, err := auth.RevocationUntil(exp, b.now(), longest)
+	if err != nil {
+		return err
 	}
 	return b.db.Revoke(ctx, jti, until)
 }
@@ -1592,7 +1601,7 @@ func (b *localBackend) revoke(ctx context.Context, jti string, exp *time.Time) e
 // API does: an execution token whose sub is the component's id, marked by
 // the component claim.
 func (b *localBackend) registerComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
-	comp, err := auth.NewComponent(kind, name, b.now())
+	comp, err := auth.NewComponent(kind, name, "", b.now())
 	if err != nil {
 		return nil, "", err
 	}

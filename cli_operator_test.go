@@ -600,6 +600,11 @@ func TestCommandsOnDataDirectory(t *testing.T) {
 
 	before := time.Now()
 	must("", "tokens", "revoke", "jti-offline")
+	// An exp already past is refused, as the admin API refuses it.
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if out := cli("", "tokens", "revoke", "jti-expired", "--exp", past); out.err == nil || !strings.Contains(out.err.Error(), "in the past") {
+		t.Errorf("tokens revoke --exp %s: %v, want a refusal saying exp is in the past", past, out.err)
+	}
 	must("", "users", "remove", "root")
 
 	db, err := store.Open(filepath.Join(dataDir, "taskgate.db"), store.Options{OpenTimeout: time.Second})
@@ -610,6 +615,9 @@ func TestCommandsOnDataDirectory(t *testing.T) {
 	ctx := context.Background()
 	if revoked, err := db.IsRevoked(ctx, "jti-offline"); err != nil || !revoked {
 		t.Errorf("IsRevoked(jti-offline) = %v, %v", revoked, err)
+	}
+	if revoked, err := db.IsRevoked(ctx, "jti-expired"); err != nil || revoked {
+		t.Errorf("IsRevoked(jti-expired) = %v, %v; want a refused revocation not recorded", revoked, err)
 	}
 	// The default expiry outlives every REST token issued before it: it
 	// is purged only after the longest lifetime (a day by default).

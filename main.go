@@ -54,8 +54,9 @@ commands:
   tasks list [--dag-id D] [--run-id R] [--state S]
   tasks mark DAG_ID RUN_ID TASK_ID [--map-index N] --state failed|success|skipped
   users add NAME --role admin|op|viewer [--password-stdin]
-  users list | remove NAME
-  tokens revoke JTI [--exp RFC3339]     revoke a REST API token
+  users list | remove NAME              (remove also ends what NAME queued or registered
+                                        that no worker started)
+  tokens revoke JTI [--exp RFC3339]     revoke a token: REST, execution, workload or component
   components register triggerer|dag-processor NAME --token-file PATH
   components list | remove ID
   login --server URL [--username NAME] [--password-stdin]
@@ -69,7 +70,9 @@ commands:
 
 The provisioning commands (workloads … components) go through the server
 logged in to (or --server URL with $TASKGATE_TOKEN), else they work on the
-data directory, which a running server locks. Credentials are stored in
+data directory, which a running server locks. Roles: viewer reads; op also
+writes variables and connections and marks task instances; admin also queues
+workloads, manages users and components, and revokes tokens. Credentials are stored in
 $TASKGATE_CREDENTIALS, default <user config dir>/taskgate/credentials.json.
 
 Configuration: airflow.cfg (--config FILE, else $AIRFLOW_HOME/airflow.cfg),

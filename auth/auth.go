@@ -12,6 +12,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -47,7 +48,9 @@ const (
 	// RoleOp may also operate: change task instances, variables,
 	// connections.
 	RoleOp Role = "op"
-	// RoleAdmin may also manage users, tokens and component identities.
+	// RoleAdmin may also queue workloads (a workload token is a task's
+	// whole access, connection secrets in clear included) and manage
+	// users, tokens and component identities.
 	RoleAdmin Role = "admin"
 )
 
@@ -89,6 +92,13 @@ type User struct {
 	Role         Role      `json:"role"`
 	PasswordHash string    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Generation is random and new each time the name is added, and every
+	// REST token issued to the user carries it. A token whose generation is
+	// not the user's current one was issued before the user was removed
+	// (and maybe added again) and is refused: re-adding a name must not
+	// revive the tokens of its previous holder. Users stored before
+	// generations existed have none, and neither do their tokens.
+	Generation string `json:"generation,omitempty"`
 }
 
 // maxNameLen bounds user and component names: they appear in URLs, logs and
@@ -181,7 +191,21 @@ func NewUser(name string, role Role, password string, cost int, now time.Time) (
 	if err != nil {
 		return User{}, err
 	}
-	return User{Name: name, Role: role, PasswordHash: h, CreatedAt: now.UTC()}, nil
+	gen, err := newGeneration()
+	if err != nil {
+		return User{}, err
+	}
+	return User{Name: name, Role: role, PasswordHash: h, CreatedAt: now.UTC(), Generation: gen}, nil
+}
+
+// newGeneration returns 16 random bytes in hex: unguessable and never
+// repeated, unlike a creation time, which a clock set back could repeat.
+func newGeneration() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("auth: generate user generation: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // ComponentKind is the kind of a registered long-running component. Kinds are
@@ -214,11 +238,17 @@ type Component struct {
 	// Name is unique per kind and follows the user-name rule.
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// RegisteredBy is the REST API user who registered the component, empty
+	// when it was registered offline. Removing that user removes the
+	// component, so its tokens are no longer renewed.
+	RegisteredBy string `json:"registered_by,omitempty"`
 }
 
 // NewComponent checks kind and name and returns a component with a fresh
-// random (version 4) UUID and CreatedAt = now, ready for Store.AddComponent.
-func NewComponent(kind ComponentKind, name string, now time.Time) (Component, error) {
+// random (version 4) UUID, CreatedAt = now and RegisteredBy = registeredBy
+// (the REST user registering it, or "" offline), ready for
+// Store.AddComponent.
+func NewComponent(kind ComponentKind, name, registeredBy string, now time.Time) (Component, error) {
 	if _, err := ParseComponentKind(string(kind)); err != nil {
 		return Component{}, err
 	}
@@ -229,7 +259,7 @@ func NewComponent(kind ComponentKind, name string, now time.Time) (Component, er
 	if err != nil {
 		return Component{}, err
 	}
-	return Component{ID: id, Kind: kind, Name: name, CreatedAt: now.UTC()}, nil
+	return Component{ID: id, Kind: kind, Name: name, CreatedAt: now.UTC(), RegisteredBy: registeredBy}, nil
 }
 
 // newUUID returns a random version-4 UUID in canonical lower-case form.
@@ -251,6 +281,13 @@ func newUUID() (string, error) {
 	return string(out), nil
 }
 
+// Removal is what RemoveUser ended besides the user: the ids of the task
+// instances it withdrew and of the components it deleted.
+type Removal struct {
+	TaskInstances []string
+	Components    []string
+}
+
 // Store is the storage auth needs; store.DB implements it. Every method that
 // writes returns only after the write is durable: a revocation the operator
 // was told about must survive a crash.
@@ -260,9 +297,13 @@ type Store interface {
 	// AddUser stores u, or fails with an error wrapping ErrExists when the
 	// name is taken.
 	AddUser(ctx context.Context, u User) error
-	// DeleteUser removes the user, or fails with an error wrapping
-	// ErrNotFound.
-	DeleteUser(ctx context.Context, name string) error
+	// RemoveUser removes the user and, in the same durable write, ends
+	// what they started that no worker owns: every component whose
+	// RegisteredBy is name is deleted, and every task instance they queued
+	// that is still queued is withdrawn (workload.Withdraw: moved to
+	// removed at now). Running tasks are left alone. It fails with an error
+	// wrapping ErrNotFound when there is no such user, writing nothing.
+	RemoveUser(ctx context.Context, name string, now time.Time) (Removal, error)
 	// Users returns every user sorted by name (byte order); never nil.
 	Users(ctx context.Context) ([]User, error)
 
@@ -270,9 +311,11 @@ type Store interface {
 	// is idempotent; revoking again keeps the later exp, so a retried
 	// revocation never shortens an earlier one.
 	Revoke(ctx context.Context, jti string, exp time.Time) error
-	// IsRevoked reports whether jti is revoked. It runs on every REST
-	// request, so it must be cheap.
+	// IsRevoked reports whether jti is revoked.
 	IsRevoked(ctx context.Context, jti string) (bool, error)
+	// Revocations returns every stored revocation, jti → exp; never nil.
+	// The gateway loads them once at start (see LoadRevocations).
+	Revocations(ctx context.Context) (map[string]time.Time, error)
 	// PurgeRevocations deletes the revocations with exp before
 	// expiredBefore and returns how many it deleted.
 	PurgeRevocations(ctx context.Context, expiredBefore time.Time) (int, error)

@@ -156,9 +156,18 @@ func TestNewUser(t *testing.T) {
 	if err := bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("correct horse")); err != nil {
 		t.Errorf("hash: %v", err)
 	}
-	want := User{Name: "alice", Role: RoleOp, PasswordHash: u.PasswordHash, CreatedAt: t0}
+	want := User{Name: "alice", Role: RoleOp, PasswordHash: u.PasswordHash, CreatedAt: t0, Generation: u.Generation}
 	if diff := cmp.Diff(want, u); diff != "" {
 		t.Errorf("NewUser (-want +got):\n%s", diff)
+	}
+	// Adding the same name again is a new generation: the old one's tokens
+	// must not match it.
+	again, err := NewUser("alice", RoleOp, "correct horse", bcrypt.MinCost, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Generation) != 32 || again.Generation == u.Generation {
+		t.Errorf("generations %q and %q: want two different 32-digit values", u.Generation, again.Generation)
 	}
 	for _, tt := range []struct {
 		name, user string
@@ -203,7 +212,7 @@ func TestParseComponentKind(t *testing.T) {
 func TestNewComponent(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
-		c, err := NewComponent(Triggerer, "triggerer-1", t0)
+		c, err := NewComponent(Triggerer, "triggerer-1", "ada", t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,15 +227,15 @@ func TestNewComponent(t *testing.T) {
 			t.Fatalf("id %q repeated", c.ID)
 		}
 		seen[c.ID] = true
-		want := Component{ID: c.ID, Kind: Triggerer, Name: "triggerer-1", CreatedAt: t0}
+		want := Component{ID: c.ID, Kind: Triggerer, Name: "triggerer-1", CreatedAt: t0, RegisteredBy: "ada"}
 		if diff := cmp.Diff(want, c); diff != "" {
 			t.Fatalf("NewComponent (-want +got):\n%s", diff)
 		}
 	}
-	if _, err := NewComponent("scheduler", "s", t0); err == nil {
+	if _, err := NewComponent("scheduler", "s", "", t0); err == nil {
 		t.Error("NewComponent accepted an unknown kind")
 	}
-	if _, err := NewComponent(DagProcessor, "bad name", t0); err == nil {
+	if _, err := NewComponent(DagProcessor, "bad name", "", t0); err == nil {
 		t.Error("NewComponent accepted a bad name")
 	}
 }

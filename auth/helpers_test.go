@@ -71,14 +71,31 @@ func (s *memStore) AddUser(_ context.Context, u User) error {
 	return nil
 }
 
-func (s *memStore) DeleteUser(_ context.Context, name string) error {
+func (s *memStore) RemoveUser(_ context.Context, name string, _ time.Time) (Removal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[name]; !ok {
-		return ErrNotFound
+		return Removal{}, ErrNotFound
 	}
 	delete(s.users, name)
-	return nil
+	var r Removal
+	for id, c := range s.components {
+		if c.RegisteredBy == name {
+			delete(s.components, id)
+			r.Components = append(r.Components, id)
+		}
+	}
+	return r, nil
+}
+
+func (s *memStore) Revocations(context.Context) (map[string]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.revoked))
+	for k, v := range s.revoked {
+		out[k] = v
+	}
+	return out, nil
 }
 
 func (s *memStore) Users(context.Context) ([]User, error) {

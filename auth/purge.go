@@ -7,20 +7,25 @@ import (
 	"time"
 )
 
-// Revocations apply to REST API tokens only. Execution and workload tokens
-// live minutes, are bound to one task instance, and are never revoked: the
-// task instance's state ends them. A revocation is needed only until the
-// token it names expires, so RunPurger deletes the expired ones.
+// A revocation names any token by its jti: a REST token, or a task or
+// component token (execution or workload scope). It is needed only until
+// the token it names expires, so RunPurger deletes the expired ones.
 
 // DefaultPurgeGrace is how long a revocation outlives its token's exp when
 // PurgerConfig.Grace is zero: well above the default clock-skew leeway of
 // token validation ([api_auth] jwt_leeway, 10 s).
 const DefaultPurgeGrace = 5 * time.Minute
 
+// RevocationPurger deletes expired revocations: a Store, or the
+// Revocations a running gateway checks, which also forgets them in memory.
+type RevocationPurger interface {
+	PurgeRevocations(ctx context.Context, expiredBefore time.Time) (int, error)
+}
+
 // PurgerConfig configures RunPurger.
 type PurgerConfig struct {
 	// Store holds the revocations. Required.
-	Store Store
+	Store RevocationPurger
 	// Interval is the time between purges; the gateway passes
 	// 2 × [api_auth] jwt_expiration_time. Required unless Tick is set.
 	Interval time.Duration

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/scopes"
@@ -559,6 +560,8 @@ func (s *Server) handleQueueWorkload(c echo.Context) error {
 	if err := r.Validate(); err != nil {
 		return &APIError{Status: http.StatusBadRequest, Detail: err.Error()}
 	}
+	// Removing this user withdraws the task while it is still queued.
+	r.QueuedBy = restClaimsOf(c).Subject
 	ti, err := workload.Queue(c.Request().Context(), s.cfg.Store, s.cfg.NewID(), r, s.now())
 	if errors.Is(err, workload.ErrAlreadyExists) {
 		return &APIError{Status: http.StatusConflict, Detail: "The task instance is already queued or running"}
@@ -593,7 +596,7 @@ func (s *Server) handleRegisterComponent(c echo.Context) error {
 	if verr := o.err(); verr != nil {
 		return verr
 	}
-	comp, err := auth.NewComponent(auth.ComponentKind(kind), *name, s.now())
+	comp, err := auth.NewComponent(auth.ComponentKind(kind), *name, restClaimsOf(c).Subject, s.now())
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Detail: err.Error()}
 	}
@@ -685,16 +688,22 @@ func (s *Server) handleAddUser(c echo.Context) error {
 	return c.JSON(http.StatusCreated, userBody{u.Name, u.Role, u.CreatedAt})
 }
 
-// handleRemoveUser is DELETE /api/v2/users/{username}.
+// handleRemoveUser is DELETE /api/v2/users/{username}. In the same write,
+// the task instances the user queued that no worker has started are moved
+// to removed, and the components they registered are removed; their REST
+// tokens are refused from then on.
 func (s *Server) handleRemoveUser(c echo.Context) error {
 	name, err := pathParam(c, "username")
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Auth.DeleteUser(c.Request().Context(), name); errors.Is(err, auth.ErrNotFound) {
+	removed, err := s.cfg.Auth.RemoveUser(c.Request().Context(), name, s.now())
+	if errors.Is(err, auth.ErrNotFound) {
 		return &APIError{Status: http.StatusNotFound, Detail: fmt.Sprintf("User %q not found", name)}
 	} else if err != nil {
 		return err
 	}
+	s.log.Info("user removed", zap.String("removed_user", name),
+		zap.Strings("withdrawn_ti_ids", removed.TaskInstances), zap.Strings("removed_component_ids", removed.Components))
 	return c.NoContent(http.StatusNoContent)
 }

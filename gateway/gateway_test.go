@@ -48,7 +48,7 @@ func (f *fakeTokens) Sign(base *scopes.Claims, life time.Duration) (string, *sco
 	f.n++
 	now := f.now()
 	c := &scopes.Claims{
-		ID: fmt.Sprintf("jti%d", f.n), Subject: base.Subject, Scope: base.Scope, Extra: base.Extra,
+		ID: fmt.Sprintf("%s-jti%d", f.prefix, f.n), Subject: base.Subject, Scope: base.Scope, Extra: base.Extra,
 		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(life), Audience: []string{"urn:airflow.apache.org:task"},
 	}
 	tok := fmt.Sprintf("%s.%d.%s", f.prefix, f.n, base.Scope)

@@ -10,13 +10,18 @@ import (
 	"github.com/taskgate/taskgate/scopes"
 )
 
-// renewable decides whether a due execution token may be renewed: a task
-// token only while its own try runs or waits for its /run (and is the
-// current try), a component token only while the component is registered.
-// Renewal is rare (once per token life), so this lookup costs nothing
-// measurable; without it a try's token could be kept alive for ever after
-// the try stopped, and act on the next try of the same task.
+// renewable decides whether a due execution token may be renewed: never a
+// revoked one (revoked while its request ran: the renewed token would carry
+// a new jti, out of the revocation's reach), a task token only while its own
+// try runs or waits for its /run (and is the current try), a component token
+// only while the component is registered. Renewal is rare (once per token
+// life), so this lookup costs nothing measurable; without it a try's token
+// could be kept alive for ever after the try stopped, and act on the next
+// try of the same task.
 func (s *Server) renewable(ctx context.Context, c *scopes.Claims) bool {
+	if s.revoked.Revoked(c.ID) {
+		return false
+	}
 	if kind := c.Component(); kind != "" {
 		comp, err := s.cfg.Auth.Component(ctx, c.Subject)
 		return err == nil && string(comp.Kind) == kind

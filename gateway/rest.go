@@ -27,6 +27,9 @@ const (
 	cookieName = "_token"
 	// roleClaim holds the user's role in a REST token.
 	roleClaim = "role"
+	// generationClaim holds the user's auth.User.Generation: a token of an
+	// earlier holder of the same name does not match the current user.
+	generationClaim = "user_gen"
 )
 
 // Authenticator checks a user's password, slowing down guessing.
@@ -99,18 +102,15 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 				refuse(c, "role claim missing or unknown")
 				return errInvalidJWT
 			}
-			revoked, err := s.cfg.Auth.IsRevoked(ctx, claims.ID)
-			if err != nil {
-				return err
-			}
-			if revoked {
+			if s.revoked.Revoked(claims.ID) {
 				return errRevoked
 			}
 			// A token outlives changes to its user: a removed user, or one
-			// re-added with another role, must not keep the old access.
+			// re-added (with any role), must not keep the old access.
 			user, err := s.cfg.Auth.User(ctx, claims.Subject)
-			if errors.Is(err, auth.ErrNotFound) || (err == nil && user.Role != role) {
-				refuse(c, "user removed or role changed since the token was issued")
+			gen, _ := claims.Extra[generationClaim].(string)
+			if errors.Is(err, auth.ErrNotFound) || (err == nil && (user.Role != role || user.Generation != gen)) {
+				refuse(c, "user removed, re-added or role changed since the token was issued")
 				return errInvalidJWT
 			} else if err != nil {
 				return err
@@ -194,9 +194,11 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 		if cli {
 			life = s.cfg.CLITokenLifetime
 		}
-		tok, claims, err := s.cfg.RESTSigner.Sign(&scopes.Claims{
-			Subject: u.Name, Extra: map[string]any{roleClaim: string(u.Role)},
-		}, life)
+		extra := map[string]any{roleClaim: string(u.Role)}
+		if u.Generation != "" {
+			extra[generationClaim] = u.Generation
+		}
+		tok, claims, err := s.cfg.RESTSigner.Sign(&scopes.Claims{Subject: u.Name, Extra: extra}, life)
 		if err != nil {
 			return err
 		}
@@ -212,7 +214,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 // have expired anyway, and the cookie is cleared.
 func (s *Server) handleLogout(c echo.Context) error {
 	claims := restClaimsOf(c)
-	if err := s.cfg.Auth.Revoke(c.Request().Context(), claims.ID, claims.ExpiresAt); err != nil {
+	if err := s.revoked.Revoke(c.Request().Context(), claims.ID, claims.ExpiresAt); err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
@@ -221,8 +223,11 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 // handleRevokeToken is POST /api/v2/tokens/revoke {"jti", "exp"?}: an admin
-// revokes a REST token by its id. Without exp the entry is kept for the
-// longest REST token lifetime, after which any such token is dead anyway.
+// revokes a token by its id — a REST token, or a task or component token,
+// which every /execution route then refuses and which is never renewed.
+// Without exp the entry is kept for the longest lifetime of any token
+// taskgate mints, after which any such token is dead anyway; an exp already
+// past is refused (422, auth.RevocationUntil), as by the offline CLI.
 func (s *Server) handleRevokeToken(c echo.Context) error {
 	o, err := readObject(c)
 	if err != nil {
@@ -237,14 +242,18 @@ func (s *Server) handleRevokeToken(c echo.Context) error {
 	if strings.TrimSpace(*jti) == "" || len(*jti) > 128 {
 		return paramError("body", "jti", "string_too_short", "jti must be 1 to 128 characters", *jti)
 	}
-	// Without exp — or with one already past, which would have the entry
-	// purged at once — the entry is kept for the longest REST lifetime.
-	until := s.now().Add(max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime))
-	if exp != nil && exp.After(s.now()) {
-		until = *exp
+	until, err := auth.RevocationUntil(exp, s.now(), s.longestTokenLifetime())
+	if err != nil {
+		return paramError("body", "exp", "value_error", err.Error(), exp.UTC().Format(time.RFC3339))
 	}
-	if err := s.cfg.Auth.Revoke(c.Request().Context(), *jti, until); err != nil {
+	if err := s.revoked.Revoke(c.Request().Context(), *jti, until); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// longestTokenLifetime is the longest lifetime of any token the gateway
+// mints: how long a revocation without exp is kept.
+func (s *Server) longestTokenLifetime() time.Duration {
+	return max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime, s.cfg.ExecutionTokenLifetime, s.cfg.WorkloadTokenLifetime)
 }

@@ -151,7 +151,12 @@ func TestAdminVariablesConnections(t *testing.T) {
 func TestAdminWorkloadsAndTaskInstances(t *testing.T) {
 	h := newHarness(t)
 	h.addUser("op", auth.RoleOp)
-	tok := h.login("op")
+	h.addUser("ada", auth.RoleAdmin)
+	// A workload token is a task's whole access, connection secrets in
+	// clear included: op may not mint one.
+	wantJSON(t, h.do("POST", "/api/v2/workloads", h.login("op"), `{"dag_id":"etl","run_id":"r1","task_id":"t"}`), 403,
+		`{"detail":"Forbidden"}`)
+	tok := h.login("ada")
 	r := h.do("POST", "/api/v2/workloads", tok, `{"dag_id":"etl","run_id":"r1","task_id":"t","max_tries":1}`)
 	if r.status != 201 {
 		t.Fatalf("queue = %d %s", r.status, r.body)
@@ -166,6 +171,9 @@ func TestAdminWorkloadsAndTaskInstances(t *testing.T) {
 	}
 	if r := h.do("POST", "/api/v2/workloads", tok, `{"dag_id":"etl","run_id":"r1","task_id":"t"}`); r.status != 409 {
 		t.Errorf("queue twice = %d", r.status)
+	}
+	if ti, err := h.db.TaskInstance(context.Background(), et.TI.ID); err != nil || ti.QueuedBy != "ada" {
+		t.Errorf("queued task instance %+v, %v: want queued_by ada", ti, err)
 	}
 	exec := h.start(et.TI.ID)
 	list := h.do("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?state=running", tok, "")
@@ -290,6 +298,24 @@ func TestUsersAdmin(t *testing.T) {
 	}
 	if r := h.do("GET", "/api/v2/variables", vic, ""); r.status != 401 {
 		t.Errorf("token with the old role = %d", r.status)
+	}
+	// Removed and re-added with the same role, the old token stays dead
+	// (it carries the old generation); a fresh login works.
+	vicOp := h.login("vic")
+	for _, step := range []struct{ method, path, body string }{
+		{"DELETE", "/api/v2/users/vic", ""},
+		{"POST", "/api/v2/users", `{"username":"vic","password":"password-vic","role":"op"}`},
+	} {
+		if r := h.do(step.method, step.path, tok, step.body); r.status >= 300 {
+			t.Fatalf("%s %s = %d %s", step.method, step.path, r.status, r.body)
+		}
+	}
+	wantJSON(t, h.do("GET", "/api/v2/variables", vicOp, ""), 401, `{"detail":"Invalid JWT token"}`)
+	if r := h.do("GET", "/api/v2/variables", "", "", "Cookie", "_token="+vicOp); r.status != 401 {
+		t.Errorf("old cookie after re-add = %d", r.status)
+	}
+	if r := h.do("GET", "/api/v2/variables", h.login("vic"), ""); r.status != 200 {
+		t.Errorf("fresh login after re-add = %d %s", r.status, r.body)
 	}
 	if r := h.do("POST", "/api/v2/tokens/revoke", tok, `{"jti":"abc"}`); r.status != 204 {
 		t.Errorf("revoke = %d %s", r.status, r.body)

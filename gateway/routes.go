@@ -143,7 +143,9 @@ func (s *Server) routes() []route {
 		{http.MethodPatch, tis + "/:task_id", nil, op, s.handlePatchTaskInstance},
 		{http.MethodGet, tis + "/:task_id/xcomEntries/*", nil, viewer, s.handleAdminGetXCom},
 
-		{http.MethodPost, "/api/v2/workloads", nil, op, s.handleQueueWorkload},
+		// A workload token is a task's whole access (connection secrets in
+		// clear included), more than op may read: queueing is admin's.
+		{http.MethodPost, "/api/v2/workloads", nil, admin, s.handleQueueWorkload},
 
 		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
 		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},

@@ -12,6 +12,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,6 +114,11 @@ type Config struct {
 	// reported its own end its token may still read (the task's callbacks
 	// run then). 0 means none.
 	TaskOvertime time.Duration
+	// Revocations is the in-memory set of revoked jtis that every request
+	// is checked against, task tokens included; the gateway revokes through
+	// it. Nil: New loads it from Auth (main passes its own, to share it
+	// with the purger).
+	Revocations *auth.Revocations
 	// AuthLimiter, when set, answers 429 with Retry-After to a client
 	// address or token subject that keeps failing authentication.
 	AuthLimiter *auth.FailureLimiter
@@ -132,6 +138,7 @@ type Server struct {
 	log      *zap.Logger
 	now      func() time.Time
 	inFlight atomic.Int64
+	revoked  *auth.Revocations
 
 	// variables and connections cache the bodies of GET /variables/{key}
 	// and GET /connections/{id}; cfg.Store invalidates them on writes.
@@ -163,7 +170,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+	if cfg.Revocations == nil {
+		r, err := auth.LoadRevocations(context.Background(), cfg.Auth, cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		cfg.Revocations = r
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
 		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
 	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
 	s.states.New = func() any { return new(requestState) }
@@ -319,6 +333,15 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 					return retryLater(c, d)
 				}
 				s.authFailed(addrKey, addr)
+				return scopes.ErrInvalidToken
+			}
+			// A revoked token is refused like any invalid one; checked
+			// before anything else can renew it. One map lookup in memory.
+			// The failure counts against the token's subject, not the
+			// address: a worker host runs many tasks besides this one.
+			if s.revoked.Revoked(claims.ID) {
+				refuse(c, "token revoked")
+				s.authFailed(subKey, claims.Subject)
 				return scopes.ErrInvalidToken
 			}
 			if d := s.limited(subKey, claims.Subject); d > 0 {

@@ -52,7 +52,7 @@ func TestEarlierTryTokenIsDead(t *testing.T) {
 	}
 	wantJSON(t, h.do("PUT", "/execution/variables/x", old, `{"val":"2"}`), 409,
 		`{"detail":{"reason":"not_running","message":"TI is no longer in the running state and task should terminate"}}`)
-	if r := h.do("POST", "/execution/token/refresh", old, ""); r.status != 403 {
+	if r := h.do("POST", "/execution/token/refresh", old, ""); r.status != 409 {
 		t.Errorf("refresh in the overtime = %d %s", r.status, r.body)
 	}
 

@@ -290,7 +290,7 @@ func TestOperatorREST(t *testing.T) {
 			{"GET", "/api/v2/dags/~/dagRuns/~/taskInstances", "", "viewer", 200},
 			{"GET", tis + "/seed_task", "", "viewer", 200},
 			{"PATCH", tis + "/seed_task", `{"new_state":"failed"}`, "op", 200},
-			{"POST", "/api/v2/workloads", `{"dag_id":"role_dag","run_id":"manual__1","task_id":"queued_by_{role}"}`, "op", 201},
+			{"POST", "/api/v2/workloads", `{"dag_id":"role_dag","run_id":"manual__1","task_id":"queued_by_{role}"}`, "admin", 201},
 			{"GET", "/api/v2/components", "", "admin", 200},
 			{"POST", "/api/v2/components", `{"kind":"triggerer","name":"trig-{role}"}`, "admin", 201},
 			{"DELETE", "/api/v2/components/00000000-0000-4000-8000-000000000000", "", "admin", 404},

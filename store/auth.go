@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -8,10 +9,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/workload"
 )
 
 // DB also implements the storage the auth package declares: REST API users,
-// revoked REST tokens and registered component identities. Missing records
+// revoked tokens and registered component identities. Missing records
 // give errors wrapping auth.ErrNotFound and taken names auth.ErrExists, so
 // that the auth package and the gateway only know auth's errors.
 var _ auth.Store = (*DB)(nil)
@@ -61,24 +63,126 @@ func (db *DB) AddUser(ctx context.Context, u auth.User) error {
 	})
 }
 
-// DeleteUser removes the user, or fails with an error wrapping
-// auth.ErrNotFound. REST tokens already issued to the user stay valid until
-// they expire or are revoked; the caller revokes them if it must.
-func (db *DB) DeleteUser(ctx context.Context, name string) error {
+// RemoveUser removes the user and, in the same transaction, what they
+// started that no worker owns: the components they registered are deleted,
+// and the task instances they queued are passed to workload.Withdraw (the
+// lifecycle's rule: only a still-queued one changes, to removed at now). It
+// fails with an error wrapping auth.ErrNotFound, writing nothing, when there
+// is no such user. REST tokens already issued to the user are refused by the
+// gateway once the user is gone (and stay refused if the name is added
+// again: see auth.User.Generation).
+//
+// It reads every stored task instance, but decodes only those whose record
+// names the user as queued_by (a byte search first): removing a user is
+// rare, and an index kept up to date on every queueing would cost more.
+func (db *DB) RemoveUser(ctx context.Context, name string, now time.Time) (auth.Removal, error) {
 	key := []byte(name)
 	if err := checkKey("user name", key); err != nil {
-		return err
+		return auth.Removal{}, err
 	}
-	return db.write(ctx, func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketUsers)
+	// The exact bytes encodeJSON writes for a task instance queued by name.
+	encName, err := encodeJSON("user name", name)
+	if err != nil {
+		return auth.Removal{}, err
+	}
+	needle := append([]byte(`"queued_by":`), encName...)
+	var out auth.Removal
+	err = db.write(ctx, func(tx *bolt.Tx) error {
+		out = auth.Removal{} // the function may run again if the shared transaction is retried
+		users, err := bucket(tx, bucketUsers)
 		if err != nil {
 			return err
 		}
-		if b.Get(key) == nil {
+		if users.Get(key) == nil {
 			return authNotFound("user %s", name)
 		}
-		return del(b, key)
+		if err := del(users, key); err != nil {
+			return err
+		}
+		if out.Components, err = deleteComponentsOf(tx, name); err != nil {
+			return err
+		}
+		out.TaskInstances, err = db.withdrawTaskInstancesOf(tx, name, needle, now)
+		return err
 	})
+	if err != nil {
+		return auth.Removal{}, err
+	}
+	return out, nil
+}
+
+// withdrawTaskInstancesOf applies workload.Withdraw to every task instance
+// whose record contains needle and whose QueuedBy is name, and returns the
+// ids of those it changed.
+func (db *DB) withdrawTaskInstancesOf(tx *bolt.Tx, name string, needle []byte, now time.Time) ([]string, error) {
+	tis, err := bucket(tx, bucketTaskInstances)
+	if err != nil {
+		return nil, err
+	}
+	type change struct {
+		ti  *workload.TaskInstance
+		enc []byte
+	}
+	var changes []change
+	err = tis.ForEach(func(k, data []byte) error {
+		if !bytes.Contains(data, needle) {
+			return nil
+		}
+		ti, err := db.decodeTI(tx, string(k), data)
+		if err != nil {
+			return err
+		}
+		if ti.QueuedBy != name || !workload.Withdraw(ti, now) {
+			return nil
+		}
+		enc, err := encodeJSON("task instance "+ti.ID, ti)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, change{ti, enc})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ch := range changes { // bbolt forbids writes during ForEach
+		if err := put(tis, []byte(ch.ti.ID), ch.enc); err != nil {
+			return nil, err
+		}
+		db.noteTI(ch.ti)
+		ids = append(ids, ch.ti.ID)
+	}
+	return ids, nil
+}
+
+// deleteComponentsOf deletes the components registered by name and returns
+// their ids.
+func deleteComponentsOf(tx *bolt.Tx, name string) ([]string, error) {
+	comps, err := bucket(tx, bucketComponents)
+	if err != nil {
+		return nil, err
+	}
+	var doomed []string
+	err = comps.ForEach(func(k, data []byte) error {
+		c, err := decodeComponent(string(k), data)
+		if err != nil {
+			return err
+		}
+		if c.RegisteredBy == name {
+			doomed = append(doomed, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range doomed {
+		if err := deleteComponent(tx, id); err != nil {
+			return nil, err
+		}
+	}
+	return doomed, nil
 }
 
 // Users returns every user sorted by name (byte order). The result is never
@@ -125,9 +229,9 @@ func (db *DB) Revoke(ctx context.Context, jti string, exp time.Time) error {
 	})
 }
 
-// IsRevoked reports whether jti is revoked. It runs on every REST request,
-// so it is one bbolt Get in a read transaction, with no decoding
-// (BenchmarkIsRevoked). An empty jti is an error wrapping ErrInvalidKey
+// IsRevoked reports whether jti is revoked: one bbolt Get in a read
+// transaction, with no decoding (BenchmarkIsRevoked). A running gateway
+// checks its in-memory auth.Revocations instead, loaded with Revocations. An empty jti is an error wrapping ErrInvalidKey
 // rather than "not revoked": such a token could never be revoked, and the
 // caller should refuse it, not wave it through.
 func (db *DB) IsRevoked(ctx context.Context, jti string) (bool, error) {
@@ -148,9 +252,33 @@ func (db *DB) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	return revoked, nil
 }
 
+// Revocations returns every stored revocation, jti → exp, for the gateway's
+// in-memory set. The result is never nil.
+func (db *DB) Revocations(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRevocations)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, data []byte) error {
+			var r revocation
+			if err := decodeJSON("revocation "+string(k), data, &r); err != nil {
+				return err
+			}
+			out[string(k)] = r.Exp
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PurgeRevocations deletes the revocations whose exp is before
 // expiredBefore, in one transaction, and returns how many it deleted. It
-// reads every revocation: there are few (only REST tokens are revoked, and
+// reads every revocation: there are few (tokens are revoked one by one, and
 // only until they expire) and it runs rarely, so an index by expiry would
 // cost more on every Revoke than it saves here.
 func (db *DB) PurgeRevocations(ctx context.Context, expiredBefore time.Time) (int, error) {
@@ -259,31 +387,36 @@ func (db *DB) DeleteComponent(ctx context.Context, id string) error {
 	if err := checkKey("component id", key); err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *bolt.Tx) error {
-		comps, err := bucket(tx, bucketComponents)
-		if err != nil {
+	return db.write(ctx, func(tx *bolt.Tx) error { return deleteComponent(tx, id) })
+}
+
+// deleteComponent deletes the component with this id and its name index
+// entry inside tx.
+func deleteComponent(tx *bolt.Tx, id string) error {
+	key := []byte(id)
+	comps, err := bucket(tx, bucketComponents)
+	if err != nil {
+		return err
+	}
+	byName, err := bucket(tx, bucketComponentsByName)
+	if err != nil {
+		return err
+	}
+	data := comps.Get(key)
+	if data == nil {
+		return authNotFound("component %s", id)
+	}
+	c, err := decodeComponent(id, data)
+	if err != nil {
+		return err
+	}
+	nameKey := componentNameKey(c.Kind, c.Name)
+	if string(byName.Get(nameKey)) == id {
+		if err := del(byName, nameKey); err != nil {
 			return err
 		}
-		byName, err := bucket(tx, bucketComponentsByName)
-		if err != nil {
-			return err
-		}
-		data := comps.Get(key)
-		if data == nil {
-			return authNotFound("component %s", id)
-		}
-		c, err := decodeComponent(id, data)
-		if err != nil {
-			return err
-		}
-		nameKey := componentNameKey(c.Kind, c.Name)
-		if string(byName.Get(nameKey)) == id {
-			if err := del(byName, nameKey); err != nil {
-				return err
-			}
-		}
-		return del(comps, key)
-	})
+	}
+	return del(comps, key)
 }
 
 // Components returns every component sorted by kind, then name (byte

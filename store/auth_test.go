@@ -70,11 +70,11 @@ func TestUsers(t *testing.T) {
 		t.Errorf("Users (-want +got):\n%s", diff)
 	}
 
-	if err := db.DeleteUser(ctx, "alice"); err != nil {
+	if _, err := db.RemoveUser(ctx, "alice", t0); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DeleteUser(ctx, "alice"); !errors.Is(err, auth.ErrNotFound) {
-		t.Errorf("second DeleteUser: %v, want auth.ErrNotFound", err)
+	if _, err := db.RemoveUser(ctx, "alice", t0); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("second RemoveUser: %v, want auth.ErrNotFound", err)
 	}
 	if _, err := db.User(ctx, "alice"); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("User after delete: %v, want auth.ErrNotFound", err)
@@ -87,8 +87,8 @@ func TestUsers(t *testing.T) {
 		if err := db.AddUser(ctx, auth.User{Name: name}); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("AddUser(%d-byte name): %v, want ErrInvalidKey", len(name), err)
 		}
-		if err := db.DeleteUser(ctx, name); !errors.Is(err, ErrInvalidKey) {
-			t.Errorf("DeleteUser(%d-byte name): %v, want ErrInvalidKey", len(name), err)
+		if _, err := db.RemoveUser(ctx, name, t0); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("RemoveUser(%d-byte name): %v, want ErrInvalidKey", len(name), err)
 		}
 	}
 }
@@ -531,5 +531,110 @@ func BenchmarkIsRevoked(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestRemoveUserEndsWhatTheUserStarted: one removal deletes the user's
+// components and withdraws the task instances they queued that are still
+// queued; running ones, other users' and offline ones stay as they are, and
+// all of it survives a reopen.
+func TestRemoveUserEndsWhatTheUserStarted(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	for _, name := range []string{"boss", "bossy", "other"} {
+		if err := db.AddUser(ctx, user(t, name, auth.RoleAdmin)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue := func(task, by string) string {
+		t.Helper()
+		id := fmt.Sprintf("0190e3e4-0000-7000-8000-%012d", len(task)*100+len(by))
+		if _, err := workload.Queue(ctx, db, id, workload.QueueRequest{
+			DagID: "d", RunID: "r", TaskID: task, MapIndex: -1, QueuedBy: by}, t0); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	waiting := queue("waiting", "boss")
+	running := queue("running_task", "boss")
+	similar := queue("similar", "bossy") // a name that starts like the removed one
+	others := queue("others_task", "other")
+	offline := queue("offline_task_1", "")
+	if _, err := db.UpdateTaskInstance(ctx, running, func(ti *workload.TaskInstance) error {
+		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := component(auth.Triggerer, "mine", 1), component(auth.Triggerer, "theirs", 2)
+	mine.RegisteredBy, theirs.RegisteredBy = "boss", "other"
+	offlineComp := component(auth.DagProcessor, "offline", 3)
+	for _, c := range []auth.Component{mine, theirs, offlineComp} {
+		if err := db.AddComponent(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	at := t0.Add(time.Hour)
+	got, err := db.RemoveUser(ctx, "boss", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(auth.Removal{TaskInstances: []string{waiting}, Components: []string{mine.ID}}, got); diff != "" {
+		t.Errorf("RemoveUser (-want +got):\n%s", diff)
+	}
+
+	db.Close()
+	db = openAt(t, path, Options{Now: (&clock{t0}).Now})
+	want := map[string]workload.State{
+		waiting: workload.StateRemoved, running: workload.StateRunning, similar: workload.StateQueued,
+		others: workload.StateQueued, offline: workload.StateQueued,
+	}
+	for id, st := range want {
+		ti, err := db.TaskInstance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ti.State != st {
+			t.Errorf("task instance %s (%s) is %s, want %s", id, ti.TaskID, ti.State, st)
+		}
+		if id == waiting && (ti.EndDate == nil || !ti.EndDate.Equal(at)) {
+			t.Errorf("withdrawn task instance end date %v, want %v", ti.EndDate, at)
+		}
+	}
+	comps, err := db.Components(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]auth.Component{offlineComp, theirs}, comps); diff != "" {
+		t.Errorf("components after the removal (-want +got):\n%s", diff)
+	}
+	if _, err := db.User(ctx, "boss"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("User after RemoveUser: %v", err)
+	}
+	// The component's name is free again.
+	again := component(auth.Triggerer, "mine", 4)
+	if err := db.AddComponent(ctx, again); err != nil {
+		t.Errorf("AddComponent of a removed user's component name: %v", err)
+	}
+}
+
+func TestRevocationsList(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	if got, err := db.Revocations(ctx); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("Revocations of an empty database = %#v, %v; want empty, not nil", got, err)
+	}
+	for jti, exp := range map[string]time.Time{"a": t0, "b": t0.Add(time.Hour)} {
+		if err := db.Revoke(ctx, jti, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Revocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]time.Time{"a": t0, "b": t0.Add(time.Hour)}, got); diff != "" {
+		t.Errorf("Revocations (-want +got):\n%s", diff)
 	}
 }

@@ -77,6 +77,9 @@ type QueueRequest struct {
 	Queue      string
 	RunType    string
 	Conf       []byte
+	// QueuedBy names the REST API user queueing the task instance; empty
+	// for the offline CLI.
+	QueuedBy string
 }
 
 // Validate checks a queue request.
@@ -123,6 +126,7 @@ func Queue(ctx context.Context, s Store, id string, r QueueRequest, now time.Tim
 		ID: id, DagID: r.DagID, RunID: r.RunID, TaskID: r.TaskID, MapIndex: r.MapIndex,
 		TryNumber: r.TryNumber, MaxTries: r.MaxTries, DagVersionID: id, PoolSlots: 1, Queue: queue,
 		PriorityWeight: 1, DagRelPath: r.DagRelPath, State: StateQueued, QueuedAt: &now, UpdatedAt: now,
+		QueuedBy: r.QueuedBy,
 	}
 	return s.InsertTaskInstance(ctx, dr, ti, func(existing, ti *TaskInstance) error {
 		if existing == nil {

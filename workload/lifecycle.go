@@ -286,3 +286,19 @@ func ForceState(ti *TaskInstance, s State, now time.Time) error {
 	ti.UpdatedAt = now
 	return nil
 }
+
+// Withdraw ends a task instance whose queuer is gone: one still queued —
+// no worker has started it, so its workload token is the only thing that
+// could — moves to removed, and its workload token's /run then answers 409
+// invalid_state. It reports whether ti changed. A task a worker already
+// started is left alone: it runs on, and ends as it would have.
+func Withdraw(ti *TaskInstance, now time.Time) bool {
+	if ti.State != StateQueued {
+		return false
+	}
+	now = now.UTC()
+	ti.State = StateRemoved
+	ti.EndDate = &now
+	ti.UpdatedAt = now
+	return true
+}

@@ -331,3 +331,36 @@ func TestForceState(t *testing.T) {
 		t.Errorf("force queued: %v", err)
 	}
 }
+
+func TestWithdraw(t *testing.T) {
+	for _, s := range []State{StateScheduled, StateQueued, StateRunning, StateRestarting, StateDeferred,
+		StateUpForRetry, StateUpForReschedule, StateSuccess, StateFailed, StateRemoved} {
+		t.Run(string(s), func(t *testing.T) {
+			ti := TaskInstance{State: s}
+			changed := Withdraw(&ti, t0)
+			if want := s == StateQueued; changed != want {
+				t.Fatalf("Withdraw of a %s task instance = %v, want %v", s, changed, want)
+			}
+			if !changed {
+				if ti.State != s || ti.EndDate != nil {
+					t.Errorf("an unchanged task instance was modified: %+v", ti)
+				}
+				return
+			}
+			if ti.State != StateRemoved || !ti.EndDate.Equal(t0) || !ti.UpdatedAt.Equal(t0) {
+				t.Errorf("withdrawn: %+v", ti)
+			}
+			if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
+				t.Error("a withdrawn task instance could still be started")
+			}
+		})
+	}
+}
+
+func TestQueueRecordsQueuedBy(t *testing.T) {
+	m := &memStore{byCoord: map[string]*TaskInstance{}}
+	ti, err := Queue(context.Background(), m, "id1", QueueRequest{DagID: "d", RunID: "r", TaskID: "t", MapIndex: -1, QueuedBy: "ada"}, t0)
+	if err != nil || ti.QueuedBy != "ada" {
+		t.Fatalf("Queue = %+v, %v; want queued_by ada", ti, err)
+	}
+}

@@ -92,6 +92,10 @@ type TaskInstance struct {
 	PriorityWeight int    `json:"priority_weight"`
 	DagRelPath     string `json:"dag_rel_path"`
 	BundleName     string `json:"bundle_name"`
+	// QueuedBy is the REST API user who queued this try, empty when it was
+	// queued offline (the CLI on the data directory). Removing that user
+	// withdraws the try while it is still queued (see Withdraw).
+	QueuedBy string `json:"queued_by,omitempty"`
 
 	State           State      `json:"state"`
 	Hostname        string     `json:"hostname,omitempty"`
