@@ -17,7 +17,7 @@ const (
 	DefaultMaxFailures = 5
 	DefaultWindow      = 15 * time.Minute
 	DefaultBaseDelay   = time.Second
-	DefaultMaxDelay    = 15 * time.Minute
+	DefaultMaxDelay    = 5 * time.Minute
 	DefaultMaxTracked  = 100000
 )
 
@@ -30,20 +30,22 @@ type AuthenticatorConfig struct {
 	// fake clock instead of sleeping through lockouts.
 	Now func() time.Time
 
-	// MaxFailures is how many consecutive failed logins one key (a user
-	// name, or a client address) may have before it is locked out.
-	// Default 5. Failures count as consecutive while each comes less than
-	// Window after the previous one or after the end of the lockout it
-	// caused; a key quiet for longer is forgotten.
+	// MaxFailures is how many failed logins one key (a user name, or a
+	// client address) may have within Window before it is locked out.
+	// Default 5.
 	MaxFailures int
-	// Window is how long a failure is remembered. Default 15 minutes.
+	// Window is how long a failure is remembered: each one is forgotten
+	// Window after it happened, whether or not a lockout followed it.
+	// Default 15 minutes.
 	Window time.Duration
-	// BaseDelay is the first lockout, doubled with each further failure.
-	// Default 1 second.
+	// BaseDelay is the first lockout, doubled with each further failure
+	// within Window. Default 1 second.
 	BaseDelay time.Duration
-	// MaxDelay caps the lockout. Default 15 minutes: long enough to make
-	// guessing useless, short enough that someone who locks out another
-	// user by failing on purpose does not lock them out for good.
+	// MaxDelay caps the lockout, however many failures come. Default 5
+	// minutes: with MaxFailures 5 a guesser gets at most a few hundred
+	// passwords a day per user name, yet someone who fails on purpose to
+	// keep another user out can never make them wait longer than this,
+	// and one failure per Window keeps nobody out at all.
 	MaxDelay time.Duration
 	// MaxTracked bounds how many keys are remembered (default 100000), so
 	// that a flood of random user names or addresses cannot exhaust memory.
