@@ -306,6 +306,11 @@ type Store interface {
 	RemoveUser(ctx context.Context, name string, now time.Time) (Removal, error)
 	// Users returns every user sorted by name (byte order); never nil.
 	Users(ctx context.Context) ([]User, error)
+	// SetPasswordHash replaces the password hash of the user only while it
+	// is still old, so that a rehash racing with the removal and re-adding
+	// of the user never overwrites the new password; it fails with an error
+	// wrapping ErrNotFound when the user does not exist.
+	SetPasswordHash(ctx context.Context, name, old, new string) error
 
 	// Revoke records that the token with this jti is revoked until exp. It
 	// is idempotent; revoking again keeps the later exp, so a retried

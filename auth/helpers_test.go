@@ -98,6 +98,20 @@ func (s *memStore) Revocations(context.Context) (map[string]time.Time, error) {
 	return out, nil
 }
 
+func (s *memStore) SetPasswordHash(_ context.Context, name, old, new string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return ErrNotFound
+	}
+	if u.PasswordHash == old {
+		u.PasswordHash = new
+		s.users[name] = u
+	}
+	return nil
+}
+
 func (s *memStore) Users(context.Context) ([]User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

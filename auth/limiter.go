@@ -7,9 +7,9 @@ import (
 )
 
 // FailureLimiter slows down a key — a client address, a token subject —
-// that keeps failing authentication: after perMinute consecutive failures,
-// each within a minute of the previous, the key waits one second, doubling
-// with each further failure up to a minute. It uses the same bounded
+// that keeps failing authentication: after perMinute failures within a
+// minute, the key waits one second, doubling with each further failure
+// within the minute up to a minute. It uses the same bounded
 // bookkeeping as login throttling, so a flood of distinct keys cannot grow
 // it without bound. Safe for concurrent use.
 //

@@ -17,7 +17,7 @@ const (
 	DefaultMaxFailures = 5
 	DefaultWindow      = 15 * time.Minute
 	DefaultBaseDelay   = time.Second
-	DefaultMaxDelay    = 15 * time.Minute
+	DefaultMaxDelay    = 5 * time.Minute
 	DefaultMaxTracked  = 100000
 )
 
@@ -30,20 +30,22 @@ type AuthenticatorConfig struct {
 	// fake clock instead of sleeping through lockouts.
 	Now func() time.Time
 
-	// MaxFailures is how many consecutive failed logins one key (a user
-	// name, or a client address) may have before it is locked out.
-	// Default 5. Failures count as consecutive while each comes less than
-	// Window after the previous one or after the end of the lockout it
-	// caused; a key quiet for longer is forgotten.
+	// MaxFailures is how many failed logins one key (a user name, or a
+	// client address) may have within Window before it is locked out.
+	// Default 5.
 	MaxFailures int
-	// Window is how long a failure is remembered. Default 15 minutes.
+	// Window is how long a failure is remembered: each one is forgotten
+	// Window after it happened, whether or not a lockout followed it.
+	// Default 15 minutes.
 	Window time.Duration
-	// BaseDelay is the first lockout, doubled with each further failure.
-	// Default 1 second.
+	// BaseDelay is the first lockout, doubled with each further failure
+	// within Window. Default 1 second.
 	BaseDelay time.Duration
-	// MaxDelay caps the lockout. Default 15 minutes: long enough to make
-	// guessing useless, short enough that someone who locks out another
-	// user by failing on purpose does not lock them out for good.
+	// MaxDelay caps the lockout, however many failures come. Default 5
+	// minutes: with MaxFailures 5 a guesser gets at most a few hundred
+	// passwords a day per user name, yet someone who fails on purpose to
+	// keep another user out can never make them wait longer than this,
+	// and one failure per Window keeps nobody out at all.
 	MaxDelay time.Duration
 	// MaxTracked bounds how many keys are remembered (default 100000), so
 	// that a flood of random user names or addresses cannot exhaust memory.
@@ -51,10 +53,11 @@ type AuthenticatorConfig struct {
 	// that would be forgotten soonest.
 	MaxTracked int
 
-	// BcryptCost is the cost of the dummy hash an unknown user's password
-	// is checked against; 0 means bcrypt.DefaultCost. Set it to the cost
-	// the users' passwords are hashed with (HashPassword's cost), or the
-	// time a login takes reveals whether the user exists.
+	// BcryptCost is [taskgate] bcrypt_cost, the cost new hashes get; 0
+	// means bcrypt.DefaultCost. A successful login rehashes a stored hash
+	// of another cost at this one, and the dummy hash an unknown user's
+	// password is checked against costs the most of this and of the stored
+	// hashes seen (see Login).
 	BcryptCost int
 }
 
@@ -68,19 +71,25 @@ type AuthenticatorConfig struct {
 // a key over the limit is refused before any password is checked, so a
 // locked-out guesser cannot even make the server hash.
 type Authenticator struct {
-	store     Store
-	now       func() time.Time
-	dummyHash []byte
+	store Store
+	now   func() time.Time
+	// cost is the configured bcrypt cost, the one stored hashes converge to.
+	cost int
 	// compare is bcrypt.CompareHashAndPassword; tests replace it to count
 	// comparisons instead of timing them.
 	compare func(hash, password []byte) error
+
+	// costs tracks the bcrypt costs of the stored hashes and the dummy
+	// hash matching them.
+	costs *hashCosts
 
 	mu sync.Mutex
 	t  throttle
 }
 
-// NewAuthenticator checks cfg, applies the defaults and computes the dummy
-// hash (one bcrypt at cfg.BcryptCost).
+// NewAuthenticator checks cfg, applies the defaults, reads the stored users'
+// hash costs and computes the dummy hash (one bcrypt at the highest of them
+// and cfg.BcryptCost; see hashCosts).
 func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("auth: authenticator needs a store")
@@ -112,6 +121,33 @@ func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
+	users, err := cfg.Store.Users(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("auth: read users: %w", err)
+	}
+	hc := &hashCosts{configured: cost, byUser: make(map[string]int, len(users)), dummies: map[int][]byte{}}
+	for _, u := range users {
+		hc.saw(u.Name, u.PasswordHash)
+	}
+	if _, err := hc.dummy(); err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Authenticator{
+		store:   cfg.Store,
+		now:     now,
+		cost:    cost,
+		costs:   hc,
+		compare: bcrypt.CompareHashAndPassword,
+		t:       newThrottle(maxFailures, window, base, maxDelay, maxTracked),
+	}, nil
+}
+
+// newDummyHash hashes a random password no one knows at cost.
+func newDummyHash(cost int) ([]byte, error) {
 	var pw [24]byte
 	if _, err := rand.Read(pw[:]); err != nil {
 		return nil, fmt.Errorf("auth: dummy password: %w", err)
@@ -120,17 +156,70 @@ func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	return dummy, nil
+}
+
+// hashCosts tracks the bcrypt cost of every stored user's hash it has seen
+// (all of them at start-up, then each at its user's login) so that the dummy
+// hash an unknown user's password is checked against costs the most of them
+// and of the configured cost. Were it cheaper, a name that takes longer to
+// refuse would be a user's; after a change of bcrypt_cost the stored hashes
+// keep their old cost until their users log in again. Safe for concurrent
+// use.
+type hashCosts struct {
+	mu         sync.Mutex
+	configured int
+	byUser     map[string]int
+	count      [bcrypt.MaxCost + 1]int // how many users' hashes have each cost
+	dummies    map[int][]byte          // dummy hash per cost, made once each
+}
+
+// saw records the hash of a stored user; "" forgets the user (removed).
+func (h *hashCosts) saw(name, hash string) {
+	c, err := bcrypt.Cost([]byte(hash))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old, ok := h.byUser[name]; ok {
+		h.count[old]--
+		delete(h.byUser, name)
 	}
-	return &Authenticator{
-		store:     cfg.Store,
-		now:       now,
-		dummyHash: dummy,
-		compare:   bcrypt.CompareHashAndPassword,
-		t:         newThrottle(maxFailures, window, base, maxDelay, maxTracked),
-	}, nil
+	if err == nil && c >= 0 && c <= bcrypt.MaxCost {
+		h.byUser[name] = c
+		h.count[c]++
+	}
+}
+
+// dummyCost is the cost the dummy hash must have now.
+func (h *hashCosts) dummyCost() int {
+	for c := bcrypt.MaxCost; c > h.configured; c-- {
+		if h.count[c] > 0 {
+			return c
+		}
+	}
+	return h.configured
+}
+
+// dummy returns the dummy hash of the current cost, making it first (one
+// bcrypt, outside the lock) when that cost is new.
+func (h *hashCosts) dummy() ([]byte, error) {
+	h.mu.Lock()
+	c := h.dummyCost()
+	d := h.dummies[c]
+	h.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := newDummyHash(c)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old := h.dummies[c]; old != nil {
+		return old, nil
+	}
+	h.dummies[c] = d
+	return d, nil
 }
 
 // ThrottledError refuses a login because its user name or client address is
@@ -154,9 +243,13 @@ func (e *ThrottledError) Error() string {
 //
 // A wrong password and an unknown user return ErrBadCredentials after the
 // same work: an unknown user (or a name no user can have) is checked against
-// a dummy bcrypt hash of the same cost, so timing does not reveal which names
-// exist. A password longer than bcrypt's 72 bytes never matches, although
-// bcrypt would ignore the excess.
+// a dummy bcrypt hash, so timing does not reveal which names exist. The
+// dummy costs the most of the configured cost and the costs of the stored
+// hashes (read at start-up, and seen at each login), and a successful login
+// rehashes a stored hash whose cost differs from the configured one: after
+// bcrypt_cost changes, the users' hashes converge to the new cost, and the
+// dummy never costs less than a stored hash. A password longer than
+// bcrypt's 72 bytes never matches, although bcrypt would ignore the excess.
 //
 // If the user name or the address is locked out, Login returns
 // *ThrottledError without checking the password and without counting a
@@ -212,18 +305,31 @@ func (a *Authenticator) Login(ctx context.Context, username, password, remoteAdd
 	return u, nil
 }
 
-// check does the one bcrypt comparison of a login.
+// check does the one bcrypt comparison of a login, and the rehash of a
+// successful one whose stored hash has another cost than the configured.
 func (a *Authenticator) check(ctx context.Context, username, password string) (*User, error) {
-	hash := a.dummyHash
-	var u *User
+	var (
+		u    *User
+		hash []byte
+	)
 	if ValidUserName(username) == nil {
 		found, err := a.store.User(ctx, username)
 		switch {
 		case err == nil:
 			u, hash = found, []byte(found.PasswordHash)
-		case !errors.Is(err, ErrNotFound):
+			a.costs.saw(u.Name, u.PasswordHash)
+		case errors.Is(err, ErrNotFound):
+			a.costs.saw(username, "") // removed since it was seen, if ever
+		default:
 			return nil, fmt.Errorf("auth: login: %w", err)
 		}
+	}
+	if u == nil {
+		d, err := a.costs.dummy()
+		if err != nil {
+			return nil, err
+		}
+		hash = d
 	}
 	cerr := a.compare(hash, []byte(password))
 	switch {
@@ -234,7 +340,26 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (*
 		// else would tell that the user exists), the log sees why.
 		return nil, fmt.Errorf("%w (stored password hash of user %s unusable: %v)", ErrBadCredentials, username, cerr)
 	}
+	a.rehash(ctx, u, password)
 	return u, nil
+}
+
+// rehash stores u's password hashed at the configured cost when its stored
+// hash has another one. It is best effort: the login has succeeded either
+// way, and a failed rehash is tried again at the next login.
+func (a *Authenticator) rehash(ctx context.Context, u *User, password string) {
+	if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || c == a.cost {
+		return
+	}
+	h, err := HashPassword(password, a.cost)
+	if err != nil {
+		return
+	}
+	if err := a.store.SetPasswordHash(ctx, u.Name, u.PasswordHash, h); err == nil {
+		u.PasswordHash = h
+		a.costs.saw(u.Name, h)
+		_, _ = a.costs.dummy() // made now, not in an unknown user's login
+	}
 }
 
 // tracked reports how many keys the throttle remembers, for tests.

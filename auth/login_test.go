@@ -36,7 +36,7 @@ func TestNewAuthenticatorConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := []any{a.t.maxFailures, a.t.window, a.t.baseDelay, a.t.maxDelay, a.t.maxTracked}
-	want := []any{5, 15 * time.Minute, time.Second, 15 * time.Minute, 100000}
+	want := []any{5, 15 * time.Minute, time.Second, 5 * time.Minute, 100000}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -220,19 +220,25 @@ func TestLoginThrottlesUser(t *testing.T) {
 			wrong(0, "192.0.2.4", "bad"),
 			right(0, "192.0.2.5", "ok"),
 		}},
-		{"failures within the window of each other count", []step{
+		{"failures within one window count", []step{
 			wrong(0, "192.0.2.1", "bad"),
-			wrong(59*time.Second, "192.0.2.2", "bad"),
-			wrong(59*time.Second, "192.0.2.3", "bad"),
+			wrong(30*time.Second, "192.0.2.2", "bad"),
+			wrong(29*time.Second, "192.0.2.3", "bad"),
 			right(0, "192.0.2.4", "throttled 1s"),
 		}},
-		{"the count outlives a lockout by the window", []step{
+		{"each failure is forgotten a window after it happened", []step{
+			wrong(0, "192.0.2.1", "bad"),
+			wrong(59*time.Second, "192.0.2.2", "bad"),
+			wrong(59*time.Second, "192.0.2.3", "bad"), // the first is a window old: two count
+			right(0, "192.0.2.4", "ok"),
+		}},
+		{"a lockout does not extend the memory of failures", []step{
 			wrong(0, "192.0.2.1", "bad"),
 			wrong(0, "192.0.2.2", "bad"),
 			wrong(0, "192.0.2.3", "bad"),
-			wrong(time.Second+59*time.Second, "192.0.2.4", "bad"), // still the 4th: 2s
+			wrong(59*time.Second, "192.0.2.4", "bad"), // the 4th within the window: 2s
 			wrong(0, "192.0.2.4", "throttled 2s"),
-			wrong(2*time.Second+time.Minute, "192.0.2.5", "bad"), // forgotten: the 1st again
+			wrong(2*time.Second, "192.0.2.5", "bad"), // the first three are forgotten: the 2nd
 			right(0, "192.0.2.6", "ok"),
 		}},
 	}
@@ -318,8 +324,13 @@ func TestLoginSameWorkForUnknownUsers(t *testing.T) {
 	if diff := cmp.Diff(want, counts); diff != "" {
 		t.Errorf("bcrypt comparisons per login (-want +got):\n%s", diff)
 	}
-	// The dummy hash has the configured cost, so each comparison costs the same.
-	if got, want := a.dummyHash[4:6], []byte(s.users["alice"].PasswordHash)[4:6]; string(got) != string(want) {
+	// The dummy hash has the users' cost, so each comparison costs the same
+	// (TestLoginCostSameForUnknownUsers changes the cost).
+	dummy, err := a.costs.dummy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dummy[4:6], []byte(s.users["alice"].PasswordHash)[4:6]; string(got) != string(want) {
 		t.Errorf("dummy hash cost %s, user hash cost %s", got, want)
 	}
 }
@@ -409,6 +420,7 @@ func TestLoginBoundedTracking(t *testing.T) {
 		}
 	}
 	// The attacked user is locked out within a full table.
+	clk.Advance(30 * time.Second)
 	for i := range 3 {
 		if err := login("alice", "guess", fmt.Sprintf("198.51.100.%d", i)); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("guess %d: %v", i, err)
@@ -418,9 +430,9 @@ func TestLoginBoundedTracking(t *testing.T) {
 		t.Fatalf("alice after 3 failures: %v, want throttled", err)
 	}
 
-	// A window later the flood has expired, alice (whose lockout extends
-	// her entry's life) has not. New keys replace the expired ones.
-	clk.Advance(time.Minute)
+	// A window after the flood it has expired, alice (whose failures came
+	// later) has not. New keys replace the expired ones.
+	clk.Advance(31 * time.Second)
 	for i := range maxTracked - 1 {
 		if err := login(fmt.Sprintf("late%d", i), "guess", ""); !errors.Is(err, ErrBadCredentials) {
 			t.Fatal(err)

@@ -11,19 +11,32 @@ import (
 // and decides lockouts. It is not safe for concurrent use: Authenticator
 // guards it with its mutex.
 //
+// The rule is a bounded backoff that a real user can always get past: a key
+// with maxFailures failures within the last window waits baseDelay after the
+// latest of them, doubled for each further failure within the window and
+// never more than maxDelay. Each failure is forgotten window after it
+// happened, whatever came after it: a lockout neither extends nor renews
+// the memory of the failures that caused it. So a guesser who fails once
+// every window keeps nobody out, and however many failures come, nobody
+// waits longer than maxDelay at a stretch.
+//
 // Memory is bounded by maxTracked entries of bounded size (keys are at most
-// a valid user name or a shortened address). Entries sit in a min-heap by
-// the time they are forgotten, so dropping expired entries costs O(log n)
-// each and, when the table is full, the entry to drop for a new one — the
-// one that would be forgotten first, that is the least recently failed — is
-// at the top: a flood of random names or addresses costs O(log n) per
-// attempt, never a scan of the table.
+// a valid user name or a shortened address; an entry keeps at most the
+// failures that reach maxDelay). Entries sit in a min-heap by the time they
+// are forgotten, so dropping expired entries costs O(log n) each and, when
+// the table is full, the entry to drop for a new one — the one that would be
+// forgotten first, that is the least recently failed — is at the top: a
+// flood of random names or addresses costs O(log n) per attempt, never a
+// scan of the table.
 type throttle struct {
 	maxFailures int
 	window      time.Duration
 	baseDelay   time.Duration
 	maxDelay    time.Duration
 	maxTracked  int
+	// maxKept is how many failures an entry remembers: enough for the
+	// lockout to reach maxDelay, beyond which more change nothing.
+	maxKept int
 
 	keys     map[string]*attempts
 	byExpiry expiryHeap
@@ -32,25 +45,44 @@ type throttle struct {
 // attempts is the state of one key.
 type attempts struct {
 	key string
-	// failures counts consecutive failures: each closer than window to the
-	// previous one or to the end of the lockout it caused.
-	failures int
+	// failed holds the times of the key's failures within the window,
+	// oldest first, at most maxKept of them.
+	failed []time.Time
 	// inflight counts logins for this key whose password is being checked
 	// right now. They count against the limit (see wait), so that parallel
 	// requests cannot try more passwords than sequential ones.
 	inflight    int
 	lockedUntil time.Time
 	// expires is when the entry is forgotten: window after the last failure,
-	// or after the end of the lockout when that is later.
+	// or the end of the lockout when that is later.
 	expires time.Time
 	index   int // position in byExpiry; -1 once the entry is no longer tracked
 }
 
 func newThrottle(maxFailures int, window, baseDelay, maxDelay time.Duration, maxTracked int) throttle {
-	return throttle{
+	t := throttle{
 		maxFailures: maxFailures, window: window, baseDelay: baseDelay, maxDelay: maxDelay,
 		maxTracked: maxTracked, keys: make(map[string]*attempts),
 	}
+	t.maxKept = maxFailures
+	for t.lockout(t.maxKept) < maxDelay && t.maxKept < maxFailures+64 {
+		t.maxKept++
+	}
+	return t
+}
+
+// recent drops e's failures older than the window at now and returns how
+// many remain.
+func (t *throttle) recent(e *attempts, now time.Time) int {
+	cutoff := now.Add(-t.window)
+	i := 0
+	for i < len(e.failed) && !e.failed[i].After(cutoff) {
+		i++
+	}
+	if i > 0 {
+		e.failed = append(e.failed[:0], e.failed[i:]...)
+	}
+	return len(e.failed)
 }
 
 // prune forgets every entry that has expired at now.
@@ -74,7 +106,7 @@ func (t *throttle) wait(key string, now time.Time) time.Duration {
 	if e.lockedUntil.After(now) {
 		return e.lockedUntil.Sub(now)
 	}
-	if e.inflight >= max(t.maxFailures-e.failures, 1) {
+	if e.inflight >= max(t.maxFailures-t.recent(e, now), 1) {
 		return t.baseDelay
 	}
 	return 0
@@ -105,8 +137,8 @@ func (t *throttle) end(e *attempts) {
 }
 
 // fail records a failed attempt for key at now and locks the key out once
-// it has maxFailures consecutive failures: for baseDelay, doubled for each
-// further failure, capped at maxDelay.
+// it has maxFailures failures within the window: for baseDelay, doubled for
+// each further failure within the window, capped at maxDelay.
 func (t *throttle) fail(key string, now time.Time) {
 	if key == "" {
 		return
@@ -115,19 +147,24 @@ func (t *throttle) fail(key string, now time.Time) {
 	if e == nil {
 		e = t.insert(key, now)
 	}
-	e.failures++
-	if e.failures >= t.maxFailures {
-		e.lockedUntil = now.Add(t.lockout(e.failures))
+	t.recent(e, now)
+	if len(e.failed) >= t.maxKept {
+		e.failed = append(e.failed[:0], e.failed[1:]...)
+	}
+	e.failed = append(e.failed, now)
+	if n := len(e.failed); n >= t.maxFailures {
+		e.lockedUntil = now.Add(t.lockout(n))
 	}
 	e.expires = now.Add(t.window)
-	if e.lockedUntil.After(now) {
-		e.expires = e.lockedUntil.Add(t.window)
+	if e.lockedUntil.After(e.expires) {
+		e.expires = e.lockedUntil
 	}
 	heap.Fix(&t.byExpiry, e.index)
 }
 
-// lockout is the lockout after the given number of consecutive failures
-// (at least maxFailures).
+// lockout is the lockout after the given number of failures within the
+// window (at least maxFailures): baseDelay doubled per failure beyond
+// maxFailures, never more than maxDelay.
 func (t *throttle) lockout(failures int) time.Duration {
 	d := t.baseDelay
 	for i := t.maxFailures; i < failures && d < t.maxDelay; i++ {
@@ -142,7 +179,7 @@ func (t *throttle) lockout(failures int) time.Duration {
 // clear forgets key's failures and lockout (a successful login).
 func (t *throttle) clear(key string) {
 	if e := t.keys[key]; e != nil {
-		e.failures = 0
+		e.failed = e.failed[:0]
 		e.lockedUntil = time.Time{}
 		t.dropIdle(key)
 	}
@@ -151,7 +188,7 @@ func (t *throttle) clear(key string) {
 // dropIdle forgets key when nothing about it is worth keeping: no failures
 // and no attempt in flight.
 func (t *throttle) dropIdle(key string) {
-	if e := t.keys[key]; e != nil && e.failures == 0 && e.inflight == 0 {
+	if e := t.keys[key]; e != nil && len(e.failed) == 0 && e.inflight == 0 {
 		t.remove(e)
 	}
 }

@@ -24,6 +24,9 @@ type requestState struct {
 	// refused says that it is set.
 	authError string
 	refused   bool
+	// loggedOut: the handler revoked the request's own REST token, which
+	// must then not be renewed on the way out.
+	loggedOut bool
 	fields    [accessFields]zap.Field
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/reissue"
@@ -72,8 +73,9 @@ func roleOf(c *scopes.Claims) (auth.Role, bool) {
 }
 
 // requireRole admits REST requests whose token is valid, not revoked, and
-// carries at least the given role. A browser's cookie token that is close
-// to expiry is re-issued in a fresh cookie.
+// carries at least the given role, and whose shape and origin
+// decideRESTRequest accepts. A browser's cookie token that is close to
+// expiry is re-issued in a fresh cookie.
 func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -119,6 +121,9 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if !role.AtLeast(min) {
 				return errForbidden
 			}
+			if d := decideRESTRequest(restRequestOf(c.Request(), fromCookie)); d != nil {
+				return d
+			}
 			if fromCookie {
 				s.refreshCookie(c, claims)
 			}
@@ -134,21 +139,38 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 // refreshCookie re-issues a browser's cookie token on the way out when it is
 // close to expiry (the renewal rule of execution tokens), so an active
 // session does not end mid-use.
+//
+// The new token keeps the lifetime class of the one it renews: its life is
+// the presented token's exp − iat (a CLI token stays a CLI token), capped by
+// the longest REST lifetime configured now, so that lowering a lifetime
+// also shortens the renewals of tokens issued before.
+//
+// A token that the request itself revoked (POST /auth/logout, an admin
+// revoking their own jti) is never renewed: the revocation list is
+// consulted again after the handler ran. That lookup happens only for a
+// due token, once per token life.
 func (s *Server) refreshCookie(c echo.Context, claims *scopes.Claims) {
 	res := c.Response()
 	res.Before(func() {
 		if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
 			return
 		}
-		if claims.ExpiresAt.Sub(s.now()) > reissue.Threshold(claims) {
+		if stateOf(c).loggedOut || claims.ExpiresAt.Sub(s.now()) > reissue.Threshold(claims) {
 			return
 		}
-		tok, _, err := s.cfg.RESTSigner.Sign(claims, s.cfg.APITokenLifetime)
+		if revoked, err := s.cfg.Auth.IsRevoked(c.Request().Context(), claims.ID); revoked || err != nil {
+			return
+		}
+		life := min(claims.Lifetime(), max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime))
+		if life <= 0 {
+			life = s.cfg.APITokenLifetime
+		}
+		tok, _, err := s.cfg.RESTSigner.Sign(claims, life)
 		if err != nil {
-			s.log.Warn("cookie renewal failed: " + err.Error())
+			s.log.Warn("cookie renewal failed", zap.String("jti", claims.ID), zap.Error(err))
 			return
 		}
-		s.setTokenCookie(c, tok, s.cfg.APITokenLifetime)
+		s.setTokenCookie(c, tok, life)
 	})
 }
 
@@ -167,6 +189,9 @@ func (s *Server) setTokenCookie(c echo.Context, token string, life time.Duration
 // no cookie).
 func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if d := decideRESTRequest(restRequestOf(c.Request(), false)); d != nil {
+			return d
+		}
 		o, err := readObject(c)
 		if err != nil {
 			return err
@@ -185,7 +210,9 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many failed login attempts; retry later"}
 		case errors.Is(err, auth.ErrBadCredentials):
-			refuse(c, "bad credentials for "+strconv.Quote(*user))
+			// The attempted name may be a password typed into the wrong
+			// field: the log gets its fingerprint only.
+			refuse(c, "bad credentials for user_fp "+auth.Fingerprint(*user))
 			return errBadCredentials
 		case err != nil:
 			return err
@@ -211,12 +238,14 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 }
 
 // handleLogout is POST /auth/logout: the token is revoked until it would
-// have expired anyway, and the cookie is cleared.
+// have expired anyway, and the cookie is cleared; the response never renews
+// it (see refreshCookie).
 func (s *Server) handleLogout(c echo.Context) error {
 	claims := restClaimsOf(c)
 	if err := s.revoked.Revoke(c.Request().Context(), claims.ID, claims.ExpiresAt); err != nil {
 		return err
 	}
+	stateOf(c).loggedOut = true
 	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: c.Request().TLS != nil})
 	return c.NoContent(http.StatusNoContent)

@@ -185,6 +185,41 @@ func deleteComponentsOf(tx *bolt.Tx, name string) ([]string, error) {
 	return doomed, nil
 }
 
+// SetPasswordHash replaces the user's password hash with new while the
+// stored one is still old (a login rehashing at another bcrypt cost), and
+// does nothing when it is not: the user was removed and re-added, or
+// rehashed, in the meantime. A missing user gives an error wrapping
+// auth.ErrNotFound.
+func (db *DB) SetPasswordHash(ctx context.Context, name, old, new string) error {
+	key := []byte(name)
+	if err := checkKey("user name", key); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketUsers)
+		if err != nil {
+			return err
+		}
+		data := b.Get(key)
+		if data == nil {
+			return authNotFound("user %s", name)
+		}
+		var u auth.User
+		if err := decodeJSON("user "+name, data, &u); err != nil {
+			return err
+		}
+		if u.PasswordHash != old {
+			return nil
+		}
+		u.PasswordHash = new
+		enc, err := encodeJSON("user "+name, &u)
+		if err != nil {
+			return err
+		}
+		return put(b, key, enc)
+	})
+}
+
 // Users returns every user sorted by name (byte order). The result is never
 // nil.
 func (db *DB) Users(ctx context.Context) ([]auth.User, error) {

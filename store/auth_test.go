@@ -638,3 +638,38 @@ func TestRevocationsList(t *testing.T) {
 		t.Errorf("Revocations (-want +got):\n%s", diff)
 	}
 }
+
+func TestSetPasswordHash(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	alice := user(t, "alice", auth.RoleAdmin)
+	if err := db.AddUser(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPasswordHash(ctx, "nobody", "a", "b"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("SetPasswordHash of a missing user: %v, want auth.ErrNotFound", err)
+	}
+	// Not the stored hash any more (re-added, or rehashed meanwhile): no change.
+	if err := db.SetPasswordHash(ctx, "alice", "an older hash", "lost"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := db.User(ctx, "alice"); err != nil || u.PasswordHash != alice.PasswordHash {
+		t.Fatalf("after a stale SetPasswordHash: %+v, %v; want the hash unchanged", u, err)
+	}
+	if err := db.SetPasswordHash(ctx, "alice", alice.PasswordHash, "new hash"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{BatchDelay: DefaultBatchDelay, Now: (&clock{t0}).Now})
+	want := alice
+	want.PasswordHash = "new hash"
+	u, err := db.User(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, *u); diff != "" {
+		t.Errorf("alice after SetPasswordHash and reopening (-want +got):\n%s", diff)
+	}
+}
