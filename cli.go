@@ -284,6 +284,8 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		BcryptCost:  cfg.BcryptCost,
 		Now:         now,
 		Logger:      log,
+
+		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
 	})
 	if err != nil {
 		return err

@@ -115,6 +115,9 @@ type Config struct {
 	// bodies, the gateway keeps so that repeated GETs skip the store (see
 	// bodyCache); 0 means DefaultReadCacheSize, negative disables the cache.
 	ReadCacheSize int
+	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
+	// tokens may set and delete variables (empty means VariableWritesAll).
+	TaskVariableWrites VariableWrites
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -145,6 +148,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("gateway: auth store, authenticator, REST signer and validator and NewID are required")
 	case cfg.ExecutionTokenLifetime <= 0 || cfg.WorkloadTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:
 		return nil, errors.New("gateway: token lifetimes must be positive")
+	}
+	switch cfg.TaskVariableWrites {
+	case "":
+		cfg.TaskVariableWrites = VariableWritesAll
+	case VariableWritesAll, VariableWritesNone:
+	default:
+		return nil, errors.New("gateway: task variable writes must be all or none, not " + strconv.Quote(string(cfg.TaskVariableWrites)))
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
