@@ -1,0 +1,66 @@
+package integration_test
+
+import (
+	"testing"
+)
+
+// TestBodiesMustBeUTF8 sends bodies whose bytes are not UTF-8, and JSON
+// strings with a lone surrogate escape, to the binary: variable values
+// (Execution API and admin API), XCom values. Each is refused — 400 with
+// FastAPI's words for bytes that are not text, 422 string_unicode for the
+// escape — and nothing is stored, where before the text was stored with
+// U+FFFD in place of what was sent. Valid text round-trips exactly.
+func TestBodiesMustBeUTF8(t *testing.T) {
+	dataDir := newDataDir(t)
+	q := queueTask(t, dataDir, "utf8_dag", "manual__1", "pusher")
+	op := newOperator(t, dataDir)
+	op.addUser("ada", "op", "a-long-password-for-ada")
+	mustCLI(t, dataDir, "variables", "set", "existing", "old")
+	srv := startServer(t, dataDir)
+	me := host{"utf8-worker.example.internal", "airflow", 6161}
+	w := newWorker(t, srv.URL, q.Token)
+	mustStatus(t, w.do("PATCH", tiPath(q.TIID, "run"), me.runPayload(t)), 200)
+	_, rest := restLogin(t, srv.URL, "/auth/token", "ada", "a-long-password-for-ada")
+
+	const notText = `{"detail":"There was an error parsing the body"}`
+	const unicodeMsg = "Input should be a valid string, unable to parse raw data as a unicode string"
+	for _, tc := range []struct {
+		name, method, path, authz, body string
+		status                          int
+		want                            string
+	}{
+		{"variable value in Latin-1", "PUT", variablePath("fresh"), "", "{\"val\":\"caf\xe9\"}", 400, notText},
+		{"variable value truncated mid-character", "PUT", variablePath("existing"), "", "{\"val\":\"\xf0\x9f\x98\"}", 400, notText},
+		{"variable value with a lone surrogate escape", "PUT", variablePath("fresh"), "", `{"val":"a\ud800b"}`, 422,
+			`{"detail":[{"type":"string_unicode","loc":["body","val"],"msg":"` + unicodeMsg + `","input":"a\ud800b"}]}`},
+		{"XCom value", "POST", q.xcomPath("k"), "", "{\"rows\":[\"\xff\"]}", 400, notText},
+		{"XCom value with a lone surrogate escape", "POST", q.xcomPath("k"), "", `{"rows":["ok","\udc00"]}`, 422,
+			`{"detail":[{"type":"string_unicode","loc":["body","rows",1],"msg":"` + unicodeMsg + `","input":"\udc00"}]}`},
+		{"admin variable create", "POST", "/api/v2/variables", "Bearer " + rest, "{\"key\":\"fresh\",\"value\":\"\xc3\"}", 400, notText},
+		{"admin variable patch", "PATCH", "/api/v2/variables/existing", "Bearer " + rest, "{\"key\":\"existing\",\"value\":\"\x80\"}", 400, notText},
+		{"admin variable patch, lone surrogate", "PATCH", "/api/v2/variables/existing", "Bearer " + rest, `{"key":"existing","value":"\udbff"}`, 422,
+			`{"detail":[{"type":"string_unicode","loc":["body","value"],"msg":"` + unicodeMsg + `","input":"\udbff"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r *response
+			if tc.authz == "" {
+				r = w.do(tc.method, tc.path, tc.body)
+			} else {
+				r = send(t, srv.URL, tc.method, tc.path, tc.authz, tc.body)
+			}
+			wantJSON(t, r, tc.status, tc.want)
+		})
+	}
+	// Nothing was stored, nothing changed.
+	wantJSON(t, w.do("GET", variablePath("fresh"), ""), 404,
+		`{"detail":{"reason":"not_found","message":"Variable with key 'fresh' not found"}}`)
+	wantJSON(t, w.do("GET", variablePath("existing"), ""), 200, `{"key":"existing","value":"old"}`)
+	if r := w.do("GET", q.xcomPath("k"), ""); r.status != 404 {
+		t.Errorf("%s: the refused XCom was stored", r)
+	}
+	// Text, escaped or not, goes through exactly.
+	wantJSON(t, w.do("PUT", variablePath("fresh"), `{"val":"café 😀 \ud83d\ude00 \\ud800"}`), 201, `{"message":"Variable successfully set"}`)
+	r := w.do("GET", variablePath("fresh"), "")
+	wantJSON(t, r, 200, `{"key":"fresh","value":"café 😀 😀 \\ud800"}`)
+	srv.stop()
+}
