@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/taskgate/taskgate/auth"
@@ -197,5 +199,62 @@ func TestBodiesMustBeUTF8(t *testing.T) {
 	wantJSON(t, h.do("PUT", "/execution/variables/fresh", tok, `{"val":"café 😀 \ud83d\ude00"}`), 201, `{"message":"Variable successfully set"}`)
 	if v, err := h.db.Variable(ctx, "fresh"); err != nil || *v.Value != "café 😀 😀" {
 		t.Errorf("variable fresh = %+v, %v; want the text sent", v, err)
+	}
+}
+
+// TestDuplicateHeadersRefused: a request carrying twice a header that
+// decides something (which credential, how the body reads, which API
+// version, which correlation id) is ambiguous — a proxy in front may read
+// the other copy than the gateway — and is refused with 400 before
+// authentication, whatever the copies hold. Cookie may be split over
+// several headers (HTTP/2 does); the _token cookie must still be one.
+func TestDuplicateHeadersRefused(t *testing.T) {
+	h := newHarness(t)
+	h.addUser("viewer", auth.RoleViewer)
+	rest := h.login("viewer")
+	tok := h.start(h.queue("dup_dag", "run", "t", -1))
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		hdr    [][2]string // added in order, repeats allowed
+		status int
+		want   string
+	}{
+		{"Authorization twice, the same token", "GET", "/execution/variables/x",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Authorization", "Bearer " + tok}}, 400, `{"detail":"Duplicate header: Authorization"}`},
+		{"Authorization twice, a bad token first", "GET", "/execution/variables/x",
+			[][2]string{{"Authorization", "Bearer nonsense"}, {"Authorization", "Bearer " + tok}}, 400, `{"detail":"Duplicate header: Authorization"}`},
+		{"Authorization twice on a public route", "GET", "/execution/health",
+			[][2]string{{"Authorization", "Bearer a"}, {"Authorization", "Bearer b"}}, 400, `{"detail":"Duplicate header: Authorization"}`},
+		{"Content-Type twice", "PUT", "/execution/variables/x",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Content-Type", "application/json"}, {"Content-Type", "text/plain"}}, 400, `{"detail":"Duplicate header: Content-Type"}`},
+		{"Airflow-API-Version twice", "GET", "/execution/variables/x",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Airflow-API-Version", "2026-06-30"}, {"airflow-api-version", "2025-04-28"}}, 400, `{"detail":"Duplicate header: Airflow-API-Version"}`},
+		{"Correlation-Id twice", "GET", "/execution/variables/x",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Correlation-Id", "a"}, {"Correlation-Id", "b"}}, 400, `{"detail":"Duplicate header: Correlation-Id"}`},
+		{"the _token cookie twice in one header", "GET", "/api/v2/variables",
+			[][2]string{{"Cookie", "_token=" + rest + "; _token=" + rest}}, 400, `{"detail":"Duplicate cookie: _token"}`},
+		{"the _token cookie in two headers", "GET", "/api/v2/variables",
+			[][2]string{{"Cookie", "_token=" + rest}, {"Cookie", "theme=dark; _token=other"}}, 400, `{"detail":"Duplicate cookie: _token"}`},
+		{"once each is fine", "GET", "/execution/variables/keys",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Content-Type", "application/json"}, {"Airflow-API-Version", "2026-06-30"}, {"Correlation-Id", "a"}}, 200, `{"keys":[],"total_entries":0}`},
+		{"cookies split over two headers are fine", "GET", "/api/v2/variables",
+			[][2]string{{"Cookie", "_token=" + rest}, {"Cookie", "theme=dark"}}, 200, `{"variables":[],"total_entries":0}`},
+		{"other headers may repeat", "GET", "/execution/variables/keys",
+			[][2]string{{"Authorization", "Bearer " + tok}, {"Accept", "application/json"}, {"Accept", "*/*"}, {"X-Forwarded-For", "a"}, {"X-Forwarded-For", "b"}}, 200, `{"keys":[],"total_entries":0}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(`{"val":"v"}`))
+			for _, kv := range tc.hdr {
+				req.Header.Add(kv[0], kv[1])
+			}
+			rec := httptest.NewRecorder()
+			h.srv.ServeHTTP(rec, req)
+			wantJSON(t, response{rec.Code, rec.Header(), rec.Body.String()}, tc.status, tc.want)
+		})
+	}
+	if v, err := h.db.Variable(context.Background(), "x"); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("a refused request wrote: %+v, %v", v, err)
 	}
 }

@@ -2,6 +2,9 @@ package integration_test
 
 import (
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 // TestBodiesMustBeUTF8 sends bodies whose bytes are not UTF-8, and JSON
@@ -62,5 +65,60 @@ func TestBodiesMustBeUTF8(t *testing.T) {
 	wantJSON(t, w.do("PUT", variablePath("fresh"), `{"val":"café 😀 \ud83d\ude00 \\ud800"}`), 201, `{"message":"Variable successfully set"}`)
 	r := w.do("GET", variablePath("fresh"), "")
 	wantJSON(t, r, 200, `{"key":"fresh","value":"café 😀 😀 \\ud800"}`)
+	srv.stop()
+}
+
+// TestDuplicateHeadersRefused speaks raw HTTP/1.1 to the binary: a request
+// with Authorization, Content-Type, Airflow-API-Version or Correlation-Id
+// twice, or the _token cookie twice, is refused with 400 before
+// authentication and writes nothing; Cookie split over two header lines and
+// identical Content-Lengths (net/http merges them) are served.
+func TestDuplicateHeadersRefused(t *testing.T) {
+	dataDir := newDataDir(t)
+	op := newOperator(t, dataDir)
+	op.addUser("ada", "viewer", "a-long-password-for-ada")
+	srv := startServer(t, dataDir, noAuthLimit)
+	tok := newMinter(t, dataDir).execution(uuid.NewString())
+	collected.addToken("execution token", tok)
+	_, rest := restLogin(t, srv.URL, "/auth/token", "ada", "a-long-password-for-ada")
+	authz := "Authorization: Bearer " + tok + "\r\n"
+	put := func(key, hdr string) string {
+		return "PUT " + variablePath(key) + " HTTP/1.1\r\nHost: x\r\n" + hdr + "Content-Length: 11\r\n\r\n{\"val\":\"x\"}"
+	}
+	get := func(path, hdr string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + hdr + "\r\n" }
+	for _, tc := range []struct {
+		name, req string
+		status    int
+		want      string
+	}{
+		{"Authorization twice", put("dup1", authz+authz), 400, `{"detail":"Duplicate header: Authorization"}`},
+		{"Authorization twice, the first not a token", put("dup2", "Authorization: Bearer x\r\n"+authz), 400, `{"detail":"Duplicate header: Authorization"}`},
+		{"Content-Type twice", put("dup3", authz+"Content-Type: application/json\r\nContent-Type: text/plain\r\n"), 400, `{"detail":"Duplicate header: Content-Type"}`},
+		{"Airflow-API-Version twice", put("dup4", authz+"Airflow-API-Version: 2026-06-30\r\nairflow-api-version: 2025-04-28\r\n"), 400, `{"detail":"Duplicate header: Airflow-API-Version"}`},
+		{"Correlation-Id twice", put("dup5", authz+"Correlation-Id: a\r\nCorrelation-Id: b\r\n"), 400, `{"detail":"Duplicate header: Correlation-Id"}`},
+		{"the _token cookie twice", get("/api/v2/variables", "Cookie: _token="+rest+"\r\nCookie: _token=another\r\n"), 400, `{"detail":"Duplicate cookie: _token"}`},
+		{"Cookie over two lines", get("/api/v2/variables", "Cookie: _token="+rest+"\r\nCookie: theme=dark\r\n"), 200, ""},
+		{"Content-Length twice, the same", put("dup6", authz+"Content-Length: 11\r\n"), 201, `{"message":"Variable successfully set"}`},
+		{"each once", put("dup7", authz+"Content-Type: application/json\r\nAirflow-API-Version: 2026-06-30\r\nCorrelation-Id: a\r\n"), 201, `{"message":"Variable successfully set"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := rawExchange(srv.rawAddr(), []byte(tc.req), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.status != tc.status {
+				t.Errorf("%s: %s, want %d", tc.name, res, tc.status)
+			}
+			if tc.want != "" {
+				wantJSON(t, &response{method: "raw", path: tc.name, status: res.status, body: res.body}, tc.status, tc.want)
+			}
+		})
+	}
+	w := newWorker(t, srv.URL, tok)
+	for _, key := range []string{"dup1", "dup2", "dup3", "dup4", "dup5"} {
+		if r := w.do("GET", variablePath(key), ""); r.status != 404 {
+			t.Errorf("%s: a refused request was served", r)
+		}
+	}
 	srv.stop()
 }
