@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,50 @@ func TestDuplicateHeadersRefused(t *testing.T) {
 			t.Errorf("%s: a refused request was served", r)
 		}
 	}
+	srv.stop()
+}
+
+// TestRequestHeaderCap: the request line and headers are capped near what
+// Airflow's server accepts (uvicorn with h11 buffers at most 16 KiB of an
+// incomplete request head): a 20 KiB header is refused with 431 by the HTTP
+// server itself, while an 8 KiB Authorization header or a 15 KiB header
+// next to a valid token still gets its normal answer.
+func TestRequestHeaderCap(t *testing.T) {
+	dataDir := newDataDir(t)
+	mustCLI(t, dataDir, "variables", "set", "capped", "v")
+	srv := startServer(t, dataDir, noAuthLimit)
+	tok := newMinter(t, dataDir).execution(uuid.NewString())
+	collected.addToken("execution token", tok)
+	filler := strings.Repeat("a", 20<<10)
+	for _, tc := range []struct {
+		name   string
+		hdr    string
+		status int
+	}{
+		{"20 KiB custom header", "Authorization: Bearer " + tok + "\r\nX-Big: " + filler + "\r\n", 431},
+		{"20 KiB Authorization", "Authorization: Bearer " + filler + "\r\n", 431},
+		{"20 KiB over many headers", strings.Repeat("X-Many: "+filler[:1000]+"\r\n", 20) + "Authorization: Bearer " + tok + "\r\n", 431},
+		{"8 KiB Authorization", "Authorization: Bearer " + filler[:8<<10] + "\r\n", 403},
+		{"15 KiB Correlation-Id", "Authorization: Bearer " + tok + "\r\nCorrelation-Id: " + filler[:15<<10] + "\r\n", 200},
+		{"a usual request", "Authorization: Bearer " + tok + "\r\n", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := "GET " + variablePath("capped") + " HTTP/1.1\r\nHost: x\r\n" + tc.hdr + "\r\n"
+			res, err := rawExchange(srv.rawAddr(), []byte(req), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.status != tc.status {
+				t.Errorf("%s: %s, want %d", tc.name, res, tc.status)
+			}
+			switch tc.status {
+			case 403:
+				wantJSON(t, &response{method: "GET", path: tc.name, status: res.status, body: res.body}, 403, `{"detail":"Invalid auth token"}`)
+			case 200:
+				wantJSON(t, &response{method: "GET", path: tc.name, status: res.status, body: res.body}, 200, `{"key":"capped","value":"v"}`)
+			}
+		})
+	}
+	srv.mustBeAlive(t)
 	srv.stop()
 }
