@@ -203,6 +203,13 @@ func newServerLogger(level string, w io.Writer) (log *zap.Logger, stop func(), e
 	return log, func() { _ = ws.Stop() }, nil
 }
 
+// maxHeaderBytes caps a request's line and headers near what Airflow's
+// server takes: uvicorn with h11 refuses a request head it has buffered
+// 16 KiB of without its end. net/http reads up to this plus 4 KiB of
+// buffering slack, so a head of up to 16 KiB is always served and one of
+// more than 20 KiB always answered 431 Request Header Fields Too Large.
+const maxHeaderBytes = 16 << 10
+
 // serve runs the gateway until ctx is cancelled (SIGINT/SIGTERM), then stops
 // accepting, finishes in-flight requests and closes the store.
 func (e *cliEnv) serve(ctx context.Context, args []string) error {
@@ -292,6 +299,8 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		BcryptCost:  cfg.BcryptCost,
 		Now:         now,
 		Logger:      log,
+
+		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
 	})
 	if err != nil {
 		return err
@@ -306,7 +315,7 @@ func (e *cliEnv) serve(ctx context.Context, args []string) error {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 

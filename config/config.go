@@ -142,6 +142,12 @@ type Config struct {
 	// runtime's profiles (net/http/pprof) for diagnosing the gateway in
 	// place; empty (the default) serves none.
 	PprofListen string
+	// TaskVariableWrites is which variables a task's execution token may
+	// write through PUT and DELETE /execution/variables/{key}: "all" (the
+	// default, as in Airflow, where any task may change any variable) or
+	// "none" (task tokens only read variables; operators still write them
+	// through the admin API and the CLI).
+	TaskVariableWrites string
 
 	// Source maps "section.key" to where the effective value came from:
 	// "default", "file", "env" or "flag". It exists for a `config show` style

@@ -53,6 +53,7 @@ func defaultConfig() *Config {
 		MaxInFlight:            4096,
 		AuthFailuresPerMinute:  60,
 		BcryptCost:             10,
+		TaskVariableWrites:     "all",
 		ShutdownTimeout:        30 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		ReadTimeout:            60 * time.Second,
@@ -341,6 +342,7 @@ func TestLoadValues(t *testing.T) {
 		{"zero batch delay", map[string]string{"taskgate.batch_delay": "0"}, func(c *Config) any { return c.BatchDelay }, time.Duration(0)},
 		{"warning is warn", map[string]string{"taskgate.log_level": "WARNING"}, func(c *Config) any { return c.LogLevel }, "warn"},
 		{"listen on all interfaces", map[string]string{"taskgate.listen": "[::]:9000"}, func(c *Config) any { return c.Listen }, "[::]:9000"},
+		{"task variable writes none", map[string]string{"taskgate.task_variable_writes": " None "}, func(c *Config) any { return c.TaskVariableWrites }, "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,6 +461,11 @@ func TestLoadValueErrors(t *testing.T) {
 			name: "bad log level",
 			src:  Sources{Flags: map[string]string{"taskgate.log_level": "trace"}},
 			want: ValueError{"taskgate", "log_level", "trace", "flag", "taskgate.log_level", "not one of debug, info, warn, error"},
+		},
+		{
+			name: "bad task variable writes",
+			src:  Sources{Env: []string{"AIRFLOW__TASKGATE__TASK_VARIABLE_WRITES=own"}},
+			want: ValueError{"taskgate", "task_variable_writes", "own", "env", "AIRFLOW__TASKGATE__TASK_VARIABLE_WRITES", "not one of all, none"},
 		},
 		{
 			name: "bad size suffix",
@@ -671,6 +678,7 @@ func TestRedacted(t *testing.T) {
 		"taskgate.write_timeout":                       "1m0s",
 		"taskgate.idle_timeout":                        "2m0s",
 		"taskgate.jwks_refresh_interval":               "1h0m0s",
+		"taskgate.task_variable_writes":                "all",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Redacted() mismatch (-want +got):\n%s", diff)

@@ -273,6 +273,19 @@ func keyDefs() []keyDef {
 		intKey("taskgate", "auth_failures_per_minute", "60",
 			"Authentication failures one client address (or token subject) may make in a minute before it gets 429 with Retry-After; 0 disables.",
 			func(c *Config) *int { return &c.AuthFailuresPerMinute }),
+		{
+			Key: Key{"taskgate", "task_variable_writes", "all",
+				"Variables a task token may write (PUT/DELETE /execution/variables/…): all (any variable, as in Airflow) or none (reads only; writes answer 403 access_denied)."},
+			set: func(c *Config, v string) error {
+				switch l := strings.ToLower(strings.TrimSpace(v)); l {
+				case "all", "none":
+					c.TaskVariableWrites = l
+					return nil
+				}
+				return errors.New("not one of all, none")
+			},
+			get: func(c *Config) string { return c.TaskVariableWrites },
+		},
 	}
 }
 

@@ -107,8 +107,9 @@ func (s *Server) routes() []route {
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
 		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},
-		{http.MethodPut, "/execution/variables/*", execution, "", s.handlePutVariable},
-		{http.MethodDelete, "/execution/variables/*", execution, "", s.handleDeleteVariable},
+		// Writes also obey [taskgate] task_variable_writes (variableWrites).
+		{http.MethodPut, "/execution/variables/*", execution, "", s.variableWrites(s.handlePutVariable)},
+		{http.MethodDelete, "/execution/variables/*", execution, "", s.variableWrites(s.handleDeleteVariable)},
 
 		{http.MethodGet, "/execution/connections/:connection_id", executionRead, "", s.handleGetConnection},
 

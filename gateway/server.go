@@ -126,6 +126,9 @@ type Config struct {
 	// bodies, the gateway keeps so that repeated GETs skip the store (see
 	// bodyCache); 0 means DefaultReadCacheSize, negative disables the cache.
 	ReadCacheSize int
+	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
+	// tokens may set and delete variables (empty means VariableWritesAll).
+	TaskVariableWrites VariableWrites
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -157,6 +160,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("gateway: auth store, authenticator, REST signer and validator and NewID are required")
 	case cfg.ExecutionTokenLifetime <= 0 || cfg.WorkloadTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:
 		return nil, errors.New("gateway: token lifetimes must be positive")
+	}
+	switch cfg.TaskVariableWrites {
+	case "":
+		cfg.TaskVariableWrites = VariableWritesAll
+	case VariableWritesAll, VariableWritesNone:
+	default:
+		return nil, errors.New("gateway: task variable writes must be all or none, not " + strconv.Quote(string(cfg.TaskVariableWrites)))
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
@@ -195,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
 	// it; Echo's one middleware hands out that chain.
-	chain := s.accessLog(s.recoverPanics(s.limitBody(renew(callRoute))))
+	chain := s.accessLog(s.refuseAmbiguous(s.recoverPanics(s.limitBody(renew(callRoute)))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
 		h := r.handler
@@ -278,6 +288,54 @@ func (s *Server) limited(kind, value string) time.Duration {
 func (s *Server) authFailed(kind, value string) {
 	if s.cfg.AuthLimiter != nil {
 		s.cfg.AuthLimiter.Fail(kind + value)
+	}
+}
+
+// singleHeaders are the request headers that must appear at most once, with
+// the names their refusal gives. Each decides something — the credential,
+// how the body reads, the API version, the correlation id in the logs — and
+// with two copies a proxy or log in front of the gateway may act on the
+// other copy than the gateway does (Header.Get reads the first). Host,
+// Content-Length and Transfer-Encoding are net/http's: it refuses differing
+// copies itself (and merges identical Content-Lengths, which say the same).
+// Cookie may repeat: HTTP/2 clients split it into several fields (RFC 9113
+// §8.2.3), together one list of cookies; the one cookie the gateway reads,
+// _token, must appear once in that list (duplicateCookie).
+var singleHeaders = [...]struct {
+	key string // canonical, to index the header map
+	err error
+}{
+	{echo.HeaderAuthorization, duplicateHeader("Authorization")},
+	{echo.HeaderContentType, duplicateHeader("Content-Type")},
+	{versionHeader, duplicateHeader("Airflow-API-Version")},
+	{correlationHeader, duplicateHeader("Correlation-Id")},
+}
+
+func duplicateHeader(name string) error {
+	return &APIError{Status: http.StatusBadRequest, Detail: "Duplicate header: " + name}
+}
+
+// duplicateCookie answers a request carrying the REST token cookie twice:
+// which one a browser sends first depends on their paths and domains, so a
+// cookie tossed in from a sibling domain could otherwise decide whose
+// session the request runs in.
+var duplicateCookie = &APIError{Status: http.StatusBadRequest, Detail: "Duplicate cookie: " + cookieName}
+
+// refuseAmbiguous refuses, before anything else and before authentication,
+// a request that carries a header of singleHeaders, or the _token cookie,
+// more than once.
+func (s *Server) refuseAmbiguous(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		for _, h := range singleHeaders {
+			if len(req.Header[h.key]) > 1 {
+				return h.err
+			}
+		}
+		if len(req.Header["Cookie"]) > 0 && len(req.CookiesNamed(cookieName)) > 1 {
+			return duplicateCookie
+		}
+		return next(c)
 	}
 }
 

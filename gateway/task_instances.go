@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,7 +18,16 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// readBody reads the request body within the configured limit.
+// errBodyNotUTF8 answers a body whose bytes are not UTF-8 with FastAPI's
+// words: FastAPI decodes a JSON body to text before parsing it, and a body
+// it cannot decode is this 400, not a 422.
+var errBodyNotUTF8 = &APIError{Status: http.StatusBadRequest, Detail: "There was an error parsing the body"}
+
+// readBody reads the request body within the configured limit. Every route
+// that takes a body, on the Execution API and the admin API alike, reads it
+// here, so this is where a body that is not UTF-8 text is refused: decoded
+// as JSON it would become U+FFFD in place of the bytes sent, and be stored
+// so, altered without a word.
 func readBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -26,6 +36,9 @@ func readBody(c echo.Context) ([]byte, error) {
 			return nil, errBodyTooLarge
 		}
 		return nil, &APIError{Status: http.StatusBadRequest, Detail: "Could not read request body"}
+	}
+	if !utf8.Valid(b) {
+		return nil, errBodyNotUTF8
 	}
 	return b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 )
 
 // FieldError is one entry of a FastAPI 422 body:
@@ -66,7 +67,14 @@ func jsonDepthOK(b []byte) bool {
 }
 
 // parseJSON decodes an arbitrary JSON body, as FastAPI does for a body
-// parameter typed JsonValue.
+// parameter typed JsonValue. It is the one JSON entry point of every body
+// (decodeObject goes through it); body is UTF-8 already (readBody).
+//
+// A string whose \u escapes leave a UTF-16 surrogate half without its
+// partner ("\ud800") names no character: Go decodes it as U+FFFD, so it
+// would be stored as something other than what was sent. It is refused as
+// pydantic refuses a str it cannot read as Unicode (string_unicode), naming
+// the first such string, before the body's fields are looked at.
 func parseJSON(body []byte) (json.RawMessage, *ValidationError) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -75,7 +83,119 @@ func parseJSON(body []byte) (json.RawMessage, *ValidationError) {
 	if !jsonDepthOK(trimmed) || !json.Valid(trimmed) {
 		return nil, jsonInvalid()
 	}
+	if loc, str, ok := loneSurrogate(trimmed); ok {
+		return nil, &ValidationError{[]FieldError{{Type: "string_unicode", Loc: loc,
+			Msg: "Input should be a valid string, unable to parse raw data as a unicode string", Input: str}}}
+	}
 	return json.RawMessage(trimmed), nil
+}
+
+// loneSurrogate finds the first string of the valid JSON b (a member name
+// or a value) holding an unpaired surrogate escape. It returns the string's
+// loc below "body" (member names decoded, list positions as numbers; the
+// offending member name as sent) and the string as sent, which the 422
+// echoes verbatim: re-encoding it would turn the surrogate into U+FFFD.
+func loneSurrogate(b []byte) (loc []any, str json.RawMessage, found bool) {
+	if !bytes.Contains(b, []byte(`\u`)) {
+		return nil, nil, false // the common case: no \u escape at all
+	}
+	type level struct {
+		object bool
+		index  int    // a list's current position
+		name   []byte // an object's current member name, as sent
+		atName bool   // an object's next string is a member name
+	}
+	var path []level
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '{':
+			path = append(path, level{object: true, atName: true})
+		case '[':
+			path = append(path, level{})
+		case '}', ']':
+			path = path[:len(path)-1]
+		case ',': // in valid JSON, outside strings only between members or items
+			if top := &path[len(path)-1]; top.object {
+				top.atName = true
+			} else {
+				top.index++
+			}
+		case ':':
+			path[len(path)-1].atName = false
+		case '"':
+			end, lone := scanEscapes(b, i)
+			atName := len(path) > 0 && path[len(path)-1].object && path[len(path)-1].atName
+			if atName {
+				path[len(path)-1].name = b[i:end]
+			}
+			if lone {
+				loc = []any{"body"}
+				for k, l := range path {
+					switch {
+					case !l.object:
+						loc = append(loc, l.index)
+					case atName && k == len(path)-1:
+						loc = append(loc, json.RawMessage(l.name))
+					default:
+						var name string
+						_ = json.Unmarshal(l.name, &name)
+						loc = append(loc, name)
+					}
+				}
+				return loc, json.RawMessage(b[i:end]), true
+			}
+			i = end
+			continue
+		}
+		i++
+	}
+	return nil, nil, false
+}
+
+// scanEscapes reads the JSON string starting at b[i] (its opening quote)
+// and returns the index just past its closing quote and whether a \u escape
+// in it is a surrogate half without its partner. b is valid JSON.
+func scanEscapes(b []byte, i int) (end int, lone bool) {
+	j := i + 1
+	for b[j] != '"' {
+		if b[j] != '\\' {
+			j++
+			continue
+		}
+		if b[j+1] != 'u' {
+			j += 2
+			continue
+		}
+		r := hex4(b[j+2 : j+6])
+		j += 6
+		switch {
+		case !utf16.IsSurrogate(r):
+		case r < 0xdc00 && j+6 <= len(b) && b[j] == '\\' && b[j+1] == 'u' && isLowSurrogate(hex4(b[j+2:j+6])):
+			j += 6 // a high surrogate and its low partner: one character
+		default:
+			lone = true
+		}
+	}
+	return j + 1, lone
+}
+
+func isLowSurrogate(r rune) bool { return r >= 0xdc00 && r <= 0xdfff }
+
+// hex4 reads the four hex digits of a \u escape of valid JSON.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 func jsonInvalid() *ValidationError {

@@ -66,6 +66,38 @@ func (s *Server) handleGetVariable(c echo.Context) error {
 	})
 }
 
+// VariableWrites is which variables a task token may write through the
+// Execution API: [taskgate] task_variable_writes.
+type VariableWrites string
+
+const (
+	// VariableWritesAll lets every task token set and delete every
+	// variable, as Airflow does: variables are shared by all tasks.
+	VariableWritesAll VariableWrites = "all"
+	// VariableWritesNone lets task tokens only read variables, so that a
+	// compromised or buggy task cannot change what other tasks read.
+	// Operators still write variables through the admin API and the CLI.
+	VariableWritesNone VariableWrites = "none"
+)
+
+// errVariableWrites answers a task's variable write under
+// task_variable_writes = none, in the shape Airflow's access checks use.
+var errVariableWrites = &APIError{Status: http.StatusForbidden, Detail: reasonDetail("access_denied",
+	"Tasks may not write variables on this server ([taskgate] task_variable_writes = none)")}
+
+// variableWrites guards a variable write route of the Execution API with
+// [taskgate] task_variable_writes. It runs after the token check, so a
+// request without a valid token still gets its 401/403, and before the body
+// is read.
+func (s *Server) variableWrites(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.TaskVariableWrites == VariableWritesNone {
+			return errVariableWrites
+		}
+		return next(c)
+	}
+}
+
 // handlePutVariable is PUT /variables/{key} with {"val", "description"}
 // ("value" is accepted for "val", as Airflow's model populates by name).
 func (s *Server) handlePutVariable(c echo.Context) error {

@@ -301,8 +301,8 @@ var errXComAccess = &APIError{Status: http.StatusForbidden,
 
 // requireOwnXCom allows an XCom write or delete only to the token's own task
 // instance: same dag, run, task and map index. Airflow lets any task
-// overwrite any XCom; a compromised or buggy task here can only damage its
-// own results.
+// overwrite any XCom; here a compromised or buggy task can damage no other
+// task's XComs (what else a task may write: README, and variableWrites).
 func (s *Server) requireOwnXCom(c echo.Context, p xcomPath, mapIndex int) error {
 	claims := claimsOf(c)
 	ti, err := s.cfg.Store.TaskInstance(c.Request().Context(), claims.Subject)
