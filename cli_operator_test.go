@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskgate/taskgate/store"
+	"github.com/taskgate/taskgate/worker"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -419,6 +420,18 @@ func TestCommandsThroughServer(t *testing.T) {
 	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
 		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
 
+	// --output writes the same document to a file only its owner can read.
+	wlFile := filepath.Join(t.TempDir(), "workload.json")
+	if out := must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "t", "--output", wlFile); out != "" {
+		t.Errorf("workloads queue --output printed %q", out)
+	}
+	checkMode(t, wlFile, 0o600)
+	if b, err := os.ReadFile(wlFile); err != nil || string(b) != indented.String() {
+		t.Errorf("workloads queue --output wrote %q (%v), want\n%s", b, err, indented.String())
+	}
+	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
+		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
+
 	out = must("", "tasks", "list")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "running") {
 		t.Errorf("tasks list printed\n%s", out)
@@ -559,14 +572,28 @@ func TestCommandsOnDataDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "u", "--map-index", "2")
-	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 3 {
+	wlFile := filepath.Join(dir, "v.json")
+	if out := must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "v", "--output", wlFile); out != "" {
+		t.Errorf("workloads queue --output printed %q", out)
+	}
+	checkMode(t, wlFile, 0o600)
+	if w, err := worker.TakeWorkload(wlFile, nil); err != nil || w.TI.TaskID != "v" {
+		t.Errorf("the worker does not take the workload written with --output: %v, %+v", err, w.TI)
+	}
+	if out := cli("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "w", "--output", filepath.Join(dir, "missing", "w.json")); out.err == nil {
+		t.Error("workloads queue --output into a missing directory succeeded")
+	}
+	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 4 {
+		t.Errorf("tasks list: %q, want no task queued for an unwritable --output", got)
+	}
+	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 4 {
 		t.Errorf("tasks list: %q", got)
 	}
 	if got := lines(must("", "tasks", "mark", "d", "r", "u", "--map-index", "2", "--state", "skipped")); len(got) != 2 ||
 		!strings.Contains(got[1], "skipped") {
 		t.Errorf("tasks mark: %q", got)
 	}
-	if got := lines(must("", "tasks", "list", "--state", "queued")); len(got) != 2 || !strings.Contains(got[1], wl.TI.ID) {
+	if got := lines(must("", "tasks", "list", "--state", "queued")); len(got) != 3 || !strings.Contains(got[1]+got[2], wl.TI.ID) {
 		t.Errorf("tasks list --state queued: %q", got)
 	}
 	if out := cli("", "tasks", "mark", "d", "r", "u", "--state", "failed"); out.err == nil || !strings.Contains(out.err.Error(), "not found") {
