@@ -728,3 +728,41 @@ func tokenClaims(t *testing.T, tok string) map[string]any {
 	}
 	return c
 }
+
+// TestWarnSharedOutput: a workload printed into a file others may read is
+// warned about; a private file or a pipe is not.
+func TestWarnSharedOutput(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	for _, tt := range []struct {
+		name string
+		mode fs.FileMode
+		warn bool
+	}{
+		{"world-readable file", 0o644, true},
+		{"group-readable file", 0o640, true},
+		{"private file", 0o600, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.OpenFile(filepath.Join(t.TempDir(), "out.json"), os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := f.Chmod(tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			warnSharedOutput(f, &stderr)
+			if got := strings.Contains(stderr.String(), "--output FILE"); got != tt.warn {
+				t.Errorf("warning %q, want one: %v", stderr.String(), tt.warn)
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	warnSharedOutput(&bytes.Buffer{}, &stderr)
+	if stderr.Len() != 0 {
+		t.Errorf("warned for a buffer: %q", stderr.String())
+	}
+}
