@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskgate/taskgate/store"
+	"github.com/taskgate/taskgate/worker"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -419,6 +420,18 @@ func TestCommandsThroughServer(t *testing.T) {
 	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
 		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
 
+	// --output writes the same document to a file only its owner can read.
+	wlFile := filepath.Join(t.TempDir(), "workload.json")
+	if out := must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "t", "--output", wlFile); out != "" {
+		t.Errorf("workloads queue --output printed %q", out)
+	}
+	checkMode(t, wlFile, 0o600)
+	if b, err := os.ReadFile(wlFile); err != nil || string(b) != indented.String() {
+		t.Errorf("workloads queue --output wrote %q (%v), want\n%s", b, err, indented.String())
+	}
+	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
+		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
+
 	out = must("", "tasks", "list")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "running") {
 		t.Errorf("tasks list printed\n%s", out)
@@ -559,14 +572,28 @@ func TestCommandsOnDataDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "u", "--map-index", "2")
-	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 3 {
+	wlFile := filepath.Join(dir, "v.json")
+	if out := must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "v", "--output", wlFile); out != "" {
+		t.Errorf("workloads queue --output printed %q", out)
+	}
+	checkMode(t, wlFile, 0o600)
+	if w, err := worker.TakeWorkload(wlFile, nil); err != nil || w.TI.TaskID != "v" {
+		t.Errorf("the worker does not take the workload written with --output: %v, %+v", err, w.TI)
+	}
+	if out := cli("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "w", "--output", filepath.Join(dir, "missing", "w.json")); out.err == nil {
+		t.Error("workloads queue --output into a missing directory succeeded")
+	}
+	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 4 {
+		t.Errorf("tasks list: %q, want no task queued for an unwritable --output", got)
+	}
+	if got := lines(must("", "tasks", "list", "--dag-id", "d")); len(got) != 4 {
 		t.Errorf("tasks list: %q", got)
 	}
 	if got := lines(must("", "tasks", "mark", "d", "r", "u", "--map-index", "2", "--state", "skipped")); len(got) != 2 ||
 		!strings.Contains(got[1], "skipped") {
 		t.Errorf("tasks mark: %q", got)
 	}
-	if got := lines(must("", "tasks", "list", "--state", "queued")); len(got) != 2 || !strings.Contains(got[1], wl.TI.ID) {
+	if got := lines(must("", "tasks", "list", "--state", "queued")); len(got) != 3 || !strings.Contains(got[1]+got[2], wl.TI.ID) {
 		t.Errorf("tasks list --state queued: %q", got)
 	}
 	if out := cli("", "tasks", "mark", "d", "r", "u", "--state", "failed"); out.err == nil || !strings.Contains(out.err.Error(), "not found") {
@@ -708,4 +735,42 @@ func tokenClaims(t *testing.T, tok string) map[string]any {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestWarnSharedOutput: a workload printed into a file others may read is
+// warned about; a private file or a pipe is not.
+func TestWarnSharedOutput(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	for _, tt := range []struct {
+		name string
+		mode fs.FileMode
+		warn bool
+	}{
+		{"world-readable file", 0o644, true},
+		{"group-readable file", 0o640, true},
+		{"private file", 0o600, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.OpenFile(filepath.Join(t.TempDir(), "out.json"), os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := f.Chmod(tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			warnSharedOutput(f, &stderr)
+			if got := strings.Contains(stderr.String(), "--output FILE"); got != tt.warn {
+				t.Errorf("warning %q, want one: %v", stderr.String(), tt.warn)
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	warnSharedOutput(&bytes.Buffer{}, &stderr)
+	if stderr.Len() != 0 {
+		t.Errorf("warned for a buffer: %q", stderr.String())
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/taskgate/taskgate/client"
 	"github.com/taskgate/taskgate/worker"
-	"github.com/taskgate/taskgate/workload"
 )
 
 // envServerURL is Airflow's [core] execution_api_server_url, the default of
@@ -42,6 +40,12 @@ func (e *exitCodeError) ExitCode() int { return e.code }
 // worker is `taskgate worker run`: supervise one queued task instance. The
 // [workers] settings come from AIRFLOW__WORKERS__… in the environment,
 // overridden by flags; the worker needs no data directory.
+//
+// The task's command runs as the worker's user, so everything that user can
+// reach it can too: the worker therefore makes itself non-dumpable, refuses
+// a workload file group or others may read, and removes the file once read,
+// before the command starts (see worker.TakeWorkload). `--workload -` reads
+// standard input and leaves no file at all.
 func (e *cliEnv) worker(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "run" {
 		return usagef("worker: expected \"run\"\n%s", workerUsage)
@@ -55,7 +59,7 @@ func (e *cliEnv) worker(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := flag.NewFlagSet("worker run", flag.ContinueOnError)
-	workloadPath := fs.String("workload", "", "ExecuteTask JSON file, - for standard input (required)")
+	workloadPath := fs.String("workload", "", "ExecuteTask JSON file, mode 0600, removed once read; - for standard input (required)")
 	server := fs.String("server", lookupEnv(e.environ, envServerURL),
 		"Execution API URL, e.g. http://127.0.0.1:8080/execution (default $"+envServerURL+")")
 	settings.RegisterFlags(fs)
@@ -74,7 +78,12 @@ func (e *cliEnv) worker(ctx context.Context, args []string) error {
 	if err := settings.Validate(); err != nil {
 		return usagef("worker run: %v", err)
 	}
-	task, err := e.readWorkload(*workloadPath)
+	// Before any token is in memory: the task's command runs as this user
+	// and must not be able to read the worker's memory through /proc.
+	if err := worker.MakeNonDumpable(); err != nil {
+		return err
+	}
+	task, err := worker.TakeWorkload(*workloadPath, e.stdin)
 	if err != nil {
 		return err
 	}
@@ -162,21 +171,6 @@ func splitCommand(args []string) (flags, command []string, ok bool) {
 		}
 	}
 	return args, nil, false
-}
-
-// readWorkload reads the ExecuteTask document from a file or, for "-",
-// standard input.
-func (e *cliEnv) readWorkload(path string) (workload.ExecuteTask, error) {
-	var r io.Reader = e.stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return workload.ExecuteTask{}, fmt.Errorf("worker: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	return worker.ReadWorkload(r)
 }
 
 // unixname is the user the worker runs as, which the server records with

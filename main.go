@@ -44,8 +44,9 @@ const usage = `usage: taskgate [--config FILE] [--data-dir DIR] COMMAND [ARGS]
 commands:
   serve [--listen ADDR]                 run the Execution API gateway
   workloads queue --dag-id D --run-id R --task-id T [--map-index N]
-                  [--try-number N] [--max-tries N]
+                  [--try-number N] [--max-tries N] [--output FILE]
                                         queue a task instance; print its ExecuteTask workload
+                                        (--output: write it to FILE, mode 0600)
   variables set KEY VALUE [--description TEXT]
   variables get KEY | list | delete KEY
   connections add ID --conn-type T [--host H] [--port N] [--login L]
@@ -67,6 +68,7 @@ commands:
              [--max-failed-heartbeats N] [--retries N] [--retry-wait-min D]
              [--retry-wait-max D] [--timeout D] -- CMD [ARGS...]
                                         run one queued task: /run, CMD, heartbeats, state
+                                        (FILE must be mode 0600; it is removed once read)
 
 The provisioning commands (workloads … components) go through the server
 logged in to (or --server URL with $TASKGATE_TOKEN), else they work on the

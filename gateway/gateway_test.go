@@ -56,6 +56,29 @@ func (f *fakeTokens) Sign(base *scopes.Claims, life time.Duration) (string, *sco
 	return tok, c, nil
 }
 
+// NewClaims is Sign's claims without a token.
+func (f *fakeTokens) NewClaims(base *scopes.Claims, life time.Duration) (*scopes.Claims, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	now := f.now()
+	return &scopes.Claims{
+		ID: fmt.Sprintf("jti%d", f.n), Subject: base.Subject, Scope: base.Scope, Extra: base.Extra,
+		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(life), Audience: []string{"urn:airflow.apache.org:task"},
+	}, nil
+}
+
+// SignVerbatim names the token after its jti, so signing the same claims
+// twice gives the same token, as with real signatures.
+func (f *fakeTokens) SignVerbatim(c *scopes.Claims) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tok := fmt.Sprintf("%s.%s.%s.%d", f.prefix, c.ID, c.Scope, c.ExpiresAt.Unix())
+	cc := *c
+	f.claims[tok] = &cc
+	return tok, nil
+}
+
 func (f *fakeTokens) Validate(_ context.Context, raw string) (*scopes.Claims, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -297,6 +320,66 @@ func TestRunSuccessBody(t *testing.T) {
 	other := h.do("PATCH", "/execution/task-instances/"+id+"/run", exec, runBody("worker-b", pidA))
 	wantJSON(t, other, 409, `{"detail":{"reason":"invalid_state",
 		"message":"TI was not in a state where it could be marked as running","previous_state":"running"}}`)
+}
+
+// TestRunRetryReturnsSameExecutionToken: a repeated /run with the workload
+// token that started the task, from the same worker, gets the execution
+// token the first /run handed out — recorded with the task instance — and
+// never a second one; another workload token gets a conflict and no token.
+func TestRunRetryReturnsSameExecutionToken(t *testing.T) {
+	h := newHarness(t)
+	id := h.queue("etl", "manual__1", "extract", -1)
+	wl := h.tokens.mint(t, id, scopes.Workload, time.Hour)
+	wlClaims, err := h.tokens.Validate(context.Background(), wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/execution/task-instances/" + id + "/run"
+	first := h.do("PATCH", path, wl, runBody(hostA, pidA))
+	exec := first.header.Get(reissue.Header)
+	if first.status != 200 || exec == "" {
+		t.Fatalf("/run = %d %s, token %q", first.status, first.body, exec)
+	}
+	claims, err := h.tokens.Validate(context.Background(), exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti, err := h.db.TaskInstance(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &workload.ExecutionGrant{WorkloadTokenID: wlClaims.ID, ID: claims.ID, IssuedAt: claims.IssuedAt, ExpiresAt: claims.ExpiresAt}
+	if claims.ID == "" {
+		t.Error("the execution token has no jti")
+	}
+	if diff := cmp.Diff(want, ti.RunGrant); diff != "" {
+		t.Errorf("recorded grant (-want +got):\n%s", diff)
+	}
+
+	h.clock.Add(90 * time.Second)
+	for i := range 2 {
+		again := h.do("PATCH", path, wl, runBody(hostA, pidA))
+		if again.status != 200 || again.header.Get(reissue.Header) != exec {
+			t.Errorf("repeat %d: %d, token %q, want 200 with %q", i, again.status, again.header.Get(reissue.Header), exec)
+		}
+	}
+	other := h.tokens.mint(t, id, scopes.Workload, time.Hour)
+	r := h.do("PATCH", path, other, runBody(hostA, pidA))
+	wantJSON(t, r, 409, `{"detail":{"reason":"invalid_state",
+		"message":"TI was not in a state where it could be marked as running","previous_state":"running"}}`)
+	if tok := r.header.Get(reissue.Header); tok != "" {
+		t.Errorf("a refused /run handed out %q", tok)
+	}
+	if n := h.logs.FilterMessage("repeated /run answered with the execution token already issued").Len(); n != 2 {
+		t.Errorf("%d log lines about repeated /run, want 2", n)
+	}
+	for _, e := range h.logs.All() {
+		for _, f := range e.Context {
+			if f.String == exec || f.String == wl {
+				t.Errorf("log entry %q holds a raw token in %s", e.Message, f.Key)
+			}
+		}
+	}
 }
 
 func TestRunValidation(t *testing.T) {

@@ -52,6 +52,12 @@ type Validator interface {
 // Signer mints tokens; the gateway mints execution tokens on /run.
 type Signer interface {
 	Sign(base *scopes.Claims, lifetime time.Duration) (string, *scopes.Claims, error)
+	// NewClaims prepares the claims Sign would sign (a fresh jti, iat,
+	// exp), and SignVerbatim signs given claims exactly, the same token
+	// every time: /run records the execution token it hands out and answers
+	// a retry with it again.
+	NewClaims(base *scopes.Claims, lifetime time.Duration) (*scopes.Claims, error)
+	SignVerbatim(c *scopes.Claims) (string, error)
 }
 
 // Store is everything the gateway reads and writes.

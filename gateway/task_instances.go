@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
@@ -189,8 +190,11 @@ func decodeRunRequest(body []byte) (workload.RunRequest, error) {
 
 // handleRunTaskInstance is PATCH /task-instances/{id}/run: queued → running,
 // answered with the run context. Called with a workload token, it also
-// returns a fresh execution token for the same task instance: the only place
-// a workload token buys anything.
+// returns an execution token for the same task instance: the only place a
+// workload token buys anything. The swap is one-shot: the token's identity
+// is recorded with the task instance in the same write that starts it, and
+// a retry of that /run (same worker, same workload token) gets the same
+// token back, signed again from the record — never a second one.
 func (s *Server) handleRunTaskInstance(c echo.Context) error {
 	id, req, err := readTIBody(c, decodeRunRequest)
 	if err != nil {
@@ -198,10 +202,25 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	now := s.now()
-	var prev workload.State
+	// The execution token is prepared before the write (a jti and times,
+	// no signature) so that the write can record it.
+	var exec *scopes.Claims
+	if claims := claimsOf(c); claims.Type() == scopes.Workload {
+		exec, err = s.cfg.Signer.NewClaims(&scopes.Claims{Subject: id, Scope: string(scopes.Execution)},
+			s.cfg.ExecutionTokenLifetime)
+		if err != nil {
+			return fmt.Errorf("gateway: mint execution token: %w", err)
+		}
+		req.Grant = &workload.ExecutionGrant{WorkloadTokenID: claims.ID, ID: exec.ID,
+			IssuedAt: exec.IssuedAt, ExpiresAt: exec.ExpiresAt}
+	}
+	var (
+		prev  workload.State
+		grant *workload.ExecutionGrant
+	)
 	ti, err := s.cfg.Store.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
 		var err error
-		prev, err = workload.EnterRunning(ti, req, now)
+		prev, grant, err = workload.EnterRunning(ti, req, now)
 		return err
 	})
 	if err != nil {
@@ -233,11 +252,18 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 			rc.XComKeysToClear = keys
 		}
 	}
-	if claims := claimsOf(c); claims.Type() == scopes.Workload {
-		tok, _, err := s.cfg.Signer.Sign(&scopes.Claims{Subject: id, Scope: string(scopes.Execution)},
-			s.cfg.ExecutionTokenLifetime)
+	if grant != nil {
+		// exec with the identity of the token handed out: the prepared one,
+		// or for a retry the one the first /run recorded.
+		tc := *exec
+		tc.ID, tc.IssuedAt, tc.NotBefore, tc.ExpiresAt = grant.ID, grant.IssuedAt, grant.IssuedAt, grant.ExpiresAt
+		tok, err := s.cfg.Signer.SignVerbatim(&tc)
 		if err != nil {
 			return fmt.Errorf("gateway: mint execution token: %w", err)
+		}
+		if grant.ID != exec.ID {
+			s.log.Info("repeated /run answered with the execution token already issued",
+				zap.String("ti_id", id), zap.String("jti", grant.ID))
 		}
 		c.Response().Header().Set(reissue.Header, tok)
 	}

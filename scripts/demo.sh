@@ -48,7 +48,8 @@ echo "listening on $server"
 say "logging in and queueing three workloads through the admin API"
 printf 'demo-password\n' | "$tg" login --server "$server" --username demo --password-stdin
 for task in extract transform load; do
-  "$tg" workloads queue --dag-id demo --run-id manual__1 --task-id "$task" --max-tries 0 > "$tmp/$task.json"
+  # --output: mode 0600, which `worker run` requires (it removes the file once read).
+  "$tg" workloads queue --dag-id demo --run-id manual__1 --task-id "$task" --max-tries 0 --output "$tmp/$task.json"
   echo "queued $task: ti $(sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' "$tmp/$task.json" | head -n 1)"
 done
 

@@ -561,7 +561,7 @@ func TestRemoveUserEndsWhatTheUserStarted(t *testing.T) {
 	others := queue("others_task", "other")
 	offline := queue("offline_task_1", "")
 	if _, err := db.UpdateTaskInstance(ctx, running, func(ti *workload.TaskInstance) error {
-		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
+		_, _, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func runningTI(t testing.TB, db *DB, id, host string, pid int) {
 	t.Helper()
 	mustInsert(t, db, taskInstance(id, "dag", "run", "task-"+id, -1))
 	_, err := db.UpdateTaskInstance(context.Background(), id, func(ti *workload.TaskInstance) error {
-		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: host, Unixname: "u", PID: pid, StartDate: t0}, t0)
+		_, _, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: host, Unixname: "u", PID: pid, StartDate: t0}, t0)
 		return err
 	})
 	if err != nil {

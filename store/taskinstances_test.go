@@ -663,7 +663,7 @@ func TestTryStatus(t *testing.T) {
 	}
 	want(db, "try1", workload.TryStatus{State: workload.StateQueued, Current: true})
 	run := func(ti *workload.TaskInstance) error {
-		_, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
+		_, _, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
 		return err
 	}
 	if _, err := db.UpdateTaskInstance(ctx, "try1", run); err != nil {

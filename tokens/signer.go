@@ -101,23 +101,80 @@ func (s *Signer) Algorithm() string { return s.alg }
 //
 // The returned claims are exactly what Validate returns for the token
 // (Extra values normalised to their JSON decoding: numbers as json.Number).
+// Sign is NewClaims followed by SignVerbatim, in one pass.
 func (s *Signer) Sign(base *scopes.Claims, lifetime time.Duration) (string, *scopes.Claims, error) {
+	out, err := s.newClaims(base, lifetime)
+	if err != nil {
+		return "", nil, err
+	}
+	tok, err := s.encode(out, base.Extra, true)
+	if err != nil {
+		return "", nil, err
+	}
+	return tok, out, nil
+}
+
+// NewClaims returns the claims Sign would put in a new token — a fresh jti,
+// iat = nbf = now, exp, the configured iss and aud, base's subject, scope and
+// extras — without signing them. With SignVerbatim it lets a caller record a
+// token's identity (jti, iat, exp) before handing the token out, and sign
+// the very same token again later: the gateway does this for /run, so a
+// retried /run gets back the execution token the first one minted instead
+// of a second, independent one.
+func (s *Signer) NewClaims(base *scopes.Claims, lifetime time.Duration) (*scopes.Claims, error) {
+	out, err := s.newClaims(base, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	if err := normalizeExtra(out, base.Extra); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SignVerbatim signs c exactly as given: its jti, iss, sub and scope (each
+// omitted when empty; the scope kept when ScopePresent), aud (a JSON string
+// for one audience, else an array), iat, nbf (omitted when zero), exp and
+// its Extra claims, in the order Sign writes them. Nothing is taken from the
+// clock or the configuration but the key and the header, so signing the
+// same claims twice gives the same token: HS512, RS256/RS512 (PKCS #1 v1.5)
+// and EdDSA signatures are deterministic. A claims set every validator
+// refuses — no aud, iat or exp, or times that are not whole seconds — is an
+// error, and so is an exp not after iat.
+func (s *Signer) SignVerbatim(c *scopes.Claims) (string, error) {
+	switch {
+	case c == nil:
+		return "", errors.New("tokens: sign: nil claims")
+	case len(c.Audience) == 0:
+		return "", errors.New("tokens: sign: no audience")
+	case c.IssuedAt.IsZero() || c.ExpiresAt.IsZero():
+		return "", errors.New("tokens: sign: iat and exp are required")
+	case c.IssuedAt.Nanosecond() != 0 || c.ExpiresAt.Nanosecond() != 0 || c.NotBefore.Nanosecond() != 0:
+		return "", errors.New("tokens: sign: iat, nbf and exp must be whole seconds")
+	case !c.ExpiresAt.After(c.IssuedAt):
+		return "", errors.New("tokens: sign: exp is not after iat")
+	}
+	return s.encode(c, c.Extra, false)
+}
+
+// newClaims is NewClaims without the extras.
+func (s *Signer) newClaims(base *scopes.Claims, lifetime time.Duration) (*scopes.Claims, error) {
 	if base == nil {
-		return "", nil, errors.New("tokens: sign: nil claims")
+		return nil, errors.New("tokens: sign: nil claims")
 	}
 	if lifetime < time.Second {
-		return "", nil, fmt.Errorf("tokens: sign: lifetime %s is shorter than one second", lifetime)
+		return nil, fmt.Errorf("tokens: sign: lifetime %s is shorter than one second", lifetime)
 	}
 	id, err := uuid.NewRandom()
 	if err != nil {
-		return "", nil, fmt.Errorf("tokens: sign: generate jti: %w", err)
+		return nil, fmt.Errorf("tokens: sign: generate jti: %w", err)
 	}
 	var jti [32]byte
 	hex.Encode(jti[:], id[:])
 
 	iat := s.now().Unix()
 	exp := iat + int64(lifetime/time.Second)
-	out := &scopes.Claims{
+	return &scopes.Claims{
 		ID:      string(jti[:]),
 		Subject: base.Subject,
 		Scope:   base.Scope,
@@ -128,64 +185,128 @@ func (s *Signer) Sign(base *scopes.Claims, lifetime time.Duration) (string, *sco
 		IssuedAt:     time.Unix(iat, 0).UTC(),
 		NotBefore:    time.Unix(iat, 0).UTC(),
 		ExpiresAt:    time.Unix(exp, 0).UTC(),
-	}
+	}, nil
+}
 
+// extraKeys returns the names of extra that are not registered claims,
+// sorted: the order they are written in.
+func extraKeys(extra map[string]any) []string {
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if !reservedClaim(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// normalizedClaim encodes an extra claim's value and decodes what will be
+// in the token, so the claims returned equal what a validator will see.
+func normalizedClaim(k string, v any) ([]byte, any, error) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+	}
+	d := scanner{s: string(enc)}
+	norm, err := d.value(1)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+	}
+	return enc, norm, nil
+}
+
+// normalizeExtra sets out.Extra to extra's unregistered claims as a
+// validator will decode them.
+func normalizeExtra(out *scopes.Claims, extra map[string]any) error {
+	keys := extraKeys(extra)
+	for _, k := range keys {
+		_, norm, err := normalizedClaim(k, extra[k])
+		if err != nil {
+			return err
+		}
+		if out.Extra == nil {
+			out.Extra = make(map[string]any, len(keys))
+		}
+		out.Extra[k] = norm
+	}
+	return nil
+}
+
+// encode writes and signs the token of c with the claims of extra that are
+// not registered claims. With keep, the extras are also stored in c.Extra as
+// a validator will decode them. It is the one encoder of every token this
+// package mints.
+func (s *Signer) encode(c *scopes.Claims, extra map[string]any, keep bool) (string, error) {
 	buf := make([]byte, 0, 256)
 	buf = append(buf, '{')
-	if len(base.Extra) > 0 {
-		keys := make([]string, 0, len(base.Extra))
-		for k := range base.Extra {
-			if !reservedClaim(k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
+	if len(extra) > 0 {
+		keys := extraKeys(extra)
 		for _, k := range keys {
-			v, err := json.Marshal(base.Extra[k])
-			if err != nil {
-				return "", nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+			var v []byte
+			if keep {
+				enc, norm, err := normalizedClaim(k, extra[k])
+				if err != nil {
+					return "", err
+				}
+				if c.Extra == nil {
+					c.Extra = make(map[string]any, len(keys))
+				}
+				c.Extra[k], v = norm, enc
+			} else {
+				enc, err := json.Marshal(extra[k])
+				if err != nil {
+					return "", fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+				}
+				v = enc
 			}
-			// Decode what will be in the token, so the returned claims
-			// equal what a validator will see.
-			d := scanner{s: string(v)}
-			norm, err := d.value(1)
-			if err != nil {
-				return "", nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
-			}
-			if out.Extra == nil {
-				out.Extra = make(map[string]any, len(keys))
-			}
-			out.Extra[k] = norm
 			buf = appendJSONString(buf, k)
 			buf = append(buf, ':')
 			buf = append(buf, v...)
 			buf = append(buf, ',')
 		}
 	}
-	buf = append(buf, `"jti":"`...)
-	buf = append(buf, jti[:]...)
-	buf = append(buf, '"')
-	if s.issuer != "" {
+	// Every member below starts with a comma; the first one drops it.
+	mark := len(buf)
+	if c.ID != "" {
+		buf = append(buf, `,"jti":`...)
+		buf = appendJSONString(buf, c.ID)
+	}
+	if c.Issuer != "" {
 		buf = append(buf, `,"iss":`...)
-		buf = appendJSONString(buf, s.issuer)
+		buf = appendJSONString(buf, c.Issuer)
 	}
 	buf = append(buf, `,"aud":`...)
-	buf = appendJSONString(buf, s.audience)
-	if base.Subject != "" {
-		buf = append(buf, `,"sub":`...)
-		buf = appendJSONString(buf, base.Subject)
+	if len(c.Audience) == 1 {
+		buf = appendJSONString(buf, c.Audience[0])
+	} else {
+		buf = append(buf, '[')
+		for i, a := range c.Audience {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendJSONString(buf, a)
+		}
+		buf = append(buf, ']')
 	}
-	if base.Scope != "" {
+	if c.Subject != "" {
+		buf = append(buf, `,"sub":`...)
+		buf = appendJSONString(buf, c.Subject)
+	}
+	if c.Scope != "" || c.ScopePresent {
 		buf = append(buf, `,"scope":`...)
-		buf = appendJSONString(buf, base.Scope)
+		buf = appendJSONString(buf, c.Scope)
 	}
 	buf = append(buf, `,"iat":`...)
-	buf = strconv.AppendInt(buf, iat, 10)
-	buf = append(buf, `,"nbf":`...)
-	buf = strconv.AppendInt(buf, iat, 10)
+	buf = strconv.AppendInt(buf, c.IssuedAt.Unix(), 10)
+	if !c.NotBefore.IsZero() {
+		buf = append(buf, `,"nbf":`...)
+		buf = strconv.AppendInt(buf, c.NotBefore.Unix(), 10)
+	}
 	buf = append(buf, `,"exp":`...)
-	buf = strconv.AppendInt(buf, exp, 10)
+	buf = strconv.AppendInt(buf, c.ExpiresAt.Unix(), 10)
 	buf = append(buf, '}')
+	buf = append(buf[:mark], buf[mark+1:]...)
 
 	enc := base64.RawURLEncoding
 	signing := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(buf))+1+enc.EncodedLen(512))
@@ -194,11 +315,11 @@ func (s *Signer) Sign(base *scopes.Claims, lifetime time.Duration) (string, *sco
 	signing = enc.AppendEncode(signing, buf)
 	sig, err := s.method.Sign(string(signing), s.key)
 	if err != nil {
-		return "", nil, fmt.Errorf("tokens: sign: %w", err)
+		return "", fmt.Errorf("tokens: sign: %w", err)
 	}
 	signing = append(signing, '.')
 	signing = enc.AppendEncode(signing, sig)
-	return string(signing), out, nil
+	return string(signing), nil
 }
 
 // appendJSONString appends s as a JSON string. The common case — printable

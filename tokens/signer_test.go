@@ -365,3 +365,115 @@ func TestSignValidateEachAlgorithm(t *testing.T) {
 		})
 	}
 }
+
+// TestSignVerbatimSameToken: signing the claims of a token again gives the
+// same token, byte for byte, with every algorithm and whatever the clock
+// says now. The gateway relies on it to answer a retried /run with the
+// execution token the first /run minted.
+func TestSignVerbatimSameToken(t *testing.T) {
+	rk := newRSAKey(t, 2048)
+	rsaPath := writePEM(t, rk, false)
+	edPath := writePEM(t, newEdKey(t), false)
+	for _, tc := range []struct {
+		alg string
+		cfg Config
+	}{
+		{"HS512", Config{Secret: randomSecret(t)}},
+		{"RS256", Config{PrivateKeyPath: rsaPath, Algorithm: "RS256"}},
+		{"RS512", Config{PrivateKeyPath: rsaPath, Algorithm: "RS512"}},
+		{"EdDSA", Config{PrivateKeyPath: edPath, Algorithm: "EdDSA"}},
+	} {
+		t.Run(tc.alg, func(t *testing.T) {
+			clock := newFakeClock(t0)
+			tc.cfg.Audiences = []string{testAudience}
+			tc.cfg.Issuers = []string{"https://a.example"}
+			tc.cfg.Now = clock.Now
+			s, err := NewSigner(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := NewValidator(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := &scopes.Claims{Subject: testSubject, Scope: "execution", Extra: map[string]any{"n": 7, "note": "<é>"}}
+			tok, claims, err := s.Sign(base, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims.ID == "" {
+				t.Error("Sign minted a token without a jti")
+			}
+			clock.Add(30 * time.Second)
+			again, err := s.SignVerbatim(claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again != tok {
+				t.Errorf("SignVerbatim of Sign's claims:\n%s\nwant\n%s", again, tok)
+			}
+
+			// NewClaims then SignVerbatim is Sign split in two.
+			fresh, err := s.NewClaims(base, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fresh.ID == "" || fresh.ID == claims.ID {
+				t.Errorf("NewClaims jti %q, want a fresh one", fresh.ID)
+			}
+			first, err := s.SignVerbatim(fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copied := *fresh
+			second, err := s.SignVerbatim(&copied)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first != second {
+				t.Error("two SignVerbatim of the same claims differ")
+			}
+			got, err := v.Validate(context.Background(), first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(fresh, got); diff != "" {
+				t.Errorf("(-new claims +validated):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSignVerbatimErrors(t *testing.T) {
+	s, err := NewSigner(Config{Secret: randomSecret(t), Audiences: []string{testAudience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iat := time.Unix(1782907200, 0).UTC()
+	ok := scopes.Claims{ID: "j", Subject: testSubject, Audience: []string{testAudience}, IssuedAt: iat, ExpiresAt: iat.Add(time.Minute)}
+	edit := func(f func(c *scopes.Claims)) *scopes.Claims { c := ok; f(&c); return &c }
+	tests := []struct {
+		name   string
+		claims *scopes.Claims
+		want   string
+	}{
+		{"nil claims", nil, "tokens: sign: nil claims"},
+		{"no audience", edit(func(c *scopes.Claims) { c.Audience = nil }), "tokens: sign: no audience"},
+		{"no iat", edit(func(c *scopes.Claims) { c.IssuedAt = time.Time{} }), "tokens: sign: iat and exp are required"},
+		{"no exp", edit(func(c *scopes.Claims) { c.ExpiresAt = time.Time{} }), "tokens: sign: iat and exp are required"},
+		{"fractional exp", edit(func(c *scopes.Claims) { c.ExpiresAt = c.ExpiresAt.Add(time.Millisecond) }), "tokens: sign: iat, nbf and exp must be whole seconds"},
+		{"exp before iat", edit(func(c *scopes.Claims) { c.ExpiresAt = iat }), "tokens: sign: exp is not after iat"},
+		{"unencodable extra", edit(func(c *scopes.Claims) { c.Extra = map[string]any{"c": make(chan int)} }), `tokens: sign: claim "c": json: unsupported type: chan int`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.SignVerbatim(tc.claims)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if diff := cmp.Diff(tc.want, err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

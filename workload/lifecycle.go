@@ -26,25 +26,51 @@ type RunRequest struct {
 	Unixname  string
 	PID       int
 	StartDate time.Time
+	// Grant is set when the request came with a workload token, which /run
+	// swaps for an execution token: WorkloadTokenID is the workload token's
+	// jti, and ID, IssuedAt and ExpiresAt those of a freshly prepared
+	// execution token, handed out if this request starts the task. Nil for a
+	// request with an execution token, which buys no token.
+	Grant *ExecutionGrant
 }
 
 // EnterRunning moves ti from queued (or restarting) to running for the worker
-// described by r, and returns the state it left. A repeat of the same request
-// — same hostname, unixname and pid while running — is accepted again: the
-// worker may simply have lost the first response. Anything else is a
-// conflict, which is what makes a workload token single-use.
-func EnterRunning(ti *TaskInstance, r RunRequest, now time.Time) (State, error) {
+// described by r, and returns the state it left and the execution token to
+// hand out (nil when r.Grant is nil). A repeat of the same request — same
+// hostname, unixname and pid while running — is accepted again: the worker
+// may simply have lost the first response. Anything else is a conflict,
+// which is what makes a workload token single-use.
+//
+// The token swap is one-shot: starting the task records r.Grant, and a
+// repeat with a workload token gets that recorded grant back — the same
+// execution token, signed again — never a second, independent one. A task
+// command running as its worker's user can read the workload and copy the
+// worker's identity, so a retry that minted anew would give it a token of
+// its own. A repeat with any other workload token (another jti, or none
+// recorded: a workload token without a jti, or a task started with an
+// execution token) is refused like a /run in any other state.
+func EnterRunning(ti *TaskInstance, r RunRequest, now time.Time) (State, *ExecutionGrant, error) {
 	prev := ti.State
+	var grant *ExecutionGrant
 	switch {
 	case prev == StateRunning && ti.Hostname == r.Hostname && ti.Unixname == r.Unixname && ti.PID == r.PID:
 		// Duplicate from the same worker: refresh below, answer 200 again.
-	case (prev == StateQueued || prev == StateRestarting) && ti.ReportedAt == nil:
-	default:
-		return prev, &ConflictError{
-			Reason:  "invalid_state",
-			Message: "TI was not in a state where it could be marked as running",
-			Extra:   map[string]any{"previous_state": string(prev)},
+		if r.Grant != nil {
+			rec := ti.RunGrant
+			if rec == nil || rec.WorkloadTokenID == "" || rec.WorkloadTokenID != r.Grant.WorkloadTokenID {
+				return prev, nil, enterRunningConflict(prev)
+			}
+			g := *rec
+			grant = &g
 		}
+	case (prev == StateQueued || prev == StateRestarting) && ti.ReportedAt == nil:
+		ti.RunGrant = nil
+		if r.Grant != nil {
+			rec, g := *r.Grant, *r.Grant
+			ti.RunGrant, grant = &rec, &g
+		}
+	default:
+		return prev, nil, enterRunningConflict(prev)
 	}
 	// A task resuming from deferral keeps the start date of its first run.
 	if len(ti.NextKwargs) == 0 || ti.StartDate == nil {
@@ -58,7 +84,16 @@ func EnterRunning(ti *TaskInstance, r RunRequest, now time.Time) (State, error) 
 	t := now.UTC()
 	ti.LastHeartbeatAt = &t
 	ti.UpdatedAt = t
-	return prev, nil
+	return prev, grant, nil
+}
+
+// enterRunningConflict is the answer to a /run the lifecycle refuses.
+func enterRunningConflict(prev State) error {
+	return &ConflictError{
+		Reason:  "invalid_state",
+		Message: "TI was not in a state where it could be marked as running",
+		Extra:   map[string]any{"previous_state": string(prev)},
+	}
 }
 
 // ShouldRetry reports whether a failure of this run would be retried:

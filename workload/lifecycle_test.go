@@ -37,7 +37,7 @@ func TestEnterRunning(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ti := tt.ti
-			prev, err := EnterRunning(&ti, tt.req, t0.Add(time.Second))
+			prev, _, err := EnterRunning(&ti, tt.req, t0.Add(time.Second))
 			if prev != tt.wantPrev {
 				t.Errorf("prev = %s, want %s", prev, tt.wantPrev)
 			}
@@ -62,11 +62,75 @@ func TestEnterRunning(t *testing.T) {
 	}
 }
 
+// TestEnterRunningTokenSwap: the first /run with a workload token records
+// the execution token it hands out; a repeat from the same worker with the
+// same workload token gets that same token back, never the fresh one it
+// brought; any other repeat is refused.
+func TestEnterRunningTokenSwap(t *testing.T) {
+	iat := t0.Add(-time.Minute)
+	first := &ExecutionGrant{WorkloadTokenID: "wl-1", ID: "exec-1", IssuedAt: iat, ExpiresAt: iat.Add(10 * time.Minute)}
+	grant := func(workloadJTI, jti string) *ExecutionGrant {
+		return &ExecutionGrant{WorkloadTokenID: workloadJTI, ID: jti, IssuedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
+	}
+	req := func(g *ExecutionGrant) RunRequest {
+		return RunRequest{Hostname: "h", Unixname: "u", PID: 7, StartDate: t0, Grant: g}
+	}
+	running := func(rec *ExecutionGrant) TaskInstance {
+		return TaskInstance{State: StateRunning, Hostname: "h", Unixname: "u", PID: 7, RunGrant: rec}
+	}
+	tests := []struct {
+		name      string
+		ti        TaskInstance
+		req       RunRequest
+		wantGrant *ExecutionGrant // handed out
+		wantRec   *ExecutionGrant // recorded afterwards
+		wantErr   bool
+	}{
+		{"queued, workload token: the new grant", TaskInstance{State: StateQueued}, req(grant("wl-1", "exec-new")),
+			grant("wl-1", "exec-new"), grant("wl-1", "exec-new"), false},
+		{"restarting, workload token: replaces an old grant", TaskInstance{State: StateRestarting, RunGrant: first}, req(grant("wl-2", "exec-new")),
+			grant("wl-2", "exec-new"), grant("wl-2", "exec-new"), false},
+		{"queued, execution token: no grant, old one dropped", TaskInstance{State: StateQueued, RunGrant: first}, req(nil),
+			nil, nil, false},
+		{"repeat, same workload token: the recorded grant", running(first), req(grant("wl-1", "exec-new")),
+			first, first, false},
+		{"repeat, execution token: no grant", running(first), req(nil),
+			nil, first, false},
+		{"repeat, other workload token", running(first), req(grant("wl-2", "exec-new")),
+			nil, first, true},
+		{"repeat, workload token without jti", running(&ExecutionGrant{ID: "exec-1", IssuedAt: iat, ExpiresAt: iat.Add(time.Minute)}), req(grant("", "exec-new")),
+			nil, &ExecutionGrant{ID: "exec-1", IssuedAt: iat, ExpiresAt: iat.Add(time.Minute)}, true},
+		{"repeat, workload token, none recorded", running(nil), req(grant("wl-1", "exec-new")),
+			nil, nil, true},
+		{"finished, same workload token", TaskInstance{State: StateSuccess, Hostname: "h", Unixname: "u", PID: 7, RunGrant: first}, req(grant("wl-1", "exec-new")),
+			nil, first, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := tt.ti
+			_, got, err := EnterRunning(&ti, tt.req, t0)
+			var ce *ConflictError
+			if tt.wantErr != (err != nil) || (err != nil && (!errors.As(err, &ce) || ce.Reason != "invalid_state")) {
+				t.Fatalf("err = %v, want conflict: %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.wantGrant, got); diff != "" {
+				t.Errorf("grant handed out (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantRec, ti.RunGrant); diff != "" {
+				t.Errorf("grant recorded (-want +got):\n%s", diff)
+			}
+			if got != nil && got == ti.RunGrant {
+				t.Error("the grant handed out aliases the record")
+			}
+		})
+	}
+}
+
 func TestEnterRunningKeepsStartDateWhenResuming(t *testing.T) {
 	first := t0.Add(-time.Hour)
 	ti := TaskInstance{State: StateQueued, StartDate: &first, NextMethod: ptr("execute_complete"),
 		NextKwargs: []byte(`{"event":1}`)}
-	if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", StartDate: t0}, t0); err != nil {
+	if _, _, err := EnterRunning(&ti, RunRequest{Hostname: "h", StartDate: t0}, t0); err != nil {
 		t.Fatal(err)
 	}
 	if !ti.StartDate.Equal(first) {
@@ -258,7 +322,7 @@ func TestEnterRunningAfterOwnReport(t *testing.T) {
 	if _, err := ApplyState(&ti, StateUpdate{State: StateQueued}, t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
+	if _, _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
 		t.Error("a try that reported queued entered running again")
 	}
 }
@@ -350,7 +414,7 @@ func TestWithdraw(t *testing.T) {
 			if ti.State != StateRemoved || !ti.EndDate.Equal(t0) || !ti.UpdatedAt.Equal(t0) {
 				t.Errorf("withdrawn: %+v", ti)
 			}
-			if _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
+			if _, _, err := EnterRunning(&ti, RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0); err == nil {
 				t.Error("a withdrawn task instance could still be started")
 			}
 		})

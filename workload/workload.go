@@ -132,6 +132,27 @@ type TaskInstance struct {
 	// Outlets reported with success, kept verbatim.
 	TaskOutlets  json.RawMessage `json:"task_outlets,omitempty"`
 	OutletEvents json.RawMessage `json:"outlet_events,omitempty"`
+
+	// RunGrant is the execution token the /run that started this run handed
+	// out for a workload token, nil when that /run came with an execution
+	// token. A repeated /run is answered with this same token, never with a
+	// new one (see EnterRunning).
+	RunGrant *ExecutionGrant `json:"run_grant,omitempty"`
+}
+
+// ExecutionGrant identifies an execution token handed out by /run in
+// exchange for a workload token: enough to sign the very same token again
+// (its subject is the task instance, its scope "execution", its issuer and
+// audience the configured ones), and nothing that would let anyone holding
+// the record use it. The times are whole seconds, as in the token.
+type ExecutionGrant struct {
+	// WorkloadTokenID is the jti of the workload token that was swapped.
+	WorkloadTokenID string `json:"workload_jti"`
+	// ID, IssuedAt and ExpiresAt are the execution token's jti, iat (also
+	// its nbf) and exp.
+	ID        string    `json:"jti"`
+	IssuedAt  time.Time `json:"iat"`
+	ExpiresAt time.Time `json:"exp"`
 }
 
 // Variable is an Airflow variable.
