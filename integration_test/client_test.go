@@ -130,6 +130,16 @@ func (w *worker) do(method, path, body string) *response {
 	return r
 }
 
+// startedToken starts the queued task instance q (its /run with the
+// workload token) and returns the execution token it got: a token that may
+// act, since only a running try's token does.
+func startedToken(t *testing.T, base string, q queued) string {
+	t.Helper()
+	w := newWorker(t, base, q.Token)
+	mustStatus(t, w.do("PATCH", tiPath(q.TIID, "run"), host{"started-" + q.TaskID, "airflow", 7999}.runPayload(t)), 200)
+	return w.token
+}
+
 // Paths. Every segment is escaped as httpx would send it.
 
 func tiPath(id, action string) string {

@@ -21,6 +21,8 @@ import (
 type minter struct {
 	t   *testing.T
 	key []byte
+	// generations are REST users' generations (user_gen), by name.
+	generations map[string]any
 }
 
 func newMinter(t *testing.T, dataDir string) *minter {

@@ -357,8 +357,8 @@ func TestOperatorREST(t *testing.T) {
 		mustStatus(t, send(t, srv.URL, "POST", "/execution/token/refresh", "Bearer "+execToken, ""), 200)
 
 		wantNoContent(t, task.do("PATCH", tiPath(renew.TIID, "state"), successPayload(t)), 204)
-		if r := send(t, srv.URL, "POST", "/execution/token/refresh", "Bearer "+execToken, ""); r.status != 403 {
-			t.Errorf("%s: a finished task's token was renewed, want 403", r)
+		if r := send(t, srv.URL, "POST", "/execution/token/refresh", "Bearer "+execToken, ""); r.status != 409 {
+			t.Errorf("%s: a finished task's token was renewed, want 409 not_running", r)
 		}
 		r = send(t, srv.URL, "GET", variablePath("role_seed"), "Bearer "+nearExpiry(), "")
 		mustStatus(t, r, 200)

@@ -20,15 +20,39 @@ const restAudience = "urn:taskgate:api"
 
 // restToken hand-mints a REST token for user with role, issued ago before
 // now and living life in all: a token the gateway's own signer would have
-// made that long ago (a 24 h browser token, a 1 h CLI token).
+// made that long ago (a 24 h browser token, a 1 h CLI token). It carries the
+// user's generation as m.generations knows it (see learnGeneration).
 func (m *minter) restToken(user, role string, life, ago time.Duration) string {
 	m.t.Helper()
 	iat := time.Now().Add(-ago).Unix()
-	return m.hs512(map[string]any{
+	c := map[string]any{
 		"jti": strings.ReplaceAll(uuid.NewString(), "-", ""),
 		"aud": restAudience, "sub": user, "role": role,
 		"iat": iat, "nbf": iat, "exp": iat + int64(life/time.Second),
-	})
+	}
+	if gen, ok := m.generations[user]; ok {
+		c["user_gen"] = gen
+	}
+	return m.hs512(c)
+}
+
+// learnGeneration logs user in and keeps the generation its token carries,
+// for restToken: a token without the user's current generation is refused.
+func (m *minter) learnGeneration(base, user, password string) {
+	m.t.Helper()
+	_, tok := restLogin(m.t, base, "/auth/token", user, password)
+	if m.generations == nil {
+		m.generations = map[string]any{}
+	}
+	parts := strings.Split(tok, ".")
+	var c struct {
+		Gen any `json:"user_gen"`
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)])
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Gen == nil {
+		m.t.Fatalf("REST token of %s carries no user_gen (%v)", user, err)
+	}
+	m.generations[user] = c.Gen
 }
 
 // cookieRequest sends a request authenticated by the _token cookie (or by
@@ -101,6 +125,8 @@ func TestSecurityOperatorAuth(t *testing.T) {
 	op.addUser("viewer", "viewer", viewerPassword)
 	srv := startServer(t, dataDir)
 	m := newMinter(t, dataDir)
+	m.learnGeneration(srv.URL, "admin", adminPassword)
+	m.learnGeneration(srv.URL, "viewer", viewerPassword)
 	_, adminBearer := restLogin(t, srv.URL, "/auth/token", "admin", adminPassword)
 	sameOrigin := map[string]string{"Sec-Fetch-Site": "same-origin"}
 

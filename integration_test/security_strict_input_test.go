@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // TestBodiesMustBeUTF8 sends bodies whose bytes are not UTF-8, and JSON
@@ -78,8 +76,9 @@ func TestDuplicateHeadersRefused(t *testing.T) {
 	dataDir := newDataDir(t)
 	op := newOperator(t, dataDir)
 	op.addUser("ada", "viewer", "a-long-password-for-ada")
+	q := queueTask(t, dataDir, "dup_dag", "manual__dup", "t")
 	srv := startServer(t, dataDir, noAuthLimit)
-	tok := newMinter(t, dataDir).execution(uuid.NewString())
+	tok := startedToken(t, srv.URL, q)
 	collected.addToken("execution token", tok)
 	_, rest := restLogin(t, srv.URL, "/auth/token", "ada", "a-long-password-for-ada")
 	authz := "Authorization: Bearer " + tok + "\r\n"
@@ -132,8 +131,9 @@ func TestDuplicateHeadersRefused(t *testing.T) {
 func TestRequestHeaderCap(t *testing.T) {
 	dataDir := newDataDir(t)
 	mustCLI(t, dataDir, "variables", "set", "capped", "v")
+	q := queueTask(t, dataDir, "cap_dag", "manual__cap", "t")
 	srv := startServer(t, dataDir, noAuthLimit)
-	tok := newMinter(t, dataDir).execution(uuid.NewString())
+	tok := startedToken(t, srv.URL, q)
 	collected.addToken("execution token", tok)
 	filler := strings.Repeat("a", 20<<10)
 	for _, tc := range []struct {

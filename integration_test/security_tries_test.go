@@ -61,3 +61,35 @@ func TestEarlierTryCannotActOnTheNextTry(t *testing.T) {
 	mustStatus(t, cur.do("GET", variablePath("retry_var"), ""), 200)
 	mustStatus(t, cur.do("PUT", tiPath(second.TIID, "heartbeat"), me2.heartbeat(t)), 204)
 }
+
+// TestSkipDownstreamSparesRunningAndMappedTasks: as in Airflow, a task's
+// skip-downstream spares a running sibling (its worker owns it), and a bare
+// task id names the unmapped task (map index -1), not every mapped index.
+func TestSkipDownstreamSparesRunningAndMappedTasks(t *testing.T) {
+	dataDir := newDataDir(t)
+	const dagID, runID = "skip_dag", "manual__skip"
+	branch := queueTask(t, dataDir, dagID, runID, "branch")
+	running := queueTask(t, dataDir, dagID, runID, "running")
+	plain := queueTask(t, dataDir, dagID, runID, "plain")
+	mapped0 := queueTask(t, dataDir, dagID, runID, "mapped", "--map-index", "0")
+	mapped1 := queueTask(t, dataDir, dagID, runID, "mapped", "--map-index", "1")
+	pair := queueTask(t, dataDir, dagID, runID, "pair", "--map-index", "3")
+	srv := startServer(t, dataDir, noAuthLimit)
+	w := newWorker(t, srv.URL, branch.Token)
+	mustStatus(t, w.do("PATCH", tiPath(branch.TIID, "run"), host{"w-1", "airflow", 7601}.runPayload(t)), 200)
+	sibling := newWorker(t, srv.URL, running.Token)
+	mustStatus(t, sibling.do("PATCH", tiPath(running.TIID, "run"), host{"w-2", "airflow", 7602}.runPayload(t)), 200)
+	mustStatus(t, w.do("PATCH", tiPath(branch.TIID, "skip-downstream"),
+		`{"tasks":["running","plain","mapped",["pair",3]]}`), 204)
+	mustStatus(t, sibling.do("PUT", tiPath(running.TIID, "heartbeat"), host{"w-2", "airflow", 7602}.heartbeat(t)), 204)
+	srv.stop()
+	out := mustCLI(t, dataDir, "tasks", "list", "--dag-id", dagID)
+	for _, c := range []struct {
+		q    queued
+		want string
+	}{{running, "running"}, {plain, "skipped"}, {mapped0, "queued"}, {mapped1, "queued"}, {pair, "skipped"}} {
+		if !anyLine(out, c.q.TIID, c.want) {
+			t.Errorf("%s[%d] is not %s:\n%s", c.q.TaskID, c.q.MapIndex, c.want, out)
+		}
+	}
+}
