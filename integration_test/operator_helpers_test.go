@@ -193,6 +193,16 @@ func sendWith(t *testing.T, base, method, path string, edit func(*http.Request))
 // tokens are verified by the gateway; here only the id is needed).
 func jti(t *testing.T, tok string) string {
 	t.Helper()
+	id, _ := payload(t, tok)["jti"].(string)
+	if id == "" {
+		t.Fatal("token has no jti")
+	}
+	return id
+}
+
+// payload decodes a token's claims without verifying it.
+func payload(t *testing.T, tok string) map[string]any {
+	t.Helper()
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT (%d segments)", len(parts))
@@ -201,13 +211,11 @@ func jti(t *testing.T, tok string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct {
-		JTI string `json:"jti"`
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatalf("token payload: %v", err)
 	}
-	if err := json.Unmarshal(b, &c); err != nil || c.JTI == "" {
-		t.Fatalf("token has no jti (%v)", err)
-	}
-	return c.JTI
+	return c
 }
 
 // jsonShape replaces every leaf of a JSON value by its type, so that two

@@ -44,15 +44,11 @@ func (m *minter) learnGeneration(base, user, password string) {
 	if m.generations == nil {
 		m.generations = map[string]any{}
 	}
-	parts := strings.Split(tok, ".")
-	var c struct {
-		Gen any `json:"user_gen"`
+	gen := payload(m.t, tok)["user_gen"]
+	if gen == nil {
+		m.t.Fatalf("REST token of %s carries no user_gen", user)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)])
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Gen == nil {
-		m.t.Fatalf("REST token of %s carries no user_gen (%v)", user, err)
-	}
-	m.generations[user] = c.Gen
+	m.generations[user] = gen
 }
 
 // cookieRequest sends a request authenticated by the _token cookie (or by
