@@ -416,7 +416,12 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 				return err
 			}
 			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
-				s.authFailed(subKey, claims.Subject)
+				// A try that moved on is no misuse of the token: counting it
+				// would turn the 409/410 that stops its worker into a 429
+				// the worker retries.
+				if !d.OfTry() {
+					s.authFailed(subKey, claims.Subject)
+				}
 				return d
 			}
 			stateOf(c).claims = claims

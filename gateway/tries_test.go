@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
@@ -195,6 +196,26 @@ func TestSkipDownstreamSparesRunningAndMapped(t *testing.T) {
 		}
 		if got.State != c.want {
 			t.Errorf("%s[%d] = %s, want %s", got.TaskID, got.MapIndex, got.State, c.want)
+		}
+	}
+}
+
+// TestTryDenialsAreNoAuthFailures: a worker whose try was archived keeps
+// hearing 410 (which stops it), never the auth-failure limit's 429 (which it
+// would retry).
+func TestTryDenialsAreNoAuthFailures(t *testing.T) {
+	h := newHarness(t)
+	h.srv.cfg.AuthLimiter = auth.NewFailureLimiter(5, h.clock.Now)
+	first := h.queue("etl", "r", "t", -1)
+	old := h.start(first)
+	if r := h.do("PATCH", "/execution/task-instances/"+first+"/state", old,
+		`{"state":"up_for_retry","end_date":"2026-11-27T10:01:00Z"}`); r.status != 204 {
+		t.Fatalf("up_for_retry = %d %s", r.status, r.body)
+	}
+	h.requeue(first)
+	for i := 0; i < 10; i++ {
+		if r := h.do("PUT", "/execution/task-instances/"+first+"/heartbeat", old, `{"hostname":"worker-a","pid":4242}`); r.status != 410 {
+			t.Fatalf("heartbeat %d of an archived try = %d %s", i, r.status, r.body)
 		}
 	}
 }

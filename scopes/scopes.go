@@ -230,6 +230,17 @@ type Denial struct {
 
 func (d *Denial) Error() string { return "scopes: " + d.Detail }
 
+// OfTry reports whether the denial is about the state of the token's try
+// (archived, unknown, not running) rather than about the token: the token
+// is valid and used as issued, its try has simply moved on.
+func (d *Denial) OfTry() bool {
+	switch d.Reason {
+	case ReasonTryArchived, ReasonTryUnknown, ReasonTryNotRunning:
+		return true
+	}
+	return false
+}
+
 // Denials with fixed text. Validation failures all share one detail so that
 // the reason a token was refused (expired, bad signature, wrong audience …)
 // is never leaked to the caller; it goes to the log instead.
