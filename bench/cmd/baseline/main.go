@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10, // the gateway's maxHeaderBytes (cli.go)
+		MaxHeaderBytes:    16 << 10, // the gateway's maxHeaderBytes (cli/cli.go)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The operator commands: users, login and logout, and every provisioning
 // command (workloads, variables, connections, tasks, tokens, components).

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // Encryption of connection secrets at rest: the cipher the store is opened
 // with, and `taskgate connections rotate-key`.
