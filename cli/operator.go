@@ -243,36 +243,36 @@ func normalizeServer(s string) (string, error) {
 // that each command parses and prints in one place whichever it uses.
 // Missing records give errors matching errNotFound, taken names errExists.
 type operatorBackend interface {
-	queueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error)
+	QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error)
 
-	putVariable(ctx context.Context, v workload.Variable) error
-	variable(ctx context.Context, key string) (*workload.Variable, error)
-	variables(ctx context.Context) ([]workload.Variable, error)
-	deleteVariable(ctx context.Context, key string) error
+	PutVariable(ctx context.Context, v workload.Variable) error
+	Variable(ctx context.Context, key string) (*workload.Variable, error)
+	Variables(ctx context.Context) ([]workload.Variable, error)
+	DeleteVariable(ctx context.Context, key string) error
 
-	putConnection(ctx context.Context, c workload.Connection) error
-	// connection returns the connection with its password, if any,
+	PutConnection(ctx context.Context, c workload.Connection) error
+	// Connection returns the Connection with its password, if any,
 	// replaced by redactedPassword.
-	connection(ctx context.Context, id string) (*workload.Connection, error)
-	connections(ctx context.Context) ([]workload.Connection, error)
-	deleteConnection(ctx context.Context, id string) error
+	Connection(ctx context.Context, id string) (*workload.Connection, error)
+	Connections(ctx context.Context) ([]workload.Connection, error)
+	DeleteConnection(ctx context.Context, id string) error
 
-	taskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error)
-	markTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error)
+	TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error)
+	MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error)
 
-	addUser(ctx context.Context, name string, role auth.Role, password string) error
-	users(ctx context.Context) ([]auth.User, error)
-	removeUser(ctx context.Context, name string) error
+	AddUser(ctx context.Context, name string, role auth.Role, password string) error
+	Users(ctx context.Context) ([]auth.User, error)
+	RemoveUser(ctx context.Context, name string) error
 
-	// revoke revokes a token (REST, task or component) by jti until exp;
+	// Revoke revokes a token (REST, task or component) by jti until exp;
 	// nil exp means for the longest lifetime of any token taskgate mints.
 	// An exp already past is refused (auth.RevocationUntil).
-	revoke(ctx context.Context, jti string, exp *time.Time) error
+	Revoke(ctx context.Context, jti string, exp *time.Time) error
 
-	// registerComponent returns the new component and its execution token.
-	registerComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error)
-	components(ctx context.Context) ([]auth.Component, error)
-	removeComponent(ctx context.Context, id string) error
+	// RegisterComponent returns the new component and its execution token.
+	RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error)
+	Components(ctx context.Context) ([]auth.Component, error)
+	RemoveComponent(ctx context.Context, id string) error
 
 	close() error
 }
@@ -426,7 +426,7 @@ func (e *cliEnv) workloads(ctx context.Context, args []string) error {
 			}
 			defer out.abort()
 		}
-		w, err := b.queueWorkload(ctx, r)
+		w, err := b.QueueWorkload(ctx, r)
 		if err != nil {
 			return err
 		}
@@ -488,13 +488,13 @@ func (e *cliEnv) variables(ctx context.Context, args []string) error {
 		if *desc != "" {
 			v.Description = desc
 		}
-		run = func(b operatorBackend) error { return b.putVariable(ctx, v) }
+		run = func(b operatorBackend) error { return b.PutVariable(ctx, v) }
 	case "get":
 		if pos, err = positional(fs, args[1:], 1, "variables get KEY"); err != nil {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			v, err := b.variable(ctx, pos[0])
+			v, err := b.Variable(ctx, pos[0])
 			if errors.Is(err, errNotFound) {
 				return fmt.Errorf("variable %q not found", pos[0])
 			} else if err != nil {
@@ -510,7 +510,7 @@ func (e *cliEnv) variables(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			vs, err := b.variables(ctx)
+			vs, err := b.Variables(ctx)
 			if err != nil {
 				return err
 			}
@@ -524,7 +524,7 @@ func (e *cliEnv) variables(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			if err := b.deleteVariable(ctx, pos[0]); errors.Is(err, errNotFound) {
+			if err := b.DeleteVariable(ctx, pos[0]); errors.Is(err, errNotFound) {
 				return fmt.Errorf("variable %q not found", pos[0])
 			} else if err != nil {
 				return err
@@ -580,13 +580,13 @@ func (e *cliEnv) connections(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		run = func(b operatorBackend) error { return b.putConnection(ctx, c) }
+		run = func(b operatorBackend) error { return b.PutConnection(ctx, c) }
 	case "get":
 		if pos, err = positional(fs, args[1:], 1, "connections get ID"); err != nil {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			c, err := b.connection(ctx, pos[0])
+			c, err := b.Connection(ctx, pos[0])
 			if errors.Is(err, errNotFound) {
 				return fmt.Errorf("connection %q not found", pos[0])
 			} else if err != nil {
@@ -600,7 +600,7 @@ func (e *cliEnv) connections(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			cs, err := b.connections(ctx)
+			cs, err := b.Connections(ctx)
 			if err != nil {
 				return err
 			}
@@ -619,7 +619,7 @@ func (e *cliEnv) connections(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			if err := b.deleteConnection(ctx, pos[0]); errors.Is(err, errNotFound) {
+			if err := b.DeleteConnection(ctx, pos[0]); errors.Is(err, errNotFound) {
 				return fmt.Errorf("connection %q not found", pos[0])
 			} else if err != nil {
 				return err
@@ -701,7 +701,7 @@ func (e *cliEnv) tasks(ctx context.Context, args []string) error {
 		}
 		f.State = workload.State(*state)
 		run = func(b operatorBackend) error {
-			tis, err := b.taskInstances(ctx, f)
+			tis, err := b.TaskInstances(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -725,7 +725,7 @@ func (e *cliEnv) tasks(ctx context.Context, args []string) error {
 			return usagef("tasks mark: --map-index must be -1 or more")
 		}
 		run = func(b operatorBackend) error {
-			ti, err := b.markTaskInstance(ctx, pos[0], pos[1], pos[2], *mapIndex, s)
+			ti, err := b.MarkTaskInstance(ctx, pos[0], pos[1], pos[2], *mapIndex, s)
 			if errors.Is(err, errNotFound) {
 				return fmt.Errorf("task instance %s/%s/%s (map index %d) not found", pos[0], pos[1], pos[2], *mapIndex)
 			} else if err != nil {
@@ -773,7 +773,7 @@ func (e *cliEnv) users(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := b.addUser(ctx, pos[0], role, pw); errors.Is(err, errExists) {
+			if err := b.AddUser(ctx, pos[0], role, pw); errors.Is(err, errExists) {
 				return fmt.Errorf("user %q already exists", pos[0])
 			} else if err != nil {
 				return err
@@ -785,7 +785,7 @@ func (e *cliEnv) users(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			us, err := b.users(ctx)
+			us, err := b.Users(ctx)
 			if err != nil {
 				return err
 			}
@@ -801,7 +801,7 @@ func (e *cliEnv) users(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			if err := b.removeUser(ctx, pos[0]); errors.Is(err, errNotFound) {
+			if err := b.RemoveUser(ctx, pos[0]); errors.Is(err, errNotFound) {
 				return fmt.Errorf("user %q not found", pos[0])
 			} else if err != nil {
 				return err
@@ -901,7 +901,7 @@ func (e *cliEnv) tokensCmd(ctx context.Context, args []string) error {
 		}
 		exp = &t
 	}
-	return e.withBackend(*server, func(b operatorBackend) error { return b.revoke(ctx, pos[0], exp) })
+	return e.withBackend(*server, func(b operatorBackend) error { return b.Revoke(ctx, pos[0], exp) })
 }
 
 // ----- components
@@ -933,7 +933,7 @@ func (e *cliEnv) componentsCmd(ctx context.Context, args []string) error {
 				return err
 			}
 			defer out.abort()
-			comp, tok, err := b.registerComponent(ctx, kind, pos[1])
+			comp, tok, err := b.RegisterComponent(ctx, kind, pos[1])
 			if errors.Is(err, errExists) {
 				return fmt.Errorf("a %s named %q is already registered", kind, pos[1])
 			} else if err != nil {
@@ -951,7 +951,7 @@ func (e *cliEnv) componentsCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			cs, err := b.components(ctx)
+			cs, err := b.Components(ctx)
 			if err != nil {
 				return err
 			}
@@ -967,7 +967,7 @@ func (e *cliEnv) componentsCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			if err := b.removeComponent(ctx, pos[0]); errors.Is(err, errNotFound) {
+			if err := b.RemoveComponent(ctx, pos[0]); errors.Is(err, errNotFound) {
 				return fmt.Errorf("component %q not found", pos[0])
 			} else if err != nil {
 				return err
@@ -1270,7 +1270,7 @@ func listAll[T any](ctx context.Context, c *apiClient, path, field string, query
 	}
 }
 
-func (c *apiClient) queueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error) {
+func (c *apiClient) QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error) {
 	body := map[string]any{"dag_id": r.DagID, "run_id": r.RunID, "task_id": r.TaskID, "map_index": r.MapIndex,
 		"try_number": r.TryNumber, "max_tries": r.MaxTries}
 	if r.DagRelPath != "" {
@@ -1290,9 +1290,9 @@ type variableBody struct {
 	Description *string `json:"description,omitempty"`
 }
 
-// putVariable creates the variable, or replaces it when it exists, as the
+// PutVariable creates the variable, or replaces it when it exists, as the
 // data directory's `variables set` does.
-func (c *apiClient) putVariable(ctx context.Context, v workload.Variable) error {
+func (c *apiClient) PutVariable(ctx context.Context, v workload.Variable) error {
 	body := variableBody{Key: v.Key, Value: v.Value, Description: v.Description}
 	err := c.do(ctx, http.MethodPost, "/api/v2/variables", nil, body, nil)
 	if errors.Is(err, errExists) {
@@ -1301,7 +1301,7 @@ func (c *apiClient) putVariable(ctx context.Context, v workload.Variable) error 
 	return err
 }
 
-func (c *apiClient) variable(ctx context.Context, key string) (*workload.Variable, error) {
+func (c *apiClient) Variable(ctx context.Context, key string) (*workload.Variable, error) {
 	var v variableBody
 	if err := c.do(ctx, http.MethodGet, "/api/v2/variables/"+keyPath(key), nil, nil, &v); err != nil {
 		return nil, err
@@ -1309,7 +1309,7 @@ func (c *apiClient) variable(ctx context.Context, key string) (*workload.Variabl
 	return &workload.Variable{Key: v.Key, Value: v.Value, Description: v.Description}, nil
 }
 
-func (c *apiClient) variables(ctx context.Context) ([]workload.Variable, error) {
+func (c *apiClient) Variables(ctx context.Context) ([]workload.Variable, error) {
 	vs, err := listAll[variableBody](ctx, c, "/api/v2/variables", "variables", nil)
 	if err != nil {
 		return nil, err
@@ -1321,7 +1321,7 @@ func (c *apiClient) variables(ctx context.Context) ([]workload.Variable, error) 
 	return out, nil
 }
 
-func (c *apiClient) deleteVariable(ctx context.Context, key string) error {
+func (c *apiClient) DeleteVariable(ctx context.Context, key string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/variables/"+keyPath(key), nil, nil, nil)
 }
 
@@ -1342,9 +1342,9 @@ func (b connectionBody) connection() workload.Connection {
 		Login: b.Login, Password: b.Password, Schema: b.Schema, Extra: b.Extra}
 }
 
-// putConnection creates the connection, or replaces it when it exists, as
+// PutConnection creates the connection, or replaces it when it exists, as
 // the data directory's `connections add` does.
-func (c *apiClient) putConnection(ctx context.Context, conn workload.Connection) error {
+func (c *apiClient) PutConnection(ctx context.Context, conn workload.Connection) error {
 	body := connectionBody{ConnectionID: conn.ConnID, ConnType: conn.ConnType, Host: conn.Host, Port: conn.Port,
 		Login: conn.Login, Password: conn.Password, Schema: conn.Schema, Extra: conn.Extra}
 	err := c.do(ctx, http.MethodPost, "/api/v2/connections", nil, body, nil)
@@ -1354,7 +1354,7 @@ func (c *apiClient) putConnection(ctx context.Context, conn workload.Connection)
 	return err
 }
 
-func (c *apiClient) connection(ctx context.Context, id string) (*workload.Connection, error) {
+func (c *apiClient) Connection(ctx context.Context, id string) (*workload.Connection, error) {
 	var b connectionBody
 	if err := c.do(ctx, http.MethodGet, "/api/v2/connections/"+seg(id), nil, nil, &b); err != nil {
 		return nil, err
@@ -1363,7 +1363,7 @@ func (c *apiClient) connection(ctx context.Context, id string) (*workload.Connec
 	return &conn, nil
 }
 
-func (c *apiClient) connections(ctx context.Context) ([]workload.Connection, error) {
+func (c *apiClient) Connections(ctx context.Context) ([]workload.Connection, error) {
 	bs, err := listAll[connectionBody](ctx, c, "/api/v2/connections", "connections", nil)
 	if err != nil {
 		return nil, err
@@ -1375,7 +1375,7 @@ func (c *apiClient) connections(ctx context.Context) ([]workload.Connection, err
 	return out, nil
 }
 
-func (c *apiClient) deleteConnection(ctx context.Context, id string) error {
+func (c *apiClient) DeleteConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/connections/"+seg(id), nil, nil, nil)
 }
 
@@ -1411,7 +1411,7 @@ func tisPath(dagID, runID string) string {
 	return "/api/v2/dags/" + seg(dagID) + "/dagRuns/" + seg(runID) + "/taskInstances"
 }
 
-func (c *apiClient) taskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
+func (c *apiClient) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
 	q := url.Values{}
 	if f.State != "" {
 		q.Set("state", string(f.State))
@@ -1427,7 +1427,7 @@ func (c *apiClient) taskInstances(ctx context.Context, f workload.TaskInstanceFi
 	return out, nil
 }
 
-func (c *apiClient) markTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
+func (c *apiClient) MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
 	var b taskInstanceBody
 	q := url.Values{"map_index": {strconv.Itoa(mapIndex)}}
 	err := c.do(ctx, http.MethodPatch, tisPath(dagID, runID)+"/"+seg(taskID), q, map[string]string{"new_state": string(s)}, &b)
@@ -1445,7 +1445,7 @@ type userBody struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (c *apiClient) addUser(ctx context.Context, name string, role auth.Role, password string) error {
+func (c *apiClient) AddUser(ctx context.Context, name string, role auth.Role, password string) error {
 	if n := len(password); n < auth.MinPasswordLen || n > auth.MaxPasswordLen {
 		return fmt.Errorf("the password must be %d to %d bytes long, not %d", auth.MinPasswordLen, auth.MaxPasswordLen, n)
 	}
@@ -1453,7 +1453,7 @@ func (c *apiClient) addUser(ctx context.Context, name string, role auth.Role, pa
 	return c.do(ctx, http.MethodPost, "/api/v2/users", nil, body, nil)
 }
 
-func (c *apiClient) users(ctx context.Context) ([]auth.User, error) {
+func (c *apiClient) Users(ctx context.Context) ([]auth.User, error) {
 	var page struct {
 		Users []userBody `json:"users"`
 	}
@@ -1467,11 +1467,11 @@ func (c *apiClient) users(ctx context.Context) ([]auth.User, error) {
 	return out, nil
 }
 
-func (c *apiClient) removeUser(ctx context.Context, name string) error {
+func (c *apiClient) RemoveUser(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/users/"+seg(name), nil, nil, nil)
 }
 
-func (c *apiClient) revoke(ctx context.Context, jti string, exp *time.Time) error {
+func (c *apiClient) Revoke(ctx context.Context, jti string, exp *time.Time) error {
 	body := map[string]string{"jti": jti}
 	if exp != nil {
 		body["exp"] = exp.UTC().Format(time.RFC3339)
@@ -1479,7 +1479,7 @@ func (c *apiClient) revoke(ctx context.Context, jti string, exp *time.Time) erro
 	return c.do(ctx, http.MethodPost, "/api/v2/tokens/revoke", nil, body, nil)
 }
 
-func (c *apiClient) registerComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
+func (c *apiClient) RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
 	var out struct {
 		auth.Component
 		Token string `json:"token"`
@@ -1494,7 +1494,7 @@ func (c *apiClient) registerComponent(ctx context.Context, kind auth.ComponentKi
 	return &out.Component, out.Token, nil
 }
 
-func (c *apiClient) components(ctx context.Context) ([]auth.Component, error) {
+func (c *apiClient) Components(ctx context.Context) ([]auth.Component, error) {
 	var page struct {
 		Components []auth.Component `json:"components"`
 	}
@@ -1504,7 +1504,7 @@ func (c *apiClient) components(ctx context.Context) ([]auth.Component, error) {
 	return page.Components, nil
 }
 
-func (c *apiClient) removeComponent(ctx context.Context, id string) error {
+func (c *apiClient) RemoveComponent(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/components/"+seg(id), nil, nil, nil)
 }
 
@@ -1531,7 +1531,7 @@ func local(err error) error {
 
 func (b *localBackend) close() error { return b.db.Close() }
 
-func (b *localBackend) queueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error) {
+func (b *localBackend) QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error) {
 	ti, err := workload.Queue(ctx, b.db, newID(), r, b.now())
 	if err != nil {
 		return nil, err
@@ -1544,31 +1544,31 @@ func (b *localBackend) queueWorkload(ctx context.Context, r workload.QueueReques
 	return &w, nil
 }
 
-func (b *localBackend) putVariable(ctx context.Context, v workload.Variable) error {
+func (b *localBackend) PutVariable(ctx context.Context, v workload.Variable) error {
 	return b.db.PutVariable(ctx, v)
 }
 
-func (b *localBackend) variable(ctx context.Context, key string) (*workload.Variable, error) {
+func (b *localBackend) Variable(ctx context.Context, key string) (*workload.Variable, error) {
 	v, err := b.db.Variable(ctx, key)
 	return v, local(err)
 }
 
-func (b *localBackend) variables(ctx context.Context) ([]workload.Variable, error) {
+func (b *localBackend) Variables(ctx context.Context) ([]workload.Variable, error) {
 	return b.db.ListVariables(ctx)
 }
 
-func (b *localBackend) deleteVariable(ctx context.Context, key string) error {
+func (b *localBackend) DeleteVariable(ctx context.Context, key string) error {
 	if _, err := b.db.Variable(ctx, key); err != nil {
 		return local(err)
 	}
 	return b.db.DeleteVariable(ctx, key)
 }
 
-func (b *localBackend) putConnection(ctx context.Context, c workload.Connection) error {
+func (b *localBackend) PutConnection(ctx context.Context, c workload.Connection) error {
 	return b.db.PutConnection(ctx, c)
 }
 
-func (b *localBackend) connection(ctx context.Context, id string) (*workload.Connection, error) {
+func (b *localBackend) Connection(ctx context.Context, id string) (*workload.Connection, error) {
 	c, err := b.db.Connection(ctx, id)
 	if err != nil {
 		return nil, local(err)
@@ -1580,23 +1580,23 @@ func (b *localBackend) connection(ctx context.Context, id string) (*workload.Con
 	return c, nil
 }
 
-func (b *localBackend) connections(ctx context.Context) ([]workload.Connection, error) {
+func (b *localBackend) Connections(ctx context.Context) ([]workload.Connection, error) {
 	return b.db.ListConnections(ctx)
 }
 
-func (b *localBackend) deleteConnection(ctx context.Context, id string) error {
+func (b *localBackend) DeleteConnection(ctx context.Context, id string) error {
 	if _, err := b.db.Connection(ctx, id); err != nil {
 		return local(err)
 	}
 	return b.db.DeleteConnection(ctx, id)
 }
 
-func (b *localBackend) taskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
+func (b *localBackend) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
 	tis, _, err := b.db.TaskInstances(ctx, f)
 	return tis, err
 }
 
-func (b *localBackend) markTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
+func (b *localBackend) MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
 	tis, _, err := b.db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: dagID, RunID: runID, TaskID: taskID, MapIndex: &mapIndex})
 	if err != nil {
 		return nil, err
@@ -1611,7 +1611,7 @@ func (b *localBackend) markTaskInstance(ctx context.Context, dagID, runID, taskI
 	return ti, local(err)
 }
 
-func (b *localBackend) addUser(ctx context.Context, name string, role auth.Role, password string) error {
+func (b *localBackend) AddUser(ctx context.Context, name string, role auth.Role, password string) error {
 	u, err := auth.NewUser(name, role, password, b.cfg.BcryptCost, b.now())
 	if err != nil {
 		return err
@@ -1619,19 +1619,19 @@ func (b *localBackend) addUser(ctx context.Context, name string, role auth.Role,
 	return local(b.db.AddUser(ctx, u))
 }
 
-func (b *localBackend) users(ctx context.Context) ([]auth.User, error) { return b.db.Users(ctx) }
+func (b *localBackend) Users(ctx context.Context) ([]auth.User, error) { return b.db.Users(ctx) }
 
-// removeUser removes the user as the admin API does: the task instances
+// RemoveUser removes the user as the admin API does: the task instances
 // they queued that are still queued are withdrawn and the components they
 // registered removed, in the same write.
-func (b *localBackend) removeUser(ctx context.Context, name string) error {
+func (b *localBackend) RemoveUser(ctx context.Context, name string) error {
 	_, err := b.db.RemoveUser(ctx, name, b.now())
 	return local(err)
 }
 
-// revoke applies the admin API's rule (auth.RevocationUntil) to the data
+// Revoke applies the admin API's rule (auth.RevocationUntil) to the data
 // directory: the same default, the same refusal of an exp already past.
-func (b *localBackend) revoke(ctx context.Context, jti string, exp *time.Time) error {
+func (b *localBackend) Revoke(ctx context.Context, jti string, exp *time.Time) error {
 	longest := max(b.cfg.APITokenLifetime, b.cfg.APICLITokenLifetime, b.cfg.ExecutionTokenLifetime, b.cfg.WorkloadTokenLifetime)
 	until, err := auth.RevocationUntil(exp, b.now(), longest)
 	if err != nil {
@@ -1640,10 +1640,10 @@ func (b *localBackend) revoke(ctx context.Context, jti string, exp *time.Time) e
 	return b.db.Revoke(ctx, jti, until)
 }
 
-// registerComponent stores the component and mints its token as the admin
+// RegisterComponent stores the component and mints its token as the admin
 // API does: an execution token whose sub is the component's id, marked by
 // the component claim.
-func (b *localBackend) registerComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
+func (b *localBackend) RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
 	comp, err := auth.NewComponent(kind, name, "", b.now())
 	if err != nil {
 		return nil, "", err
@@ -1661,11 +1661,11 @@ func (b *localBackend) registerComponent(ctx context.Context, kind auth.Componen
 	return &comp, tok, nil
 }
 
-func (b *localBackend) components(ctx context.Context) ([]auth.Component, error) {
+func (b *localBackend) Components(ctx context.Context) ([]auth.Component, error) {
 	return b.db.Components(ctx)
 }
 
-func (b *localBackend) removeComponent(ctx context.Context, id string) error {
+func (b *localBackend) RemoveComponent(ctx context.Context, id string) error {
 	canon, ok := scopes.CanonicalUUID(id)
 	if !ok {
 		return errNotFound
