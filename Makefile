@@ -1,7 +1,7 @@
 # taskgate — see README.md. Every target works on a fresh clone.
 GO       ?= go
 BIN      := bin/taskgate
-FUZZTIME ?= 3s
+FUZZTIME ?= 5000x
 
 .PHONY: run build test unit fuzz-short fuzz bench bench-go lint demo soak
 

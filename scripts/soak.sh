@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long versions of issue 7's hostile, concurrency and crash tests, then
+# The long versions of the hostile, concurrency and crash tests, then
 # longer fuzzing of the gateway's request decoders. With SOAK=1 the tests
 # run their long counts: every bit of every token character in the hostile
 # corpus, 30 rounds of 100 concurrent /run, 64 racing task instances,
@@ -26,9 +26,11 @@ if [ "$status" -ne 0 ]; then
 fi
 rm -f "$log"
 
+fuzzlog=$(mktemp /tmp/taskgate-soak-fuzz.XXXXXX)
+trap 'rm -f "$fuzzlog"' EXIT
 for target in FuzzDecodeRunRequest FuzzDecodeStateUpdate FuzzDecodeBodies FuzzParseTimes FuzzPathParams; do
   echo "soak: fuzz gateway $target for $fuzztime"
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ./gateway/ >/tmp/taskgate-soak-fuzz.log 2>&1 ||
-    { cat /tmp/taskgate-soak-fuzz.log; exit 1; }
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ./gateway/ >"$fuzzlog" 2>&1 ||
+    { cat "$fuzzlog"; exit 1; }
 done
 echo "soak: all passed"
