@@ -18,7 +18,18 @@ import (
 // limit of an address only changes the answer to a token that failed, so
 // garbage sent from a worker's address (or from anyone behind the same NAT)
 // can never make that worker's valid requests fail.
-func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
+//
+// A server without the validator, the store or the revocation list it reads
+// is refused here, when the route is registered.
+func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
+	switch {
+	case s.cfg.Validator == nil:
+		return nil, &ConfigError{Field: "Validator", Problem: "is required by the task-token check"}
+	case s.cfg.Store == nil:
+		return nil, &ConfigError{Field: "Store", Problem: "is required by the task-token check"}
+	case s.revoked == nil:
+		return nil, &ConfigError{Field: "Revocations", Problem: "is required by the task-token check"}
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			raw := bearer(c.Request())
@@ -68,7 +79,7 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			defer s.leave()
 			return next(c)
 		}
-	}
+	}, nil
 }
 
 // phaseOf places the try a task token names (scopes.PhaseNone for a

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -76,7 +77,24 @@ func roleOf(c *scopes.Claims) (auth.Role, bool) {
 // least role is min: it gathers the facts, asks, and acts on the answer. A
 // browser's cookie token that is close to expiry is re-issued in a fresh
 // cookie.
-func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
+//
+// An unknown min, which no token could ever reach, and a server without
+// the validator, auth store, signer or revocation list the check uses are
+// refused here, when the route is registered.
+func (s *Server) requireRole(min auth.Role) (echo.MiddlewareFunc, error) {
+	if _, err := auth.ParseRole(string(min)); err != nil {
+		return nil, fmt.Errorf("gateway: route role: %w", err)
+	}
+	switch {
+	case s.cfg.RESTValidator == nil:
+		return nil, &ConfigError{Field: "RESTValidator", Problem: "is required by the REST role check"}
+	case s.cfg.Auth == nil:
+		return nil, &ConfigError{Field: "Auth", Problem: "is required by the REST role check"}
+	case s.cfg.RESTSigner == nil:
+		return nil, &ConfigError{Field: "RESTSigner", Problem: "is required by the REST role check (cookie renewal)"}
+	case s.revoked == nil:
+		return nil, &ConfigError{Field: "Revocations", Problem: "is required by the REST role check"}
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			in := s.restFacts(c, min)
@@ -93,7 +111,7 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			defer s.leave()
 			return next(c)
 		}
-	}
+	}, nil
 }
 
 // restFacts looks up what decideREST needs to know about the request: the
