@@ -159,10 +159,8 @@ func (s *Server) routes() []route {
 	}
 }
 
-// Routes lists every route with its policy, in registration order.
-func (s *Server) Routes() []Route { return RouteTable() }
-
-// RouteTable lists every route with its policy, without a server.
+// RouteTable lists every route with its policy, in registration order. It
+// needs no server: the table is the same for every one.
 func RouteTable() []Route {
 	rs := (&Server{}).routes()
 	out := make([]Route, len(rs))
