@@ -82,8 +82,8 @@ type Route struct {
 	Role auth.Role
 }
 
-// routes is the whole Execution API surface, each route with the token types
-// it accepts on the same line.
+// routes is the whole surface of both APIs, each route with the token types
+// or the least role it accepts on the same line.
 func (s *Server) routes() []route {
 	const ti = "/execution/task-instances/:task_instance_id"
 	const xcom = "/execution/xcoms/:dag_id/:run_id/:task_id/*"

@@ -1,12 +1,3 @@
-// Package gateway serves Airflow's Execution API over Echo: the routes task
-// workers, the triggerer and the DAG processor call, each guarded by the
-// task-token policy declared next to it in routes.go.
-//
-// The gateway decodes and validates requests, asks scopes whether a token may
-// call a route, applies the workload lifecycle through the store interfaces
-// declared by the workload package, and turns every error into the status and
-// body Airflow clients expect in one place (errors.go). It never parses a JWT
-// itself and never touches bbolt.
 package gateway
 
 import (
@@ -140,7 +131,8 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// Server is the Execution API.
+// Server serves the Execution API and the operator REST API (see the
+// package documentation).
 type Server struct {
 	cfg      Config
 	echo     *echo.Echo
