@@ -116,7 +116,9 @@ func (s *Server) requireRole(min auth.Role) (echo.MiddlewareFunc, error) {
 
 // restFacts looks up what decideREST needs to know about the request: the
 // token and its claims, and, once the token validated, its revocation and its
-// user as stored now.
+// user as stored now. The user is read for every token that validated,
+// revoked ones too: a token only this server could have signed costs one
+// read, and which refusal answers is the decision's, not the lookups' order.
 func (s *Server) restFacts(c echo.Context, min auth.Role) restInput {
 	r := c.Request()
 	raw, fromCookie := restToken(r)
