@@ -82,8 +82,8 @@ type Route struct {
 	Role auth.Role
 }
 
-// routes is the whole Execution API surface, each route with the token types
-// it accepts on the same line.
+// routes is the whole surface of both APIs, each route with the token types
+// or the least role it accepts on the same line.
 func (s *Server) routes() []route {
 	const ti = "/execution/task-instances/:task_instance_id"
 	const xcom = "/execution/xcoms/:dag_id/:run_id/:task_id/*"
@@ -159,10 +159,8 @@ func (s *Server) routes() []route {
 	}
 }
 
-// Routes lists every route with its policy, in registration order.
-func (s *Server) Routes() []Route { return RouteTable() }
-
-// RouteTable lists every route with its policy, without a server.
+// RouteTable lists every route with its policy, in registration order. It
+// needs no server: the table is the same for every one.
 func RouteTable() []Route {
 	rs := (&Server{}).routes()
 	out := make([]Route, len(rs))

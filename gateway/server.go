@@ -1,12 +1,3 @@
-// Package gateway serves Airflow's Execution API over Echo: the routes task
-// workers, the triggerer and the DAG processor call, each guarded by the
-// task-token policy declared next to it in routes.go.
-//
-// The gateway decodes and validates requests, asks scopes whether a token may
-// call a route, applies the workload lifecycle through the store interfaces
-// declared by the workload package, and turns every error into the status and
-// body Airflow clients expect in one place (errors.go). It never parses a JWT
-// itself and never touches bbolt.
 package gateway
 
 import (
@@ -140,7 +131,8 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// Server is the Execution API.
+// Server serves the Execution API and the operator REST API (see the
+// package documentation).
 type Server struct {
 	cfg      Config
 	echo     *echo.Echo
@@ -157,22 +149,12 @@ type Server struct {
 	states sync.Pool
 }
 
-// New builds the server and registers every route of routes.go.
+// New builds the server and registers every route of routes.go. A Config
+// that lacks a required field, and a route or middleware whose dependency is
+// missing, is an error here, at start-up, never at the first request.
 func New(cfg Config) (*Server, error) {
-	switch {
-	case cfg.Validator == nil || cfg.Signer == nil || cfg.Store == nil:
-		return nil, errors.New("gateway: validator, signer and store are required")
-	case cfg.Auth == nil || cfg.Authenticator == nil || cfg.RESTSigner == nil || cfg.RESTValidator == nil || cfg.NewID == nil:
-		return nil, errors.New("gateway: auth store, authenticator, REST signer and validator and NewID are required")
-	case cfg.ExecutionTokenLifetime <= 0 || cfg.WorkloadTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:
-		return nil, errors.New("gateway: token lifetimes must be positive")
-	}
-	switch cfg.TaskVariableWrites {
-	case "":
-		cfg.TaskVariableWrites = VariableWritesAll
-	case VariableWritesAll, VariableWritesNone:
-	default:
-		return nil, errors.New("gateway: task variable writes must be all or none, not " + strconv.Quote(string(cfg.TaskVariableWrites)))
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
@@ -193,9 +175,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Revocations = r
 	}
+	cached, err := newCachedStore(cfg.Store, cfg.ReadCacheSize)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
-		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
-	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
+		variables: cached.variables, connections: cached.connections}
+	s.cfg.Store = cached
 	s.states.New = func() any { return new(requestState) }
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -203,10 +189,13 @@ func New(cfg Config) (*Server, error) {
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	renew := reissue.Middleware(reissue.Config{
+	renew, err := reissue.Middleware(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
 		Now: cfg.Now, Logger: cfg.Logger,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	// Echo wraps the route's handler in every global middleware anew on
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
@@ -214,12 +203,19 @@ func New(cfg Config) (*Server, error) {
 	chain := s.accessLog(s.refuseAmbiguous(s.recoverPanics(s.limitBody(renew(callRoute)))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
-		h := r.handler
+		var guard echo.MiddlewareFunc
 		switch {
 		case r.policy != nil:
-			h = s.requireToken(*r.policy)(h)
+			guard, err = s.requireToken(*r.policy)
 		case r.role != "":
-			h = s.requireRole(r.role)(h)
+			guard, err = s.requireRole(r.role)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w (route %s %s)", err, r.method, r.path)
+		}
+		h := r.handler
+		if guard != nil {
+			h = guard(h)
 		}
 		e.Add(r.method, r.path, h)
 	}
@@ -227,6 +223,68 @@ func New(cfg Config) (*Server, error) {
 	e.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 	s.echo = e
 	return s, nil
+}
+
+// ConfigError is New's refusal of a Config, or a middleware constructor's of
+// its dependencies: the field at fault and what is wrong with it.
+type ConfigError struct {
+	// Field is the Config field, as "Validator" or "HealthChecks[2].Check".
+	Field string
+	// Problem completes the sentence, as "is required".
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "gateway: Config." + e.Field + " " + e.Problem }
+
+// checkConfig refuses a Config that lacks a required field, and settles
+// TaskVariableWrites' default.
+func checkConfig(cfg *Config) error {
+	required := []struct {
+		field   string
+		missing bool
+	}{
+		{"Validator", cfg.Validator == nil},
+		{"Signer", cfg.Signer == nil},
+		{"Store", cfg.Store == nil},
+		{"Auth", cfg.Auth == nil},
+		{"Authenticator", cfg.Authenticator == nil},
+		{"RESTSigner", cfg.RESTSigner == nil},
+		{"RESTValidator", cfg.RESTValidator == nil},
+		{"NewID", cfg.NewID == nil},
+	}
+	for _, r := range required {
+		if r.missing {
+			return &ConfigError{Field: r.field, Problem: "is required"}
+		}
+	}
+	lifetimes := []struct {
+		field string
+		d     time.Duration
+	}{
+		{"ExecutionTokenLifetime", cfg.ExecutionTokenLifetime},
+		{"WorkloadTokenLifetime", cfg.WorkloadTokenLifetime},
+		{"APITokenLifetime", cfg.APITokenLifetime},
+		{"CLITokenLifetime", cfg.CLITokenLifetime},
+	}
+	for _, l := range lifetimes {
+		if l.d <= 0 {
+			return &ConfigError{Field: l.field, Problem: "must be positive, not " + l.d.String()}
+		}
+	}
+	for i, h := range cfg.HealthChecks {
+		if h.Name == "" || h.Check == nil {
+			return &ConfigError{Field: "HealthChecks[" + strconv.Itoa(i) + "]", Problem: "needs a Name and a Check"}
+		}
+	}
+	switch cfg.TaskVariableWrites {
+	case "":
+		cfg.TaskVariableWrites = VariableWritesAll
+	case VariableWritesAll, VariableWritesNone:
+	default:
+		return &ConfigError{Field: "TaskVariableWrites",
+			Problem: "must be all or none, not " + strconv.Quote(string(cfg.TaskVariableWrites))}
+	}
+	return nil
 }
 
 // callRoute calls the handler Echo's router chose for the request: the
@@ -371,83 +429,6 @@ func bearer(r *http.Request) string {
 		return ""
 	}
 	return strings.TrimSpace(h[7:])
-}
-
-// requireToken enforces one route's policy: a valid token of an allowed type,
-// whose subject matches the path's task instance when the policy says so,
-// and whose try stands in a phase the route admits (see scopes.Phase).
-//
-// The token is validated before any limit is consulted: the auth-failure
-// limit of an address only changes the answer to a token that failed, so
-// garbage sent from a worker's address (or from anyone behind the same NAT)
-// can never make that worker's valid requests fail.
-func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			raw := bearer(c.Request())
-			if raw == "" {
-				return scopes.ErrMissingToken
-			}
-			ctx := c.Request().Context()
-			claims, err := s.cfg.Validator.Validate(ctx, raw)
-			if err != nil {
-				refuse(c, err.Error())
-				addr := c.RealIP()
-				if d := s.limited(addrKey, addr); d > 0 {
-					return retryLater(c, d)
-				}
-				s.authFailed(addrKey, addr)
-				return scopes.ErrInvalidToken
-			}
-			// A revoked token is refused like any invalid one; checked
-			// before anything else can renew it. One map lookup in memory.
-			// The failure counts against the token's subject, not the
-			// address: a worker host runs many tasks besides this one.
-			if s.revoked.Revoked(claims.ID) {
-				refuse(c, "token revoked")
-				s.authFailed(subKey, claims.Subject)
-				return scopes.ErrInvalidToken
-			}
-			if d := s.limited(subKey, claims.Subject); d > 0 {
-				return retryLater(c, d)
-			}
-			phase, err := s.phaseOf(ctx, claims)
-			if err != nil {
-				return err
-			}
-			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
-				// A try that moved on is no misuse of the token: counting it
-				// would turn the 409/410 that stops its worker into a 429
-				// the worker retries.
-				if !d.OfTry() {
-					s.authFailed(subKey, claims.Subject)
-				}
-				return d
-			}
-			stateOf(c).claims = claims
-			if err := s.enter(c); err != nil {
-				return err
-			}
-			defer s.leave()
-			return next(c)
-		}
-	}
-}
-
-// phaseOf places the try a task token names (scopes.PhaseNone for a
-// component token, or claims Decide refuses anyway).
-func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
-	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
-		return scopes.PhaseNone, nil
-	}
-	id, _ := scopes.CanonicalUUID(claims.Subject)
-	st, err := s.cfg.Store.TryStatus(ctx, id)
-	if errors.Is(err, workload.ErrNotFound) {
-		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
-	} else if err != nil {
-		return scopes.PhaseNone, err
-	}
-	return workload.PhaseOf(&st, s.now(), s.cfg.TaskOvertime), nil
 }
 
 // recoverPanics turns a handler panic into the opaque 500, logged once.

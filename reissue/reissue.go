@@ -12,6 +12,8 @@ package reissue
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -74,10 +76,23 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// ErrIncomplete is wrapped by Middleware's error for a Config that lacks a
+// required field.
+var ErrIncomplete = errors.New("reissue: incomplete config")
+
 // Middleware returns the Echo middleware that renews due execution tokens on
 // every response except 401 and 403: a refused request must not be a way to
-// obtain a token.
-func Middleware(cfg Config) echo.MiddlewareFunc {
+// obtain a token. A Config without a required field is an error here, at
+// start-up, rather than a panic or a dead token at the first due renewal.
+func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
+	switch {
+	case cfg.Signer == nil:
+		return nil, fmt.Errorf("%w: Signer is required", ErrIncomplete)
+	case cfg.Claims == nil:
+		return nil, fmt.Errorf("%w: Claims is required", ErrIncomplete)
+	case cfg.Lifetime <= 0:
+		return nil, fmt.Errorf("%w: Lifetime must be positive, not %v", ErrIncomplete, cfg.Lifetime)
+	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -113,5 +128,5 @@ func Middleware(cfg Config) echo.MiddlewareFunc {
 			})
 			return next(c)
 		}
-	}
+	}, nil
 }

@@ -104,11 +104,14 @@ func TestMiddleware(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			signer := &fakeSigner{err: tt.signErr}
 			e := echo.New()
-			mw := Middleware(Config{
+			mw, err := Middleware(Config{
 				Signer: signer, Lifetime: 600 * time.Second, Now: now,
 				Claims:    func(echo.Context) *scopes.Claims { return tt.claims },
 				Renewable: func(context.Context, *scopes.Claims) bool { return tt.renewable },
 			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			h := mw(func(c echo.Context) error {
 				if tt.preset != "" {
 					c.Response().Header().Set(Header, tt.preset)
@@ -132,6 +135,42 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
+func TestMiddlewareConfig(t *testing.T) {
+	complete := func() Config {
+		return Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
+			Claims: func(echo.Context) *scopes.Claims { return nil }}
+	}
+	tests := map[string]struct {
+		edit    func(*Config)
+		wantErr string // "" for none
+	}{
+		"complete":                   {func(*Config) {}, ""},
+		"optional fields left unset": {func(c *Config) { c.Renewable, c.Now, c.Logger = nil, nil, nil }, ""},
+		"no Signer":                  {func(c *Config) { c.Signer = nil }, "reissue: incomplete config: Signer is required"},
+		"no Claims":                  {func(c *Config) { c.Claims = nil }, "reissue: incomplete config: Claims is required"},
+		"no Lifetime": {func(c *Config) { c.Lifetime = 0 },
+			"reissue: incomplete config: Lifetime must be positive, not 0s"},
+		"negative Lifetime": {func(c *Config) { c.Lifetime = -time.Second },
+			"reissue: incomplete config: Lifetime must be positive, not -1s"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := complete()
+			tt.edit(&cfg)
+			mw, err := Middleware(cfg)
+			if tt.wantErr == "" {
+				if err != nil || mw == nil {
+					t.Fatalf("Middleware = %v, %v; want a middleware", mw, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrIncomplete) || err.Error() != tt.wantErr || mw != nil {
+				t.Errorf("Middleware error = %v, want %q wrapping ErrIncomplete and no middleware", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func BenchmarkDue(b *testing.B) {
 	c := claims("execution", 600*time.Second)
 	now := t0.Add(100 * time.Second)
@@ -147,9 +186,13 @@ func BenchmarkDue(b *testing.B) {
 func BenchmarkMiddlewareNotDue(b *testing.B) {
 	e := echo.New()
 	c0 := claims("execution", 600*time.Second)
-	h := Middleware(Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
+	mw, err := Middleware(Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
 		Now:    func() time.Time { return t0.Add(100 * time.Second) },
-		Claims: func(echo.Context) *scopes.Claims { return c0 }})(func(c echo.Context) error { return c.NoContent(204) })
+		Claims: func(echo.Context) *scopes.Claims { return c0 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := mw(func(c echo.Context) error { return c.NoContent(204) })
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	b.ReportAllocs()
 	for b.Loop() {

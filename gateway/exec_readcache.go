@@ -191,6 +191,15 @@ type cachedStore struct {
 	connections *bodyCache
 }
 
+// newCachedStore wraps store in read caches of size entries per kind
+// (newBodyCache).
+func newCachedStore(store Store, size int) (*cachedStore, error) {
+	if store == nil {
+		return nil, &ConfigError{Field: "Store", Problem: "is required by the read cache"}
+	}
+	return &cachedStore{Store: store, variables: newBodyCache(size), connections: newBodyCache(size)}, nil
+}
+
 func (s *cachedStore) PutVariable(ctx context.Context, v workload.Variable) error {
 	defer s.variables.invalidate(v.Key)
 	return s.Store.PutVariable(ctx, v)

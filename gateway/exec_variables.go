@@ -3,36 +3,11 @@ package gateway
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/taskgate/taskgate/workload"
 )
-
-// handleHealth is GET /health: the process answers.
-func (s *Server) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "healthy"})
-}
-
-// handleHealthPing is GET /health/ping: every dependency check, 500 with the
-// failing ones named when any fails.
-func (s *Server) handleHealthPing(c echo.Context) error {
-	ok := []string{}
-	failing := map[string]string{}
-	for _, h := range s.cfg.HealthChecks {
-		if err := h.Check(c.Request().Context()); err != nil {
-			failing[h.Name] = err.Error()
-			continue
-		}
-		ok = append(ok, h.Name)
-	}
-	status := http.StatusOK
-	if len(failing) > 0 {
-		status = http.StatusInternalServerError
-	}
-	return c.JSON(status, map[string]any{"ok": ok, "failing": failing})
-}
 
 // variableKey returns the {variable_key:path} parameter; keys may hold '/'.
 func variableKey(c echo.Context) (string, error) {
@@ -136,28 +111,6 @@ func (s *Server) handleDeleteVariable(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
-}
-
-// queryInt reads an integer query parameter within [lo, hi].
-func queryInt(c echo.Context, name string, def, lo, hi int) (int, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, paramError("query", name, "int_parsing",
-			"Input should be a valid integer, unable to parse string as an integer", v)
-	}
-	if n < lo {
-		return 0, paramError("query", name, "greater_than_equal",
-			"Input should be greater than or equal to "+strconv.Itoa(lo), v)
-	}
-	if n > hi {
-		return 0, paramError("query", name, "less_than_equal",
-			"Input should be less than or equal to "+strconv.Itoa(hi), v)
-	}
-	return n, nil
 }
 
 // handleListVariableKeys is GET /variables/keys (API version 2026-06-30).

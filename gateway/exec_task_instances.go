@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -18,31 +15,6 @@ import (
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
 )
-
-// errBodyNotUTF8 answers a body whose bytes are not UTF-8 with FastAPI's
-// words: FastAPI decodes a JSON body to text before parsing it, and a body
-// it cannot decode is this 400, not a 422.
-var errBodyNotUTF8 = &APIError{Status: http.StatusBadRequest, Detail: "There was an error parsing the body"}
-
-// readBody reads the request body within the configured limit. Every route
-// that takes a body, on the Execution API and the admin API alike, reads it
-// here, so this is where a body that is not UTF-8 text is refused: decoded
-// as JSON it would become U+FFFD in place of the bytes sent, and be stored
-// so, altered without a word.
-func readBody(c echo.Context) ([]byte, error) {
-	b, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, errBodyTooLarge
-		}
-		return nil, &APIError{Status: http.StatusBadRequest, Detail: "Could not read request body"}
-	}
-	if !utf8.Valid(b) {
-		return nil, errBodyNotUTF8
-	}
-	return b, nil
-}
 
 // readTIBody reads a task-instance route's {task_instance_id} and its body,
 // decoded by decode.
@@ -67,35 +39,6 @@ func readTIBody[T any](c echo.Context, decode func([]byte) (T, error)) (string, 
 type heartbeat struct {
 	host string
 	pid  int
-}
-
-// readObject reads the request body within the limit and parses it as a
-// JSON object for field-by-field validation.
-func readObject(c echo.Context) (*object, error) {
-	body, err := readBody(c)
-	if err != nil {
-		return nil, err
-	}
-	o, verr := decodeObject(body)
-	if verr != nil {
-		return nil, verr
-	}
-	return o, nil
-}
-
-// pathParam returns a path parameter decoded. Echo matches on the raw path
-// when the URL holds escapes (so an encoded '/' stays inside one parameter)
-// and then hands the parameter over still escaped.
-func pathParam(c echo.Context, name string) (string, error) {
-	v := c.Param(name)
-	if c.Request().URL.RawPath == "" {
-		return v, nil
-	}
-	d, err := url.PathUnescape(v)
-	if err != nil {
-		return "", paramError("path", name, "string_type", "Input should be a valid string", v)
-	}
-	return d, nil
 }
 
 // taskInstanceID returns the canonical form of the {task_instance_id} path

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -72,60 +73,37 @@ func roleOf(c *scopes.Claims) (auth.Role, bool) {
 	return r, err == nil
 }
 
-// requireRole admits REST requests whose token is valid, not revoked, and
-// carries at least the given role, and whose shape and origin
-// decideRESTRequest accepts. A browser's cookie token that is close to
-// expiry is re-issued in a fresh cookie.
-func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
+// requireRole admits REST requests that decideREST allows for a route whose
+// least role is min: it gathers the facts, asks, and acts on the answer. A
+// browser's cookie token that is close to expiry is re-issued in a fresh
+// cookie.
+//
+// An unknown min, which no token could ever reach, and a server without
+// the validator, auth store, signer or revocation list the check uses are
+// refused here, when the route is registered.
+func (s *Server) requireRole(min auth.Role) (echo.MiddlewareFunc, error) {
+	if _, err := auth.ParseRole(string(min)); err != nil {
+		return nil, fmt.Errorf("gateway: route role: %w", err)
+	}
+	switch {
+	case s.cfg.RESTValidator == nil:
+		return nil, &ConfigError{Field: "RESTValidator", Problem: "is required by the REST role check"}
+	case s.cfg.Auth == nil:
+		return nil, &ConfigError{Field: "Auth", Problem: "is required by the REST role check"}
+	case s.cfg.RESTSigner == nil:
+		return nil, &ConfigError{Field: "RESTSigner", Problem: "is required by the REST role check (cookie renewal)"}
+	case s.revoked == nil:
+		return nil, &ConfigError{Field: "Revocations", Problem: "is required by the REST role check"}
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx := c.Request().Context()
-			raw, fromCookie := restToken(c.Request())
-			if raw == "" {
-				return errNotAuthenticated
+			in := s.restFacts(c, min)
+			if d := decideREST(in); d != nil {
+				return s.refuseREST(c, in, d)
 			}
-			claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
-			if err == nil && claims.ID == "" {
-				err = errors.New("gateway: token has no jti")
-			}
-			if err != nil {
-				// As for task tokens, the address's limit only answers
-				// tokens that fail (see requireToken).
-				refuse(c, err.Error())
-				addr := c.RealIP()
-				if d := s.limited(addrKey, addr); d > 0 {
-					return retryLater(c, d)
-				}
-				s.authFailed(addrKey, addr)
-				return errInvalidJWT
-			}
-			role, ok := roleOf(claims)
-			if !ok {
-				refuse(c, "role claim missing or unknown")
-				return errInvalidJWT
-			}
-			if s.revoked.Revoked(claims.ID) {
-				return errRevoked
-			}
-			// A token outlives changes to its user: a removed user, or one
-			// re-added (with any role), must not keep the old access.
-			user, err := s.cfg.Auth.User(ctx, claims.Subject)
-			gen, _ := claims.Extra[generationClaim].(string)
-			if errors.Is(err, auth.ErrNotFound) || (err == nil && (user.Role != role || user.Generation != gen)) {
-				refuse(c, "user removed, re-added or role changed since the token was issued")
-				return errInvalidJWT
-			} else if err != nil {
-				return err
-			}
-			stateOf(c).restClaims = claims
-			if !role.AtLeast(min) {
-				return errForbidden
-			}
-			if d := decideRESTRequest(restRequestOf(c.Request(), fromCookie)); d != nil {
-				return d
-			}
-			if fromCookie {
-				s.refreshCookie(c, claims)
+			stateOf(c).restClaims = in.Claims
+			if in.Request.FromCookie {
+				s.refreshCookie(c, in.Claims)
 			}
 			if err := s.enter(c); err != nil {
 				return err
@@ -133,7 +111,53 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			defer s.leave()
 			return next(c)
 		}
+	}, nil
+}
+
+// restFacts looks up what decideREST needs to know about the request: the
+// token and its claims, and, once the token validated, its revocation and its
+// user as stored now. The user is read for every token that validated,
+// revoked ones too: a token only this server could have signed costs one
+// read, and which refusal answers is the decision's, not the lookups' order.
+func (s *Server) restFacts(c echo.Context, min auth.Role) restInput {
+	r := c.Request()
+	raw, fromCookie := restToken(r)
+	in := restInput{HasToken: raw != "", MinRole: min, Request: restRequestOf(r, fromCookie)}
+	if !in.HasToken {
+		return in
 	}
+	ctx := r.Context()
+	claims, err := s.cfg.RESTValidator.Validate(ctx, raw)
+	if err != nil {
+		in.ValidateErr = err
+		return in
+	}
+	in.Claims = claims
+	in.Revoked = s.revoked.Revoked(claims.ID)
+	in.User, in.UserErr = s.cfg.Auth.User(ctx, claims.Subject)
+	return in
+}
+
+// refuseREST answers a request decideREST refused: it records the reason for
+// the access log, names the user when the token's is confirmed, and counts a
+// token that failed validation against the client's address. As for task
+// tokens, the address's limit only answers tokens that fail (see
+// requireToken).
+func (s *Server) refuseREST(c echo.Context, in restInput, d *restDenial) error {
+	if d.LogReason != "" {
+		refuse(c, d.LogReason)
+	}
+	if d.identified() {
+		stateOf(c).restClaims = in.Claims
+	}
+	if d.countsAgainstAddress() {
+		addr := c.RealIP()
+		if wait := s.limited(addrKey, addr); wait > 0 {
+			return retryLater(c, wait)
+		}
+		s.authFailed(addrKey, addr)
+	}
+	return d.Err
 }
 
 // refreshCookie re-issues a browser's cookie token on the way out when it is

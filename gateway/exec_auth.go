@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// requireToken enforces one route's policy: a valid token of an allowed type,
+// whose subject matches the path's task instance when the policy says so,
+// and whose try stands in a phase the route admits (see scopes.Phase).
+//
+// The token is validated before any limit is consulted: the auth-failure
+// limit of an address only changes the answer to a token that failed, so
+// garbage sent from a worker's address (or from anyone behind the same NAT)
+// can never make that worker's valid requests fail.
+//
+// A server without the validator, the store or the revocation list it reads
+// is refused here, when the route is registered.
+func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
+	switch {
+	case s.cfg.Validator == nil:
+		return nil, &ConfigError{Field: "Validator", Problem: "is required by the task-token check"}
+	case s.cfg.Store == nil:
+		return nil, &ConfigError{Field: "Store", Problem: "is required by the task-token check"}
+	case s.revoked == nil:
+		return nil, &ConfigError{Field: "Revocations", Problem: "is required by the task-token check"}
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			raw := bearer(c.Request())
+			if raw == "" {
+				return scopes.ErrMissingToken
+			}
+			ctx := c.Request().Context()
+			claims, err := s.cfg.Validator.Validate(ctx, raw)
+			if err != nil {
+				refuse(c, err.Error())
+				addr := c.RealIP()
+				if d := s.limited(addrKey, addr); d > 0 {
+					return retryLater(c, d)
+				}
+				s.authFailed(addrKey, addr)
+				return scopes.ErrInvalidToken
+			}
+			// A revoked token is refused like any invalid one; checked
+			// before anything else can renew it. One map lookup in memory.
+			// The failure counts against the token's subject, not the
+			// address: a worker host runs many tasks besides this one.
+			if s.revoked.Revoked(claims.ID) {
+				refuse(c, "token revoked")
+				s.authFailed(subKey, claims.Subject)
+				return scopes.ErrInvalidToken
+			}
+			if d := s.limited(subKey, claims.Subject); d > 0 {
+				return retryLater(c, d)
+			}
+			phase, err := s.phaseOf(ctx, claims)
+			if err != nil {
+				return err
+			}
+			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
+				// A try that moved on is no misuse of the token: counting it
+				// would turn the 409/410 that stops its worker into a 429
+				// the worker retries.
+				if !d.OfTry() {
+					s.authFailed(subKey, claims.Subject)
+				}
+				return d
+			}
+			stateOf(c).claims = claims
+			if err := s.enter(c); err != nil {
+				return err
+			}
+			defer s.leave()
+			return next(c)
+		}
+	}, nil
+}
+
+// phaseOf places the try a task token names (scopes.PhaseNone for a
+// component token, or claims Decide refuses anyway).
+func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
+	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
+		return scopes.PhaseNone, nil
+	}
+	id, _ := scopes.CanonicalUUID(claims.Subject)
+	st, err := s.cfg.Store.TryStatus(ctx, id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
+	} else if err != nil {
+		return scopes.PhaseNone, err
+	}
+	return workload.PhaseOf(&st, s.now(), s.cfg.TaskOvertime), nil
+}
