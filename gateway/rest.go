@@ -27,10 +27,10 @@ const (
 	// cookieName carries a browser's REST token, as Airflow's UI does.
 	cookieName = "_token"
 	// roleClaim holds the user's role in a REST token.
-	roleClaim = "role"
+	roleClaim = scopes.RoleClaim
 	// generationClaim holds the user's auth.User.Generation: a token of an
 	// earlier holder of the same name does not match the current user.
-	generationClaim = "user_gen"
+	generationClaim = scopes.GenerationClaim
 )
 
 // Authenticator checks a user's password, slowing down guessing.
@@ -221,11 +221,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 		if cli {
 			life = s.cfg.CLITokenLifetime
 		}
-		extra := map[string]any{roleClaim: string(u.Role)}
-		if u.Generation != "" {
-			extra[generationClaim] = u.Generation
-		}
-		tok, claims, err := s.cfg.RESTSigner.Sign(&scopes.Claims{Subject: u.Name, Extra: extra}, life)
+		tok, claims, err := s.cfg.RESTSigner.Sign(scopes.RESTClaims(u.Name, string(u.Role), u.Generation), life)
 		if err != nil {
 			return err
 		}
