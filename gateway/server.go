@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
@@ -148,6 +149,8 @@ type Server struct {
 	now      func() time.Time
 	inFlight atomic.Int64
 	revoked  *auth.Revocations
+	// ops holds the operator use cases the admin API calls.
+	ops operator.Service
 
 	// variables and connections cache the bodies of GET /variables/{key}
 	// and GET /connections/{id}; cfg.Store invalidates them on writes.
@@ -197,6 +200,11 @@ func New(cfg Config) (*Server, error) {
 		variables: newBodyCache(cfg.ReadCacheSize), connections: newBodyCache(cfg.ReadCacheSize)}
 	s.cfg.Store = &cachedStore{Store: cfg.Store, variables: s.variables, connections: s.connections}
 	s.states.New = func() any { return new(requestState) }
+	ops, err := s.operations()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.ops = ops
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
