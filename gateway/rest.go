@@ -276,9 +276,3 @@ func (s *Server) handleRevokeToken(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
-
-// longestTokenLifetime is the longest lifetime of any token the gateway
-// mints: how long a revocation without exp is kept.
-func (s *Server) longestTokenLifetime() time.Duration {
-	return max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime, s.cfg.ExecutionTokenLifetime, s.cfg.WorkloadTokenLifetime)
-}

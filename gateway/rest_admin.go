@@ -28,7 +28,8 @@ func (s *Server) operations() (*operator.Operations, error) {
 	return operator.New(operator.Config{
 		Store: s.cfg.Store, Identities: s.cfg.Auth, Revoker: s.revoked, Signer: s.cfg.Signer,
 		WorkloadTokenLifetime: s.cfg.WorkloadTokenLifetime, ComponentTokenLifetime: s.cfg.ExecutionTokenLifetime,
-		LongestTokenLifetime: s.longestTokenLifetime(), BcryptCost: s.cfg.BcryptCost, NewID: s.cfg.NewID, Now: s.now,
+		APITokenLifetime: s.cfg.APITokenLifetime, CLITokenLifetime: s.cfg.CLITokenLifetime,
+		BcryptCost: s.cfg.BcryptCost, NewID: s.cfg.NewID, Now: s.now,
 	})
 }
 

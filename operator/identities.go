@@ -56,7 +56,7 @@ func (o *Operations) Revoke(ctx context.Context, jti string, exp *time.Time) err
 	if strings.TrimSpace(jti) == "" || len(jti) > MaxJTILen {
 		return refuse(ErrInvalid, "jti", fmt.Errorf("operator: the jti must be 1 to %d characters", MaxJTILen))
 	}
-	until, err := auth.RevocationUntil(exp, o.now(), o.cfg.LongestTokenLifetime)
+	until, err := auth.RevocationUntil(exp, o.now(), o.longest)
 	if err != nil {
 		return refuse(ErrInvalid, "exp", err)
 	}

@@ -200,10 +200,12 @@ type Config struct {
 	// ComponentTokenLifetime is the life of a registered component's token:
 	// [execution_api] jwt_expiration_time, as it is an execution token.
 	ComponentTokenLifetime time.Duration
-	// LongestTokenLifetime is the longest lifetime of any token taskgate
-	// mints (REST, CLI, execution, workload): how long a revocation without
-	// exp is kept, after which any such token has expired.
-	LongestTokenLifetime time.Duration
+	// APITokenLifetime and CLITokenLifetime are the lives of REST tokens
+	// ([api_auth] jwt_expiration_time and jwt_cli_expiration_time). A
+	// revocation without exp is kept for the longest lifetime of any token
+	// taskgate mints, after which any such token has expired.
+	APITokenLifetime time.Duration
+	CLITokenLifetime time.Duration
 	// BcryptCost hashes the passwords of added users; 0 is bcrypt's
 	// default.
 	BcryptCost int
@@ -217,6 +219,8 @@ type Config struct {
 type Operations struct {
 	cfg Config
 	now func() time.Time
+	// longest is the longest lifetime of any token taskgate mints.
+	longest time.Duration
 }
 
 var _ Service = (*Operations)(nil)
@@ -229,16 +233,15 @@ func New(cfg Config) (*Operations, error) {
 		return nil, errors.New("operator: store, identities, revoker and signer are required")
 	case cfg.NewID == nil:
 		return nil, errors.New("operator: NewID is required")
-	case cfg.WorkloadTokenLifetime <= 0 || cfg.ComponentTokenLifetime <= 0 || cfg.LongestTokenLifetime <= 0:
+	case cfg.WorkloadTokenLifetime <= 0 || cfg.ComponentTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:
 		return nil, errors.New("operator: token lifetimes must be positive")
 	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	// No token outlives a revocation kept for the longest lifetime.
-	cfg.LongestTokenLifetime = max(cfg.LongestTokenLifetime, cfg.WorkloadTokenLifetime, cfg.ComponentTokenLifetime)
-	return &Operations{cfg: cfg, now: now}, nil
+	longest := max(cfg.APITokenLifetime, cfg.CLITokenLifetime, cfg.ComponentTokenLifetime, cfg.WorkloadTokenLifetime)
+	return &Operations{cfg: cfg, now: now, longest: longest}, nil
 }
 
 // classify makes the storage's not-found and exists errors refusals; any

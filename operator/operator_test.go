@@ -23,6 +23,7 @@ var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 const (
 	workloadLife  = time.Hour
 	componentLife = 10 * time.Minute
+	cliLife       = 2 * time.Hour
 	longestLife   = 24 * time.Hour
 )
 
@@ -64,7 +65,8 @@ func newFixture(t *testing.T) *fixture {
 	ids := 0
 	f.ops, err = operator.New(operator.Config{
 		Store: db, Identities: db, Revoker: db, Signer: f.signer,
-		WorkloadTokenLifetime: workloadLife, ComponentTokenLifetime: componentLife, LongestTokenLifetime: longestLife,
+		WorkloadTokenLifetime: workloadLife, ComponentTokenLifetime: componentLife,
+		APITokenLifetime: longestLife, CLITokenLifetime: cliLife,
 		BcryptCost: bcrypt.MinCost,
 		NewID:      func() string { ids++; return fmt.Sprintf("0190e3e4-0000-7000-8000-%012x", ids) },
 		Now:        func() time.Time { return t0 },
