@@ -189,6 +189,8 @@ func (s *Server) handleGetTaskInstance(c echo.Context) error {
 // an operator marks a task success, failed or skipped. A running task's
 // worker learns it on its next heartbeat and stops the task.
 func (s *Server) handlePatchTaskInstance(c echo.Context) error {
+	// The task instance is looked up before the body is read: an unknown
+	// one is a 404 whatever the body says.
 	ti, err := s.findTaskInstance(c)
 	if err != nil {
 		return err
