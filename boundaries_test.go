@@ -36,7 +36,8 @@ func TestPackageBoundaries(t *testing.T) {
 		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		{"config", nil, nil},
 		{"fernet", nil, nil},
-		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", echo, zap}, nil},
+		{"operator", []string{mod + "scopes", mod + "workload", mod + "auth"}, []string{"net/http"}},
+		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", mod + "operator", echo, zap}, nil},
 	}
 	for _, r := range rules {
 		files, err := filepath.Glob(filepath.Join(r.dir, "*.go"))

@@ -34,9 +34,8 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
-	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/store"
-	"github.com/taskgate/taskgate/tokens"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -238,53 +237,20 @@ func normalizeServer(s string) (string, error) {
 
 // ----- choosing the server or the data directory
 
-// operatorBackend is what the provisioning commands need, implemented by
-// the admin API (apiClient) and by the data directory (localBackend), so
-// that each command parses and prints in one place whichever it uses.
-// Missing records give errors matching errNotFound, taken names errExists.
+// operatorBackend is what the provisioning commands run on: the operator
+// use cases of the admin API (apiClient) or of the data directory
+// (offlineBackend), so that each command parses and prints in one place
+// whichever it uses. Missing records give errors matching errNotFound,
+// taken names errExists.
 type operatorBackend interface {
-	QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error)
-
-	PutVariable(ctx context.Context, v workload.Variable) error
-	Variable(ctx context.Context, key string) (*workload.Variable, error)
-	Variables(ctx context.Context) ([]workload.Variable, error)
-	DeleteVariable(ctx context.Context, key string) error
-
-	PutConnection(ctx context.Context, c workload.Connection) error
-	// Connection returns the Connection with its password, if any,
-	// replaced by redactedPassword.
-	Connection(ctx context.Context, id string) (*workload.Connection, error)
-	Connections(ctx context.Context) ([]workload.Connection, error)
-	DeleteConnection(ctx context.Context, id string) error
-
-	TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error)
-	MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error)
-
-	AddUser(ctx context.Context, name string, role auth.Role, password string) error
-	Users(ctx context.Context) ([]auth.User, error)
-	RemoveUser(ctx context.Context, name string) error
-
-	// Revoke revokes a token (REST, task or component) by jti until exp;
-	// nil exp means for the longest lifetime of any token taskgate mints.
-	// An exp already past is refused (auth.RevocationUntil).
-	Revoke(ctx context.Context, jti string, exp *time.Time) error
-
-	// RegisterComponent returns the new component and its execution token.
-	RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error)
-	Components(ctx context.Context) ([]auth.Component, error)
-	RemoveComponent(ctx context.Context, id string) error
-
+	operator.Service
 	close() error
 }
 
 var (
-	errNotFound = errors.New("not found")
-	errExists   = errors.New("already exists")
+	errNotFound = operator.ErrNotFound
+	errExists   = operator.ErrExists
 )
-
-// redactedPassword is shown instead of a stored password, as the admin API
-// does.
-const redactedPassword = "***"
 
 // remote returns the admin API client of the configured server, or nil when
 // none is configured. server is the --server flag: with TASKGATE_TOKEN it
@@ -331,8 +297,39 @@ func (e *cliEnv) open(server string) (operatorBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localBackend{cfg: cfg, signer: signer, db: db, now: time.Now}, nil
+	b, err := newOfflineBackend(cfg, signer, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
 }
+
+// newOfflineBackend runs the operator use cases on the open data
+// directory db, minting tokens with signer.
+func newOfflineBackend(cfg *config.Config, signer operator.Signer, db *store.DB) (offlineBackend, error) {
+	ops, err := operator.New(operator.Config{
+		// No server runs on the data directory (it would hold its lock):
+		// the store itself records revocations.
+		Store: db, Identities: db, Revoker: db, Signer: signer,
+		WorkloadTokenLifetime: cfg.WorkloadTokenLifetime, ComponentTokenLifetime: cfg.ExecutionTokenLifetime,
+		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
+		BcryptCost: cfg.BcryptCost, NewID: newID, Now: time.Now,
+	})
+	if err != nil {
+		return offlineBackend{}, err
+	}
+	return offlineBackend{Operations: ops, db: db}, nil
+}
+
+// offlineBackend runs the operator use cases on the data directory while
+// no server holds it.
+type offlineBackend struct {
+	*operator.Operations
+	db *store.DB
+}
+
+func (b offlineBackend) close() error { return b.db.Close() }
 
 // withBackend runs fn on the command's backend and closes it.
 func (e *cliEnv) withBackend(server string, fn func(b operatorBackend) error) (err error) {
@@ -701,7 +698,7 @@ func (e *cliEnv) tasks(ctx context.Context, args []string) error {
 		}
 		f.State = workload.State(*state)
 		run = func(b operatorBackend) error {
-			tis, err := b.TaskInstances(ctx, f)
+			tis, _, err := b.TaskInstances(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -773,7 +770,7 @@ func (e *cliEnv) users(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			if err := b.AddUser(ctx, pos[0], role, pw); errors.Is(err, errExists) {
+			if _, err := b.AddUser(ctx, pos[0], role, pw); errors.Is(err, errExists) {
 				return fmt.Errorf("user %q already exists", pos[0])
 			} else if err != nil {
 				return err
@@ -801,7 +798,7 @@ func (e *cliEnv) users(ctx context.Context, args []string) error {
 			return err
 		}
 		run = func(b operatorBackend) error {
-			if err := b.RemoveUser(ctx, pos[0]); errors.Is(err, errNotFound) {
+			if _, err := b.RemoveUser(ctx, pos[0]); errors.Is(err, errNotFound) {
 				return fmt.Errorf("user %q not found", pos[0])
 			} else if err != nil {
 				return err
@@ -1103,14 +1100,17 @@ func (e *cliEnv) logout(ctx context.Context, args []string) error {
 
 // ----- the admin API client
 
-// apiClient calls a taskgate server's REST API with a REST token. It never
-// puts the token in an error message.
+// apiClient calls a taskgate server's REST API with a REST token: the
+// operator use cases over the admin API. It never puts the token in an
+// error message.
 type apiClient struct {
 	server string // scheme://host[:port][/prefix], no trailing slash
 	token  string
 	source string // where the token came from, for messages
 	hc     *http.Client
 }
+
+var _ operator.Service = (*apiClient)(nil)
 
 // maxAPIResponse bounds a response read into memory.
 const maxAPIResponse = 32 << 20
@@ -1134,10 +1134,20 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// Is lets callers match a 404 as errNotFound and a 409 as errExists.
+// Is matches the server's refusals as the operator use cases' own: a 404
+// as operator.ErrNotFound, a 409 as operator.ErrExists, and a 400 or 422
+// (input a rule or the request's validation refused) as
+// operator.ErrInvalid.
 func (e *apiError) Is(target error) bool {
-	return target == errNotFound && e.Status == http.StatusNotFound ||
-		target == errExists && e.Status == http.StatusConflict
+	switch target {
+	case operator.ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case operator.ErrExists:
+		return e.Status == http.StatusConflict
+	case operator.ErrInvalid:
+		return e.Status == http.StatusBadRequest || e.Status == http.StatusUnprocessableEntity
+	}
+	return false
 }
 
 // do sends in (JSON, when not nil) and decodes a 2xx answer into out (when
@@ -1301,6 +1311,18 @@ func (c *apiClient) PutVariable(ctx context.Context, v workload.Variable) error 
 	return err
 }
 
+// CreateVariable is POST /api/v2/variables.
+func (c *apiClient) CreateVariable(ctx context.Context, v workload.Variable) error {
+	body := variableBody{Key: v.Key, Value: v.Value, Description: v.Description}
+	return c.do(ctx, http.MethodPost, "/api/v2/variables", nil, body, nil)
+}
+
+// UpdateVariable is PATCH /api/v2/variables/{key}.
+func (c *apiClient) UpdateVariable(ctx context.Context, v workload.Variable) error {
+	body := variableBody{Key: v.Key, Value: v.Value, Description: v.Description}
+	return c.do(ctx, http.MethodPatch, "/api/v2/variables/"+keyPath(v.Key), nil, body, nil)
+}
+
 func (c *apiClient) Variable(ctx context.Context, key string) (*workload.Variable, error) {
 	var v variableBody
 	if err := c.do(ctx, http.MethodGet, "/api/v2/variables/"+keyPath(key), nil, nil, &v); err != nil {
@@ -1337,6 +1359,11 @@ type connectionBody struct {
 	Extra        *string `json:"extra,omitempty"`
 }
 
+func newConnectionBody(c workload.Connection) connectionBody {
+	return connectionBody{ConnectionID: c.ConnID, ConnType: c.ConnType, Host: c.Host, Port: c.Port,
+		Login: c.Login, Password: c.Password, Schema: c.Schema, Extra: c.Extra}
+}
+
 func (b connectionBody) connection() workload.Connection {
 	return workload.Connection{ConnID: b.ConnectionID, ConnType: b.ConnType, Host: b.Host, Port: b.Port,
 		Login: b.Login, Password: b.Password, Schema: b.Schema, Extra: b.Extra}
@@ -1345,13 +1372,27 @@ func (b connectionBody) connection() workload.Connection {
 // PutConnection creates the connection, or replaces it when it exists, as
 // the data directory's `connections add` does.
 func (c *apiClient) PutConnection(ctx context.Context, conn workload.Connection) error {
-	body := connectionBody{ConnectionID: conn.ConnID, ConnType: conn.ConnType, Host: conn.Host, Port: conn.Port,
-		Login: conn.Login, Password: conn.Password, Schema: conn.Schema, Extra: conn.Extra}
+	body := newConnectionBody(conn)
 	err := c.do(ctx, http.MethodPost, "/api/v2/connections", nil, body, nil)
 	if errors.Is(err, errExists) {
 		err = c.do(ctx, http.MethodPatch, "/api/v2/connections/"+seg(conn.ConnID), nil, body, nil)
 	}
 	return err
+}
+
+// CreateConnection is POST /api/v2/connections.
+func (c *apiClient) CreateConnection(ctx context.Context, conn workload.Connection) error {
+	return c.do(ctx, http.MethodPost, "/api/v2/connections", nil, newConnectionBody(conn), nil)
+}
+
+// UpdateConnection is PATCH /api/v2/connections/{connection_id}.
+func (c *apiClient) UpdateConnection(ctx context.Context, conn workload.Connection) (*workload.Connection, error) {
+	var b connectionBody
+	if err := c.do(ctx, http.MethodPatch, "/api/v2/connections/"+seg(conn.ConnID), nil, newConnectionBody(conn), &b); err != nil {
+		return nil, err
+	}
+	stored := b.connection()
+	return &stored, nil
 }
 
 func (c *apiClient) Connection(ctx context.Context, id string) (*workload.Connection, error) {
@@ -1411,20 +1452,22 @@ func tisPath(dagID, runID string) string {
 	return "/api/v2/dags/" + seg(dagID) + "/dagRuns/" + seg(runID) + "/taskInstances"
 }
 
-func (c *apiClient) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
+// TaskInstances lists every match of f's dag, run and state (the admin
+// API filters by no other field); the total is the number listed.
+func (c *apiClient) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, int, error) {
 	q := url.Values{}
 	if f.State != "" {
 		q.Set("state", string(f.State))
 	}
 	bs, err := listAll[taskInstanceBody](ctx, c, tisPath(f.DagID, f.RunID), "task_instances", q)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]workload.TaskInstance, len(bs))
 	for i, b := range bs {
 		out[i] = b.taskInstance()
 	}
-	return out, nil
+	return out, len(out), nil
 }
 
 func (c *apiClient) MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
@@ -1445,12 +1488,16 @@ type userBody struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (c *apiClient) AddUser(ctx context.Context, name string, role auth.Role, password string) error {
+func (c *apiClient) AddUser(ctx context.Context, name string, role auth.Role, password string) (*auth.User, error) {
 	if n := len(password); n < auth.MinPasswordLen || n > auth.MaxPasswordLen {
-		return fmt.Errorf("the password must be %d to %d bytes long, not %d", auth.MinPasswordLen, auth.MaxPasswordLen, n)
+		return nil, fmt.Errorf("the password must be %d to %d bytes long, not %d", auth.MinPasswordLen, auth.MaxPasswordLen, n)
 	}
 	body := map[string]string{"username": name, "password": password, "role": string(role)}
-	return c.do(ctx, http.MethodPost, "/api/v2/users", nil, body, nil)
+	var u userBody
+	if err := c.do(ctx, http.MethodPost, "/api/v2/users", nil, body, &u); err != nil {
+		return nil, err
+	}
+	return &auth.User{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt}, nil
 }
 
 func (c *apiClient) Users(ctx context.Context) ([]auth.User, error) {
@@ -1467,8 +1514,13 @@ func (c *apiClient) Users(ctx context.Context) ([]auth.User, error) {
 	return out, nil
 }
 
-func (c *apiClient) RemoveUser(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v2/users/"+seg(name), nil, nil, nil)
+// RemoveUser removes the user; the admin API does not say what the
+// removal ended, so the Removal is empty.
+func (c *apiClient) RemoveUser(ctx context.Context, name string) (*auth.Removal, error) {
+	if err := c.do(ctx, http.MethodDelete, "/api/v2/users/"+seg(name), nil, nil, nil); err != nil {
+		return nil, err
+	}
+	return &auth.Removal{}, nil
 }
 
 func (c *apiClient) Revoke(ctx context.Context, jti string, exp *time.Time) error {
@@ -1506,169 +1558,4 @@ func (c *apiClient) Components(ctx context.Context) ([]auth.Component, error) {
 
 func (c *apiClient) RemoveComponent(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/components/"+seg(id), nil, nil, nil)
-}
-
-// ----- the data directory
-
-// localBackend works on the data directory while no server holds it.
-type localBackend struct {
-	cfg    *config.Config
-	signer *tokens.Signer
-	db     *store.DB
-	now    func() time.Time
-}
-
-// local maps the domain's not-found and exists errors to the CLI's.
-func local(err error) error {
-	switch {
-	case errors.Is(err, workload.ErrNotFound), errors.Is(err, auth.ErrNotFound):
-		return fmt.Errorf("%w: %w", errNotFound, err)
-	case errors.Is(err, auth.ErrExists):
-		return fmt.Errorf("%w: %w", errExists, err)
-	}
-	return err
-}
-
-func (b *localBackend) close() error { return b.db.Close() }
-
-func (b *localBackend) QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error) {
-	ti, err := workload.Queue(ctx, b.db, newID(), r, b.now())
-	if err != nil {
-		return nil, err
-	}
-	tok, _, err := b.signer.Sign(&scopes.Claims{Subject: ti.ID, Scope: string(scopes.Workload)}, b.cfg.WorkloadTokenLifetime)
-	if err != nil {
-		return nil, err
-	}
-	w := workload.NewExecuteTask(ti, tok)
-	return &w, nil
-}
-
-func (b *localBackend) PutVariable(ctx context.Context, v workload.Variable) error {
-	return b.db.PutVariable(ctx, v)
-}
-
-func (b *localBackend) Variable(ctx context.Context, key string) (*workload.Variable, error) {
-	v, err := b.db.Variable(ctx, key)
-	return v, local(err)
-}
-
-func (b *localBackend) Variables(ctx context.Context) ([]workload.Variable, error) {
-	return b.db.ListVariables(ctx)
-}
-
-func (b *localBackend) DeleteVariable(ctx context.Context, key string) error {
-	if _, err := b.db.Variable(ctx, key); err != nil {
-		return local(err)
-	}
-	return b.db.DeleteVariable(ctx, key)
-}
-
-func (b *localBackend) PutConnection(ctx context.Context, c workload.Connection) error {
-	return b.db.PutConnection(ctx, c)
-}
-
-func (b *localBackend) Connection(ctx context.Context, id string) (*workload.Connection, error) {
-	c, err := b.db.Connection(ctx, id)
-	if err != nil {
-		return nil, local(err)
-	}
-	if c.Password != nil {
-		p := redactedPassword
-		c.Password = &p
-	}
-	return c, nil
-}
-
-func (b *localBackend) Connections(ctx context.Context) ([]workload.Connection, error) {
-	return b.db.ListConnections(ctx)
-}
-
-func (b *localBackend) DeleteConnection(ctx context.Context, id string) error {
-	if _, err := b.db.Connection(ctx, id); err != nil {
-		return local(err)
-	}
-	return b.db.DeleteConnection(ctx, id)
-}
-
-func (b *localBackend) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) ([]workload.TaskInstance, error) {
-	tis, _, err := b.db.TaskInstances(ctx, f)
-	return tis, err
-}
-
-func (b *localBackend) MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
-	tis, _, err := b.db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: dagID, RunID: runID, TaskID: taskID, MapIndex: &mapIndex})
-	if err != nil {
-		return nil, err
-	}
-	if len(tis) == 0 {
-		return nil, errNotFound
-	}
-	now := b.now()
-	ti, err := b.db.UpdateTaskInstance(ctx, tis[0].ID, func(ti *workload.TaskInstance) error {
-		return workload.ForceState(ti, s, now)
-	})
-	return ti, local(err)
-}
-
-func (b *localBackend) AddUser(ctx context.Context, name string, role auth.Role, password string) error {
-	u, err := auth.NewUser(name, role, password, b.cfg.BcryptCost, b.now())
-	if err != nil {
-		return err
-	}
-	return local(b.db.AddUser(ctx, u))
-}
-
-func (b *localBackend) Users(ctx context.Context) ([]auth.User, error) { return b.db.Users(ctx) }
-
-// RemoveUser removes the user as the admin API does: the task instances
-// they queued that are still queued are withdrawn and the components they
-// registered removed, in the same write.
-func (b *localBackend) RemoveUser(ctx context.Context, name string) error {
-	_, err := b.db.RemoveUser(ctx, name, b.now())
-	return local(err)
-}
-
-// Revoke applies the admin API's rule (auth.RevocationUntil) to the data
-// directory: the same default, the same refusal of an exp already past.
-func (b *localBackend) Revoke(ctx context.Context, jti string, exp *time.Time) error {
-	longest := max(b.cfg.APITokenLifetime, b.cfg.APICLITokenLifetime, b.cfg.ExecutionTokenLifetime, b.cfg.WorkloadTokenLifetime)
-	until, err := auth.RevocationUntil(exp, b.now(), longest)
-	if err != nil {
-		return err
-	}
-	return b.db.Revoke(ctx, jti, until)
-}
-
-// RegisterComponent stores the component and mints its token as the admin
-// API does: an execution token whose sub is the component's id, marked by
-// the component claim.
-func (b *localBackend) RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error) {
-	comp, err := auth.NewComponent(kind, name, "", b.now())
-	if err != nil {
-		return nil, "", err
-	}
-	if err := b.db.AddComponent(ctx, comp); err != nil {
-		return nil, "", local(err)
-	}
-	tok, _, err := b.signer.Sign(&scopes.Claims{
-		Subject: comp.ID, Scope: string(scopes.Execution), Extra: map[string]any{scopes.ComponentClaim: string(kind)},
-	}, b.cfg.ExecutionTokenLifetime)
-	if err != nil {
-		// Without a token the registration is of no use to anyone.
-		return nil, "", errors.Join(err, b.db.DeleteComponent(ctx, comp.ID))
-	}
-	return &comp, tok, nil
-}
-
-func (b *localBackend) Components(ctx context.Context) ([]auth.Component, error) {
-	return b.db.Components(ctx)
-}
-
-func (b *localBackend) RemoveComponent(ctx context.Context, id string) error {
-	canon, ok := scopes.CanonicalUUID(id)
-	if !ok {
-		return errNotFound
-	}
-	return local(b.db.DeleteComponent(ctx, canon))
 }

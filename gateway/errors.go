@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
 )
@@ -40,6 +41,7 @@ func statusOf(err error) (int, any) {
 		verr     *ValidationError
 		conflict *workload.ConflictError
 		apiErr   *APIError
+		refusal  *operator.Error
 		httpErr  *echo.HTTPError
 	)
 	switch {
@@ -65,6 +67,16 @@ func statusOf(err error) (int, any) {
 		return http.StatusConflict, map[string]any{"detail": detail}
 	case errors.As(err, &apiErr):
 		return apiErr.Status, map[string]any{"detail": apiErr.Detail}
+	case errors.As(err, &refusal):
+		// A refusal its handler did not word: the rule's own message.
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(refusal.Kind, operator.ErrNotFound):
+			status = http.StatusNotFound
+		case errors.Is(refusal.Kind, operator.ErrExists):
+			status = http.StatusConflict
+		}
+		return status, map[string]any{"detail": refusal.Error()}
 	case errors.As(err, &httpErr):
 		if httpErr.Code >= 500 {
 			return http.StatusInternalServerError, nil

@@ -149,8 +149,7 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 	// no signature) so that the write can record it.
 	var exec *scopes.Claims
 	if claims := claimsOf(c); claims.Type() == scopes.Workload {
-		exec, err = s.cfg.Signer.NewClaims(&scopes.Claims{Subject: id, Scope: string(scopes.Execution)},
-			s.cfg.ExecutionTokenLifetime)
+		exec, err = s.cfg.Signer.NewClaims(scopes.ExecutionClaims(id), s.cfg.ExecutionTokenLifetime)
 		if err != nil {
 			return fmt.Errorf("gateway: mint execution token: %w", err)
 		}

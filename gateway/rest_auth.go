@@ -7,13 +7,13 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 )
@@ -28,10 +28,10 @@ const (
 	// cookieName carries a browser's REST token, as Airflow's UI does.
 	cookieName = "_token"
 	// roleClaim holds the user's role in a REST token.
-	roleClaim = "role"
+	roleClaim = scopes.RoleClaim
 	// generationClaim holds the user's auth.User.Generation: a token of an
 	// earlier holder of the same name does not match the current user.
-	generationClaim = "user_gen"
+	generationClaim = scopes.GenerationClaim
 )
 
 // Authenticator checks a user's password, slowing down guessing.
@@ -245,11 +245,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 		if cli {
 			life = s.cfg.CLITokenLifetime
 		}
-		extra := map[string]any{roleClaim: string(u.Role)}
-		if u.Generation != "" {
-			extra[generationClaim] = u.Generation
-		}
-		tok, claims, err := s.cfg.RESTSigner.Sign(&scopes.Claims{Subject: u.Name, Extra: extra}, life)
+		tok, claims, err := s.cfg.RESTSigner.Sign(scopes.RESTClaims(u.Name, string(u.Role), u.Generation), life)
 		if err != nil {
 			return err
 		}
@@ -280,7 +276,7 @@ func (s *Server) handleLogout(c echo.Context) error {
 // which every /execution route then refuses and which is never renewed.
 // Without exp the entry is kept for the longest lifetime of any token
 // taskgate mints, after which any such token is dead anyway; an exp already
-// past is refused (422, auth.RevocationUntil), as by the offline CLI.
+// past is refused (422). The rules are operator.Service.Revoke's.
 func (s *Server) handleRevokeToken(c echo.Context) error {
 	o, err := readObject(c)
 	if err != nil {
@@ -292,21 +288,15 @@ func (s *Server) handleRevokeToken(c echo.Context) error {
 	if verr := o.err(); verr != nil {
 		return verr
 	}
-	if strings.TrimSpace(*jti) == "" || len(*jti) > 128 {
+	err = s.ops.Revoke(c.Request().Context(), *jti, exp)
+	var refusal *operator.Error
+	switch {
+	case errors.As(err, &refusal) && refusal.Field == "jti":
 		return paramError("body", "jti", "string_too_short", "jti must be 1 to 128 characters", *jti)
-	}
-	until, err := auth.RevocationUntil(exp, s.now(), s.longestTokenLifetime())
-	if err != nil {
+	case errors.As(err, &refusal) && refusal.Field == "exp":
 		return paramError("body", "exp", "value_error", err.Error(), exp.UTC().Format(time.RFC3339))
-	}
-	if err := s.revoked.Revoke(c.Request().Context(), *jti, until); err != nil {
+	case err != nil:
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
-}
-
-// longestTokenLifetime is the longest lifetime of any token the gateway
-// mints: how long a revocation without exp is kept.
-func (s *Server) longestTokenLifetime() time.Duration {
-	return max(s.cfg.APITokenLifetime, s.cfg.CLITokenLifetime, s.cfg.ExecutionTokenLifetime, s.cfg.WorkloadTokenLifetime)
 }

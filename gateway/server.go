@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
@@ -140,6 +141,8 @@ type Server struct {
 	now      func() time.Time
 	inFlight atomic.Int64
 	revoked  *auth.Revocations
+	// ops holds the operator use cases the admin API calls.
+	ops operator.Service
 
 	// variables and connections cache the bodies of GET /variables/{key}
 	// and GET /connections/{id}; cfg.Store invalidates them on writes.
@@ -183,6 +186,11 @@ func New(cfg Config) (*Server, error) {
 		variables: cached.variables, connections: cached.connections}
 	s.cfg.Store = cached
 	s.states.New = func() any { return new(requestState) }
+	ops, err := s.operations()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.ops = ops
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

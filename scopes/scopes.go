@@ -1,6 +1,8 @@
 // Package scopes owns the task-token model: the token types a task token can
 // carry, the claims the gateway reads from it, and the per-route policy that
-// decides whether a validated token may call a route.
+// decides whether a validated token may call a route. It also builds the
+// claims of every token kind taskgate mints (claims.go): workload,
+// execution, component and REST.
 //
 // The package is deliberately free of HTTP, JWT and storage code: it receives
 // claims that a validator has already verified and returns allow, or a typed

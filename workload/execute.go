@@ -97,11 +97,18 @@ func (r QueueRequest) Validate() error {
 	return nil
 }
 
+// Inserter is the part of Store that Queue needs, so that a caller which
+// only queues (the operator use cases) declares no more than that.
+type Inserter interface {
+	InsertTaskInstance(ctx context.Context, dr DagRun, ti TaskInstance,
+		admit func(existing *TaskInstance, ti *TaskInstance) error) (*TaskInstance, error)
+}
+
 // Queue stores a new queued task instance (creating its dag run if needed)
 // with the given id. A task instance already queued or running at the same
 // coordinates is refused with ErrAlreadyExists: queueing it again would hand
 // out a second workload token for the same work.
-func Queue(ctx context.Context, s Store, id string, r QueueRequest, now time.Time) (*TaskInstance, error) {
+func Queue(ctx context.Context, s Inserter, id string, r QueueRequest, now time.Time) (*TaskInstance, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}

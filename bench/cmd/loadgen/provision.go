@@ -339,7 +339,7 @@ func (b *benchmark) signWorkloads(extraEnv []string, tis []*tiInfo) error {
 	}
 	start := time.Now().UTC().Format(time.RFC3339Nano)
 	for _, ti := range tis {
-		tok, _, err := signer.Sign(&scopes.Claims{Subject: ti.id, Scope: string(scopes.Workload)}, cfg.WorkloadTokenLifetime)
+		tok, _, err := signer.Sign(scopes.WorkloadClaims(ti.id), cfg.WorkloadTokenLifetime)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,47 @@
+package scopes
+
+// The claims of every token kind taskgate mints are built here and nowhere
+// else, so that what a token of a kind carries — and therefore what the
+// policy and the REST role check read back — cannot differ between the
+// gateway, the operator use cases and the tools that mint tokens for tests.
+// A signer adds the registered claims (jti, iat, nbf, exp, aud, iss).
+
+const (
+	// RoleClaim holds the REST user's role (auth.Role) in a REST token.
+	RoleClaim = "role"
+	// GenerationClaim holds the REST user's generation (auth.User's): a
+	// token of an earlier holder of the same name does not match the
+	// current user and is refused.
+	GenerationClaim = "user_gen"
+)
+
+// WorkloadClaims are the claims of the workload token of the task
+// instance tiID: the token a queued workload carries, good for its /run
+// only.
+func WorkloadClaims(tiID string) *Claims {
+	return &Claims{Subject: tiID, Scope: string(Workload)}
+}
+
+// ExecutionClaims are the claims of the execution token of the task
+// instance tiID, minted by /run.
+func ExecutionClaims(tiID string) *Claims {
+	return &Claims{Subject: tiID, Scope: string(Execution)}
+}
+
+// ComponentClaims are the claims of a registered component's token: an
+// execution token whose sub is the component's id (never a task
+// instance's) and whose ComponentClaim names its kind.
+func ComponentClaims(id, kind string) *Claims {
+	return &Claims{Subject: id, Scope: string(Execution), Extra: map[string]any{ComponentClaim: kind}}
+}
+
+// RESTClaims are the claims of a REST (operator) token of user with role.
+// The generation is left out when empty: users stored before generations
+// existed have none.
+func RESTClaims(user, role, generation string) *Claims {
+	extra := map[string]any{RoleClaim: role}
+	if generation != "" {
+		extra[GenerationClaim] = generation
+	}
+	return &Claims{Subject: user, Extra: extra}
+}
