@@ -35,8 +35,10 @@
 //     role, then the request's shape and origin.
 //   - rest_csrf.go: decideRESTRequest, the shape and origin rules that keep a
 //     foreign page from writing with a browser's cookie.
-//   - admin.go: the /api/v2 resources (variables, connections, task
-//     instances, workloads, components, users).
+//   - rest_admin*.go: the /api/v2 resources (variables, connections, task
+//     instances, workloads, components, users): HTTP decoding and encoding
+//     around the operator package's use cases, which the CLI's offline mode
+//     runs too.
 //
 // # Shared by both
 //
