@@ -145,6 +145,7 @@ func (e *cliEnv) rootCommand() *cobra.Command {
 		e.logoutCommand(),
 		e.configCommand(),
 		e.workerCommand(),
+		e.versionCommand(),
 	)
 	// The help and completion commands and every help flag exist before
 	// the command line is read, so that normalizeArgs knows them.
