@@ -1,8 +1,13 @@
+// Package cli is taskgate's command line: `serve`, the provisioning and
+// operator commands, and `worker run`, as a cobra command tree with one file
+// per command group. Main reads everything from its arguments (arguments,
+// environment, standard streams), so that tests drive it in-process; each
+// command parses its line, calls a backend (a server's admin API, or the
+// data directory) and prints.
+//
+// This file holds the root of the tree: the global flags, the exit codes
+// and the single-dash flags kept from Go's flag package.
 package cli
-
-// The command tree: `taskgate` and its command groups on cobra, the global
-// flags, the exit codes and the single-dash flags kept from Go's flag
-// package.
 
 import (
 	"context"

@@ -49,10 +49,12 @@ func (e *cliEnv) workerCommand() *cobra.Command {
 		Short: "Run one queued task: /run, CMD, heartbeats, state",
 		Long: "Run one queued task: call /run with the workload's token, start CMD with the task's identity\n" +
 			"in its environment, heartbeat while it runs, and report its state. The workload FILE must be\n" +
-			"mode 0600; it is removed once read. The exit code is CMD's own when the task did not succeed.",
-		// Everything after "--" is the task's command, its flags included.
-		// Flags end at the first argument that is none (see below): the
-		// command is all that follows "--" when nothing came before it.
+			"mode 0600; it is removed once read. A task that did not succeed makes the worker exit non-zero,\n" +
+			"with CMD's own code where there is one.",
+		// The task's command is everything after "--", its flags included.
+		// The worker's flags end at the first argument that is no flag
+		// (SetInterspersed below), so args is the command when nothing but
+		// flags came before "--".
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case cmd.ArgsLenAtDash() < 0 && slices.Contains(args, "--"):
