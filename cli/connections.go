@@ -2,8 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -67,10 +65,8 @@ func (e *cliEnv) connectionsCommand() *cobra.Command {
 	get.RunE = func(cmd *cobra.Command, args []string) error {
 		return e.withBackend(*getServer, func(b operatorBackend) error {
 			c, err := b.Connection(cmd.Context(), args[0])
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("connection %q not found", args[0])
-			} else if err != nil {
-				return err
+			if err != nil {
+				return notFound(err, "connection %q", args[0])
 			}
 			return writeJSON(e.stdout, connectionView{ConnectionID: c.ConnID, ConnType: c.ConnType, Host: c.Host,
 				Port: c.Port, Login: c.Login, Password: c.Password, Schema: c.Schema, Extra: c.Extra})
@@ -109,12 +105,7 @@ func (e *cliEnv) connectionsCommand() *cobra.Command {
 	delServer := serverFlag(del)
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		return e.withBackend(*delServer, func(b operatorBackend) error {
-			if err := b.DeleteConnection(cmd.Context(), args[0]); errors.Is(err, errNotFound) {
-				return fmt.Errorf("connection %q not found", args[0])
-			} else if err != nil {
-				return err
-			}
-			return nil
+			return notFound(b.DeleteConnection(cmd.Context(), args[0]), "connection %q", args[0])
 		})
 	}
 

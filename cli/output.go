@@ -3,6 +3,7 @@ package cli
 // How the commands print records: aligned tables, times in RFC 3339.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -25,6 +26,15 @@ func formatTime(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// notFound says which record is missing when err is the backend's
+// errNotFound ("variable \"k\" not found"); other errors pass unchanged.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, errNotFound) {
+		return fmt.Errorf(format+" not found", args...)
+	}
+	return err
 }
 
 // optional is a table cell for a field that may be unset.

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -69,10 +67,8 @@ func (e *cliEnv) tasksCommand() *cobra.Command {
 		}
 		return e.withBackend(*markServer, func(b operatorBackend) error {
 			ti, err := b.MarkTaskInstance(cmd.Context(), args[0], args[1], args[2], *mapIndex, s)
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("task instance %s/%s/%s (map index %d) not found", args[0], args[1], args[2], *mapIndex)
-			} else if err != nil {
-				return err
+			if err != nil {
+				return notFound(err, "task instance %s/%s/%s (map index %d)", args[0], args[1], args[2], *mapIndex)
 			}
 			return table(e.stdout, taskHeader, taskRows([]workload.TaskInstance{*ti}))
 		})

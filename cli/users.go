@@ -77,12 +77,7 @@ func (e *cliEnv) usersCommand() *cobra.Command {
 	removeServer := serverFlag(remove)
 	remove.RunE = func(cmd *cobra.Command, args []string) error {
 		return e.withBackend(*removeServer, func(b operatorBackend) error {
-			if err := b.RemoveUser(cmd.Context(), args[0]); errors.Is(err, errNotFound) {
-				return fmt.Errorf("user %q not found", args[0])
-			} else if err != nil {
-				return err
-			}
-			return nil
+			return notFound(b.RemoveUser(cmd.Context(), args[0]), "user %q", args[0])
 		})
 	}
 

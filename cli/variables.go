@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -39,10 +38,8 @@ func (e *cliEnv) variablesCommand() *cobra.Command {
 	get.RunE = func(cmd *cobra.Command, args []string) error {
 		return e.withBackend(*getServer, func(b operatorBackend) error {
 			v, err := b.Variable(cmd.Context(), args[0])
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("variable %q not found", args[0])
-			} else if err != nil {
-				return err
+			if err != nil {
+				return notFound(err, "variable %q", args[0])
 			}
 			if v.Value != nil {
 				fmt.Fprintln(e.stdout, *v.Value)
@@ -78,12 +75,7 @@ func (e *cliEnv) variablesCommand() *cobra.Command {
 	delServer := serverFlag(del)
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		return e.withBackend(*delServer, func(b operatorBackend) error {
-			if err := b.DeleteVariable(cmd.Context(), args[0]); errors.Is(err, errNotFound) {
-				return fmt.Errorf("variable %q not found", args[0])
-			} else if err != nil {
-				return err
-			}
-			return nil
+			return notFound(b.DeleteVariable(cmd.Context(), args[0]), "variable %q", args[0])
 		})
 	}
 
