@@ -3,16 +3,22 @@ GO       ?= go
 BIN      := bin/taskgate
 FUZZTIME ?= 5000x
 
+# What `taskgate version` prints: the tag (empty without one, then "devel")
+# and the commit, "-dirty" when the tree has changes.
+VERSION  ?= $(shell git describe --tags --dirty 2>/dev/null)
+COMMIT   ?= $(shell git describe --always --dirty --abbrev=40 --match=NONE 2>/dev/null)
+LDFLAGS  := -X github.com/taskgate/taskgate/cli.version=$(VERSION) -X github.com/taskgate/taskgate/cli.commit=$(COMMIT)
+
 .PHONY: run build test unit fuzz-short fuzz bench bench-go lint demo soak
 
 run: ## start the gateway on ./data (key material created there on first start)
-	$(GO) run . serve
+	$(GO) run -ldflags "$(LDFLAGS)" . serve
 
 demo: ## a gateway on a temp dir; three workloads run by `taskgate worker run`: success, failure, killed
 	./scripts/demo.sh
 
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 test: lint unit fuzz-short ## every test: vet, unit and integration tests under -race, bounded fuzzing
 

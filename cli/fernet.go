@@ -38,23 +38,14 @@ func connectionCipher(cfg *config.Config) (*fernet.MultiKey, error) {
 	return fernet.NewMulti(key)
 }
 
-const usageRotateKey = "connections rotate-key"
-
-// connectionsRotateKey is `taskgate connections rotate-key`: re-encrypt every
+// rotateConnectionKey is `taskgate connections rotate-key`: re-encrypt every
 // connection's password and extra with the first configured key, as
 // `airflow rotate-fernet-key` does. It works on the data directory only (a
 // running server holds it), because the server's keys are the ones in its
 // own configuration. To rotate: set [core] fernet_key to "NEW,OLD" (OLD being
 // the current key, or the content of <data_dir>/fernet_key), run this, then
 // set it to "NEW" alone.
-func (e *cliEnv) connectionsRotateKey(ctx context.Context, args []string) (err error) {
-	fs, server := e.subcommand("connections rotate-key")
-	if _, err := positional(fs, args, 0, usageRotateKey); err != nil {
-		return err
-	}
-	if *server != "" {
-		return usagef("connections rotate-key works on the data directory; stop the server and run it without --server")
-	}
+func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return err

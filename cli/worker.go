@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/client"
@@ -37,53 +39,76 @@ func (e *exitCodeError) Error() string { return e.msg }
 // ExitCode is the code the worker process should exit with.
 func (e *exitCodeError) ExitCode() int { return e.code }
 
-// worker is `taskgate worker run`: supervise one queued task instance. The
-// [workers] settings come from AIRFLOW__WORKERS__… in the environment,
-// overridden by flags; the worker needs no data directory.
+// workerCommand is `taskgate worker run`: supervise one queued task
+// instance. The [workers] settings come from AIRFLOW__WORKERS__… in the
+// environment, overridden by flags; the worker needs no data directory.
+func (e *cliEnv) workerCommand() *cobra.Command {
+	cmd := groupCommand("worker", "Run queued tasks", func() error { return usagef("worker: expected \"run\"\n%s", workerUsage) })
+	runCmd := &cobra.Command{
+		Use:   "run --workload FILE|- --server URL -- CMD [ARGS...]",
+		Short: "Run one queued task: /run, CMD, heartbeats, state",
+		Long: "Run one queued task: call /run with the workload's token, start CMD with the task's identity\n" +
+			"in its environment, heartbeat while it runs, and report its state. The workload FILE must be\n" +
+			"mode 0600; it is removed once read. A task that did not succeed makes the worker exit non-zero,\n" +
+			"with CMD's own code where there is one.",
+		// The task's command is everything after "--", its flags included.
+		// The worker's flags end at the first argument that is no flag
+		// (SetInterspersed below), so args is the command when nothing but
+		// flags came before "--".
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case cmd.ArgsLenAtDash() < 0 && slices.Contains(args, "--"):
+				return usagef("worker run: unexpected argument %q before --\n%s", args[0], workerUsage)
+			case cmd.ArgsLenAtDash() < 0 || len(args) == 0:
+				return usagef("worker run: give the task's command after --\n%s", workerUsage)
+			}
+			return nil
+		},
+	}
+	// A command given without "--" is not read as flags of the worker
+	// (`worker run … sh -c x` is told to put it after "--").
+	runCmd.Flags().SetInterspersed(false)
+	settings := worker.DefaultSettings()
+	envErr := settings.ApplyEnv(e.environ)
+	workloadPath := runCmd.Flags().String("workload", "", "ExecuteTask JSON `FILE`, mode 0600, removed once read; - for standard input (required)")
+	server := runCmd.Flags().String("server", lookupEnv(e.environ, envServerURL),
+		"Execution API `URL`, e.g. http://127.0.0.1:8080/execution (default $"+envServerURL+")")
+	goFlags := flag.NewFlagSet("worker run", flag.ContinueOnError)
+	settings.RegisterFlags(goFlags)
+	runCmd.Flags().AddGoFlagSet(goFlags)
+	runCmd.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case envErr != nil:
+			return envErr
+		case *workloadPath == "":
+			return usagef("worker run: --workload is required\n%s", workerUsage)
+		case *server == "":
+			return usagef("worker run: --server (or $%s) is required\n%s", envServerURL, workerUsage)
+		}
+		if err := settings.Validate(); err != nil {
+			return usagef("worker run: %v", err)
+		}
+		return e.runWorker(cmd.Context(), settings, *workloadPath, *server, args)
+	}
+	cmd.AddCommand(runCmd)
+	return cmd
+}
+
+// runWorker runs command for the workload in workloadPath against the
+// Execution API at server.
 //
 // The task's command runs as the worker's user, so everything that user can
 // reach it can too: the worker therefore makes itself non-dumpable, refuses
 // a workload file group or others may read, and removes the file once read,
 // before the command starts (see worker.TakeWorkload). `--workload -` reads
 // standard input and leaves no file at all.
-func (e *cliEnv) worker(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "run" {
-		return usagef("worker: expected \"run\"\n%s", workerUsage)
-	}
-	flagArgs, command, ok := splitCommand(args[1:])
-	if !ok || len(command) == 0 {
-		return usagef("worker run: give the task's command after --\n%s", workerUsage)
-	}
-	settings := worker.DefaultSettings()
-	if err := settings.ApplyEnv(e.environ); err != nil {
-		return err
-	}
-	fs := flag.NewFlagSet("worker run", flag.ContinueOnError)
-	workloadPath := fs.String("workload", "", "ExecuteTask JSON file, mode 0600, removed once read; - for standard input (required)")
-	server := fs.String("server", lookupEnv(e.environ, envServerURL),
-		"Execution API URL, e.g. http://127.0.0.1:8080/execution (default $"+envServerURL+")")
-	settings.RegisterFlags(fs)
-	pos, err := parseInterleaved(fs, flagArgs)
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(pos) > 0:
-		return usagef("worker run: unexpected argument %q before --\n%s", pos[0], workerUsage)
-	case *workloadPath == "":
-		return usagef("worker run: --workload is required\n%s", workerUsage)
-	case *server == "":
-		return usagef("worker run: --server (or $%s) is required\n%s", envServerURL, workerUsage)
-	}
-	if err := settings.Validate(); err != nil {
-		return usagef("worker run: %v", err)
-	}
+func (e *cliEnv) runWorker(ctx context.Context, settings worker.Settings, workloadPath, server string, command []string) error {
 	// Before any token is in memory: the task's command runs as this user
 	// and must not be able to read the worker's memory through /proc.
 	if err := worker.MakeNonDumpable(); err != nil {
 		return err
 	}
-	task, err := worker.TakeWorkload(*workloadPath, e.stdin)
+	task, err := worker.TakeWorkload(workloadPath, e.stdin)
 	if err != nil {
 		return err
 	}
@@ -101,7 +126,7 @@ func (e *cliEnv) worker(ctx context.Context, args []string) error {
 				zap.String("path", r.Path), zap.Int("attempt", r.Attempt), zap.Duration("wait", r.Wait),
 				zap.Int("status", r.Status), zap.Error(r.Err))
 		}))
-	api, err := client.New(*server, opts...)
+	api, err := client.New(server, opts...)
 	if err != nil {
 		return usagef("worker run: --server: %v", err)
 	}
@@ -160,17 +185,6 @@ func outcome(res worker.Result) string {
 		return "worker: task command killed by " + res.Signal.String() + state
 	}
 	return "worker: task command exited with code " + strconv.Itoa(res.ExitCode) + state
-}
-
-// splitCommand splits the arguments at the first "--": flags before, the
-// task's command after.
-func splitCommand(args []string) (flags, command []string, ok bool) {
-	for i, a := range args {
-		if a == "--" {
-			return args[:i], args[i+1:], true
-		}
-	}
-	return args, nil, false
 }
 
 // unixname is the user the worker runs as, which the server records with

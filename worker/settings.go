@@ -177,7 +177,15 @@ func (d *durationFlag) Set(s string) error {
 	return nil
 }
 
+// Type names the value in a command's help, for flag packages that show
+// one (pflag).
+func (d *durationFlag) Type() string { return "duration" }
+
 type countFlag int
+
+// Type names the value in a command's help, for flag packages that show
+// one (pflag).
+func (c *countFlag) Type() string { return "int" }
 
 func (c *countFlag) String() string {
 	if c == nil {

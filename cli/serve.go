@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/gateway"
+	"github.com/taskgate/taskgate/tokens"
+)
+
+// serveCommand is `taskgate serve`.
+func (e *cliEnv) serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Execution API gateway",
+		Long: "Run the Execution API gateway until SIGINT or SIGTERM, then stop accepting, finish the\n" +
+			"requests in flight and close the data directory.",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("serve: unexpected argument %q", args[0])
+			}
+			return nil
+		},
+	}
+	listen := cmd.Flags().String("listen", "", "`ADDR` to listen on ([taskgate] listen, default 127.0.0.1:8080)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *listen != "" {
+			e.setFlag("taskgate.listen", *listen)
+		}
+		return e.serve(cmd.Context())
+	}
+	return cmd
+}
+
+// maxHeaderBytes caps a request's line and headers near what Airflow's
+// server takes: uvicorn with h11 refuses a request head it has buffered
+// 16 KiB of without its end. net/http reads up to this plus 4 KiB of
+// buffering slack, so a head of up to 16 KiB is always served and one of
+// more than 20 KiB always answered 431 Request Header Fields Too Large.
+const maxHeaderBytes = 16 << 10
+
+// serve runs the gateway until ctx is cancelled (SIGINT/SIGTERM), then stops
+// accepting, finishes in-flight requests and closes the store.
+func (e *cliEnv) serve(ctx context.Context) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	log, stopLog, err := newServerLogger(cfg.LogLevel, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer stopLog()
+	now := time.Now
+
+	tc, err := keyConfig(cfg, now, log)
+	if err != nil {
+		return err
+	}
+	signer, err := tokens.NewSigner(tc)
+	if err != nil {
+		return err
+	}
+	validator, err := tokens.NewValidator(tc)
+	if err != nil {
+		return err
+	}
+	// REST tokens: the same keys, their own audience.
+	rc := tc
+	rc.Audiences = cfg.APIAudiences
+	restSigner, err := tokens.NewSigner(rc)
+	if err != nil {
+		return err
+	}
+	restValidator, err := tokens.NewValidator(rc)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(cfg, now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost})
+	if err != nil {
+		return err
+	}
+	// Every request is checked against the revoked jtis in memory; the
+	// purger forgets expired ones there and in the database.
+	revocations, err := auth.LoadRevocations(ctx, db, now)
+	if err != nil {
+		return err
+	}
+	var limiter *auth.FailureLimiter
+	if cfg.AuthFailuresPerMinute > 0 {
+		limiter = auth.NewFailureLimiter(cfg.AuthFailuresPerMinute, now)
+	}
+
+	srv, err := gateway.New(gateway.Config{
+		Validator: validator, Signer: signer, Store: db,
+		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime,
+		WorkloadTokenLifetime:  cfg.WorkloadTokenLifetime,
+		MaxBodyBytes:           cfg.MaxBodyBytes,
+		MaxMapLength:           cfg.MaxMapLength,
+		TaskOvertime:           cfg.TaskSuccessOvertime,
+		HealthChecks: []gateway.HealthCheck{
+			{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
+		},
+		Auth: db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
+		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
+		Revocations: revocations,
+		NewID:       newID,
+		MaxInFlight: cfg.MaxInFlight,
+		AuthLimiter: limiter,
+		BcryptCost:  cfg.BcryptCost,
+		Now:         now,
+		Logger:      log,
+
+		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, v := range []*tokens.Validator{validator, restValidator} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := v.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("jwks refresher stopped", zap.Error(err))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Revocations outlive their token's expiry by up to one interval.
+		err := auth.RunPurger(runCtx, auth.PurgerConfig{
+			Store: revocations, Interval: 2 * cfg.APITokenLifetime, Now: now,
+			OnError: func(err error) { log.Warn("purging revocations failed", zap.Error(err)) },
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("revocation purger stopped", zap.Error(err))
+		}
+	}()
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
+		zap.String("algorithm", signer.Algorithm()), zap.Any("config", cfg.Redacted()))
+
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		err = hs.Shutdown(sctx)
+		scancel()
+		<-serveErr
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+// servePprof serves Go's runtime profiles on addr ([taskgate]
+// pprof_listen, loopback only) until stop is called.
+func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("[taskgate] pprof_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No write timeout: a CPU profile or trace streams for its duration.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("pprof"))}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	log.Info("serving runtime profiles", zap.String("addr", ln.Addr().String()))
+	return func() {
+		_ = hs.Close()
+		<-done
+	}, nil
+}
