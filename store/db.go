@@ -34,6 +34,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/taskgate/taskgate/workload"
 )
 
 // Errors returned by the store, matched with errors.Is. Lookups of missing
@@ -139,7 +141,7 @@ type DB struct {
 	// Owned by the writer goroutine (see heartbeats.go): the running task
 	// instances' state, the heartbeat log's file being written and the
 	// other one, and the checkpoint running on it (nil when none).
-	hot map[string]hotTI
+	hot map[string]workload.Holder
 	// live holds the ids of the running tries in hot, for readers on
 	// other goroutines (TryStatus).
 	live  sync.Map
@@ -228,7 +230,7 @@ func Open(path string, opts Options) (*DB, error) {
 		secrets:    opts.Secrets,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		hot:        map[string]hotTI{},
+		hot:        map[string]workload.Holder{},
 		times:      heartbeatTimes{cur: map[string]time.Time{}},
 	}
 	checkpointAt := opts.checkpointBytes

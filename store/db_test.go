@@ -265,7 +265,7 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 					id := fmt.Sprintf("ti-%04d", i)
 					for r := range rounds {
 						_, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
-							return workload.Heartbeat(ti, "host", i, t0.Add(time.Duration(r+1)*time.Second))
+							return heartbeatRecord(ti, "host", i, t0.Add(time.Duration(r+1)*time.Second))
 						})
 						if err != nil {
 							failed.Add(1)

@@ -90,37 +90,29 @@ var heartbeatHeaderLen = len(heartbeatLogMagic) + 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Heartbeat records that the worker (hostname, pid) still runs the task
-// instance, at the given time, if workload.Heartbeat admits it: otherwise its
-// *workload.ConflictError is returned unchanged, and an error wrapping
-// workload.ErrNotFound for an unknown id. When it returns nil the time is on
-// disk.
-func (db *DB) Heartbeat(ctx context.Context, id, hostname string, pid int, at time.Time) error {
+// Heartbeat records the heartbeat r against the task instance with the
+// given id if admit accepts it (see workload.Store): admit's error is
+// returned unchanged, and an error wrapping workload.ErrNotFound for an
+// unknown id. When it returns nil the time admit returned is on disk.
+func (db *DB) Heartbeat(ctx context.Context, id string, r workload.HeartbeatRequest, admit workload.HeartbeatRule) error {
 	// A key bbolt accepts (at most 32 KiB) fits the record's 2-byte length.
 	if err := checkKey("task instance id", []byte(id)); err != nil {
 		return err
 	}
-	return db.submit(ctx, &request{hb: &hbWrite{id: id, hostname: hostname, pid: pid, at: at}})
+	return db.submit(ctx, &request{hb: &hbWrite{id: id, req: r, admit: admit}})
 }
 
 // hbWrite is a heartbeat waiting for the writer.
 type hbWrite struct {
 	id       string
-	hostname string
-	pid      int
-	at       time.Time
-	recorded time.Time // the time workload.Heartbeat stored, once admitted
+	req      workload.HeartbeatRequest
+	admit    workload.HeartbeatRule
+	recorded time.Time // the time admit returned, once admitted
 }
 
-// hotTI is what checking a heartbeat needs of a running task instance.
-type hotTI struct {
-	state    workload.State
-	hostname string
-	pid      int
-}
-
-// applyHeartbeat checks w against the task instance as the batch's
-// transaction sees it and appends its log record. It runs on the writer.
+// applyHeartbeat judges w with its rule against the task instance as the
+// batch's transaction sees it, and appends its log record. It runs on the
+// writer: a running task instance's Holder is in hot, any other is decoded.
 func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 	h, ok := db.hot[w.id]
 	if !ok {
@@ -131,18 +123,18 @@ func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 		if ti == nil {
 			return notFound("task instance %s", w.id)
 		}
-		h = hotTI{ti.State, ti.Hostname, ti.PID}
-		if h.state == workload.StateRunning && len(db.hot) < hotLimit {
+		h = workload.HolderOf(ti)
+		if h.State == workload.StateRunning && len(db.hot) < hotLimit {
 			db.hot[w.id] = h
 			db.live.Store(w.id, struct{}{})
 		}
 	}
-	probe := workload.TaskInstance{State: h.state, Hostname: h.hostname, PID: h.pid}
-	if err := workload.Heartbeat(&probe, w.hostname, w.pid, w.at); err != nil {
+	at, err := w.admit(h, w.req)
+	if err != nil {
 		return err
 	}
-	w.recorded = *probe.LastHeartbeatAt
-	db.hblog.buf = appendHeartbeatRecord(db.hblog.buf, db.hblog.gen, w.id, w.recorded)
+	w.recorded = at
+	db.hblog.buf = appendHeartbeatRecord(db.hblog.buf, db.hblog.gen, w.id, at)
 	return nil
 }
 
@@ -158,7 +150,7 @@ func (db *DB) noteTI(ti *workload.TaskInstance) {
 		return
 	}
 	if _, ok := db.hot[ti.ID]; ok || len(db.hot) < hotLimit {
-		db.hot[ti.ID] = hotTI{ti.State, ti.Hostname, ti.PID}
+		db.hot[ti.ID] = workload.HolderOf(ti)
 		db.live.Store(ti.ID, struct{}{})
 	}
 }

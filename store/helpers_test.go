@@ -77,3 +77,21 @@ func mustInsertRun(t testing.TB, db *DB, dr workload.DagRun, ti workload.TaskIns
 	}
 	return got
 }
+
+// heartbeat sends db the heartbeat of the worker (host, pid) received at
+// at, judged by workload.AdmitHeartbeat as the gateway has it judged.
+func heartbeat(ctx context.Context, db *DB, id, host string, pid int, at time.Time) error {
+	return db.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: host, PID: pid, At: at}, workload.AdmitHeartbeat)
+}
+
+// heartbeatRecord applies the heartbeat rule to a whole task instance: what
+// storing a heartbeat through UpdateTaskInstance, without the log, does.
+func heartbeatRecord(ti *workload.TaskInstance, host string, pid int, at time.Time) error {
+	recorded, err := workload.AdmitHeartbeat(workload.HolderOf(ti), workload.HeartbeatRequest{Hostname: host, PID: pid, At: at})
+	if err != nil {
+		return err
+	}
+	ti.LastHeartbeatAt = &recorded
+	ti.UpdatedAt = recorded
+	return nil
+}

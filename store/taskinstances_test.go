@@ -590,7 +590,7 @@ func ExampleDB_UpdateTaskInstance() {
 	}
 	// A heartbeat from another worker is refused and nothing is written.
 	_, err = db.UpdateTaskInstance(ctx, "ti", func(ti *workload.TaskInstance) error {
-		return workload.Heartbeat(ti, "worker-2", 9, now)
+		return heartbeatRecord(ti, "worker-2", 9, now)
 	})
 	fmt.Println(err)
 	// Output: workload: running_elsewhere: TI is already running elsewhere
