@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -94,4 +97,22 @@ func heartbeatRecord(ti *workload.TaskInstance, host string, pid int, at time.Ti
 	ti.LastHeartbeatAt = &recorded
 	ti.UpdatedAt = recorded
 	return nil
+}
+
+// storedRenderedFields reads the rendered fields stored for a task
+// instance straight from their bucket: nothing in production reads them
+// back, PutRenderedFields is the only way in.
+func storedRenderedFields(t testing.TB, db *DB, tiID string) (string, bool) {
+	t.Helper()
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRenderedFields); b != nil {
+			out = bytes.Clone(b.Get([]byte(tiID)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read rendered fields of %s: %v", tiID, err)
+	}
+	return string(out), out != nil
 }
