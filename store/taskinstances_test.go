@@ -600,9 +600,10 @@ func ExampleDB_UpdateTaskInstance() {
 		fmt.Println(err)
 		return
 	}
-	// A heartbeat from another worker is refused and nothing is written.
+	// A rule that refuses writes nothing: here another worker's heartbeat.
 	_, err = db.UpdateTaskInstance(ctx, "ti", func(ti *workload.TaskInstance) error {
-		return heartbeatRecord(ti, "worker-2", 9, now)
+		_, err := workload.AdmitHeartbeat(workload.HolderOf(ti), workload.HeartbeatRequest{Hostname: "worker-2", PID: 9, At: now})
+		return err
 	})
 	fmt.Println(err)
 	// Output: workload: running_elsewhere: TI is already running elsewhere
