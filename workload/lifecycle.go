@@ -137,12 +137,11 @@ type HeartbeatRule func(h Holder, r HeartbeatRequest) (time.Time, error)
 
 // AdmitHeartbeat is the heartbeat rule. Only the worker that started the try
 // may heartbeat it: another worker is told the try runs elsewhere. A try
-// that is no longer running is told so, so that its worker kills the task;
-// this is also how a worker learns that an operator marked its task. The try
-// need not be asked whether it is its coordinates' current one: a new try is
-// admitted only once the last one stopped running (Queue refuses a new try
-// while one runs), so a running try is always the current one, and a heartbeat of an
-// earlier try hears not_running.
+// that is not running is told so, so that its worker kills the task; this is
+// also how a worker learns that an operator marked its task. The rule need
+// not ask whether the try is its coordinates' current one: Queue refuses a
+// new try while one runs, so a running try is always the current one, and a
+// heartbeat of an earlier try hears not_running.
 func AdmitHeartbeat(h Holder, r HeartbeatRequest) (time.Time, error) {
 	if h.State != StateRunning {
 		return time.Time{}, &ConflictError{
