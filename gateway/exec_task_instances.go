@@ -336,7 +336,8 @@ func (s *Server) handleHeartbeat(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.Heartbeat(c.Request().Context(), id, hb.host, hb.pid, s.now()); err != nil {
+	if err := s.cfg.Store.Heartbeat(c.Request().Context(), id,
+		workload.HeartbeatRequest{Hostname: hb.host, PID: hb.pid, At: s.now()}, workload.AdmitHeartbeat); err != nil {
 		return mapTIError(err)
 	}
 	return c.NoContent(http.StatusNoContent)

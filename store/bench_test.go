@@ -16,7 +16,7 @@ import (
 // BenchmarkHeartbeat is the heartbeat storm: every goroutine heartbeats its
 // own running task instance. It reports writes per commit, the number that
 // shows whether group commit still works, and compares a heartbeat stored by rewriting the task
-// instance's record (UpdateTaskInstance with workload.Heartbeat) with one
+// instance's record (UpdateTaskInstance with the heartbeat rule) with one
 // appended to the heartbeat log (Heartbeat), at several numbers of
 // concurrent writers.
 func BenchmarkHeartbeat(b *testing.B) {
@@ -56,10 +56,10 @@ func benchmarkHeartbeat(b *testing.B, viaLog bool, perCPU, goroutines int) {
 			now = now.Add(time.Second)
 			var err error
 			if viaLog {
-				err = db.Heartbeat(ctx, id, "host", i, now)
+				err = heartbeat(ctx, db, id, "host", i, now)
 			} else {
 				_, err = db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
-					return workload.Heartbeat(ti, "host", i, now)
+					return heartbeatRecord(ti, "host", i, now)
 				})
 			}
 			if err != nil {
@@ -215,7 +215,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 		var wg sync.WaitGroup
 		for i, id := range ids {
 			wg.Go(func() {
-				if err := db.Heartbeat(ctx, id, "host", i, now); err != nil {
+				if err := heartbeat(ctx, db, id, "host", i, now); err != nil {
 					b.Error(err)
 				}
 			})

@@ -213,8 +213,8 @@ func TestReopenKeepsAcknowledgedRecords(t *testing.T) {
 		if c, err := db.Connection(ctx, fmt.Sprintf("conn-%02d", i)); err != nil || *c.Port != i {
 			t.Errorf("Connection %d = %v, %v", i, c, err)
 		}
-		if rf, err := db.RenderedFields(ctx, id); err != nil || string(rf) != `{"i":`+strconv.Itoa(i)+`}` {
-			t.Errorf("RenderedFields %d = %s, %v", i, rf, err)
+		if rf, ok := storedRenderedFields(t, db, id); !ok || rf != `{"i":`+strconv.Itoa(i)+`}` {
+			t.Errorf("rendered fields %d = %s, %v", i, rf, ok)
 		}
 	}
 }
@@ -265,7 +265,7 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 					id := fmt.Sprintf("ti-%04d", i)
 					for r := range rounds {
 						_, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
-							return workload.Heartbeat(ti, "host", i, t0.Add(time.Duration(r+1)*time.Second))
+							return heartbeatRecord(ti, "host", i, t0.Add(time.Duration(r+1)*time.Second))
 						})
 						if err != nil {
 							failed.Add(1)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/workload"
@@ -50,20 +51,20 @@ func TestHeartbeatRules(t *testing.T) {
 	ctx := context.Background()
 	runningTI(t, db, "a", "host", 1)
 	t1 := t0.Add(time.Minute)
-	if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+	if err := heartbeat(ctx, db, "a", "host", 1, t1); err != nil {
 		t.Fatalf("Heartbeat: %v", err)
 	}
 	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
 		t.Errorf("last heartbeat %v, want %v", got, t1)
 	}
 	var ce *workload.ConflictError
-	if err := db.Heartbeat(ctx, "a", "other", 1, t1); !errors.As(err, &ce) || ce.Reason != "running_elsewhere" {
+	if err := heartbeat(ctx, db, "a", "other", 1, t1); !errors.As(err, &ce) || ce.Reason != "running_elsewhere" {
 		t.Errorf("Heartbeat from another host: %v, want running_elsewhere", err)
 	}
-	if err := db.Heartbeat(ctx, "missing", "host", 1, t1); !errors.Is(err, workload.ErrNotFound) {
+	if err := heartbeat(ctx, db, "missing", "host", 1, t1); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("Heartbeat of an unknown id: %v, want ErrNotFound", err)
 	}
-	if err := db.Heartbeat(ctx, "", "host", 1, t1); !errors.Is(err, ErrInvalidKey) {
+	if err := heartbeat(ctx, db, "", "host", 1, t1); !errors.Is(err, ErrInvalidKey) {
 		t.Errorf("Heartbeat of an empty id: %v, want ErrInvalidKey", err)
 	}
 	// The state change must reach the writer's view of running task
@@ -74,11 +75,60 @@ func TestHeartbeatRules(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("finish: %v", err)
 	}
-	if err := db.Heartbeat(ctx, "a", "host", 1, t1.Add(time.Second)); !errors.As(err, &ce) || ce.Reason != "not_running" {
+	if err := heartbeat(ctx, db, "a", "host", 1, t1.Add(time.Second)); !errors.As(err, &ce) || ce.Reason != "not_running" {
 		t.Errorf("Heartbeat after success: %v, want not_running", err)
 	}
 	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
 		t.Errorf("last heartbeat after the refused one %v, want %v", got, t1)
+	}
+}
+
+// TestHeartbeatAppliesTheGivenRule: the store decides nothing itself. It
+// hands the rule the try's Holder, from memory for a running try and from
+// the record for any other, returns the rule's error as it is, records the
+// time the rule returns, and never calls the rule for an unknown id.
+func TestHeartbeatAppliesTheGivenRule(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	mustInsert(t, db, taskInstance("q", "dag", "run", "task-q", -1))
+	refused := errors.New("refused by the rule")
+	t1 := t0.Add(time.Minute)
+	tests := []struct {
+		name       string
+		id         string
+		answer     error
+		wantHolder *workload.Holder // nil: the rule is not called
+		wantErr    error
+	}{
+		{"a running try is judged from memory", "a", nil, &workload.Holder{State: workload.StateRunning, Hostname: "host", PID: 1}, nil},
+		{"a queued try is judged from its record", "q", nil, &workload.Holder{State: workload.StateQueued}, nil},
+		{"the rule's error is returned as it is", "a", refused, &workload.Holder{State: workload.StateRunning, Hostname: "host", PID: 1}, refused},
+		{"an unknown id never reaches the rule", "missing", nil, nil, workload.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *workload.Holder
+			req := workload.HeartbeatRequest{Hostname: "anyone", PID: 99, At: t0}
+			err := db.Heartbeat(ctx, tt.id, req, func(h workload.Holder, r workload.HeartbeatRequest) (time.Time, error) {
+				got = &h
+				if diff := cmp.Diff(req, r); diff != "" {
+					t.Errorf("rule called with (-want +got):\n%s", diff)
+				}
+				return t1, tt.answer
+			})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Heartbeat = %v, want %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.wantHolder, got); diff != "" {
+				t.Errorf("holder given to the rule (-want +got):\n%s", diff)
+			}
+			if tt.wantErr == nil {
+				if at := lastHeartbeat(t, db, tt.id); !at.Equal(t1) {
+					t.Errorf("last heartbeat %v, want the rule's %v", at, t1)
+				}
+			}
+		})
 	}
 }
 
@@ -89,7 +139,7 @@ func TestHeartbeatSeenByEveryRead(t *testing.T) {
 	ctx := context.Background()
 	runningTI(t, db, "a", "host", 1)
 	t1 := t0.Add(time.Hour)
-	if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+	if err := heartbeat(ctx, db, "a", "host", 1, t1); err != nil {
 		t.Fatal(err)
 	}
 	list, _, err := db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: "dag"})
@@ -108,7 +158,7 @@ func TestHeartbeatSeenByEveryRead(t *testing.T) {
 		t.Errorf("UpdateTaskInstance saw last heartbeat %v, want %v", seen, t1)
 	}
 	// An older heartbeat never moves the time back.
-	if err := db.Heartbeat(ctx, "a", "host", 1, t0.Add(time.Minute)); err != nil {
+	if err := heartbeat(ctx, db, "a", "host", 1, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if got := lastHeartbeat(t, db, "a"); !got.Equal(t1) {
@@ -160,7 +210,7 @@ func TestHeartbeatSurvivesCrash(t *testing.T) {
 		runningTI(t, db, fmt.Sprint("ti-", i), "host", i)
 	}
 	for i := range 5 {
-		if err := db.Heartbeat(ctx, fmt.Sprint("ti-", i), "host", i, t0.Add(time.Duration(i+1)*time.Minute)); err != nil {
+		if err := heartbeat(ctx, db, fmt.Sprint("ti-", i), "host", i, t0.Add(time.Duration(i+1)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -194,7 +244,7 @@ func TestHeartbeatSurvivesCrash(t *testing.T) {
 			t.Errorf("%s: log after open: generation %d (was %d), %d entries", filepath.Base(p), gen2, gen, len(times))
 		}
 		// And heartbeats go on after recovery.
-		if err := re.Heartbeat(ctx, "ti-0", "host", 0, t0.Add(2*time.Hour)); err != nil {
+		if err := heartbeat(ctx, re, "ti-0", "host", 0, t0.Add(2*time.Hour)); err != nil {
 			t.Errorf("heartbeat after recovery: %v", err)
 		}
 	}
@@ -204,7 +254,7 @@ func TestHeartbeatReadOnly(t *testing.T) {
 	db, path := openTest(t)
 	runningTI(t, db, "a", "host", 1)
 	t1 := t0.Add(time.Minute)
-	if err := db.Heartbeat(context.Background(), "a", "host", 1, t1); err != nil {
+	if err := heartbeat(context.Background(), db, "a", "host", 1, t1); err != nil {
 		t.Fatal(err)
 	}
 	copied := copyFiles(t, path)
@@ -212,7 +262,7 @@ func TestHeartbeatReadOnly(t *testing.T) {
 	if got := lastHeartbeat(t, ro, "a"); !got.Equal(t1) {
 		t.Errorf("read-only: last heartbeat %v, want %v", got, t1)
 	}
-	if err := ro.Heartbeat(context.Background(), "a", "host", 1, t1); !errors.Is(err, ErrReadOnly) {
+	if err := heartbeat(context.Background(), ro, "a", "host", 1, t1); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("read-only Heartbeat: %v, want ErrReadOnly", err)
 	}
 	if _, times, _ := readLog(t, copied); len(times) != 1 {
@@ -242,7 +292,7 @@ func TestHeartbeatCheckpoint(t *testing.T) {
 	var last time.Time
 	for i := range 100 {
 		last = t0.Add(time.Duration(i) * time.Second)
-		if err := db.Heartbeat(ctx, "a", "host", 1, last); err != nil {
+		if err := heartbeat(ctx, db, "a", "host", 1, last); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -280,7 +330,7 @@ func TestHeartbeatCheckpointDoesNotStall(t *testing.T) {
 	var last time.Time
 	for i := range 100 { // ≈ 10 files' worth: the first checkpoint is stuck
 		last = t0.Add(time.Duration(i+1) * time.Second)
-		if err := db.Heartbeat(ctx, "a", "host", 1, last); err != nil {
+		if err := heartbeat(ctx, db, "a", "host", 1, last); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,7 +349,7 @@ func TestHeartbeatCheckpointDoesNotStall(t *testing.T) {
 			t.Fatal("the checkpoint did not complete after the database was released")
 		}
 		// The writer notices a finished checkpoint after a batch.
-		if err := db.Heartbeat(ctx, "a", "host", 1, last); err != nil {
+		if err := heartbeat(ctx, db, "a", "host", 1, last); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -345,11 +395,11 @@ func TestHeartbeatRollback(t *testing.T) {
 	if calls != 2 {
 		t.Fatalf("update ran %d times, want 2 (the batch was not retried)", calls)
 	}
-	if err := db.Heartbeat(ctx, "a", "host", 1, t0.Add(time.Minute)); err != nil {
+	if err := heartbeat(ctx, db, "a", "host", 1, t0.Add(time.Minute)); err != nil {
 		t.Errorf("heartbeat from the task's host: %v", err)
 	}
 	var ce *workload.ConflictError
-	if err := db.Heartbeat(ctx, "a", "moved", 1, t0.Add(time.Minute)); !errors.As(err, &ce) {
+	if err := heartbeat(ctx, db, "a", "moved", 1, t0.Add(time.Minute)); !errors.As(err, &ce) {
 		t.Errorf("heartbeat from the host of the rolled-back update: %v, want a conflict", err)
 	}
 }
@@ -365,7 +415,7 @@ func TestHeartbeatSharesCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	t1 := t0.Add(time.Minute)
 	wg.Go(func() {
-		if err := db.Heartbeat(ctx, "a", "host", 1, t1); err != nil {
+		if err := heartbeat(ctx, db, "a", "host", 1, t1); err != nil {
 			t.Errorf("heartbeat: %v", err)
 		}
 	})
@@ -377,7 +427,7 @@ func TestHeartbeatSharesCommit(t *testing.T) {
 	})
 	waitQueued(t, db, 2)
 	wg.Go(func() {
-		if err := db.Heartbeat(ctx, "b", "host", 2, t1); err != nil {
+		if err := heartbeat(ctx, db, "b", "host", 2, t1); err != nil {
 			t.Errorf("heartbeat: %v", err)
 		}
 	})
@@ -452,7 +502,7 @@ func TestHeartbeatConcurrent(t *testing.T) {
 			defer wg.Done()
 			for k := 1; ; k++ {
 				at := t0.Add(time.Duration(k) * time.Millisecond)
-				if err := db.Heartbeat(ctx, id, "host", i, at); err != nil {
+				if err := heartbeat(ctx, db, id, "host", i, at); err != nil {
 					var ce *workload.ConflictError
 					if !errors.As(err, &ce) {
 						t.Errorf("%s: %v", id, err)

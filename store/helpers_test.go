@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -76,4 +79,40 @@ func mustInsertRun(t testing.TB, db *DB, dr workload.DagRun, ti workload.TaskIns
 		t.Fatalf("InsertTaskInstance(%s): %v", ti.ID, err)
 	}
 	return got
+}
+
+// heartbeat sends db the heartbeat of the worker (host, pid) received at
+// at, judged by workload.AdmitHeartbeat as the gateway has it judged.
+func heartbeat(ctx context.Context, db *DB, id, host string, pid int, at time.Time) error {
+	return db.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: host, PID: pid, At: at}, workload.AdmitHeartbeat)
+}
+
+// heartbeatRecord applies the heartbeat rule to a whole task instance: what
+// storing a heartbeat through UpdateTaskInstance, without the log, does.
+func heartbeatRecord(ti *workload.TaskInstance, host string, pid int, at time.Time) error {
+	recorded, err := workload.AdmitHeartbeat(workload.HolderOf(ti), workload.HeartbeatRequest{Hostname: host, PID: pid, At: at})
+	if err != nil {
+		return err
+	}
+	ti.LastHeartbeatAt = &recorded
+	ti.UpdatedAt = recorded
+	return nil
+}
+
+// storedRenderedFields reads the rendered fields stored for a task
+// instance straight from their bucket: nothing in production reads them
+// back, PutRenderedFields is the only way in.
+func storedRenderedFields(t testing.TB, db *DB, tiID string) (string, bool) {
+	t.Helper()
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRenderedFields); b != nil {
+			out = bytes.Clone(b.Get([]byte(tiID)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read rendered fields of %s: %v", tiID, err)
+	}
+	return string(out), out != nil
 }

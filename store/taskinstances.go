@@ -151,7 +151,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 
 // InsertTaskInstance stores ti as the current try at its coordinates, and dr
 // when that dag run does not exist yet (an existing dag run is kept as it
-// is; only UpdateDagRun changes one). admit sees the current task instance at
+// is). admit sees the current task instance at
 // the same coordinates (nil if none) and may adjust ti or refuse; a refusal
 // writes nothing, not even the dag run, and is returned unchanged. The
 // previous try stays readable by its id but no longer appears in
@@ -341,65 +341,6 @@ func (db *DB) DagRun(ctx context.Context, dagID, runID string) (*workload.DagRun
 	return dr, nil
 }
 
-// UpdateDagRun applies fn to a freshly decoded copy of the dag run and
-// stores the result, like UpdateTaskInstance: an error from fn writes nothing
-// and is returned unchanged, and a missing dag run gives
-// workload.ErrNotFound without calling fn. workload.Store has no way to
-// finish a dag run, yet PreviousSuccessfulDagRun only finds runs in state
-// "success"; this is how the admin side records that. fn must not change
-// the dag id, run id, run_after or logical date: the indexes are keyed by
-// them.
-func (db *DB) UpdateDagRun(ctx context.Context, dagID, runID string, fn func(dr *workload.DagRun) error) (*workload.DagRun, error) {
-	key := dagRunKey(dagID, runID)
-	if err := checkKey("dag run", key); err != nil {
-		return nil, err
-	}
-	var out *workload.DagRun
-	err := db.write(ctx, func(tx *bolt.Tx) error {
-		out = nil
-		runs, err := bucket(tx, bucketDagRuns)
-		if err != nil {
-			return err
-		}
-		data := runs.Get(key)
-		if data == nil {
-			return notFound("dag run %s/%s", dagID, runID)
-		}
-		dr, err := decodeDagRun(dagID, runID, data)
-		if err != nil {
-			return err
-		}
-		before := *dr
-		if err := fn(dr); err != nil {
-			return err
-		}
-		if dr.DagID != before.DagID || dr.RunID != before.RunID || !dr.RunAfter.Equal(before.RunAfter) ||
-			!equalTimePtr(dr.LogicalDate, before.LogicalDate) {
-			return fmt.Errorf("store: update of dag run %s/%s changed its identity or dates", dagID, runID)
-		}
-		enc, err := encodeJSON("dag run "+dagID+"/"+runID, dr)
-		if err != nil {
-			return err
-		}
-		if err := put(runs, key, enc); err != nil {
-			return err
-		}
-		out = dr
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func equalTimePtr(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
 // getDagRun reads a dag run; nil without error when missing.
 func getDagRun(tx *bolt.Tx, dagID, runID string) (*workload.DagRun, error) {
 	b := tx.Bucket(bucketDagRuns)
@@ -502,31 +443,6 @@ func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.Ra
 		}
 		return put(rf, []byte(tiID), value)
 	})
-}
-
-// RenderedFields returns the rendered template fields stored for a task
-// instance, or an error wrapping workload.ErrNotFound when none were stored.
-func (db *DB) RenderedFields(ctx context.Context, tiID string) (json.RawMessage, error) {
-	var out json.RawMessage
-	found := false
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRenderedFields)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get([]byte(tiID)); v != nil {
-			found = true
-			out = append(json.RawMessage(nil), v...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound("rendered fields of task instance %s", tiID)
-	}
-	return out, nil
 }
 
 // TaskInstances lists the current task instances (the latest try at each

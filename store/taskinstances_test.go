@@ -452,26 +452,38 @@ func TestPreviousSuccessfulDagRun(t *testing.T) {
 	}
 }
 
+// TestRenderedFields: PutRenderedFields refuses an unknown task instance
+// and replaces the fields stored for a known one, verbatim; empty fields
+// are stored as null, so that "stored, empty" differs from "never stored".
 func TestRenderedFields(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t)
 	if err := db.PutRenderedFields(ctx, "nope", []byte(`{}`)); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("PutRenderedFields unknown ti: %v, want ErrNotFound", err)
 	}
-	mustInsert(t, db, taskInstance("ti", "dag", "run", "t", -1))
-	if _, err := db.RenderedFields(ctx, "ti"); !errors.Is(err, workload.ErrNotFound) {
-		t.Errorf("RenderedFields before put: %v, want ErrNotFound", err)
+	if got, ok := storedRenderedFields(t, db, "nope"); ok {
+		t.Errorf("refused PutRenderedFields stored %s", got)
 	}
-	for _, fields := range []string{`{"bash_command":"echo 1"}`, `{"bash_command":"echo 2","env":null}`} {
-		if err := db.PutRenderedFields(ctx, "ti", []byte(fields)); err != nil {
+	mustInsert(t, db, taskInstance("ti", "dag", "run", "t", -1))
+	if got, ok := storedRenderedFields(t, db, "ti"); ok {
+		t.Errorf("rendered fields before any put: %s", got)
+	}
+	for _, tt := range []struct{ put, want string }{
+		{`{"bash_command":"echo 1"}`, `{"bash_command":"echo 1"}`},
+		{`{"bash_command":"echo 2","env":null}`, `{"bash_command":"echo 2","env":null}`},
+		{``, `null`},
+	} {
+		buf := []byte(tt.put)
+		if err := db.PutRenderedFields(ctx, "ti", buf); err != nil {
 			t.Fatal(err)
 		}
-		got, err := db.RenderedFields(ctx, "ti")
-		if err != nil {
-			t.Fatal(err)
+		clear(buf) // the caller may reuse its buffer
+		got, ok := storedRenderedFields(t, db, "ti")
+		if !ok {
+			t.Fatalf("PutRenderedFields(%q) stored nothing", tt.put)
 		}
-		if diff := cmp.Diff(fields, string(got)); diff != "" {
-			t.Errorf("RenderedFields (-want +got):\n%s", diff)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("PutRenderedFields(%q) stored (-want +got):\n%s", tt.put, diff)
 		}
 	}
 }
@@ -588,57 +600,13 @@ func ExampleDB_UpdateTaskInstance() {
 		fmt.Println(err)
 		return
 	}
-	// A heartbeat from another worker is refused and nothing is written.
+	// A rule that refuses writes nothing: here another worker's heartbeat.
 	_, err = db.UpdateTaskInstance(ctx, "ti", func(ti *workload.TaskInstance) error {
-		return workload.Heartbeat(ti, "worker-2", 9, now)
+		_, err := workload.AdmitHeartbeat(workload.HolderOf(ti), workload.HeartbeatRequest{Hostname: "worker-2", PID: 9, At: now})
+		return err
 	})
 	fmt.Println(err)
 	// Output: workload: running_elsewhere: TI is already running elsewhere
-}
-
-func TestUpdateDagRun(t *testing.T) {
-	ctx := context.Background()
-	db, _ := openTest(t)
-	if _, err := db.UpdateDagRun(ctx, "dag", "run", func(*workload.DagRun) error { panic("called") }); !errors.Is(err, workload.ErrNotFound) {
-		t.Fatalf("UpdateDagRun missing: %v, want ErrNotFound", err)
-	}
-	dr := dagRun("dag", "run", t0.Add(-time.Hour))
-	mustInsertRun(t, db, dr, taskInstance("ti", "dag", "run", "t", -1))
-	if _, err := db.PreviousSuccessfulDagRun(ctx, "dag", t0); !errors.Is(err, workload.ErrNotFound) {
-		t.Fatalf("PreviousSuccessfulDagRun of a running run: %v, want ErrNotFound", err)
-	}
-	refuse := errors.New("no")
-	if _, err := db.UpdateDagRun(ctx, "dag", "run", func(d *workload.DagRun) error {
-		d.State = "failed"
-		return refuse
-	}); err != refuse {
-		t.Errorf("refusal: %v, want %v unchanged", err, refuse)
-	}
-	if _, err := db.UpdateDagRun(ctx, "dag", "run", func(d *workload.DagRun) error {
-		d.RunAfter = d.RunAfter.Add(time.Second)
-		return nil
-	}); err == nil {
-		t.Error("changing run_after accepted")
-	}
-	got, err := db.UpdateDagRun(ctx, "dag", "run", func(d *workload.DagRun) error {
-		d.State, d.EndDate = "success", ptr(t0)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := dr
-	want.State, want.EndDate = "success", ptr(t0)
-	if diff := cmp.Diff(&want, got); diff != "" {
-		t.Errorf("returned (-want +got):\n%s", diff)
-	}
-	prev, err := db.PreviousSuccessfulDagRun(ctx, "dag", t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(&want, prev); diff != "" {
-		t.Errorf("PreviousSuccessfulDagRun (-want +got):\n%s", diff)
-	}
 }
 
 // TestTryStatus: running tries are answered from memory, others from the

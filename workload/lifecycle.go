@@ -105,28 +105,59 @@ func ShouldRetry(prev State, tryNumber, maxTries int) bool {
 	return maxTries != 0 && tryNumber <= maxTries
 }
 
-// Heartbeat records that the worker (hostname, pid) still runs ti. Only the
-// worker that started the task may heartbeat it; a task that is no longer
-// running is told so, so its worker stops it.
-func Heartbeat(ti *TaskInstance, hostname string, pid int, now time.Time) error {
-	if ti.State != StateRunning {
-		return &ConflictError{
+// HeartbeatRequest is a worker's heartbeat for a try: the worker that sends
+// it (hostname, pid), as in the request body, and when the gateway received
+// it.
+type HeartbeatRequest struct {
+	Hostname string
+	PID      int
+	At       time.Time
+}
+
+// Holder is what the heartbeat rule needs of a try: its state and the worker
+// (hostname, pid) that started it. It is small on purpose: a store keeps it in
+// memory for every running try, so that a heartbeat is judged without
+// reading the task instance's record.
+type Holder struct {
+	State    State
+	Hostname string
+	PID      int
+}
+
+// HolderOf returns what the heartbeat rule needs of ti.
+func HolderOf(ti *TaskInstance) Holder {
+	return Holder{State: ti.State, Hostname: ti.Hostname, PID: ti.PID}
+}
+
+// HeartbeatRule decides whether a heartbeat is recorded against the try h
+// describes, and returns the time to record, or the error to answer. A store
+// calls it as UpdateTaskInstance calls its fn, inside the write, so that it
+// judges the try's state as the write sees it.
+type HeartbeatRule func(h Holder, r HeartbeatRequest) (time.Time, error)
+
+// AdmitHeartbeat is the heartbeat rule. Only the worker that started the try
+// may heartbeat it: another worker is told the try runs elsewhere. A try
+// that is not running is told so, so that its worker kills the task; this is
+// also how a worker learns that an operator marked its task. The rule need
+// not ask whether the try is its coordinates' current one: Queue refuses a
+// new try while one runs, so a running try is always the current one, and a
+// heartbeat of an earlier try hears not_running.
+func AdmitHeartbeat(h Holder, r HeartbeatRequest) (time.Time, error) {
+	if h.State != StateRunning {
+		return time.Time{}, &ConflictError{
 			Reason:  "not_running",
 			Message: "TI is no longer in the running state and task should terminate",
-			Extra:   map[string]any{"current_state": string(ti.State)},
+			Extra:   map[string]any{"current_state": string(h.State)},
 		}
 	}
-	if ti.Hostname != hostname || ti.PID != pid {
-		return &ConflictError{
+	if h.Hostname != r.Hostname || h.PID != r.PID {
+		return time.Time{}, &ConflictError{
 			Reason:  "running_elsewhere",
 			Message: "TI is already running elsewhere",
-			Extra:   map[string]any{"current_hostname": ti.Hostname, "current_pid": ti.PID},
+			Extra:   map[string]any{"current_hostname": h.Hostname, "current_pid": h.PID},
 		}
 	}
-	t := now.UTC()
-	ti.LastHeartbeatAt = &t
-	ti.UpdatedAt = t
-	return nil
+	return r.At.UTC(), nil
 }
 
 // StateUpdate is a state a running task reports, with the fields that state

@@ -156,39 +156,83 @@ func TestShouldRetry(t *testing.T) {
 	}
 }
 
-func TestHeartbeat(t *testing.T) {
-	running := TaskInstance{State: StateRunning, Hostname: "h", PID: 7}
+func TestAdmitHeartbeat(t *testing.T) {
+	running := Holder{State: StateRunning, Hostname: "h", PID: 7}
+	from := func(host string, pid int) HeartbeatRequest {
+		return HeartbeatRequest{Hostname: host, PID: pid, At: t0.In(time.FixedZone("CEST", 2*3600))}
+	}
 	tests := []struct {
-		name   string
-		ti     TaskInstance
-		host   string
-		pid    int
-		reason string
+		name      string
+		holder    Holder
+		req       HeartbeatRequest
+		want      time.Time
+		wantError *ConflictError
 	}{
-		{"owner", running, "h", 7, ""},
-		{"other host", running, "x", 7, "running_elsewhere"},
-		{"other pid", running, "h", 8, "running_elsewhere"},
-		{"not running", TaskInstance{State: StateFailed, Hostname: "h", PID: 7}, "h", 7, "not_running"},
-		{"queued", TaskInstance{State: StateQueued}, "h", 7, "not_running"},
+		{
+			name:   "the worker that started the try",
+			holder: running, req: from("h", 7), want: t0,
+		},
+		{
+			name:   "another host",
+			holder: running, req: from("x", 7),
+			wantError: &ConflictError{Reason: "running_elsewhere", Message: "TI is already running elsewhere",
+				Extra: map[string]any{"current_hostname": "h", "current_pid": 7}},
+		},
+		{
+			name:   "another pid",
+			holder: running, req: from("h", 8),
+			wantError: &ConflictError{Reason: "running_elsewhere", Message: "TI is already running elsewhere",
+				Extra: map[string]any{"current_hostname": "h", "current_pid": 7}},
+		},
+		{
+			name:   "a try that failed, from its own worker",
+			holder: Holder{State: StateFailed, Hostname: "h", PID: 7}, req: from("h", 7),
+			wantError: &ConflictError{Reason: "not_running",
+				Message: "TI is no longer in the running state and task should terminate",
+				Extra:   map[string]any{"current_state": "failed"}},
+		},
+		{
+			name:   "a try not started yet",
+			holder: Holder{State: StateQueued}, req: from("h", 7),
+			wantError: &ConflictError{Reason: "not_running",
+				Message: "TI is no longer in the running state and task should terminate",
+				Extra:   map[string]any{"current_state": "queued"}},
+		},
+		{
+			name:   "a stopped try from another worker hears not_running first",
+			holder: Holder{State: StateSuccess, Hostname: "h", PID: 7}, req: from("x", 8),
+			wantError: &ConflictError{Reason: "not_running",
+				Message: "TI is no longer in the running state and task should terminate",
+				Extra:   map[string]any{"current_state": "success"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ti := tt.ti
-			err := Heartbeat(&ti, tt.host, tt.pid, t0)
-			if tt.reason == "" {
-				if err != nil || !ti.LastHeartbeatAt.Equal(t0) {
-					t.Fatalf("err = %v, heartbeat %v", err, ti.LastHeartbeatAt)
+			got, err := AdmitHeartbeat(tt.holder, tt.req)
+			if tt.wantError != nil {
+				var ce *ConflictError
+				if !errors.As(err, &ce) {
+					t.Fatalf("err = %v, want a *ConflictError", err)
+				}
+				if diff := cmp.Diff(tt.wantError, ce); diff != "" {
+					t.Errorf("conflict (-want +got):\n%s", diff)
 				}
 				return
 			}
-			var ce *ConflictError
-			if !errors.As(err, &ce) || ce.Reason != tt.reason {
-				t.Fatalf("err = %v, want %s", err, tt.reason)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if ti.LastHeartbeatAt != nil {
-				t.Error("refused heartbeat was recorded")
+			if diff := cmp.Diff(tt.want, got); diff != "" || got.Location() != time.UTC {
+				t.Errorf("recorded time %v, want %v in UTC (-want +got):\n%s", got, tt.want, diff)
 			}
 		})
+	}
+}
+
+func TestHolderOf(t *testing.T) {
+	ti := TaskInstance{ID: "id", State: StateRunning, Hostname: "h", Unixname: "u", PID: 7}
+	if diff := cmp.Diff(Holder{State: StateRunning, Hostname: "h", PID: 7}, HolderOf(&ti)); diff != "" {
+		t.Errorf("HolderOf (-want +got):\n%s", diff)
 	}
 }
 
@@ -388,7 +432,7 @@ func TestForceState(t *testing.T) {
 	if err := ForceState(&ti, StateFailed, t0); err != nil || ti.State != StateFailed || !ti.EndDate.Equal(t0) {
 		t.Fatalf("%+v, %v", ti, err)
 	}
-	if err := Heartbeat(&ti, "", 0, t0); err == nil {
+	if _, err := AdmitHeartbeat(HolderOf(&ti), HeartbeatRequest{At: t0}); err == nil {
 		t.Error("heartbeat accepted after the operator failed the task")
 	}
 	if err := ForceState(&ti, StateQueued, t0); !errors.Is(err, ErrInvalidState) {

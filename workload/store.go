@@ -27,12 +27,16 @@ type Store interface {
 	// task instance gives ErrNotFound without calling fn.
 	UpdateTaskInstance(ctx context.Context, id string, fn func(ti *TaskInstance) error) (*TaskInstance, error)
 
-	// Heartbeat records a heartbeat of the worker (hostname, pid) at the
-	// given time when the Heartbeat rule admits it, and returns that rule's
-	// error otherwise, or ErrNotFound. It is UpdateTaskInstance with
-	// Heartbeat, which a store can do much more cheaply: the heartbeat only
-	// moves last_heartbeat_at and updated_at.
-	Heartbeat(ctx context.Context, id, hostname string, pid int, at time.Time) error
+	// Heartbeat records the heartbeat r against the task instance with the
+	// given id when admit accepts it, and returns admit's error otherwise, or
+	// ErrNotFound without calling admit. admit is called as
+	// UpdateTaskInstance calls its fn, inside the write, with the task
+	// instance's Holder, and returns the time to record. It is
+	// UpdateTaskInstance for a write that only moves last_heartbeat_at and
+	// updated_at, which a store can do much more cheaply: the gateway passes
+	// AdmitHeartbeat, a plain function, so that a heartbeat allocates no
+	// closure.
+	Heartbeat(ctx context.Context, id string, r HeartbeatRequest, admit HeartbeatRule) error
 
 	// InsertTaskInstance stores ti (and dr, when that dag run does not exist
 	// yet) in one transaction. admit is called inside that transaction with
