@@ -343,7 +343,7 @@ func TestComponentIndexCorrupt(t *testing.T) {
 func TestAuthRecordsSurviveReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	opts := Options{BatchDelay: DefaultBatchDelay}
+	opts := Options{BatchDelay: batchDelay}
 	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -662,7 +662,7 @@ func TestSetPasswordHash(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openAt(t, path, Options{BatchDelay: DefaultBatchDelay, Now: (&clock{t0}).Now})
+	db = openAt(t, path, Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now})
 	want := alice
 	want.PasswordHash = "new hash"
 	u, err := db.User(ctx, "alice")

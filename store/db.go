@@ -60,11 +60,6 @@ var (
 	ErrInvalidKey = errors.New("store: invalid key")
 )
 
-// DefaultBatchDelay is the batch delay the gateway uses: long enough for a
-// burst of concurrent writes to share one fsync, short enough that a lone
-// write barely notices it.
-const DefaultBatchDelay = time.Millisecond
-
 // defaultOpenTimeout bounds the wait for the file lock when Options leaves it
 // zero; bbolt itself would wait forever on zero.
 const defaultOpenTimeout = time.Second
@@ -79,7 +74,9 @@ type Options struct {
 	// cap: the writer still yields while the queue grows, up to the batch
 	// size limit (1000 writes), because committing without yielding
 	// collapses to one or two writes per fsync under load. The gateway
-	// uses DefaultBatchDelay.
+	// uses [taskgate] batch_delay, 1 ms by default: long enough for a burst
+	// of concurrent writes to share one fsync, short enough that a lone
+	// write barely notices it.
 	BatchDelay time.Duration
 	// OpenTimeout is how long Open waits for the file lock before failing
 	// with ErrLocked. Zero means one second; it is never unbounded, so a

@@ -152,7 +152,7 @@ func TestCanceledContextWritesNothing(t *testing.T) {
 func TestReopenKeepsAcknowledgedRecords(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	opts := Options{BatchDelay: DefaultBatchDelay, Now: (&clock{t0}).Now}
+	opts := Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now}
 	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -230,9 +230,9 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 		// thread is where a writer that does not yield collapses.
 		procs int
 	}{
-		{"gateway default delay", DefaultBatchDelay, 0},
+		{"gateway default delay", batchDelay, 0},
 		{"zero delay", 0, 0},
-		{"gateway default delay one thread", DefaultBatchDelay, 1},
+		{"gateway default delay one thread", batchDelay, 1},
 		{"zero delay one thread", 0, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -523,7 +523,7 @@ func TestInvalidKeysRefusedBeforeWrite(t *testing.T) {
 func TestCloseAnswersEveryWrite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	db, err := Open(path, Options{BatchDelay: DefaultBatchDelay})
+	db, err := Open(path, Options{BatchDelay: batchDelay})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func openAt(t testing.TB, path string, opts Options) *DB {
 func openTest(t testing.TB) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	return openAt(t, path, Options{BatchDelay: DefaultBatchDelay, Now: (&clock{t0}).Now}), path
+	return openAt(t, path, Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now}), path
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -116,3 +116,7 @@ func storedRenderedFields(t testing.TB, db *DB, tiID string) (string, bool) {
 	}
 	return string(out), out != nil
 }
+
+// batchDelay is the gateway's default [taskgate] batch_delay, which the
+// tests open their stores with.
+const batchDelay = time.Millisecond

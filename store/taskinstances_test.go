@@ -585,7 +585,7 @@ func ExampleDB_UpdateTaskInstance() {
 		return
 	}
 	defer os.RemoveAll(dir)
-	db, err := Open(filepath.Join(dir, "taskgate.db"), Options{BatchDelay: DefaultBatchDelay})
+	db, err := Open(filepath.Join(dir, "taskgate.db"), Options{BatchDelay: batchDelay})
 	if err != nil {
 		fmt.Println(err)
 		return
