@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/taskgate/taskgate/workload"
 )
 
 // RunRequest is TIEnterRunningPayload: who runs the task instance. The
@@ -33,7 +35,7 @@ func (r RunRequest) MarshalJSON() ([]byte, error) {
 // RunContext is TIRunContext, what /run answers. Unknown fields are ignored
 // so that a newer server does not break an older client.
 type RunContext struct {
-	DagRun              DagRun          `json:"dag_run"`
+	DagRun              workload.DagRun `json:"dag_run"`
 	TaskRescheduleCount int             `json:"task_reschedule_count"`
 	MaxTries            int             `json:"max_tries"`
 	Variables           json.RawMessage `json:"variables,omitempty"`
@@ -45,26 +47,6 @@ type RunContext struct {
 	// rather than failed.
 	ShouldRetry bool       `json:"should_retry"`
 	StartDate   *time.Time `json:"start_date,omitempty"`
-}
-
-// DagRun is the dag run of a task instance, as /run returns it.
-type DagRun struct {
-	DagID               string          `json:"dag_id"`
-	RunID               string          `json:"run_id"`
-	LogicalDate         *time.Time      `json:"logical_date"`
-	DataIntervalStart   *time.Time      `json:"data_interval_start"`
-	DataIntervalEnd     *time.Time      `json:"data_interval_end"`
-	RunAfter            time.Time       `json:"run_after"`
-	StartDate           *time.Time      `json:"start_date"`
-	EndDate             *time.Time      `json:"end_date"`
-	ClearNumber         int             `json:"clear_number"`
-	RunType             string          `json:"run_type"`
-	State               string          `json:"state"`
-	Conf                json.RawMessage `json:"conf"`
-	TriggeringUserName  *string         `json:"triggering_user_name"`
-	ConsumedAssetEvents json.RawMessage `json:"consumed_asset_events"`
-	PartitionKey        *string         `json:"partition_key"`
-	Note                *string         `json:"note"`
 }
 
 // Run is PATCH /task-instances/{id}/run: the task instance moves from queued
