@@ -31,11 +31,12 @@ func TestPackageBoundaries(t *testing.T) {
 		{"scopes", nil, []string{"net/http"}},
 		{"workload", []string{mod + "scopes"}, []string{"net/http"}},
 		{"reissue", []string{mod + "scopes", echo, zap}, nil},
-		{"tokens", []string{mod + "scopes", jwt, "github.com/google/uuid"}, nil},
+		{"tokens", []string{mod + "scopes", mod + "internal/atomicfile", jwt, "github.com/google/uuid"}, nil},
 		{"store", []string{mod + "workload", mod + "auth", bbolt}, nil},
 		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		{"config", nil, nil},
-		{"fernet", nil, nil},
+		{"fernet", []string{mod + "internal/atomicfile"}, nil},
+		{"internal/atomicfile", nil, nil},
 		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", echo, zap}, nil},
 	}
 	for _, r := range rules {
