@@ -34,6 +34,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
@@ -131,97 +132,7 @@ func saveCredentials(path string, c credentials) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// pendingFile replaces a file atomically: the content goes to a temporary
-// file in the same directory (so the rename cannot cross file systems),
-// which is fsynced and renamed over the target, and then the directory is
-// fsynced so that the rename itself survives a crash. The file is created
-// with mode 0600 and keeps it: it holds a credential.
-type pendingFile struct {
-	path string
-	tmp  *os.File
-}
-
-// createPending opens the temporary file next to path. Creating it before
-// the content exists finds an unwritable destination before anything is
-// done that the file would have to record (a registration, say).
-func createPending(path string) (*pendingFile, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return &pendingFile{path: path, tmp: tmp}, nil
-}
-
-// commit writes data and renames the temporary file over the target.
-func (p *pendingFile) commit(data []byte) error {
-	tmp := p.tmp
-	p.tmp = nil
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", p.path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), p.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", p.path, err)
-	}
-	return syncDir(filepath.Dir(p.path))
-}
-
-// abort removes the temporary file unless commit ran.
-func (p *pendingFile) abort() {
-	if p.tmp != nil {
-		p.tmp.Close()
-		os.Remove(p.tmp.Name())
-		p.tmp = nil
-	}
-}
-
-// writeFileAtomic replaces path with data, mode 0600 (see pendingFile).
-func writeFileAtomic(path string, data []byte) error {
-	p, err := createPending(path)
-	if err != nil {
-		return err
-	}
-	return p.commit(data)
-}
-
-// syncDir makes a rename in dir durable. Windows cannot open a directory
-// for syncing, and its renames need no such step.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }
 
 // normalizeServer checks a server URL and drops its trailing slash.
@@ -417,14 +328,14 @@ func (e *cliEnv) workloads(ctx context.Context, args []string) error {
 		return usagef("workloads queue: %v", err)
 	}
 	return e.withBackend(*server, func(b operatorBackend) error {
-		var out *pendingFile
+		var out *atomicfile.Pending
 		if *output != "" {
 			// Before queueing: an unwritable destination fails first.
 			var err error
-			if out, err = createPending(*output); err != nil {
+			if out, err = atomicfile.Prepare(*output); err != nil {
 				return err
 			}
-			defer out.abort()
+			defer out.Abort()
 		}
 		w, err := b.QueueWorkload(ctx, r)
 		if err != nil {
@@ -438,7 +349,7 @@ func (e *cliEnv) workloads(ctx context.Context, args []string) error {
 		if err := writeJSON(&buf, w); err != nil {
 			return err
 		}
-		if err := out.commit(buf.Bytes()); err != nil {
+		if err := out.Commit(buf.Bytes()); err != nil {
 			return fmt.Errorf("task instance %s is queued but its workload was not saved (%w): "+
 				"mark it failed with `taskgate tasks mark` and queue it again", w.TI.ID, err)
 		}
@@ -928,18 +839,18 @@ func (e *cliEnv) componentsCmd(ctx context.Context, args []string) error {
 			return usagef("usage: taskgate %s", usage)
 		}
 		run = func(b operatorBackend) error {
-			out, err := createPending(*tokenFile)
+			out, err := atomicfile.Prepare(*tokenFile)
 			if err != nil {
 				return err
 			}
-			defer out.abort()
+			defer out.Abort()
 			comp, tok, err := b.RegisterComponent(ctx, kind, pos[1])
 			if errors.Is(err, errExists) {
 				return fmt.Errorf("a %s named %q is already registered", kind, pos[1])
 			} else if err != nil {
 				return err
 			}
-			if err := out.commit([]byte(tok)); err != nil {
+			if err := out.Commit([]byte(tok)); err != nil {
 				return fmt.Errorf("component %s is registered but its token was not saved (%w): "+
 					"remove it with `taskgate components remove %s` and register it again", comp.ID, err, comp.ID)
 			}
@@ -1093,7 +1004,7 @@ func (e *cliEnv) logout(ctx context.Context, args []string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete the credentials: %w", err)
 		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}

@@ -101,32 +101,6 @@ func TestLoadCredentials(t *testing.T) {
 	}
 }
 
-// A write that fails leaves the old file (here, a directory in the way) as
-// it was and no temporary file behind.
-func TestWriteFileAtomicFailureLeavesNothing(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "token")
-	if err := os.MkdirAll(filepath.Join(target, "inside"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(target, []byte("new")); err == nil {
-		t.Fatal("writeFileAtomic over a non-empty directory succeeded")
-	}
-	checkOnly(t, dir, "token")
-	if err := writeFileAtomic(filepath.Join(dir, "no", "such", "dir"), []byte("x")); err == nil {
-		t.Error("writeFileAtomic into a missing directory succeeded")
-	}
-
-	// An aborted pending file leaves nothing either.
-	p, err := createPending(filepath.Join(dir, "aborted"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.abort()
-	p.abort()
-	checkOnly(t, dir, "token")
-}
-
 func TestCredentialsPath(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
 		t.Skip("the XDG rules apply to Unix systems other than Apple's")
