@@ -38,6 +38,7 @@ func TestPackageBoundaries(t *testing.T) {
 		{"fernet", []string{mod + "internal/atomicfile"}, nil},
 		{"internal/atomicfile", nil, nil},
 		{"internal/fakeclock", nil, nil},
+		{"internal/fakeapi", nil, nil},
 		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", echo, zap}, nil},
 	}
 	for _, r := range rules {
