@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// TestPackageBoundaries keeps dependencies pointing inward (STYLE.md): the
-// domain packages know no HTTP, JWT or storage library, and only the store
-// knows bbolt.
+// TestPackageBoundaries keeps dependencies pointing inward: the domain
+// packages know no HTTP, JWT or storage library, only the store knows bbolt,
+// and the internal helper packages use the standard library alone. A new
+// package gets its rule here.
 func TestPackageBoundaries(t *testing.T) {
 	const mod = "github.com/taskgate/taskgate/"
 	var (

@@ -363,8 +363,9 @@ func TestCancelStopsRetrying(t *testing.T) {
 	}
 }
 
-// TestTypedErrors: every reason of the reference maps to its errors.Is
-// target, and the fields hold status, reason, message and the raw detail.
+// TestTypedErrors: every reason the Execution API answers with maps to its
+// errors.Is target, and the fields hold status, reason, message and the raw
+// detail.
 func TestTypedErrors(t *testing.T) {
 	all := []error{client.ErrNotFound, client.ErrInvalidState, client.ErrRunningElsewhere, client.ErrNotRunning,
 		client.ErrAccessDenied, client.ErrUnauthorized, client.ErrForbidden, client.ErrConflict, client.ErrGone}

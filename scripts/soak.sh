@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long versions of issue 7's hostile, concurrency and crash tests, then
+# The long versions of the hostile, concurrency and crash tests, then
 # longer fuzzing of the gateway's request decoders. With SOAK=1 the tests
 # run their long counts: every bit of every token character in the hostile
 # corpus, 30 rounds of 100 concurrent /run, 64 racing task instances,

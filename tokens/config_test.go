@@ -110,7 +110,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestValidatorKeyPriority(t *testing.T) {
-	// With a JWKS URL, the JWKS wins over a private key (Airflow §1.1): a
+	// With a JWKS URL, the JWKS wins over a private key (as in Airflow): a
 	// token signed by the private key but absent from the JWKS is refused.
 	clock := fakeclock.New(t0)
 	rk := newRSAKey(t, 2048)
