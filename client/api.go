@@ -71,19 +71,20 @@ func (c *Client) Heartbeat(ctx context.Context, tiID, hostname string, pid int) 
 	return c.call(ctx, http.MethodPut, tiPath(tiID, "heartbeat"), nil, body, nil)
 }
 
-// State is a task-instance state a worker reports.
-type State string
+// State is a task-instance state a worker reports: the domain's states, so
+// that the client and the gateway spell them once.
+type State = workload.State
 
 // The states of TIStateUpdate.
 const (
-	StateSuccess         State = "success"
-	StateFailed          State = "failed"
-	StateSkipped         State = "skipped"
-	StateRemoved         State = "removed"
-	StateUpstreamFailed  State = "upstream_failed"
-	StateUpForRetry      State = "up_for_retry"
-	StateUpForReschedule State = "up_for_reschedule"
-	StateDeferred        State = "deferred"
+	StateSuccess         = workload.StateSuccess
+	StateFailed          = workload.StateFailed
+	StateSkipped         = workload.StateSkipped
+	StateRemoved         = workload.StateRemoved
+	StateUpstreamFailed  = workload.StateUpstreamFailed
+	StateUpForRetry      = workload.StateUpForRetry
+	StateUpForReschedule = workload.StateUpForReschedule
+	StateDeferred        = workload.StateDeferred
 )
 
 // StateUpdate is TIStateUpdate. Its models refuse fields they do not
@@ -246,18 +247,9 @@ func (c *Client) DeleteVariable(ctx context.Context, key string) error {
 	return c.call(ctx, http.MethodDelete, "/variables/"+keyPath(key), nil, nil, nil)
 }
 
-// Connection is ConnectionResponse. It holds a password: do not log it.
-type Connection struct {
-	ConnID   string  `json:"conn_id"`
-	ConnType string  `json:"conn_type"`
-	Host     *string `json:"host"`
-	Schema   *string `json:"schema"`
-	Login    *string `json:"login"`
-	Password *string `json:"password"`
-	Port     *int    `json:"port"`
-	// Extra is a JSON document serialized as a string, as Airflow stores it.
-	Extra *string `json:"extra"`
-}
+// Connection is ConnectionResponse, the domain's model of a connection as
+// a task sees it. It holds a password: do not log it.
+type Connection = workload.Connection
 
 // GetConnection is GET /connections/{id}; a missing one is ErrNotFound.
 func (c *Client) GetConnection(ctx context.Context, connID string) (*Connection, error) {

@@ -191,7 +191,8 @@ type Connection struct {
 	Login    *string `json:"login"`
 	Password *string `json:"password"`
 	Port     *int    `json:"port"`
-	Extra    *string `json:"extra"`
+	// Extra is a JSON document serialized as a string, as Airflow stores it.
+	Extra *string `json:"extra"`
 }
 
 // XComRef names one XCom slot.
