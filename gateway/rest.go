@@ -91,13 +91,7 @@ func (s *Server) requireRole(min auth.Role) echo.MiddlewareFunc {
 			if err != nil {
 				// As for task tokens, the address's limit only answers
 				// tokens that fail (see requireToken).
-				refuse(c, err.Error())
-				addr := c.RealIP()
-				if d := s.limited(addrKey, addr); d > 0 {
-					return retryLater(c, d)
-				}
-				s.authFailed(addrKey, addr)
-				return errInvalidJWT
+				return s.tokenFailed(c, err, errInvalidJWT)
 			}
 			role, ok := roleOf(claims)
 			if !ok {

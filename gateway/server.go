@@ -373,6 +373,20 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(h[7:])
 }
 
+// tokenFailed answers a request whose token failed validation, for task
+// and REST tokens alike: the cause goes to the access log, the failure
+// counts against the address's auth-failure limit, and the client hears
+// refusal, or 429 while the address is limited.
+func (s *Server) tokenFailed(c echo.Context, cause, refusal error) error {
+	refuse(c, cause.Error())
+	addr := c.RealIP()
+	if d := s.limited(addrKey, addr); d > 0 {
+		return retryLater(c, d)
+	}
+	s.authFailed(addrKey, addr)
+	return refusal
+}
+
 // requireToken enforces one route's policy: a valid token of an allowed type,
 // whose subject matches the path's task instance when the policy says so,
 // and whose try stands in a phase the route admits (see scopes.Phase).
@@ -391,13 +405,7 @@ func (s *Server) requireToken(p scopes.Policy) echo.MiddlewareFunc {
 			ctx := c.Request().Context()
 			claims, err := s.cfg.Validator.Validate(ctx, raw)
 			if err != nil {
-				refuse(c, err.Error())
-				addr := c.RealIP()
-				if d := s.limited(addrKey, addr); d > 0 {
-					return retryLater(c, d)
-				}
-				s.authFailed(addrKey, addr)
-				return scopes.ErrInvalidToken
+				return s.tokenFailed(c, err, scopes.ErrInvalidToken)
 			}
 			// A revoked token is refused like any invalid one; checked
 			// before anything else can renew it. One map lookup in memory.
