@@ -37,6 +37,7 @@ func TestPackageBoundaries(t *testing.T) {
 		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		{"config", nil, nil},
 		{"fernet", []string{mod + "internal/atomicfile"}, nil},
+		{"client", []string{mod + "workload", "github.com/google/uuid"}, nil},
 		{"internal/atomicfile", nil, nil},
 		{"internal/fakeclock", nil, nil},
 		{"internal/fakeapi", nil, nil},
