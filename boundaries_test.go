@@ -3,51 +3,102 @@ package main
 import (
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestPackageBoundaries keeps dependencies pointing inward (STYLE.md): the
-// domain packages know no HTTP, JWT or storage library, and only the store
-// knows bbolt.
+// TestPackageBoundaries keeps dependencies pointing inward: the domain
+// packages know no HTTP, JWT or storage library, only the store knows bbolt,
+// only the command line (cli) and the benchmark tools assemble the parts, and
+// the internal helper packages use the standard library alone. Every package
+// of the module needs its rule here: a new one fails the test until it names
+// what it may import, so that nothing imports upward unnoticed. Only
+// non-test files are checked; tests may import their fakes.
 func TestPackageBoundaries(t *testing.T) {
 	const mod = "github.com/taskgate/taskgate/"
 	var (
-		echo  = "github.com/labstack/echo"
-		jwt   = "github.com/golang-jwt/jwt"
-		bbolt = "go.etcd.io/bbolt"
-		zap   = "go.uber.org/zap"
+		echo   = "github.com/labstack/echo"
+		jwt    = "github.com/golang-jwt/jwt"
+		bbolt  = "go.etcd.io/bbolt"
+		zap    = "go.uber.org/zap"
+		uuid   = "github.com/google/uuid"
+		cobra  = "github.com/spf13/"
+		atomic = mod + "internal/atomicfile"
 	)
-	rules := []struct {
-		dir string
+	type rule struct {
 		// allowed non-standard imports (prefixes); anything else outside the
 		// standard library is a violation.
 		allowed   []string
 		forbidden []string
-	}{
-		{"scopes", nil, []string{"net/http"}},
-		{"workload", []string{mod + "scopes"}, []string{"net/http"}},
-		{"reissue", []string{mod + "scopes", echo, zap}, nil},
-		{"tokens", []string{mod + "scopes", jwt, "github.com/google/uuid"}, nil},
-		{"store", []string{mod + "workload", mod + "auth", bbolt}, nil},
-		{"auth", []string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
-		{"config", nil, nil},
-		{"fernet", nil, nil},
-		{"operator", []string{mod + "scopes", mod + "workload", mod + "auth"}, []string{"net/http"}},
-		{"gateway", []string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", mod + "operator", echo, zap}, nil},
 	}
-	for _, r := range rules {
-		files, err := filepath.Glob(filepath.Join(r.dir, "*.go"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("%s: no Go files (%v)", r.dir, err)
+	rules := map[string]rule{
+		// main.go only wires the process to the command line.
+		".":        {[]string{mod + "cli"}, nil},
+		"scopes":   {nil, []string{"net/http"}},
+		"workload": {[]string{mod + "scopes"}, []string{"net/http"}},
+		"auth":     {[]string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
+		"operator": {[]string{mod + "scopes", mod + "workload", mod + "auth"}, []string{"net/http"}},
+		"reissue":  {[]string{mod + "scopes", echo, zap}, nil},
+		"tokens":   {[]string{mod + "scopes", atomic, jwt, uuid}, nil},
+		"store":    {[]string{mod + "workload", mod + "auth", atomic, bbolt}, nil},
+		"config":   {nil, nil},
+		"fernet":   {[]string{atomic}, nil},
+		"gateway":  {[]string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", mod + "operator", echo, zap}, nil},
+		"client":   {[]string{mod + "workload", uuid}, nil},
+		"worker":   {[]string{mod + "client", mod + "workload", uuid, zap}, nil},
+		// The composition root: everything but the tools and test support.
+		"cli": {[]string{mod + "auth", mod + "client", mod + "config", mod + "fernet", mod + "gateway", atomic,
+			mod + "operator", mod + "scopes", mod + "store", mod + "tokens", mod + "worker", mod + "workload",
+			cobra, uuid, zap}, nil},
+		"internal/atomicfile":  {nil, nil},
+		"internal/fakeclock":   {nil, nil},
+		"internal/fakeapi":     {nil, nil},
+		"internal/tokencorpus": {nil, nil},
+		"bench":                {nil, nil},
+		"bench/cmd/baseline":   {[]string{mod + "bench", mod + "config", echo}, nil},
+		"bench/cmd/loadgen": {[]string{mod + "bench", mod + "client", mod + "config", mod + "scopes", mod + "store",
+			mod + "tokens", mod + "workload", uuid}, nil},
+	}
+	pkgs := map[string][]string{} // directory → its non-test Go files
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			dir := filepath.ToSlash(filepath.Dir(path))
+			pkgs[dir] = append(pkgs[dir], path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := range rules {
+		if _, ok := pkgs[dir]; !ok {
+			t.Errorf("%s: a rule for a package with no Go files", dir)
+		}
+	}
+	for _, dir := range slices.Sorted(func(yield func(string) bool) {
+		for d := range pkgs {
+			if !yield(d) {
+				return
 			}
+		}
+	}) {
+		r, ok := rules[dir]
+		if !ok {
+			t.Errorf("%s: a package without a rule in TestPackageBoundaries", dir)
+			continue
+		}
+		for _, f := range pkgs[dir] {
 			src, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
@@ -66,9 +117,13 @@ func TestPackageBoundaries(t *testing.T) {
 	}
 }
 
+// allowedImport reports whether path is in the standard library or matches
+// an allowed prefix, and matches no forbidden one. A module prefix matches
+// the package itself or one below it, never a sibling sharing its start
+// ("store" does not allow "storex").
 func allowedImport(path string, allowed, forbidden []string) bool {
 	for _, p := range forbidden {
-		if strings.HasPrefix(path, p) {
+		if path == p || strings.HasPrefix(path, p+"/") {
 			return false
 		}
 	}
@@ -77,7 +132,7 @@ func allowedImport(path string, allowed, forbidden []string) bool {
 		return true // standard library
 	}
 	for _, p := range allowed {
-		if strings.HasPrefix(path, p) {
+		if path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") {
 			return true
 		}
 	}

@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // newBackoffAuthenticator is an authenticator with the default throttling
 // and a comparison that knows one password, so that tests can make
 // thousands of logins without bcrypt's cost.
-func newBackoffAuthenticator(t *testing.T) (*Authenticator, *fakeClock) {
+func newBackoffAuthenticator(t *testing.T) (*Authenticator, *fakeclock.Clock) {
 	t.Helper()
 	s := newMemStore()
 	addUser(t, s, "alice", RoleOp, "alice-password")

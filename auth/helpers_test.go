@@ -9,29 +9,14 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a settable clock, safe for the purger's goroutine.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a clock at t0, safe for the purger's goroutine.
+func newClock() *fakeclock.Clock { return fakeclock.New(t0) }
 
 // memStore is an in-memory Store.
 type memStore struct {
@@ -234,7 +219,7 @@ func addUser(t testing.TB, s Store, name string, role Role, password string) Use
 
 // newTestAuthenticator returns an authenticator over s with the fake clock,
 // bcrypt.MinCost, and a counter of its bcrypt comparisons.
-func newTestAuthenticator(t testing.TB, s Store, clk *fakeClock, cfg AuthenticatorConfig) (*Authenticator, *compareCounter) {
+func newTestAuthenticator(t testing.TB, s Store, clk *fakeclock.Clock, cfg AuthenticatorConfig) (*Authenticator, *compareCounter) {
 	t.Helper()
 	cfg.Store, cfg.Now, cfg.BcryptCost = s, clk.Now, bcrypt.MinCost
 	a, err := NewAuthenticator(cfg)

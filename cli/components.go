@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/internal/atomicfile"
 )
 
 const usageComponents = "components register triggerer|dag-processor NAME --token-file PATH | list | remove ID  [--server URL]"
@@ -29,18 +30,18 @@ func (e *cliEnv) componentsCommand() *cobra.Command {
 			return usagef("usage: taskgate %s", usageRegister)
 		}
 		return e.withBackend(*registerServer, func(b operatorBackend) error {
-			out, err := createPending(*tokenFile)
+			out, err := atomicfile.Prepare(*tokenFile)
 			if err != nil {
 				return err
 			}
-			defer out.abort()
+			defer out.Abort()
 			comp, tok, err := b.RegisterComponent(cmd.Context(), kind, args[1])
 			if errors.Is(err, errExists) {
 				return fmt.Errorf("a %s named %q is already registered", kind, args[1])
 			} else if err != nil {
 				return err
 			}
-			if err := out.commit([]byte(tok)); err != nil {
+			if err := out.Commit([]byte(tok)); err != nil {
 				return fmt.Errorf("component %s is registered but its token was not saved (%w): "+
 					"remove it with `taskgate components remove %s` and register it again", comp.ID, err, comp.ID)
 			}

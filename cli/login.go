@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/taskgate/taskgate/internal/atomicfile"
 )
 
 const usageLogin = "login --server URL [--username NAME] [--password-stdin]"
@@ -142,7 +144,7 @@ func (e *cliEnv) logout(ctx context.Context, server string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete the credentials: %w", err)
 		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}

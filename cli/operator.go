@@ -31,6 +31,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/workload"
@@ -127,97 +128,7 @@ func saveCredentials(path string, c credentials) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// pendingFile replaces a file atomically: the content goes to a temporary
-// file in the same directory (so the rename cannot cross file systems),
-// which is fsynced and renamed over the target, and then the directory is
-// fsynced so that the rename itself survives a crash. The file is created
-// with mode 0600 and keeps it: it holds a credential.
-type pendingFile struct {
-	path string
-	tmp  *os.File
-}
-
-// createPending opens the temporary file next to path. Creating it before
-// the content exists finds an unwritable destination before anything is
-// done that the file would have to record (a registration, say).
-func createPending(path string) (*pendingFile, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return &pendingFile{path: path, tmp: tmp}, nil
-}
-
-// commit writes data and renames the temporary file over the target.
-func (p *pendingFile) commit(data []byte) error {
-	tmp := p.tmp
-	p.tmp = nil
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", p.path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), p.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", p.path, err)
-	}
-	return syncDir(filepath.Dir(p.path))
-}
-
-// abort removes the temporary file unless commit ran.
-func (p *pendingFile) abort() {
-	if p.tmp != nil {
-		p.tmp.Close()
-		os.Remove(p.tmp.Name())
-		p.tmp = nil
-	}
-}
-
-// writeFileAtomic replaces path with data, mode 0600 (see pendingFile).
-func writeFileAtomic(path string, data []byte) error {
-	p, err := createPending(path)
-	if err != nil {
-		return err
-	}
-	return p.commit(data)
-}
-
-// syncDir makes a rename in dir durable. Windows cannot open a directory
-// for syncing, and its renames need no such step.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }
 
 // normalizeServer checks a server URL and drops its trailing slash.

@@ -15,12 +15,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taskgate/taskgate/internal/fakeapi"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/worker"
 	"github.com/taskgate/taskgate/workload"
@@ -99,32 +99,6 @@ func TestLoadCredentials(t *testing.T) {
 	if got, err := loadCredentials(filepath.Join(dir, "missing")); got != nil || err != nil {
 		t.Errorf("missing file: %+v, %v; want nil, nil", got, err)
 	}
-}
-
-// A write that fails leaves the old file (here, a directory in the way) as
-// it was and no temporary file behind.
-func TestWriteFileAtomicFailureLeavesNothing(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "token")
-	if err := os.MkdirAll(filepath.Join(target, "inside"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(target, []byte("new")); err == nil {
-		t.Fatal("writeFileAtomic over a non-empty directory succeeded")
-	}
-	checkOnly(t, dir, "token")
-	if err := writeFileAtomic(filepath.Join(dir, "no", "such", "dir"), []byte("x")); err == nil {
-		t.Error("writeFileAtomic into a missing directory succeeded")
-	}
-
-	// An aborted pending file leaves nothing either.
-	p, err := createPending(filepath.Join(dir, "aborted"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.abort()
-	p.abort()
-	checkOnly(t, dir, "token")
 }
 
 func TestCredentialsPath(t *testing.T) {
@@ -264,55 +238,6 @@ func TestReadPassword(t *testing.T) {
 
 // ----- commands against a fake server
 
-// fakeAPI records requests and answers them from a table of
-// "METHOD escaped-path" → status and body.
-type fakeAPI struct {
-	t       *testing.T
-	mu      sync.Mutex
-	reqs    []fakeRequest
-	answers map[string]fakeAnswer
-	srv     *httptest.Server
-}
-
-type fakeRequest struct {
-	Method, Path, Query, Authorization, Body string
-}
-
-type fakeAnswer struct {
-	status int
-	body   string
-}
-
-func newFakeAPI(t *testing.T, answers map[string]fakeAnswer) *fakeAPI {
-	f := &fakeAPI{t: t, answers: answers}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		req := fakeRequest{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("Authorization"), string(b)}
-		f.mu.Lock()
-		f.reqs = append(f.reqs, req)
-		a, ok := f.answers[r.Method+" "+req.Path]
-		f.mu.Unlock()
-		if !ok {
-			a = fakeAnswer{404, `{"detail":"Not Found"}`}
-		}
-		if a.body != "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(a.status)
-		io.WriteString(w, a.body)
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeAPI) take() []fakeRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := f.reqs
-	f.reqs = nil
-	return r
-}
-
 type cliOutput struct {
 	stdout, stderr string
 	err            error
@@ -335,23 +260,22 @@ func TestCommandsThroughServer(t *testing.T) {
 		return `{"id":"id-` + task + `","task_id":"` + task + `","dag_id":"d","dag_run_id":"r/1","map_index":-1,` +
 			`"try_number":1,"state":"` + state + `","start_date":null,"end_date":null}`
 	}
-	api := newFakeAPI(t, map[string]fakeAnswer{
-		"POST /api/v2/variables":          {409, `{"detail":"The Variable with key: ` + "`a/b c`" + ` already exists"}`},
-		"PATCH /api/v2/variables/a/b%20c": {200, `{"key":"a/b c","value":"v","description":null,"is_encrypted":false}`},
-		"GET /api/v2/variables/k":         {200, `{"key":"k","value":"the value","description":null,"is_encrypted":false}`},
-		"POST /api/v2/workloads":          {201, workloadJSON},
-		"GET /api/v2/dags/~/dagRuns/~/taskInstances": {200,
-			`{"task_instances":[` + ti("a", "queued") + `,` + ti("b", "running") + `],"total_entries":2}`},
-		"PATCH /api/v2/dags/d/dagRuns/r%2F1/taskInstances/t": {200, ti("t", "failed")},
-		"POST /api/v2/tokens/revoke":                         {204, ""},
-		"POST /api/v2/components": {201, `{"id":"0c5f8d52-0000-4000-8000-000000000001","kind":"triggerer",` +
+	api := fakeapi.New(t, fakeapi.Table(map[string]fakeapi.Reply{
+		"POST /api/v2/variables":                             {Status: 409, Body: `{"detail":"The Variable with key: ` + "`a/b c`" + ` already exists"}`},
+		"PATCH /api/v2/variables/a/b%20c":                    {Status: 200, Body: `{"key":"a/b c","value":"v","description":null,"is_encrypted":false}`},
+		"GET /api/v2/variables/k":                            {Status: 200, Body: `{"key":"k","value":"the value","description":null,"is_encrypted":false}`},
+		"POST /api/v2/workloads":                             {Status: 201, Body: workloadJSON},
+		"GET /api/v2/dags/~/dagRuns/~/taskInstances":         {Status: 200, Body: `{"task_instances":[` + ti("a", "queued") + `,` + ti("b", "running") + `],"total_entries":2}`},
+		"PATCH /api/v2/dags/d/dagRuns/r%2F1/taskInstances/t": {Status: 200, Body: ti("t", "failed")},
+		"POST /api/v2/tokens/revoke":                         {Status: 204},
+		"POST /api/v2/components": {Status: 201, Body: `{"id":"0c5f8d52-0000-4000-8000-000000000001","kind":"triggerer",` +
 			`"name":"trig","created_at":"2026-11-27T12:00:00Z","token":"component-token"}`},
-		"POST /api/v2/users":    {403, `{"detail":"Forbidden"}`},
-		"GET /api/v2/users":     {401, `{"detail":"Token has been revoked"}`},
-		"POST /auth/token/cli":  {201, `{"access_token":"` + token + `"}`},
-		"POST /auth/logout":     {204, ""},
-		"GET /api/v2/redirects": {307, ""},
-	})
+		"POST /api/v2/users":    {Status: 403, Body: `{"detail":"Forbidden"}`},
+		"GET /api/v2/users":     {Status: 401, Body: `{"detail":"Token has been revoked"}`},
+		"POST /auth/token/cli":  {Status: 201, Body: `{"access_token":"` + token + `"}`},
+		"POST /auth/logout":     {Status: 204},
+		"GET /api/v2/redirects": {Status: 307},
+	}))
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.json")
 	environ := []string{envCredentials + "=" + creds}
@@ -368,41 +292,41 @@ func TestCommandsThroughServer(t *testing.T) {
 		}
 		return out.stdout
 	}
-	wantRequests := func(want ...fakeRequest) {
+	wantRequests := func(want ...fakeapi.Request) {
 		t.Helper()
-		got := api.take()
+		got := api.Take()
 		for i := range got {
-			if got[i].Authorization != "Bearer "+token && got[i].Path != "/auth/token/cli" {
-				t.Errorf("%s %s: Authorization %q", got[i].Method, got[i].Path, got[i].Authorization)
+			if got[i].Auth != "Bearer "+token && got[i].Path != "/auth/token/cli" {
+				t.Errorf("%s %s: Authorization %q", got[i].Method, got[i].Path, got[i].Auth)
 			}
-			got[i].Authorization = ""
+			got[i].Auth, got[i].Header = "", nil
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("requests (-want +got):\n%s", diff)
 		}
 	}
 
-	if out := must("pass-word-1\n", "login", "--server", api.srv.URL+"/", "--username", "admin", "--password-stdin"); !strings.Contains(out, "Logged in") {
+	if out := must("pass-word-1\n", "login", "--server", api.URL+"/", "--username", "admin", "--password-stdin"); !strings.Contains(out, "Logged in") {
 		t.Errorf("login printed %q", out)
 	}
-	wantRequests(fakeRequest{Method: "POST", Path: "/auth/token/cli", Body: `{"password":"pass-word-1","username":"admin"}`})
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/auth/token/cli", Body: `{"password":"pass-word-1","username":"admin"}`})
 	checkMode(t, creds, 0o600)
-	if c, err := loadCredentials(creds); err != nil || *c != (credentials{api.srv.URL, token}) {
+	if c, err := loadCredentials(creds); err != nil || *c != (credentials{api.URL, token}) {
 		t.Fatalf("stored credentials %+v, %v", c, err)
 	}
 
 	must("", "variables", "set", "a/b c", "v")
 	wantRequests(
-		fakeRequest{Method: "POST", Path: "/api/v2/variables", Body: `{"key":"a/b c","value":"v"}`},
-		fakeRequest{Method: "PATCH", Path: "/api/v2/variables/a/b%20c", Body: `{"key":"a/b c","value":"v"}`})
+		fakeapi.Request{Method: "POST", Path: "/api/v2/variables", Body: `{"key":"a/b c","value":"v"}`},
+		fakeapi.Request{Method: "PATCH", Path: "/api/v2/variables/a/b%20c", Body: `{"key":"a/b c","value":"v"}`})
 	if out := must("", "variables", "get", "k"); out != "the value\n" {
 		t.Errorf("variables get printed %q", out)
 	}
-	wantRequests(fakeRequest{Method: "GET", Path: "/api/v2/variables/k"})
+	wantRequests(fakeapi.Request{Method: "GET", Path: "/api/v2/variables/k"})
 	if out := cli("", "variables", "get", "missing"); out.err == nil || out.err.Error() != `variable "missing" not found` {
 		t.Errorf("variables get missing: %v", out.err)
 	}
-	api.take()
+	api.Take()
 
 	// The workload is printed exactly as the data directory's version does.
 	out := must("", "workloads", "queue", "--dag-id", "d", "--run-id", "r", "--task-id", "t")
@@ -417,7 +341,7 @@ func TestCommandsThroughServer(t *testing.T) {
 	if out != indented.String() {
 		t.Errorf("workloads queue printed\n%s\nwant\n%s", out, indented.String())
 	}
-	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/api/v2/workloads",
 		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
 
 	// --output writes the same document to a file only its owner can read.
@@ -429,26 +353,26 @@ func TestCommandsThroughServer(t *testing.T) {
 	if b, err := os.ReadFile(wlFile); err != nil || string(b) != indented.String() {
 		t.Errorf("workloads queue --output wrote %q (%v), want\n%s", b, err, indented.String())
 	}
-	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/workloads",
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/api/v2/workloads",
 		Body: `{"dag_id":"d","map_index":-1,"max_tries":0,"run_id":"r","task_id":"t","try_number":0}`})
 
 	out = must("", "tasks", "list")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "running") {
 		t.Errorf("tasks list printed\n%s", out)
 	}
-	wantRequests(fakeRequest{Method: "GET", Path: "/api/v2/dags/~/dagRuns/~/taskInstances", Query: "limit=1000&offset=0"})
+	wantRequests(fakeapi.Request{Method: "GET", Path: "/api/v2/dags/~/dagRuns/~/taskInstances", Query: "limit=1000&offset=0"})
 	must("", "tasks", "mark", "d", "r/1", "t", "--state", "failed")
-	wantRequests(fakeRequest{Method: "PATCH", Path: "/api/v2/dags/d/dagRuns/r%2F1/taskInstances/t", Query: "map_index=-1",
+	wantRequests(fakeapi.Request{Method: "PATCH", Path: "/api/v2/dags/d/dagRuns/r%2F1/taskInstances/t", Query: "map_index=-1",
 		Body: `{"new_state":"failed"}`})
 
 	must("", "tokens", "revoke", "abc", "--exp", "2026-11-27T13:00:00+01:00")
-	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/tokens/revoke", Body: `{"exp":"2026-11-27T12:00:00Z","jti":"abc"}`})
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/api/v2/tokens/revoke", Body: `{"exp":"2026-11-27T12:00:00Z","jti":"abc"}`})
 
 	tokenFile := filepath.Join(dir, "trig.token")
 	if out := must("", "components", "register", "triggerer", "trig", "--token-file", tokenFile); out != "0c5f8d52-0000-4000-8000-000000000001\n" {
 		t.Errorf("components register printed %q", out)
 	}
-	wantRequests(fakeRequest{Method: "POST", Path: "/api/v2/components", Body: `{"kind":"triggerer","name":"trig"}`})
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/api/v2/components", Body: `{"kind":"triggerer","name":"trig"}`})
 	checkMode(t, tokenFile, 0o600)
 	if b, _ := os.ReadFile(tokenFile); string(b) != "component-token" {
 		t.Errorf("token file holds %q", b)
@@ -460,7 +384,7 @@ func TestCommandsThroughServer(t *testing.T) {
 		t.Errorf("users add refused with 403: %v", out403.err)
 	}
 	out401 := cli("", "users", "list")
-	if out401.err == nil || !strings.Contains(out401.err.Error(), "taskgate login --server "+api.srv.URL) {
+	if out401.err == nil || !strings.Contains(out401.err.Error(), "taskgate login --server "+api.URL) {
 		t.Errorf("users list refused with 401: %v, want advice to log in again", out401.err)
 	}
 	for _, o := range []cliOutput{out403, out401} {
@@ -468,12 +392,12 @@ func TestCommandsThroughServer(t *testing.T) {
 			t.Errorf("a message holds the token: %v %s", o.err, o.stderr)
 		}
 	}
-	api.take()
+	api.Take()
 
 	if out := must("", "logout"); !strings.Contains(out, "Logged out") {
 		t.Errorf("logout printed %q", out)
 	}
-	wantRequests(fakeRequest{Method: "POST", Path: "/auth/logout"})
+	wantRequests(fakeapi.Request{Method: "POST", Path: "/auth/logout"})
 	if _, err := os.Stat(creds); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("credentials file after logout: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -59,14 +60,14 @@ func (e *cliEnv) workloadsCommand() *cobra.Command {
 func (e *cliEnv) queueWorkload(cmd *cobra.Command, server string, r workload.QueueRequest, output string) error {
 	ctx := cmd.Context()
 	return e.withBackend(server, func(b operatorBackend) error {
-		var out *pendingFile
+		var out *atomicfile.Pending
 		if output != "" {
 			// Before queueing: an unwritable destination fails first.
 			var err error
-			if out, err = createPending(output); err != nil {
+			if out, err = atomicfile.Prepare(output); err != nil {
 				return err
 			}
-			defer out.abort()
+			defer out.Abort()
 		}
 		w, err := b.QueueWorkload(ctx, r)
 		if err != nil {
@@ -80,7 +81,7 @@ func (e *cliEnv) queueWorkload(cmd *cobra.Command, server string, r workload.Que
 		if err := writeJSON(&buf, w); err != nil {
 			return err
 		}
-		if err := out.commit(buf.Bytes()); err != nil {
+		if err := out.Commit(buf.Bytes()); err != nil {
 			return fmt.Errorf("task instance %s is queued but its workload was not saved (%w): "+
 				"mark it failed with `taskgate tasks mark` and queue it again", w.TI.ID, err)
 		}

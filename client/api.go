@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/taskgate/taskgate/workload"
 )
 
 // RunRequest is TIEnterRunningPayload: who runs the task instance. The
@@ -33,7 +35,7 @@ func (r RunRequest) MarshalJSON() ([]byte, error) {
 // RunContext is TIRunContext, what /run answers. Unknown fields are ignored
 // so that a newer server does not break an older client.
 type RunContext struct {
-	DagRun              DagRun          `json:"dag_run"`
+	DagRun              workload.DagRun `json:"dag_run"`
 	TaskRescheduleCount int             `json:"task_reschedule_count"`
 	MaxTries            int             `json:"max_tries"`
 	Variables           json.RawMessage `json:"variables,omitempty"`
@@ -45,26 +47,6 @@ type RunContext struct {
 	// rather than failed.
 	ShouldRetry bool       `json:"should_retry"`
 	StartDate   *time.Time `json:"start_date,omitempty"`
-}
-
-// DagRun is the dag run of a task instance, as /run returns it.
-type DagRun struct {
-	DagID               string          `json:"dag_id"`
-	RunID               string          `json:"run_id"`
-	LogicalDate         *time.Time      `json:"logical_date"`
-	DataIntervalStart   *time.Time      `json:"data_interval_start"`
-	DataIntervalEnd     *time.Time      `json:"data_interval_end"`
-	RunAfter            time.Time       `json:"run_after"`
-	StartDate           *time.Time      `json:"start_date"`
-	EndDate             *time.Time      `json:"end_date"`
-	ClearNumber         int             `json:"clear_number"`
-	RunType             string          `json:"run_type"`
-	State               string          `json:"state"`
-	Conf                json.RawMessage `json:"conf"`
-	TriggeringUserName  *string         `json:"triggering_user_name"`
-	ConsumedAssetEvents json.RawMessage `json:"consumed_asset_events"`
-	PartitionKey        *string         `json:"partition_key"`
-	Note                *string         `json:"note"`
 }
 
 // Run is PATCH /task-instances/{id}/run: the task instance moves from queued
@@ -89,19 +71,20 @@ func (c *Client) Heartbeat(ctx context.Context, tiID, hostname string, pid int) 
 	return c.call(ctx, http.MethodPut, tiPath(tiID, "heartbeat"), nil, body, nil)
 }
 
-// State is a task-instance state a worker reports.
-type State string
+// State is a task-instance state a worker reports: the domain's states, so
+// that the client and the gateway spell them once.
+type State = workload.State
 
 // The states of TIStateUpdate.
 const (
-	StateSuccess         State = "success"
-	StateFailed          State = "failed"
-	StateSkipped         State = "skipped"
-	StateRemoved         State = "removed"
-	StateUpstreamFailed  State = "upstream_failed"
-	StateUpForRetry      State = "up_for_retry"
-	StateUpForReschedule State = "up_for_reschedule"
-	StateDeferred        State = "deferred"
+	StateSuccess         = workload.StateSuccess
+	StateFailed          = workload.StateFailed
+	StateSkipped         = workload.StateSkipped
+	StateRemoved         = workload.StateRemoved
+	StateUpstreamFailed  = workload.StateUpstreamFailed
+	StateUpForRetry      = workload.StateUpForRetry
+	StateUpForReschedule = workload.StateUpForReschedule
+	StateDeferred        = workload.StateDeferred
 )
 
 // StateUpdate is TIStateUpdate. Its models refuse fields they do not
@@ -264,18 +247,9 @@ func (c *Client) DeleteVariable(ctx context.Context, key string) error {
 	return c.call(ctx, http.MethodDelete, "/variables/"+keyPath(key), nil, nil, nil)
 }
 
-// Connection is ConnectionResponse. It holds a password: do not log it.
-type Connection struct {
-	ConnID   string  `json:"conn_id"`
-	ConnType string  `json:"conn_type"`
-	Host     *string `json:"host"`
-	Schema   *string `json:"schema"`
-	Login    *string `json:"login"`
-	Password *string `json:"password"`
-	Port     *int    `json:"port"`
-	// Extra is a JSON document serialized as a string, as Airflow stores it.
-	Extra *string `json:"extra"`
-}
+// Connection is ConnectionResponse, the domain's model of a connection as
+// a task sees it. It holds a password: do not log it.
+type Connection = workload.Connection
 
 // GetConnection is GET /connections/{id}; a missing one is ErrNotFound.
 func (c *Client) GetConnection(ctx context.Context, connID string) (*Connection, error) {

@@ -1,7 +1,7 @@
 // Package client is a Go SDK for the Airflow Execution API that taskgate
 // serves: the calls a task worker makes with its task-scoped token.
 //
-// It behaves like Airflow's Task SDK client (reference §6.1) — the same
+// It behaves like Airflow's Task SDK client — the same
 // headers, the same per-request timeout, the same retry policy (transport
 // errors and 5xx only, capped and jittered exponential backoff) — with one
 // deliberate difference: a token in Refreshed-API-Token is adopted only from
@@ -50,7 +50,8 @@ const (
 	VersionHeader = "Airflow-API-Version"
 )
 
-// Airflow's [workers] defaults (reference §6.1).
+// Airflow's [workers] defaults, so that a Go worker retries as a Python one
+// does.
 const (
 	// DefaultRetries is [workers] execution_api_retries: attempts per call.
 	DefaultRetries = 5

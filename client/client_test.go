@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taskgate/taskgate/client"
+	"github.com/taskgate/taskgate/internal/fakeapi"
 )
 
 const (
@@ -26,66 +26,11 @@ const (
 	renewedToken  = "eyJhbGciOiJIUzUxMiJ9.cmVuZXdlZC10b2tlbi1wYXlsb2FkLXh4.c2lnbmF0dXJlLW9mLXRoZS1yZW5ld2Vk"
 )
 
-// request is what the fake API saw of one request.
-type request struct {
-	Method  string
-	Path    string // escaped, as sent
-	Query   string
-	Auth    string
-	Body    string
-	Headers http.Header
-}
-
-// reply is one canned answer.
-type reply struct {
-	status int
-	body   string
-	header map[string]string
-}
-
-// fakeAPI records requests and answers from a script; past its end it
-// repeats the last reply.
-type fakeAPI struct {
-	mu      sync.Mutex
-	reqs    []request
-	replies []reply
-	srv     *httptest.Server
-}
-
-func newFakeAPI(t *testing.T, replies ...reply) *fakeAPI {
+// newFakeAPI starts a fake Execution API that answers from a script of
+// replies (see fakeapi.Script).
+func newFakeAPI(t *testing.T, replies ...fakeapi.Reply) *fakeapi.Server {
 	t.Helper()
-	f := &fakeAPI{replies: replies}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.reqs = append(f.reqs, request{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Auth: r.Header.Get("Authorization"), Body: string(b), Headers: r.Header.Clone(),
-	})
-	rep := reply{status: http.StatusNoContent}
-	if n := len(f.reqs) - 1; len(f.replies) > 0 {
-		rep = f.replies[min(n, len(f.replies)-1)]
-	}
-	f.mu.Unlock()
-	for k, v := range rep.header {
-		w.Header().Set(k, v)
-	}
-	if rep.body != "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(rep.status)
-	_, _ = io.WriteString(w, rep.body)
-}
-
-func (f *fakeAPI) requests() []request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]request(nil), f.reqs...)
+	return fakeapi.New(t, fakeapi.Script(replies...))
 }
 
 // sleeps records the waits between attempts instead of sleeping.
@@ -132,27 +77,27 @@ func TestTokenSwapOnlyOn2xx(t *testing.T) {
 	refreshed := map[string]string{client.RefreshedTokenHeader: renewedToken}
 	for _, tc := range []struct {
 		name  string
-		first reply
+		first fakeapi.Reply
 		want  string // Authorization of the next request
 	}{
-		{"200 swaps", reply{200, `{}`, refreshed}, "Bearer " + renewedToken},
-		{"201 swaps", reply{201, `{"message":"ok"}`, refreshed}, "Bearer " + renewedToken},
-		{"204 swaps", reply{204, "", refreshed}, "Bearer " + renewedToken},
-		{"204 without header keeps", reply{204, "", nil}, "Bearer " + workloadToken},
-		{"403 keeps", reply{403, `{"detail":"Invalid auth token"}`, refreshed}, "Bearer " + workloadToken},
-		{"404 keeps", reply{404, `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`, refreshed}, "Bearer " + workloadToken},
-		{"409 keeps", reply{409, notRunning, refreshed}, "Bearer " + workloadToken},
-		{"500 keeps", reply{500, `{"message":"Internal server error"}`, refreshed}, "Bearer " + workloadToken},
-		{"302 keeps", reply{302, "", refreshed}, "Bearer " + workloadToken},
+		{"200 swaps", fakeapi.Reply{Status: 200, Body: `{}`, Header: refreshed}, "Bearer " + renewedToken},
+		{"201 swaps", fakeapi.Reply{Status: 201, Body: `{"message":"ok"}`, Header: refreshed}, "Bearer " + renewedToken},
+		{"204 swaps", fakeapi.Reply{Status: 204, Header: refreshed}, "Bearer " + renewedToken},
+		{"204 without header keeps", fakeapi.Reply{Status: 204}, "Bearer " + workloadToken},
+		{"403 keeps", fakeapi.Reply{Status: 403, Body: `{"detail":"Invalid auth token"}`, Header: refreshed}, "Bearer " + workloadToken},
+		{"404 keeps", fakeapi.Reply{Status: 404, Body: `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`, Header: refreshed}, "Bearer " + workloadToken},
+		{"409 keeps", fakeapi.Reply{Status: 409, Body: notRunning, Header: refreshed}, "Bearer " + workloadToken},
+		{"500 keeps", fakeapi.Reply{Status: 500, Body: `{"message":"Internal server error"}`, Header: refreshed}, "Bearer " + workloadToken},
+		{"302 keeps", fakeapi.Reply{Status: 302, Header: refreshed}, "Bearer " + workloadToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, tc.first, reply{status: 204})
-			c, _ := newClient(t, api.srv.URL, client.WithRetries(1))
+			api := newFakeAPI(t, tc.first, fakeapi.Reply{Status: 204})
+			c, _ := newClient(t, api.URL, client.WithRetries(1))
 			_ = heartbeat(c)
 			if err := heartbeat(c); err != nil {
 				t.Fatalf("second heartbeat: %v", err)
 			}
-			reqs := api.requests()
+			reqs := api.Requests()
 			if len(reqs) != 2 {
 				t.Fatalf("%d requests, want 2", len(reqs))
 			}
@@ -172,8 +117,8 @@ func TestRunSwapsToExecutionToken(t *testing.T) {
 	runBody := `{"dag_run":{"dag_id":"d","run_id":"r","run_after":"2026-11-27T10:00:00Z","run_type":"manual","state":"running",
 		"consumed_asset_events":[],"conf":{}},"task_reschedule_count":0,"max_tries":2,"variables":[],"connections":[],
 		"xcom_keys_to_clear":[],"should_retry":true}`
-	api := newFakeAPI(t, reply{200, runBody, map[string]string{client.RefreshedTokenHeader: execToken}}, reply{status: 204})
-	c, _ := newClient(t, api.srv.URL)
+	api := newFakeAPI(t, fakeapi.Reply{Status: 200, Body: runBody, Header: map[string]string{client.RefreshedTokenHeader: execToken}}, fakeapi.Reply{Status: 204})
+	c, _ := newClient(t, api.URL)
 	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 	rc, err := c.Run(context.Background(), tiID, client.RunRequest{Hostname: "h", Unixname: "u", PID: 7, StartDate: start})
 	if err != nil {
@@ -185,7 +130,7 @@ func TestRunSwapsToExecutionToken(t *testing.T) {
 	if err := heartbeat(c); err != nil {
 		t.Fatal(err)
 	}
-	reqs := api.requests()
+	reqs := api.Requests()
 	var got map[string]any
 	if err := json.Unmarshal([]byte(reqs[0].Body), &got); err != nil {
 		t.Fatal(err)
@@ -203,33 +148,33 @@ func TestRunSwapsToExecutionToken(t *testing.T) {
 // TestRetries: transport errors and 5xx are retried up to the configured
 // attempts, with the backoff's waits; 4xx never are.
 func TestRetries(t *testing.T) {
-	ise := reply{500, `{"message":"Internal server error","correlation-id":"x"}`, nil}
-	unavailable := reply{503, "", nil}
+	ise := fakeapi.Reply{Status: 500, Body: `{"message":"Internal server error","correlation-id":"x"}`}
+	unavailable := fakeapi.Reply{Status: 503}
 	for _, tc := range []struct {
 		name     string
-		replies  []reply
+		replies  []fakeapi.Reply
 		attempts int
 		wantReqs int
 		wantErr  error // nil: success
 	}{
-		{"500 until out of attempts", []reply{ise}, 5, 5, nil},
-		{"503 then success", []reply{unavailable, unavailable, {status: 204}}, 5, 3, nil},
-		{"one attempt", []reply{ise}, 1, 1, nil},
-		{"400 not retried", []reply{{400, `{"detail":{"reason":"invalid_key","message":"bad"}}`, nil}}, 5, 1, nil},
-		{"401 not retried", []reply{{401, `{"detail":"Missing auth token"}`, nil}}, 5, 1, client.ErrUnauthorized},
-		{"403 not retried", []reply{{403, `{"detail":"Invalid auth token"}`, nil}}, 5, 1, client.ErrForbidden},
-		{"404 not retried", []reply{{404, `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`, nil}}, 5, 1, client.ErrNotFound},
-		{"409 not retried", []reply{{409, notRunning, nil}}, 5, 1, client.ErrNotRunning},
-		{"410 not retried", []reply{{410, `{"detail":{"reason":"not_found","message":"archived"}}`, nil}}, 5, 1, client.ErrGone},
-		{"422 not retried", []reply{{422, `{"detail":[{"type":"missing","loc":["body","pid"],"msg":"Field required","input":{}}]}`, nil}}, 5, 1, nil},
+		{"500 until out of attempts", []fakeapi.Reply{ise}, 5, 5, nil},
+		{"503 then success", []fakeapi.Reply{unavailable, unavailable, {Status: 204}}, 5, 3, nil},
+		{"one attempt", []fakeapi.Reply{ise}, 1, 1, nil},
+		{"400 not retried", []fakeapi.Reply{{Status: 400, Body: `{"detail":{"reason":"invalid_key","message":"bad"}}`}}, 5, 1, nil},
+		{"401 not retried", []fakeapi.Reply{{Status: 401, Body: `{"detail":"Missing auth token"}`}}, 5, 1, client.ErrUnauthorized},
+		{"403 not retried", []fakeapi.Reply{{Status: 403, Body: `{"detail":"Invalid auth token"}`}}, 5, 1, client.ErrForbidden},
+		{"404 not retried", []fakeapi.Reply{{Status: 404, Body: `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`}}, 5, 1, client.ErrNotFound},
+		{"409 not retried", []fakeapi.Reply{{Status: 409, Body: notRunning}}, 5, 1, client.ErrNotRunning},
+		{"410 not retried", []fakeapi.Reply{{Status: 410, Body: `{"detail":{"reason":"not_found","message":"archived"}}`}}, 5, 1, client.ErrGone},
+		{"422 not retried", []fakeapi.Reply{{Status: 422, Body: `{"detail":[{"type":"missing","loc":["body","pid"],"msg":"Field required","input":{}}]}`}}, 5, 1, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := newFakeAPI(t, tc.replies...)
 			var notified []client.Retry
-			c, s := newClient(t, api.srv.URL, client.WithRetries(tc.attempts),
+			c, s := newClient(t, api.URL, client.WithRetries(tc.attempts),
 				client.WithRetryNotify(func(r client.Retry) { notified = append(notified, r) }))
 			err := heartbeat(c)
-			reqs := api.requests()
+			reqs := api.Requests()
 			if len(reqs) != tc.wantReqs {
 				t.Errorf("%d requests, want %d", len(reqs), tc.wantReqs)
 			}
@@ -241,12 +186,12 @@ func TestRetries(t *testing.T) {
 			}
 			last := tc.replies[min(tc.wantReqs, len(tc.replies))-1]
 			switch {
-			case last.status < 300 && err != nil:
+			case last.Status < 300 && err != nil:
 				t.Errorf("error %v, want success", err)
-			case last.status >= 300:
+			case last.Status >= 300:
 				var apiErr *client.APIError
-				if !errors.As(err, &apiErr) || apiErr.Status != last.status {
-					t.Errorf("error %v, want an *APIError with status %d", err, last.status)
+				if !errors.As(err, &apiErr) || apiErr.Status != last.Status {
+					t.Errorf("error %v, want an *APIError with status %d", err, last.Status)
 				}
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
@@ -286,8 +231,8 @@ func TestBackoffBounds(t *testing.T) {
 				250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, reply{status: 502})
-			c, s := newClient(t, api.srv.URL, client.WithRetries(10), client.WithRetryWait(tc.min, tc.max),
+			api := newFakeAPI(t, fakeapi.Reply{Status: 502})
+			c, s := newClient(t, api.URL, client.WithRetries(10), client.WithRetryWait(tc.min, tc.max),
 				client.WithJitter(func() float64 { return tc.jitter }))
 			if err := heartbeat(c); err == nil {
 				t.Fatal("no error after 10 × 502")
@@ -312,8 +257,8 @@ func TestBackoffBounds(t *testing.T) {
 // TestRandomJitterStaysInBounds: with the real random source every wait
 // stays within the caps.
 func TestRandomJitterStaysInBounds(t *testing.T) {
-	api := newFakeAPI(t, reply{status: 500})
-	c, s := newClient(t, api.srv.URL, client.WithRetries(50), client.WithRetryWait(time.Second, 10*time.Second))
+	api := newFakeAPI(t, fakeapi.Reply{Status: 500})
+	c, s := newClient(t, api.URL, client.WithRetries(50), client.WithRetryWait(time.Second, 10*time.Second))
 	_ = heartbeat(c)
 	waits := s.recorded()
 	if len(waits) != 49 {
@@ -400,9 +345,9 @@ func TestTransportErrorsRetried(t *testing.T) {
 
 // TestCancelStopsRetrying: a cancelled caller context ends the retries.
 func TestCancelStopsRetrying(t *testing.T) {
-	api := newFakeAPI(t, reply{status: 500})
+	api := newFakeAPI(t, fakeapi.Reply{Status: 500})
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := client.New(api.srv.URL, client.WithSleep(func(context.Context, time.Duration) error {
+	c, err := client.New(api.URL, client.WithSleep(func(context.Context, time.Duration) error {
 		cancel()
 		return context.Canceled
 	}))
@@ -413,13 +358,14 @@ func TestCancelStopsRetrying(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
-	if n := len(api.requests()); n != 1 {
+	if n := len(api.Requests()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
 }
 
-// TestTypedErrors: every reason of the reference maps to its errors.Is
-// target, and the fields hold status, reason, message and the raw detail.
+// TestTypedErrors: every reason the Execution API answers with maps to its
+// errors.Is target, and the fields hold status, reason, message and the raw
+// detail.
 func TestTypedErrors(t *testing.T) {
 	all := []error{client.ErrNotFound, client.ErrInvalidState, client.ErrRunningElsewhere, client.ErrNotRunning,
 		client.ErrAccessDenied, client.ErrUnauthorized, client.ErrForbidden, client.ErrConflict, client.ErrGone}
@@ -473,8 +419,8 @@ func TestTypedErrors(t *testing.T) {
 			client.APIError{Status: 413, Message: "Request Entity Too Large"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, reply{tc.status, tc.body, nil})
-			c, _ := newClient(t, api.srv.URL)
+			api := newFakeAPI(t, fakeapi.Reply{Status: tc.status, Body: tc.body})
+			c, _ := newClient(t, api.URL)
 			err := heartbeat(c)
 			var got *client.APIError
 			if !errors.As(err, &got) {
@@ -500,8 +446,8 @@ func TestTypedErrors(t *testing.T) {
 		})
 	}
 	t.Run("detail fields", func(t *testing.T) {
-		api := newFakeAPI(t, reply{409, `{"detail":{"reason":"running_elsewhere","message":"m","current_hostname":"other","current_pid":9}}`, nil})
-		c, _ := newClient(t, api.srv.URL)
+		api := newFakeAPI(t, fakeapi.Reply{Status: 409, Body: `{"detail":{"reason":"running_elsewhere","message":"m","current_hostname":"other","current_pid":9}}`})
+		c, _ := newClient(t, api.URL)
 		var got *client.APIError
 		if !errors.As(heartbeat(c), &got) {
 			t.Fatal("no APIError")
@@ -516,22 +462,22 @@ func TestTypedErrors(t *testing.T) {
 // UUIDv7 correlation id, the API version, the User-Agent and the bearer
 // token — and a JSON content type when it has a body.
 func TestHeaders(t *testing.T) {
-	api := newFakeAPI(t, reply{status: 500}, reply{status: 204})
+	api := newFakeAPI(t, fakeapi.Reply{Status: 500}, fakeapi.Reply{Status: 204})
 	ua := client.UserAgent("taskgate-worker")
-	c, _ := newClient(t, api.srv.URL, client.WithUserAgent(ua))
+	c, _ := newClient(t, api.URL, client.WithUserAgent(ua))
 	if err := heartbeat(c); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.GetVariable(context.Background(), "k"); err == nil {
 		t.Fatal("GetVariable on a 204 decoded nothing without an error")
 	}
-	reqs := api.requests()
+	reqs := api.Requests()
 	if len(reqs) != 3 {
 		t.Fatalf("%d requests, want 3", len(reqs))
 	}
 	seen := map[string]bool{}
 	for i, r := range reqs {
-		cid := r.Headers.Get("Correlation-Id")
+		cid := r.Header.Get("Correlation-Id")
 		id, err := uuid.Parse(cid)
 		if err != nil || id.Version() != 7 {
 			t.Errorf("request %d: Correlation-Id %q is not a UUIDv7", i, cid)
@@ -540,10 +486,10 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("request %d: Correlation-Id %q reused (a retry is a new request)", i, cid)
 		}
 		seen[cid] = true
-		if got := r.Headers.Get("Airflow-API-Version"); got != "2026-06-30" {
+		if got := r.Header.Get("Airflow-API-Version"); got != "2026-06-30" {
 			t.Errorf("request %d: Airflow-API-Version %q", i, got)
 		}
-		if got := r.Headers.Get("User-Agent"); got != ua {
+		if got := r.Header.Get("User-Agent"); got != ua {
 			t.Errorf("request %d: User-Agent %q, want %q", i, got, ua)
 		}
 		if r.Auth != "Bearer "+workloadToken {
@@ -553,7 +499,7 @@ func TestHeaders(t *testing.T) {
 		if r.Body != "" {
 			wantCT = "application/json"
 		}
-		if got := r.Headers.Get("Content-Type"); got != wantCT {
+		if got := r.Header.Get("Content-Type"); got != wantCT {
 			t.Errorf("request %d (%s): Content-Type %q, want %q", i, r.Method, got, wantCT)
 		}
 	}
@@ -561,15 +507,15 @@ func TestHeaders(t *testing.T) {
 		t.Errorf("UserAgent = %q, want taskgate-worker/<version> (Go/<version>)", ua)
 	}
 	t.Run("no token, no Authorization", func(t *testing.T) {
-		api := newFakeAPI(t, reply{status: 204})
-		c, err := client.New(api.srv.URL)
+		api := newFakeAPI(t, fakeapi.Reply{Status: 204})
+		c, err := client.New(api.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := heartbeat(c); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := api.requests()[0].Headers["Authorization"]; ok {
+		if _, ok := api.Requests()[0].Header["Authorization"]; ok {
 			t.Error("an Authorization header was sent without a token")
 		}
 	})
@@ -597,18 +543,18 @@ func TestTokenNeverInErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		base string
-		body reply
+		body fakeapi.Reply
 	}{
-		{"server echoes the token", echo.URL, reply{}},
-		{"connection refused", refused, reply{}},
-		{"403", "", reply{403, `{"detail":"Invalid auth token"}`, nil}},
-		{"409", "", reply{409, notRunning, nil}},
-		{"500", "", reply{500, `{"message":"Internal server error"}`, nil}},
+		{"server echoes the token", echo.URL, fakeapi.Reply{}},
+		{"connection refused", refused, fakeapi.Reply{}},
+		{"403", "", fakeapi.Reply{Status: 403, Body: `{"detail":"Invalid auth token"}`}},
+		{"409", "", fakeapi.Reply{Status: 409, Body: notRunning}},
+		{"500", "", fakeapi.Reply{Status: 500, Body: `{"message":"Internal server error"}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := tc.base
 			if base == "" {
-				base = newFakeAPI(t, tc.body).srv.URL
+				base = newFakeAPI(t, tc.body).URL
 			}
 			c, _ := newClient(t, base, client.WithRetries(2))
 			err := heartbeat(c)
@@ -645,86 +591,86 @@ func TestCalls(t *testing.T) {
 	reason, delay := "flaky", 30.0
 	for _, tc := range []struct {
 		name     string
-		reply    reply
+		reply    fakeapi.Reply
 		call     func(c *client.Client) (any, error)
-		want     request // Method, Path, Query, Body
-		wantBody string  // compared as JSON when set
+		want     fakeapi.Request // Method, Path, Query, Body
+		wantBody string          // compared as JSON when set
 		wantOut  any
 	}{
-		{"heartbeat", reply{status: 204}, func(c *client.Client) (any, error) { return nil, c.Heartbeat(ctx, tiID, "h", 9) },
-			request{Method: "PUT", Path: "/execution/task-instances/" + tiID + "/heartbeat"}, `{"hostname":"h","pid":9}`, nil},
-		{"success", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"heartbeat", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) { return nil, c.Heartbeat(ctx, tiID, "h", 9) },
+			fakeapi.Request{Method: "PUT", Path: "/execution/task-instances/" + tiID + "/heartbeat"}, `{"hostname":"h","pid":9}`, nil},
+		{"success", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateSuccess, EndDate: end})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"success","end_date":"2026-11-27T12:00:00Z","task_outlets":[],"outlet_events":[]}`, nil},
-		{"failed", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"failed", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateFailed, EndDate: end, TaskOutlets: []json.RawMessage{[]byte(`1`)}})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"failed","end_date":"2026-11-27T12:00:00Z"}`, nil},
-		{"up_for_retry", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"up_for_retry", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateUpForRetry, EndDate: end,
 				RetryReason: &reason, RetryDelaySeconds: &delay})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"up_for_retry","end_date":"2026-11-27T12:00:00Z","retry_reason":"flaky","retry_delay_seconds":30}`, nil},
-		{"up_for_retry, end date from the clock", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"up_for_retry, end date from the clock", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateUpForRetry})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"up_for_retry","end_date":"2026-11-27T13:00:00Z"}`, nil},
-		{"up_for_reschedule", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"up_for_reschedule", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateUpForReschedule, EndDate: end, RescheduleDate: end.Add(time.Hour)})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"up_for_reschedule","end_date":"2026-11-27T12:00:00Z","reschedule_date":"2026-11-27T13:00:00Z"}`, nil},
-		{"deferred", reply{status: 204}, func(c *client.Client) (any, error) {
+		{"deferred", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) {
 			d := 90 * time.Second
 			return nil, c.UpdateState(ctx, tiID, client.StateUpdate{State: client.StateDeferred, Classpath: "a.B", NextMethod: "resume",
 				TriggerTimeout: &d})
-		}, request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
+		}, fakeapi.Request{Method: "PATCH", Path: "/execution/task-instances/" + tiID + "/state"},
 			`{"state":"deferred","classpath":"a.B","next_method":"resume","trigger_kwargs":{},"trigger_timeout":90}`, nil},
-		{"rendered fields", reply{201, `{"message":"Rendered task instance fields successfully set"}`, nil}, func(c *client.Client) (any, error) {
+		{"rendered fields", fakeapi.Reply{Status: 201, Body: `{"message":"Rendered task instance fields successfully set"}`}, func(c *client.Client) (any, error) {
 			return nil, c.SetRenderedFields(ctx, tiID, map[string]any{"sql": "SELECT 1"})
-		}, request{Method: "PUT", Path: "/execution/task-instances/" + tiID + "/rtif"}, `{"sql":"SELECT 1"}`, nil},
-		{"get variable", reply{200, `{"key":"a/b c","value":"v"}`, nil}, func(c *client.Client) (any, error) {
+		}, fakeapi.Request{Method: "PUT", Path: "/execution/task-instances/" + tiID + "/rtif"}, `{"sql":"SELECT 1"}`, nil},
+		{"get variable", fakeapi.Reply{Status: 200, Body: `{"key":"a/b c","value":"v"}`}, func(c *client.Client) (any, error) {
 			return c.GetVariable(ctx, "a/b c")
-		}, request{Method: "GET", Path: "/execution/variables/a/b%20c"}, "", &client.Variable{Key: "a/b c", Value: ptr("v")}},
-		{"set variable", reply{201, `{"message":"Variable successfully set"}`, nil}, func(c *client.Client) (any, error) {
+		}, fakeapi.Request{Method: "GET", Path: "/execution/variables/a/b%20c"}, "", &client.Variable{Key: "a/b c", Value: ptr("v")}},
+		{"set variable", fakeapi.Reply{Status: 201, Body: `{"message":"Variable successfully set"}`}, func(c *client.Client) (any, error) {
 			return nil, c.SetVariable(ctx, "k", "v", &desc)
-		}, request{Method: "PUT", Path: "/execution/variables/k"}, `{"val":"v","description":"d"}`, nil},
-		{"set variable without description", reply{201, `{"message":"Variable successfully set"}`, nil}, func(c *client.Client) (any, error) {
+		}, fakeapi.Request{Method: "PUT", Path: "/execution/variables/k"}, `{"val":"v","description":"d"}`, nil},
+		{"set variable without description", fakeapi.Reply{Status: 201, Body: `{"message":"Variable successfully set"}`}, func(c *client.Client) (any, error) {
 			return nil, c.SetVariable(ctx, "k", "v", nil)
-		}, request{Method: "PUT", Path: "/execution/variables/k"}, `{"val":"v","description":null}`, nil},
-		{"delete variable", reply{status: 204}, func(c *client.Client) (any, error) { return nil, c.DeleteVariable(ctx, "k") },
-			request{Method: "DELETE", Path: "/execution/variables/k"}, "", nil},
-		{"get connection", reply{200, `{"conn_id":"db","conn_type":"postgres","host":"h","port":5432,"extra":"{}"}`, nil},
+		}, fakeapi.Request{Method: "PUT", Path: "/execution/variables/k"}, `{"val":"v","description":null}`, nil},
+		{"delete variable", fakeapi.Reply{Status: 204}, func(c *client.Client) (any, error) { return nil, c.DeleteVariable(ctx, "k") },
+			fakeapi.Request{Method: "DELETE", Path: "/execution/variables/k"}, "", nil},
+		{"get connection", fakeapi.Reply{Status: 200, Body: `{"conn_id":"db","conn_type":"postgres","host":"h","port":5432,"extra":"{}"}`},
 			func(c *client.Client) (any, error) { return c.GetConnection(ctx, "db") },
-			request{Method: "GET", Path: "/execution/connections/db"}, "",
+			fakeapi.Request{Method: "GET", Path: "/execution/connections/db"}, "",
 			&client.Connection{ConnID: "db", ConnType: "postgres", Host: ptr("h"), Port: ptr(5432), Extra: ptr("{}")}},
-		{"get xcom", reply{200, `{"key":"return_value","value":{"rows":3}}`, nil},
+		{"get xcom", fakeapi.Reply{Status: 200, Body: `{"key":"return_value","value":{"rows":3}}`},
 			func(c *client.Client) (any, error) {
 				v, err := c.GetXCom(ctx, ref)
 				return string(v), err
 			},
-			request{Method: "GET", Path: "/execution/xcoms/etl/manual__2026-11-27T10:00:00+00:00/extract%2Fx/return_value", Query: "map_index=-1"},
+			fakeapi.Request{Method: "GET", Path: "/execution/xcoms/etl/manual__2026-11-27T10:00:00+00:00/extract%2Fx/return_value", Query: "map_index=-1"},
 			"", `{"rows":3}`},
-		{"set xcom", reply{201, `{"message":"XCom successfully set"}`, nil},
+		{"set xcom", fakeapi.Reply{Status: 201, Body: `{"message":"XCom successfully set"}`},
 			func(c *client.Client) (any, error) { return nil, c.SetXCom(ctx, mapped, json.RawMessage(`[1, 2]`)) },
-			request{Method: "POST", Path: "/execution/xcoms/etl/r/t/a/b", Query: "map_index=3", Body: `[1, 2]`}, "", nil},
-		{"delete xcom", reply{200, `{"message":"XCom with key: a/b successfully deleted."}`, nil},
+			fakeapi.Request{Method: "POST", Path: "/execution/xcoms/etl/r/t/a/b", Query: "map_index=3", Body: `[1, 2]`}, "", nil},
+		{"delete xcom", fakeapi.Reply{Status: 200, Body: `{"message":"XCom with key: a/b successfully deleted."}`},
 			func(c *client.Client) (any, error) { return nil, c.DeleteXCom(ctx, mapped) },
-			request{Method: "DELETE", Path: "/execution/xcoms/etl/r/t/a/b", Query: "map_index=3"}, "", nil},
+			fakeapi.Request{Method: "DELETE", Path: "/execution/xcoms/etl/r/t/a/b", Query: "map_index=3"}, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := newFakeAPI(t, tc.reply)
-			c, _ := newClient(t, api.srv.URL+"/execution/",
+			c, _ := newClient(t, api.URL+"/execution/",
 				client.WithClock(func() time.Time { return time.Date(2026, 11, 27, 14, 0, 0, 0, time.FixedZone("CET", 3600)) }))
 			out, err := tc.call(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			reqs := api.requests()
+			reqs := api.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("%d requests, want 1", len(reqs))
 			}
-			got := request{Method: reqs[0].Method, Path: reqs[0].Path, Query: reqs[0].Query, Body: reqs[0].Body}
+			got := fakeapi.Request{Method: reqs[0].Method, Path: reqs[0].Path, Query: reqs[0].Query, Body: reqs[0].Body}
 			want := tc.want
 			if tc.wantBody != "" {
 				var g, w any
@@ -752,8 +698,8 @@ func TestCalls(t *testing.T) {
 // TestRefusedLocally: calls that cannot be right are refused before any
 // request.
 func TestRefusedLocally(t *testing.T) {
-	api := newFakeAPI(t, reply{status: 204})
-	c, _ := newClient(t, api.srv.URL)
+	api := newFakeAPI(t, fakeapi.Reply{Status: 204})
+	c, _ := newClient(t, api.URL)
 	ctx := context.Background()
 	for name, err := range map[string]error{
 		"empty variable key": c.SetVariable(ctx, "", "v", nil),
@@ -766,7 +712,7 @@ func TestRefusedLocally(t *testing.T) {
 			t.Errorf("%s: error %v, want a client: error", name, err)
 		}
 	}
-	if n := len(api.requests()); n != 0 {
+	if n := len(api.Requests()); n != 0 {
 		t.Errorf("%d requests sent, want none", n)
 	}
 }
@@ -789,8 +735,8 @@ func TestNew(t *testing.T) {
 		{base: "", opts: []client.Option{client.WithRetryWait(2*time.Second, time.Second)}, wantErr: true},
 		{base: "", opts: []client.Option{client.WithRetryWait(-time.Second, time.Second)}, wantErr: true},
 	} {
-		api := newFakeAPI(t, reply{status: 204})
-		c, err := client.New(api.srv.URL+tc.base, tc.opts...)
+		api := newFakeAPI(t, fakeapi.Reply{Status: 204})
+		c, err := client.New(api.URL+tc.base, tc.opts...)
 		if tc.wantErr {
 			if err == nil {
 				t.Errorf("New(%q): no error", tc.base)
@@ -803,7 +749,7 @@ func TestNew(t *testing.T) {
 		if err := heartbeat(c); err != nil {
 			t.Fatal(err)
 		}
-		if got := api.requests()[0].Path; got != tc.want {
+		if got := api.Requests()[0].Path; got != tc.want {
 			t.Errorf("New(%q): heartbeat went to %s, want %s", tc.base, got, tc.want)
 		}
 	}
@@ -818,8 +764,8 @@ func TestNew(t *testing.T) {
 // the token is swapped under a lock (the race detector checks) and every
 // request carries one of the tokens the server issued.
 func TestConcurrentCallsShareToken(t *testing.T) {
-	api := newFakeAPI(t, reply{204, "", map[string]string{client.RefreshedTokenHeader: renewedToken}})
-	c, _ := newClient(t, api.srv.URL)
+	api := newFakeAPI(t, fakeapi.Reply{Status: 204, Header: map[string]string{client.RefreshedTokenHeader: renewedToken}})
+	c, _ := newClient(t, api.URL)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -833,7 +779,7 @@ func TestConcurrentCallsShareToken(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for _, r := range api.requests() {
+	for _, r := range api.Requests() {
 		if r.Auth != "Bearer "+workloadToken && r.Auth != "Bearer "+renewedToken {
 			t.Fatalf("Authorization %q", r.Auth)
 		}
@@ -841,7 +787,7 @@ func TestConcurrentCallsShareToken(t *testing.T) {
 	if err := heartbeat(c); err != nil {
 		t.Fatal(err)
 	}
-	if last := api.requests()[80].Auth; last != "Bearer "+renewedToken {
+	if last := api.Requests()[80].Auth; last != "Bearer "+renewedToken {
 		t.Errorf("request after the swaps: Authorization %q, want the renewed token", last)
 	}
 }

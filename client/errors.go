@@ -40,7 +40,8 @@ var (
 	ErrGone = errors.New("client: gone")
 )
 
-// APIError is a response other than 2xx, in the shapes of reference §3.4:
+// APIError is a response other than 2xx, in the shapes Airflow's Execution
+// API answers with:
 // {"detail": "text"}, {"detail": {"reason", "message", …}}, FastAPI's 422
 // list, or the 500 body. It never holds the bearer token: a server echoing it
 // back gets it redacted.

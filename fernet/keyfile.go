@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/taskgate/taskgate/internal/atomicfile"
 )
 
 // LoadOrCreateKeyFile returns the key kept in the file at path, creating the
@@ -25,10 +26,10 @@ import (
 // The rules are those of tokens.LoadOrCreateSecret: an existing file must be
 // a regular file that is not group- or world-writable (whoever can replace
 // the key can make the gateway encrypt new secrets under a key they know)
-// and must parse as a key. A new file is written to a temporary name created
-// with O_EXCL and mode 0600, fsynced, and linked into place with
-// no-replace semantics, then the directory is fsynced: two processes starting
-// at once agree on one key, and a crash never leaves a half-written file.
+// and must parse as a key. A new file is created with atomicfile.CreateOnce
+// (mode 0600, linked into place with no-replace semantics): two processes
+// starting at once agree on one key, and a crash never leaves a half-written
+// file.
 func LoadOrCreateKeyFile(path string) (key string, created bool, err error) {
 	key, err = readKeyFile(path)
 	if err == nil {
@@ -42,35 +43,14 @@ func LoadOrCreateKeyFile(path string) (key string, created bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	dir := filepath.Dir(path)
-	// CreateTemp opens with O_CREATE|O_EXCL and mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	created, err = atomicfile.CreateOnce(path, []byte(key))
 	if err != nil {
 		return "", false, fmt.Errorf("fernet: create key file: %w", err)
 	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after a successful link the key lives on under path
-	if _, err := tmp.WriteString(key); err != nil {
-		tmp.Close()
-		return "", false, fmt.Errorf("fernet: write key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", false, fmt.Errorf("fernet: sync key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", false, fmt.Errorf("fernet: write key file: %w", err)
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Another process won the race; use its key.
-			key, err = readKeyFile(path)
-			return key, false, err
-		}
-		return "", false, fmt.Errorf("fernet: create key file: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return "", false, err
+	if !created {
+		// Another process won the race; use its key.
+		key, err = readKeyFile(path)
+		return key, false, err
 	}
 	return key, true, nil
 }
@@ -97,16 +77,4 @@ func readKeyFile(path string) (string, error) {
 		return "", fmt.Errorf("fernet: key file %s: %w", path, err)
 	}
 	return key, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fernet: sync key directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fernet: sync key directory: %w", err)
-	}
-	return nil
 }

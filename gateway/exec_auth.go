@@ -40,11 +40,9 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			claims, err := s.cfg.Validator.Validate(ctx, raw)
 			if err != nil {
 				refuse(c, err.Error())
-				addr := c.RealIP()
-				if d := s.limited(addrKey, addr); d > 0 {
-					return retryLater(c, d)
+				if limited := s.addressFailed(c); limited != nil {
+					return limited
 				}
-				s.authFailed(addrKey, addr)
 				return scopes.ErrInvalidToken
 			}
 			// A revoked token is refused like any invalid one; checked

@@ -66,7 +66,7 @@ func mapTIError(err error) error {
 // runContext is Airflow's TIRunContext. Unset fields are omitted, as
 // Airflow's route does with response_model_exclude_unset.
 type runContext struct {
-	DagRun              dagRunBody      `json:"dag_run"`
+	DagRun              workload.DagRun `json:"dag_run"`
 	TaskRescheduleCount int             `json:"task_reschedule_count"`
 	MaxTries            int             `json:"max_tries"`
 	Variables           []any           `json:"variables"`
@@ -76,41 +76,6 @@ type runContext struct {
 	NextMethod          *string         `json:"next_method,omitempty"`
 	NextKwargs          json.RawMessage `json:"next_kwargs,omitempty"`
 	StartDate           *time.Time      `json:"start_date,omitempty"`
-}
-
-// dagRunBody is Airflow's DagRun model at API version 2026-06-30. The real
-// client forbids unknown fields here, so it carries exactly these.
-type dagRunBody struct {
-	DagID               string          `json:"dag_id"`
-	RunID               string          `json:"run_id"`
-	LogicalDate         *time.Time      `json:"logical_date"`
-	DataIntervalStart   *time.Time      `json:"data_interval_start"`
-	DataIntervalEnd     *time.Time      `json:"data_interval_end"`
-	RunAfter            time.Time       `json:"run_after"`
-	StartDate           *time.Time      `json:"start_date"`
-	EndDate             *time.Time      `json:"end_date"`
-	ClearNumber         int             `json:"clear_number"`
-	RunType             string          `json:"run_type"`
-	State               string          `json:"state"`
-	Conf                json.RawMessage `json:"conf"`
-	TriggeringUserName  *string         `json:"triggering_user_name"`
-	ConsumedAssetEvents []any           `json:"consumed_asset_events"`
-	PartitionKey        *string         `json:"partition_key"`
-	Note                *string         `json:"note"`
-}
-
-func newDagRunBody(dr *workload.DagRun) dagRunBody {
-	conf := dr.Conf
-	if len(conf) == 0 {
-		conf = json.RawMessage("{}")
-	}
-	return dagRunBody{
-		DagID: dr.DagID, RunID: dr.RunID, LogicalDate: dr.LogicalDate, DataIntervalStart: dr.DataIntervalStart,
-		DataIntervalEnd: dr.DataIntervalEnd, RunAfter: dr.RunAfter, StartDate: dr.StartDate, EndDate: dr.EndDate,
-		ClearNumber: dr.ClearNumber, RunType: dr.RunType, State: dr.State, Conf: conf,
-		TriggeringUserName: dr.TriggeringUserName, ConsumedAssetEvents: []any{}, PartitionKey: dr.PartitionKey,
-		Note: dr.Note,
-	}
 }
 
 // decodeRunRequest validates a TIEnterRunningPayload.
@@ -173,7 +138,7 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 		return fmt.Errorf("gateway: dag run of task instance %s: %w", id, err)
 	}
 	rc := runContext{
-		DagRun:              newDagRunBody(dr),
+		DagRun:              workload.WireDagRun(*dr),
 		TaskRescheduleCount: len(ti.Reschedules),
 		MaxTries:            ti.MaxTries,
 		Variables:           []any{},

@@ -47,7 +47,7 @@ func TestEarlierTryTokenIsDead(t *testing.T) {
 		t.Fatalf("up_for_retry = %d %s", r.status, r.body)
 	}
 	// Within the overtime its callbacks may read, never write or renew.
-	h.clock.Add(5 * time.Second)
+	h.clock.Advance(5 * time.Second)
 	if r := h.do("GET", "/execution/variables/x", old, ""); r.status != 200 {
 		t.Errorf("read in the overtime = %d %s", r.status, r.body)
 	}
@@ -89,7 +89,7 @@ func TestEarlierTryTokenIsDead(t *testing.T) {
 		})
 	}
 	// Even due for renewal, it is not renewed; the new try's value stands.
-	h.clock.Add(500 * time.Second)
+	h.clock.Advance(500 * time.Second)
 	if r := h.do("GET", "/execution/variables/x", old, ""); r.status != 410 || r.header.Get(reissue.Header) != "" {
 		t.Errorf("due earlier-try token: %d, renewed %v", r.status, r.header.Get(reissue.Header) != "")
 	}
@@ -128,7 +128,7 @@ func TestStoppedTryToken(t *testing.T) {
 			if r := h.do("PATCH", ti+"/run", exec, runBody(hostA, pidA)); r.status != 409 {
 				t.Errorf("/run of a try that left running = %d %s", r.status, r.body)
 			}
-			h.clock.Add(590 * time.Second)
+			h.clock.Advance(590 * time.Second)
 			if r := h.do("PATCH", ti+"/state", exec, body); r.status != 200 || r.header.Get(reissue.Header) != "" {
 				t.Errorf("repeated report: %d, renewed %v", r.status, r.header.Get(reissue.Header) != "")
 			}

@@ -37,6 +37,18 @@ func parseXComPath(c echo.Context) (xcomPath, error) {
 	return p, nil
 }
 
+// parseXComTarget reads the path and map_index of an XCom write or delete:
+// unlike a read, it names exactly one value, so map_index defaults to -1
+// (an unmapped task) instead of "any".
+func parseXComTarget(c echo.Context) (xcomPath, int, error) {
+	p, err := parseXComPath(c)
+	if err != nil {
+		return p, 0, err
+	}
+	mapIndex, err := queryInt(c, "map_index", -1, -1<<31, 1<<31-1)
+	return p, mapIndex, err
+}
+
 // pyRepr quotes s the way Python's repr() does, so 404 messages read exactly
 // like Airflow's ("XCom with key='k' …").
 func pyRepr(s string) string {
@@ -319,11 +331,7 @@ func (s *Server) requireOwnXCom(c echo.Context, p xcomPath, mapIndex int) error 
 
 // handleSetXCom is POST /xcoms/…/{key}: the body is the serialized value.
 func (s *Server) handleSetXCom(c echo.Context) error {
-	p, err := parseXComPath(c)
-	if err != nil {
-		return err
-	}
-	mapIndex, err := queryInt(c, "map_index", -1, -1<<31, 1<<31-1)
+	p, mapIndex, err := parseXComTarget(c)
 	if err != nil {
 		return err
 	}
@@ -365,11 +373,7 @@ func (s *Server) handleSetXCom(c echo.Context) error {
 
 // handleDeleteXCom is DELETE /xcoms/…/{key}.
 func (s *Server) handleDeleteXCom(c echo.Context) error {
-	p, err := parseXComPath(c)
-	if err != nil {
-		return err
-	}
-	mapIndex, err := queryInt(c, "map_index", -1, -1<<31, 1<<31-1)
+	p, mapIndex, err := parseXComTarget(c)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
@@ -112,18 +113,6 @@ func (f *fakeTokens) mint(t *testing.T, sub string, scope scopes.TokenType, life
 	return tok
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	t      *testing.T
 	srv    *Server
@@ -132,7 +121,7 @@ type harness struct {
 	// rest mints REST tokens: a separate signer, as the REST audience
 	// makes them in production, so neither kind passes the other's routes.
 	rest  *fakeTokens
-	clock *clock
+	clock *fakeclock.Clock
 	logs  *observer.ObservedLogs
 }
 
@@ -153,7 +142,7 @@ func withConfig(f func(*Config)) harnessOption              { return harnessOpti
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	sopts := store.Options{Now: clk.Now}
 	for _, o := range opts {
 		if o.store != nil {
@@ -356,7 +345,7 @@ func TestRunRetryReturnsSameExecutionToken(t *testing.T) {
 		t.Errorf("recorded grant (-want +got):\n%s", diff)
 	}
 
-	h.clock.Add(90 * time.Second)
+	h.clock.Advance(90 * time.Second)
 	for i := range 2 {
 		again := h.do("PATCH", path, wl, runBody(hostA, pidA))
 		if again.status != 200 || again.header.Get(reissue.Header) != exec {
@@ -468,7 +457,7 @@ func TestAuthFailures(t *testing.T) {
 		})
 	}
 	// An expired execution token (past the leeway) is refused.
-	h.clock.Add(611 * time.Second)
+	h.clock.Advance(611 * time.Second)
 	wantJSON(t, h.do("PUT", "/execution/task-instances/"+id+"/heartbeat", exec, hb), 403, `{"detail":"Invalid auth token"}`)
 }
 
@@ -477,7 +466,7 @@ func TestHeartbeat(t *testing.T) {
 	id := h.queue("etl", "r", "t", -1)
 	exec := h.start(id)
 	path := "/execution/task-instances/" + id + "/heartbeat"
-	h.clock.Add(5 * time.Second)
+	h.clock.Advance(5 * time.Second)
 	if r := h.do("PUT", path, exec, `{"hostname":"worker-a","pid":4242}`); r.status != 204 {
 		t.Fatalf("heartbeat = %d %s", r.status, r.body)
 	}
@@ -728,23 +717,23 @@ func TestReissueThroughGateway(t *testing.T) {
 	exec := h.start(id)
 	hb := `{"hostname":"worker-a","pid":4242}`
 	path := "/execution/task-instances/" + id + "/heartbeat"
-	h.clock.Add(479 * time.Second)
+	h.clock.Advance(479 * time.Second)
 	if r := h.do("PUT", path, exec, hb); r.header.Get(reissue.Header) != "" {
 		t.Error("renewed before the threshold")
 	}
-	h.clock.Add(time.Second)
+	h.clock.Advance(time.Second)
 	r := h.do("PUT", path, exec, hb)
 	fresh := r.header.Get(reissue.Header)
 	if r.status != 204 || fresh == "" {
 		t.Fatalf("at threshold: %d, header %q", r.status, fresh)
 	}
 	// Renewal also rides on error responses other than 401/403.
-	h.clock.Add(110 * time.Second)
+	h.clock.Advance(110 * time.Second)
 	if r := h.do("GET", "/execution/variables/missing", exec, ""); r.status != 404 || r.header.Get(reissue.Header) == "" {
 		t.Errorf("404 response: %d, renewed %v", r.status, r.header.Get(reissue.Header) != "")
 	}
 	// The old token dies at exp + leeway; the renewed one carries on.
-	h.clock.Add(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	if r := h.do("PUT", path, exec, hb); r.status != 403 {
 		t.Errorf("old token after expiry = %d", r.status)
 	}

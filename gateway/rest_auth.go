@@ -151,11 +151,9 @@ func (s *Server) refuseREST(c echo.Context, in restInput, d *restDenial) error {
 		stateOf(c).restClaims = in.Claims
 	}
 	if d.countsAgainstAddress() {
-		addr := c.RealIP()
-		if wait := s.limited(addrKey, addr); wait > 0 {
-			return retryLater(c, wait)
+		if limited := s.addressFailed(c); limited != nil {
+			return limited
 		}
-		s.authFailed(addrKey, addr)
 	}
 	return d.Err
 }

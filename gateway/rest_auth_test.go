@@ -232,7 +232,7 @@ func TestComponentTokens(t *testing.T) {
 		t.Fatalf("refresh = %d %s", ref.status, ref.body)
 	}
 	// Renewal by the middleware while registered …
-	h.clock.Add(500 * time.Second)
+	h.clock.Advance(500 * time.Second)
 	if r := h.do("GET", "/execution/variables/x", comp.Token, ""); r.header.Get(reissue.Header) == "" {
 		t.Error("registered component's due token was not renewed")
 	}
@@ -258,7 +258,7 @@ func TestNoRenewalAfterTheEnd(t *testing.T) {
 	if r := h.do("PATCH", "/execution/task-instances/"+id+"/state", exec, `{"state":"success","end_date":"2026-11-27T10:01:00Z"}`); r.status != 204 {
 		t.Fatalf("success = %d", r.status)
 	}
-	h.clock.Add(500 * time.Second)
+	h.clock.Advance(500 * time.Second)
 	if r := h.do("GET", "/execution/variables/x", exec, ""); r.status != 409 || r.header.Get(reissue.Header) != "" {
 		t.Errorf("finished task's due token: %d, renewed %v", r.status, r.header.Get(reissue.Header) != "")
 	}
@@ -344,7 +344,7 @@ func TestAuthFailureLimit(t *testing.T) {
 	if r := h.do("GET", "/execution/variables/x", exec, ""); r.status != 404 {
 		t.Errorf("valid token from a locked address = %d %s", r.status, r.body)
 	}
-	h.clock.Add(time.Second)
+	h.clock.Advance(time.Second)
 	if r := h.do("GET", "/execution/variables/x", "forged", ""); r.status != 403 {
 		t.Errorf("after the lockout = %d %s", r.status, r.body)
 	}

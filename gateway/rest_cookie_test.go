@@ -50,7 +50,7 @@ func TestCookieRenewal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h.clock.Add(tt.life - 100*time.Second) // due: 100 s left
+			h.clock.Advance(tt.life - 100*time.Second) // due: 100 s left
 			body := ""
 			if tt.body != nil {
 				body = tt.body(claims.ID)

@@ -35,7 +35,7 @@ func TestRevokedTaskAndComponentTokens(t *testing.T) {
 	t.Run("execution token", func(t *testing.T) {
 		id := h.queue("etl", "r", "exec", -1)
 		exec := h.start(id)
-		h.clock.Add(9 * time.Minute) // due for renewal
+		h.clock.Advance(9 * time.Minute) // due for renewal
 		if r := h.do("GET", "/execution/variables/x", exec, ""); r.header.Get(reissue.Header) == "" {
 			t.Fatalf("a due token was not renewed before the revocation: %d", r.status)
 		}
@@ -78,7 +78,7 @@ func TestRevokedTaskAndComponentTokens(t *testing.T) {
 	t.Run("revoked while its request runs: not renewed", func(t *testing.T) {
 		id := h.queue("etl", "r", "race", -1)
 		exec := h.start(id)
-		h.clock.Add(9 * time.Minute)
+		h.clock.Advance(9 * time.Minute)
 		c, _ := h.tokens.Validate(context.Background(), exec)
 		if !h.srv.renewable(context.Background(), c) {
 			t.Fatal("a live task's token is not renewable")

@@ -439,6 +439,19 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(h[7:])
 }
 
+// addressFailed counts a token that failed validation against the client's
+// address and answers 429 while the address is limited, else nil. Task and
+// REST tokens share it: an address's limit only ever answers tokens that
+// fail, so garbage from a worker's address cannot fail its valid requests.
+func (s *Server) addressFailed(c echo.Context) error {
+	addr := c.RealIP()
+	if d := s.limited(addrKey, addr); d > 0 {
+		return retryLater(c, d)
+	}
+	s.authFailed(addrKey, addr)
+	return nil
+}
+
 // recoverPanics turns a handler panic into the opaque 500, logged once.
 func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {

@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestAuthTable walks reference §2.3 (two-token era) against the real
-// binary: which tokens are refused, with which status and detail, and which
+// TestAuthTable walks the workload- and execution-token rules against the
+// real binary: which tokens are refused, with which status and detail, and which
 // near-misses are still accepted.
 func TestAuthTable(t *testing.T) {
 	dataDir := newDataDir(t)

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// What Airflow's Task SDK sends on every call (reference §6.1).
+// What Airflow's Task SDK sends on every call.
 const (
 	apiVersion   = "2026-06-30"
 	sdkUserAgent = "apache-airflow-task-sdk/3.2.0 (Python/3.12.7)"

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Issue 7, item 4: concurrency against the real binary (built with -race
+// Concurrency against the real binary (built with -race
 // when the tests run with -race, so a data race in the server fails the
 // run through its log and exit code).
 

@@ -7,8 +7,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestRunConflicts covers the lifecycle answers of reference §5.2 and the
-// task isolation of XCom writes.
+// TestRunConflicts covers the lifecycle answers of /run, /state and
+// /heartbeat (invalid_state, running_elsewhere, not_running) and the task
+// isolation of XCom writes.
 func TestRunConflicts(t *testing.T) {
 	dataDir := newDataDir(t)
 	const dagID, runID = "conflict_dag", "scheduled__2026-11-26T00:00:00+00:00"

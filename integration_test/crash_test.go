@@ -25,7 +25,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Issue 7, item 5: crash safety. The gateway acknowledges a write only
+// Crash safety. The gateway acknowledges a write only
 // after it is durable, so after a SIGKILL at any moment every acknowledged
 // write must be there, and the database must open cleanly.
 

@@ -2,7 +2,8 @@
 // does: the CLI provisions a data directory offline, `taskgate serve` runs on
 // a free loopback port, and the tests talk to it over HTTP with the headers
 // of Airflow's Task SDK. Nothing here imports taskgate's packages: what is
-// tested is the wire contract of /work/shared/reference/execution-api.md.
+// tested is the wire contract, the statuses and bodies Airflow's Execution
+// API answers with, as a worker sees them.
 package integration_test
 
 import (

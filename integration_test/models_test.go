@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The Task SDK's generated models at API version 2026-06-30 (reference §0),
+// The Task SDK's generated models at API version 2026-06-30,
 // as the client validates a /run response. The real client refuses the
 // whole response when dag_run carries a field it does not know, so unknown
 // fields fail here at every level.

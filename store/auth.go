@@ -381,11 +381,7 @@ func (db *DB) AddComponent(ctx context.Context, c auth.Component) error {
 		return err
 	}
 	return db.write(ctx, func(tx *bolt.Tx) error {
-		comps, err := bucket(tx, bucketComponents)
-		if err != nil {
-			return err
-		}
-		byName, err := bucket(tx, bucketComponentsByName)
+		comps, byName, err := buckets(tx, bucketComponents, bucketComponentsByName)
 		if err != nil {
 			return err
 		}
@@ -429,11 +425,7 @@ func (db *DB) DeleteComponent(ctx context.Context, id string) error {
 // entry inside tx.
 func deleteComponent(tx *bolt.Tx, id string) error {
 	key := []byte(id)
-	comps, err := bucket(tx, bucketComponents)
-	if err != nil {
-		return err
-	}
-	byName, err := bucket(tx, bucketComponentsByName)
+	comps, byName, err := buckets(tx, bucketComponents, bucketComponentsByName)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -585,7 +586,7 @@ func TestRemoveUserEndsWhatTheUserStarted(t *testing.T) {
 	}
 
 	db.Close()
-	db = openAt(t, path, Options{Now: (&clock{t0}).Now})
+	db = openAt(t, path, Options{Now: fakeclock.New(t0).Now})
 	want := map[string]workload.State{
 		waiting: workload.StateRemoved, running: workload.StateRunning, similar: workload.StateQueued,
 		others: workload.StateQueued, offline: workload.StateQueued,
@@ -662,7 +663,7 @@ func TestSetPasswordHash(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openAt(t, path, Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now})
+	db = openAt(t, path, Options{BatchDelay: batchDelay, Now: fakeclock.New(t0).Now})
 	want := alice
 	want.PasswordHash = "new hash"
 	u, err := db.User(ctx, "alice")

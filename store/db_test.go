@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -152,7 +153,7 @@ func TestCanceledContextWritesNothing(t *testing.T) {
 func TestReopenKeepsAcknowledgedRecords(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	opts := Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now}
+	opts := Options{BatchDelay: batchDelay, Now: fakeclock.New(t0).Now}
 	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +243,7 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 			}
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "taskgate.db")
-			db := openAt(t, path, Options{BatchDelay: tt.delay, Now: (&clock{t0}).Now})
+			db := openAt(t, path, Options{BatchDelay: tt.delay, Now: fakeclock.New(t0).Now})
 			const writers, rounds = 1024, 8
 			var wg sync.WaitGroup
 			for i := range writers {

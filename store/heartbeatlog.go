@@ -60,6 +60,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/taskgate/taskgate/internal/atomicfile"
 )
 
 const (
@@ -312,7 +314,7 @@ func (db *DB) openHeartbeatLog(dbPath string, checkpointAt int64) error {
 		}
 	}
 	// The files may be new: make their directory entries durable too.
-	if err := syncDir(filepath.Dir(dbPath)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(dbPath)); err != nil {
 		closeAll()
 		return err
 	}

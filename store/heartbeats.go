@@ -20,9 +20,6 @@ package store
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -132,17 +129,4 @@ func (db *DB) withHeartbeat(tx *bolt.Tx, ti *workload.TaskInstance) {
 	if at.After(ti.UpdatedAt) {
 		ti.UpdatedAt = at
 	}
-}
-
-// syncDir makes the entries of a directory durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("store: sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -9,15 +9,11 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-
-// clock is a settable fake clock for Options.Now.
-type clock struct{ t time.Time }
-
-func (c *clock) Now() time.Time { return c.t }
 
 // openAt opens the database at path, closing it when the test ends. Unless
 // opts sets one, the heartbeat log is checkpointed at 64 KiB: every Open
@@ -44,7 +40,7 @@ func openAt(t testing.TB, path string, opts Options) *DB {
 func openTest(t testing.TB) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "taskgate.db")
-	return openAt(t, path, Options{BatchDelay: batchDelay, Now: (&clock{t0}).Now}), path
+	return openAt(t, path, Options{BatchDelay: batchDelay, Now: fakeclock.New(t0).Now}), path
 }
 
 func ptr[T any](v T) *T { return &v }

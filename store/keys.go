@@ -321,3 +321,17 @@ func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
 	}
 	return b, nil
 }
+
+// buckets returns two buckets for a write that keeps a record and its index
+// together (see bucket).
+func buckets(tx *bolt.Tx, a, b []byte) (*bolt.Bucket, *bolt.Bucket, error) {
+	ba, err := bucket(tx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	bb, err := bucket(tx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ba, bb, nil
+}

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -45,7 +46,7 @@ func multiKey(t *testing.T, keys ...string) *fernet.MultiKey {
 // it when the test ends. Callers close the previous handle first.
 func reopen(t *testing.T, path string, c Cipher) *DB {
 	t.Helper()
-	return openAt(t, path, Options{Now: (&clock{t0}).Now, Secrets: c})
+	return openAt(t, path, Options{Now: fakeclock.New(t0).Now, Secrets: c})
 }
 
 func secretConnections() []workload.Connection {

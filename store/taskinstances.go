@@ -173,11 +173,7 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 	var out *workload.TaskInstance
 	err := db.write(ctx, func(tx *bolt.Tx) error {
 		out = nil
-		tis, err := bucket(tx, bucketTaskInstances)
-		if err != nil {
-			return err
-		}
-		cur, err := bucket(tx, bucketCurrentTI)
+		tis, cur, err := buckets(tx, bucketTaskInstances, bucketCurrentTI)
 		if err != nil {
 			return err
 		}
@@ -264,11 +260,7 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 func (db *DB) SkipTaskInstances(ctx context.Context, dagID, runID string, refs []workload.TaskRef,
 	fn func(ti *workload.TaskInstance) bool) error {
 	return db.write(ctx, func(tx *bolt.Tx) error {
-		tis, err := bucket(tx, bucketTaskInstances)
-		if err != nil {
-			return err
-		}
-		cur, err := bucket(tx, bucketCurrentTI)
+		tis, cur, err := buckets(tx, bucketTaskInstances, bucketCurrentTI)
 		if err != nil {
 			return err
 		}

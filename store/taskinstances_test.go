@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -664,7 +665,7 @@ func TestTryStatus(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openAt(t, path, Options{Now: (&clock{t0}).Now})
+	db = openAt(t, path, Options{Now: fakeclock.New(t0).Now})
 	want(db, "try2", workload.TryStatus{State: workload.StateRunning, Current: true})
 	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, ReportedAt: ptr(t0)})
 }

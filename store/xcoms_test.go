@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -18,7 +19,7 @@ func xref(dag, run, task, key string, mi int) workload.XComRef {
 }
 
 // xcomsTest opens a database whose clock reads clk.
-func xcomsTest(t *testing.T, clk *clock) *DB {
+func xcomsTest(t *testing.T, clk *fakeclock.Clock) *DB {
 	t.Helper()
 	return openAt(t, filepath.Join(t.TempDir(), "taskgate.db"), Options{Now: clk.Now})
 }
@@ -47,7 +48,7 @@ func summary(xs []workload.XCom) []string {
 }
 
 func TestSetXComNeedsDagRun(t *testing.T) {
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	err := db.SetXCom(context.Background(), workload.XCom{XComRef: xref("dag", "run", "t", "k", -1), Value: []byte("1")})
 	if !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("SetXCom without dag run: %v, want ErrNotFound", err)
@@ -56,7 +57,7 @@ func TestSetXComNeedsDagRun(t *testing.T) {
 
 func TestSetXComFillsTimesAndReplaces(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t0}
+	clk := fakeclock.New(t0)
 	db := xcomsTest(t, clk)
 	runAfter := t0.Add(-time.Hour)
 	addRun(t, db, "dag", "run", runAfter)
@@ -66,7 +67,7 @@ func TestSetXComFillsTimesAndReplaces(t *testing.T) {
 	if err := db.SetXCom(ctx, x); err != nil {
 		t.Fatal(err)
 	}
-	clk.t = t0.Add(time.Minute)
+	clk.Set(t0.Add(time.Minute))
 	mustSet(t, db, ref, `{"second":[1,2]}`)
 	got, err := db.XComs(ctx, workload.XComQuery{DagID: "dag", RunID: "run", TaskID: "t", Key: "k"})
 	if err != nil {
@@ -80,7 +81,7 @@ func TestSetXComFillsTimesAndReplaces(t *testing.T) {
 
 func TestXComsMapIndexOrder(t *testing.T) {
 	ctx := context.Background()
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	addRun(t, db, "dag", "run", t0)
 	for _, mi := range []int{10, 2, -1, 0} {
 		mustSet(t, db, xref("dag", "run", "t", "k", mi), fmt.Sprint(mi*100))
@@ -114,7 +115,7 @@ func TestXComsMapIndexOrder(t *testing.T) {
 
 func TestXComsIncludePriorDates(t *testing.T) {
 	ctx := context.Background()
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	runs := []struct {
 		dag, run string
 		runAfter time.Time
@@ -188,7 +189,7 @@ func TestXComsIncludePriorDates(t *testing.T) {
 
 func TestXComKeysDoNotCollide(t *testing.T) {
 	ctx := context.Background()
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	addRun(t, db, "a/b", "c", t0)
 	addRun(t, db, "a", "b/c", t0)
 	slots := []workload.XComRef{
@@ -214,7 +215,7 @@ func TestXComKeysDoNotCollide(t *testing.T) {
 
 func TestDeleteXCom(t *testing.T) {
 	ctx := context.Background()
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	addRun(t, db, "dag", "run", t0)
 	mustSet(t, db, xref("dag", "run", "t", "k", 0), "0")
 	mustSet(t, db, xref("dag", "run", "t", "k", 1), "1")
@@ -234,7 +235,7 @@ func TestDeleteXCom(t *testing.T) {
 
 func TestXComKeys(t *testing.T) {
 	ctx := context.Background()
-	db := xcomsTest(t, &clock{t0})
+	db := xcomsTest(t, fakeclock.New(t0))
 	addRun(t, db, "dag", "run", t0)
 	for _, s := range []workload.XComRef{
 		xref("dag", "run", "t", "b", 0),

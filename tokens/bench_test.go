@@ -11,6 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/taskgate/taskgate/scopes"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // benchConfigs returns one configuration per algorithm, sharing keys. The
@@ -18,7 +20,7 @@ import (
 // (BenchmarkValidateCached measures the cache).
 func benchConfigs(b *testing.B) map[string]Config {
 	b.Helper()
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	rsaPath := writePEM(b, newRSAKey(b, 2048), false)
 	base := Config{Audiences: []string{testAudience}, Leeway: 10 * time.Second, Now: clock.Now, CacheSize: -1}
 	return map[string]Config{

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // secretValidator is an HS512 validator with a fake clock and the given
 // cache size.
-func secretValidator(t *testing.T, clock *fakeClock, cacheSize int) (*Validator, []byte) {
+func secretValidator(t *testing.T, clock *fakeclock.Clock, cacheSize int) (*Validator, []byte) {
 	t.Helper()
 	secret := randomSecret(t)
 	v, err := NewValidator(Config{Secret: secret, Audiences: []string{testAudience}, Leeway: 10 * time.Second,
@@ -23,7 +25,7 @@ func secretValidator(t *testing.T, clock *fakeClock, cacheSize int) (*Validator,
 }
 
 func TestCacheServesVerifiedTokensOnly(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	v, secret := secretValidator(t, clock, 0)
 	good := craftMap(t, map[string]any{"alg": "HS512", "typ": "JWT"}, stdClaims(), jwt.SigningMethodHS512, secret)
 	first, err := v.Validate(context.Background(), good)
@@ -61,7 +63,7 @@ func TestCacheServesVerifiedTokensOnly(t *testing.T) {
 }
 
 func TestCacheEntriesExpireWithTheToken(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	v, secret := secretValidator(t, clock, 0)
 	// nbf 60 s after iat: accepted from nbf − leeway.
 	claims := with(stdClaims(), "nbf", t0.Unix()+60)
@@ -88,7 +90,7 @@ func TestCacheEntriesExpireWithTheToken(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	v, secret := secretValidator(t, clock, 128)
 	for i := range 2000 {
 		tok := craftMap(t, map[string]any{"alg": "HS512"}, with(stdClaims(), "jti", fmt.Sprint(i)), jwt.SigningMethodHS512, secret)
@@ -102,7 +104,7 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestCacheDisabled(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	v, secret := secretValidator(t, clock, -1)
 	tok := craftMap(t, map[string]any{"alg": "HS512"}, stdClaims(), jwt.SigningMethodHS512, secret)
 	a, _ := v.Validate(context.Background(), tok)
@@ -122,7 +124,7 @@ func TestCacheDropsTokensOfRemovedJWKSKeys(t *testing.T) {
 	}
 	// k1 is rotated out: once the set reloads, its cached tokens stop.
 	srv.set(200, f.doc(t, "k2"))
-	f.clock.Add(DefaultJWKSRefresh)
+	f.clock.Advance(DefaultJWKSRefresh)
 	if err := v.jwks.refreshIfDue(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,7 @@ func TestCacheDropsTokensOfRemovedJWKSKeys(t *testing.T) {
 func BenchmarkValidateCached(b *testing.B) {
 	for _, alg := range []string{"HS512", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
-			clock := newFakeClock(t0)
+			clock := fakeclock.New(t0)
 			cfg := Config{Audiences: []string{testAudience}, Leeway: 10 * time.Second, Now: clock.Now}
 			if alg == "HS512" {
 				cfg.Secret = randomSecret(b)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/scopes"
 )
 
@@ -109,9 +110,9 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestValidatorKeyPriority(t *testing.T) {
-	// With a JWKS URL, the JWKS wins over a private key (Airflow §1.1): a
+	// With a JWKS URL, the JWKS wins over a private key (as in Airflow): a
 	// token signed by the private key but absent from the JWKS is refused.
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	rk := newRSAKey(t, 2048)
 	jk := newRSAKey(t, 2048)
 	jwksPath := filepath.Join(t.TempDir(), "jwks.json")

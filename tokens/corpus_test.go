@@ -24,6 +24,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/taskgate/taskgate/internal/tokencorpus"
 	"github.com/taskgate/taskgate/scopes"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // corpusPolicy is the route the corpus's answers are written for: an
@@ -83,7 +85,7 @@ func newCorpusTrap(t *testing.T, body []byte) *corpusTrap {
 // public key. The clock is fake, so time boundaries are tested to the
 // second. It reports the corpus size per setup.
 func TestHostileTokenCorpus(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	now := t0.Unix()
 	secret := randomSecret(t)
 	attackerSecret := randomSecret(t)

@@ -17,6 +17,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/taskgate/taskgate/scopes"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // refDecode is an independent reference for tokenClaims.decode, built on
@@ -154,7 +156,7 @@ func FuzzClaimsDecode(f *testing.F) {
 func FuzzValidate(f *testing.F) {
 	// A fixed secret and clock, so tokens in a saved corpus stay valid.
 	secret := []byte("fuzz-secret-do-not-use-0123456789abcdef")
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	cfg := Config{
 		Secret:    secret,
 		Issuers:   []string{"https://a.example", "https://b.example"},

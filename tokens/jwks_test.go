@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // jwksServer is a JWKS endpoint whose content, status and pace the test
@@ -65,7 +67,7 @@ func (s *jwksServer) hitCount() int {
 // jwksFixture is a validator on a JWKS with a fake clock and helpers to
 // mint tokens for any kid.
 type jwksFixture struct {
-	clock *fakeClock
+	clock *fakeclock.Clock
 	keys  map[string]*rsa.PrivateKey
 }
 
@@ -91,7 +93,7 @@ func (f *jwksFixture) doc(t *testing.T, kids ...string) []byte {
 func newJWKSFixture(t *testing.T) *jwksFixture {
 	t.Helper()
 	return &jwksFixture{
-		clock: newFakeClock(t0),
+		clock: fakeclock.New(t0),
 		keys:  map[string]*rsa.PrivateKey{"k1": newRSAKey(t, 2048), "k2": newRSAKey(t, 2048)},
 	}
 }
@@ -144,10 +146,10 @@ func TestJWKSFile(t *testing.T) {
 	}
 	// Within JWKSRetry of the last read, an unknown kid does not re-read.
 	f.wantReason(t, v, "k2", `unknown kid "k2"`)
-	f.clock.Add(DefaultJWKSRetry)
-	f.wantValid(t, v, "k2")       // re-read on the unknown kid
-	f.wantValid(t, v, "k2")       // and kept
-	f.clock.Add(DefaultJWKSRetry) // k1 is gone after the re-read
+	f.clock.Advance(DefaultJWKSRetry)
+	f.wantValid(t, v, "k2")           // re-read on the unknown kid
+	f.wantValid(t, v, "k2")           // and kept
+	f.clock.Advance(DefaultJWKSRetry) // k1 is gone after the re-read
 	f.wantReason(t, v, "k1", `unknown kid "k1"`)
 }
 
@@ -184,7 +186,7 @@ func TestJWKSHTTPRotationAndRateLimit(t *testing.T) {
 		t.Fatalf("rate limit ignored: hits = %d", got)
 	}
 	// After JWKSRetry, one refetch picks up k2.
-	f.clock.Add(DefaultJWKSRetry)
+	f.clock.Advance(DefaultJWKSRetry)
 	f.wantValid(t, v, "k2")
 	if got := srv.hitCount(); got != 2 {
 		t.Fatalf("hits = %d, want 2", got)
@@ -193,7 +195,7 @@ func TestJWKSHTTPRotationAndRateLimit(t *testing.T) {
 
 	// A stream of made-up kids costs at most one fetch per JWKSRetry.
 	for i := range 20 {
-		f.clock.Add(time.Second / 2)
+		f.clock.Advance(time.Second / 2)
 		f.wantReason(t, v, "nope", `unknown kid "nope"`)
 		if want := 2 + (i+1)/20; srv.hitCount() != want {
 			t.Fatalf("after %d unknown kids: hits = %d, want %d", i+1, srv.hitCount(), want)
@@ -205,7 +207,7 @@ func TestJWKSConcurrentUnknownKidSharesOneFetch(t *testing.T) {
 	f := newJWKSFixture(t)
 	srv := newJWKSServer(t, f.doc(t, "k1"))
 	v := f.validator(t, srv.URL)
-	f.clock.Add(DefaultJWKSRetry)
+	f.clock.Advance(DefaultJWKSRetry)
 
 	entered := make(chan struct{}, 1)
 	gate := make(chan struct{})
@@ -257,7 +259,7 @@ func TestJWKSServerErrorsKeepOldKeys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.set(tc.status, []byte(tc.body))
 			before := srv.hitCount()
-			f.clock.Add(DefaultJWKSRetry)
+			f.clock.Advance(DefaultJWKSRetry)
 			_, err := v.Validate(context.Background(), f.token(t, "k2"))
 			if got := reasonOf(t, err); !strings.HasPrefix(got, `unknown kid "k2"`) {
 				t.Errorf("reason %q", got)
@@ -298,7 +300,7 @@ func TestJWKSSkipsUnsuitableKeys(t *testing.T) {
 }
 
 func TestJWKSEdDSA(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := fakeclock.New(t0)
 	ed := newEdKey(t)
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	if err := os.WriteFile(path, jwksDoc(t, edJWK(ed.Public().(ed25519.PublicKey), "e1")), 0o600); err != nil {
@@ -345,7 +347,7 @@ func TestJWKSRunPeriodicRefresh(t *testing.T) {
 	srv.set(http.StatusOK, f.doc(t, "k2"))
 	tick.c <- t0
 	tick.c <- t0
-	f.clock.Add(DefaultJWKSRefresh)
+	f.clock.Advance(DefaultJWKSRefresh)
 	for range 3 {
 		tick.c <- f.clock.Now()
 	}
@@ -381,19 +383,19 @@ func TestJWKSRefreshIfDue(t *testing.T) {
 		}
 	}
 	refresh(1, false) // fresh: nothing to do
-	f.clock.Add(DefaultJWKSRefresh - time.Second)
+	f.clock.Advance(DefaultJWKSRefresh - time.Second)
 	refresh(1, false) // still fresh
-	f.clock.Add(time.Second)
+	f.clock.Advance(time.Second)
 	srv.set(http.StatusBadGateway, nil)
 	refresh(2, true) // stale: fetched, failed
 	refresh(2, false)
-	f.clock.Add(DefaultJWKSRetry - time.Second)
+	f.clock.Advance(DefaultJWKSRetry - time.Second)
 	refresh(2, false) // failed too recently to try again
-	f.clock.Add(time.Second)
+	f.clock.Advance(time.Second)
 	srv.set(http.StatusOK, f.doc(t, "k1", "k2"))
 	refresh(3, false) // retried and loaded
 	f.wantValid(t, v, "k2")
-	f.clock.Add(DefaultJWKSRetry)
+	f.clock.Advance(DefaultJWKSRetry)
 	refresh(3, false) // fresh again
 }
 
@@ -433,7 +435,7 @@ func TestJWKSHealth(t *testing.T) {
 	wantHealth("never loaded: tokens: load JWKS from " + srv.URL + ": HTTP status 503")
 
 	srv.set(http.StatusOK, f.doc(t, "k1"))
-	f.clock.Add(DefaultJWKSRetry)
+	f.clock.Advance(DefaultJWKSRetry)
 	if err := v.jwks.refreshIfDue(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -441,12 +443,12 @@ func TestJWKSHealth(t *testing.T) {
 
 	// Failures alone do not make it unhealthy while the keys are recent.
 	srv.set(http.StatusInternalServerError, nil)
-	f.clock.Add(DefaultJWKSRefresh)
+	f.clock.Advance(DefaultJWKSRefresh)
 	if err := v.jwks.refreshIfDue(context.Background(), false); err == nil {
 		t.Fatal("refresh against a failing server succeeded")
 	}
 	wantHealth("")
-	f.clock.Add(2*DefaultJWKSRefresh + time.Second)
+	f.clock.Advance(2*DefaultJWKSRefresh + time.Second)
 	wantHealth("last loaded 3h0m1s ago")
 
 	srv.set(http.StatusOK, f.doc(t, "k1"))
@@ -472,7 +474,7 @@ func TestJWKSRefetchAndCancellation(t *testing.T) {
 	f := newJWKSFixture(t)
 	srv := newJWKSServer(t, f.doc(t, "k1"))
 	v := f.validator(t, srv.URL)
-	f.clock.Add(DefaultJWKSRetry)
+	f.clock.Advance(DefaultJWKSRetry)
 
 	entered := make(chan struct{}, 1)
 	gate := make(chan struct{})

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/taskgate/taskgate/internal/atomicfile"
 )
 
 const (
@@ -34,10 +35,10 @@ const (
 // because Airflow uses the configured string itself as the HMAC key.
 // An existing file must not be group- or world-writable (anyone who can
 // write it can mint tokens after the next restart) and must decode to at
-// least 32 bytes. A new file is written to a temporary name with mode 0600,
-// fsynced, and linked into place with no-replace semantics, then the
-// directory is fsynced: two processes starting at once agree on one secret,
-// and a crash never leaves a half-written file behind.
+// least 32 bytes. A new file is created with atomicfile.CreateOnce (mode
+// 0600, linked into place with no-replace semantics): two processes starting
+// at once agree on one secret, and a crash never leaves a half-written file
+// behind.
 func LoadOrCreateSecret(path string) (secret []byte, created bool, err error) {
 	secret, err = readSecret(path)
 	if err == nil {
@@ -53,35 +54,14 @@ func LoadOrCreateSecret(path string) (secret []byte, created bool, err error) {
 	}
 	text := []byte(base64.RawURLEncoding.EncodeToString(raw))
 
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	created, err = atomicfile.CreateOnce(path, text)
 	if err != nil {
 		return nil, false, fmt.Errorf("tokens: create secret: %w", err)
 	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after a successful link the secret lives on under path
-	// CreateTemp opens with O_CREATE|O_EXCL and mode 0600.
-	if _, err := tmp.Write(text); err != nil {
-		tmp.Close()
-		return nil, false, fmt.Errorf("tokens: write secret: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, false, fmt.Errorf("tokens: sync secret: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, false, fmt.Errorf("tokens: write secret: %w", err)
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			// Another process won the race; use its secret.
-			secret, err = readSecret(path)
-			return secret, false, err
-		}
-		return nil, false, fmt.Errorf("tokens: create secret: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, false, err
+	if !created {
+		// Another process won the race; use its secret.
+		secret, err = readSecret(path)
+		return secret, false, err
 	}
 	return text, true, nil
 }
@@ -110,16 +90,4 @@ func readSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("tokens: secret file %s holds %d bytes; at least %d are required", path, len(raw), minStoredSecretSize)
 	}
 	return text, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tokens: sync secret directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tokens: sync secret directory: %w", err)
-	}
-	return nil
 }

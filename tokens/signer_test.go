@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/taskgate/taskgate/scopes"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // decodeSegment decodes one token segment as JSON with UseNumber.
@@ -37,7 +39,7 @@ func decodeSegment(t *testing.T, tok string, i int) map[string]any {
 }
 
 func TestSignClaims(t *testing.T) {
-	clock := newFakeClock(t0.Add(700 * time.Millisecond)) // iat is whole seconds
+	clock := fakeclock.New(t0.Add(700 * time.Millisecond)) // iat is whole seconds
 	cfg := Config{
 		Secret:    randomSecret(t),
 		Issuers:   []string{"https://a.example", "https://b.example"},
@@ -149,7 +151,7 @@ func TestSignClaims(t *testing.T) {
 }
 
 func TestSignOmitsEmptyOptionalClaims(t *testing.T) {
-	s, err := NewSigner(Config{Secret: randomSecret(t), Audiences: []string{testAudience}, Now: newFakeClock(t0).Now})
+	s, err := NewSigner(Config{Secret: randomSecret(t), Audiences: []string{testAudience}, Now: fakeclock.New(t0).Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func TestSignHeaderKID(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Audiences = []string{testAudience}
-			tc.cfg.Now = newFakeClock(t0).Now
+			tc.cfg.Now = fakeclock.New(t0).Now
 			s, err := NewSigner(tc.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -332,7 +334,7 @@ func TestSignValidateEachAlgorithm(t *testing.T) {
 		{"EdDSA", Config{PrivateKeyPath: edPath, Algorithm: "EdDSA"}},
 	} {
 		t.Run(tc.alg, func(t *testing.T) {
-			clock := newFakeClock(t0)
+			clock := fakeclock.New(t0)
 			tc.cfg.Audiences = []string{testAudience}
 			tc.cfg.Leeway = 10 * time.Second
 			tc.cfg.Now = clock.Now
@@ -358,7 +360,7 @@ func TestSignValidateEachAlgorithm(t *testing.T) {
 			if diff := cmp.Diff(claims, got); diff != "" {
 				t.Errorf("(-signed +validated):\n%s", diff)
 			}
-			clock.Add(70 * time.Second)
+			clock.Advance(70 * time.Second)
 			if _, err := v.Validate(context.Background(), tok); reasonOf(t, err) != "expired" {
 				t.Errorf("after lifetime + leeway: %v", err)
 			}
@@ -384,7 +386,7 @@ func TestSignVerbatimSameToken(t *testing.T) {
 		{"EdDSA", Config{PrivateKeyPath: edPath, Algorithm: "EdDSA"}},
 	} {
 		t.Run(tc.alg, func(t *testing.T) {
-			clock := newFakeClock(t0)
+			clock := fakeclock.New(t0)
 			tc.cfg.Audiences = []string{testAudience}
 			tc.cfg.Issuers = []string{"https://a.example"}
 			tc.cfg.Now = clock.Now
@@ -404,7 +406,7 @@ func TestSignVerbatimSameToken(t *testing.T) {
 			if claims.ID == "" {
 				t.Error("Sign minted a token without a jti")
 			}
-			clock.Add(30 * time.Second)
+			clock.Advance(30 * time.Second)
 			again, err := s.SignVerbatim(claims)
 			if err != nil {
 				t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package tokens mints and verifies the task-scoped JWTs that guard the
-// Execution API, in the way Apache Airflow's api_fastapi/auth/tokens.py does,
+// Execution API the way Apache Airflow's API server mints and verifies them,
 // so that tokens minted by Airflow are accepted here and tokens minted here
 // are accepted by Airflow.
 //

@@ -15,11 +15,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/taskgate/taskgate/scopes"
+
+	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
 // validateEnv holds one validator per key mode, all on one fake clock.
 type validateEnv struct {
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	secret []byte
 	rsa    *rsa.PrivateKey
 	rsaKid string
@@ -32,7 +34,7 @@ type validateEnv struct {
 func newValidateEnv(t *testing.T) *validateEnv {
 	t.Helper()
 	e := &validateEnv{
-		clock:  newFakeClock(t0),
+		clock:  fakeclock.New(t0),
 		secret: randomSecret(t),
 		rsa:    newRSAKey(t, 2048),
 		ed:     newEdKey(t),

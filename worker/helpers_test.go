@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/taskgate/taskgate/client"
+	"github.com/taskgate/taskgate/internal/fakeapi"
 	"github.com/taskgate/taskgate/worker"
 	"github.com/taskgate/taskgate/workload"
 )
@@ -39,97 +37,59 @@ const (
 // fakeNow is the supervisor's clock in every test.
 func fakeNow() time.Time { return time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC) }
 
-// request is what the fake API saw.
-type request struct {
-	Method, Path, Query, Auth, Body string
-}
-
-// reply is one canned answer.
-type reply struct {
-	status int
-	body   string
-	header map[string]string
-}
-
 // fakeAPI is a small Execution API: /run answers with a run context and an
 // execution token, heartbeats follow a script (204 past its end), state
-// updates and XCom writes are recorded and accepted.
+// updates and XCom writes are recorded and accepted. Tests set its fields
+// before the supervisor starts.
 type fakeAPI struct {
-	mu          sync.Mutex
-	srv         *httptest.Server
-	reqs        []request
-	run         *reply // nil: 200 with a run context
+	*fakeapi.Server
+	run         *fakeapi.Reply // nil: 200 with a run context
 	maxTries    int
 	tryNumber   int
 	keysToClear []string
-	heartbeats  []reply // per HTTP request
+	heartbeats  []fakeapi.Reply // per HTTP request
 	heartbeatN  int
-	xcomPush    *reply // nil: 201
+	xcomPush    *fakeapi.Reply // nil: 201
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{tryNumber: 1}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.Server = fakeapi.New(t, f.answer)
 	return f
 }
 
-func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.reqs = append(f.reqs, request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Auth: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), Body: string(b)})
-	var rep reply
-	path := r.URL.Path
-	switch {
+// answer is called by fakeapi.Server, one request at a time.
+func (f *fakeAPI) answer(r fakeapi.Request) fakeapi.Reply {
+	switch path := r.Path; {
 	case strings.HasSuffix(path, "/run"):
 		if f.run != nil {
-			rep = *f.run
-			break
+			return *f.run
 		}
 		keys, _ := json.Marshal(append([]string{}, f.keysToClear...))
-		rep = reply{200, fmt.Sprintf(`{"dag_run":{"dag_id":%q,"run_id":%q,"run_after":"2026-11-27T10:00:00Z","run_type":"manual",
+		return fakeapi.Reply{Status: 200, Body: fmt.Sprintf(`{"dag_run":{"dag_id":%q,"run_id":%q,"run_after":"2026-11-27T10:00:00Z","run_type":"manual",
 			"state":"running","consumed_asset_events":[],"conf":{}},"task_reschedule_count":0,"max_tries":%d,"variables":[],
 			"connections":[],"xcom_keys_to_clear":%s,"should_retry":%t}`, dagID, runID, f.maxTries, keys,
 			f.maxTries != 0 && f.tryNumber <= f.maxTries),
-			map[string]string{client.RefreshedTokenHeader: execToken}}
+			Header: map[string]string{client.RefreshedTokenHeader: execToken}}
 	case strings.HasSuffix(path, "/heartbeat"):
-		rep = reply{status: 204}
+		rep := fakeapi.Reply{Status: 204}
 		if f.heartbeatN < len(f.heartbeats) {
 			rep = f.heartbeats[f.heartbeatN]
 		}
 		f.heartbeatN++
+		return rep
 	case strings.HasSuffix(path, "/state"):
-		rep = reply{status: 204}
+		return fakeapi.Reply{Status: 204}
 	case r.Method == http.MethodPost && f.xcomPush != nil:
-		rep = *f.xcomPush
+		return *f.xcomPush
 	case r.Method == http.MethodPost:
-		rep = reply{201, `{"message":"XCom successfully set"}`, nil}
+		return fakeapi.Reply{Status: 201, Body: `{"message":"XCom successfully set"}`}
 	case r.Method == http.MethodDelete:
-		rep = reply{200, `{"message":"deleted"}`, nil}
+		return fakeapi.Reply{Status: 200, Body: `{"message":"deleted"}`}
 	default:
-		rep = reply{404, `{"detail":"Not Found"}`, nil}
+		return fakeapi.NotFound
 	}
-	f.mu.Unlock()
-	for k, v := range rep.header {
-		w.Header().Set(k, v)
-	}
-	w.WriteHeader(rep.status)
-	_, _ = io.WriteString(w, rep.body)
-}
-
-// requests returns the recorded requests whose path ends in suffix ("" for all).
-func (f *fakeAPI) requests(method, suffix string) []request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []request
-	for _, r := range f.reqs {
-		if (method == "" || r.Method == method) && strings.HasSuffix(r.Path, suffix) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // fakeTicker is ticked by the test.
@@ -168,7 +128,7 @@ func newHarness(t *testing.T, script string, opts ...client.Option) *harness {
 	t.Helper()
 	api := newFakeAPI(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	c, err := client.New(api.srv.URL, append([]client.Option{
+	c, err := client.New(api.URL, append([]client.Option{
 		client.WithToken(workloadToken),
 		client.WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }),
 	}, opts...)...)
@@ -299,7 +259,7 @@ func (h *harness) hasLog(msg string) bool { return h.logs.FilterMessage(msg).Len
 // stateBodies are the decoded bodies of the state updates sent.
 func (h *harness) stateBodies() []map[string]any {
 	var out []map[string]any
-	for _, r := range h.api.requests(http.MethodPatch, "/state") {
+	for _, r := range h.api.Matching(http.MethodPatch, "/state") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(r.Body), &m); err != nil {
 			h.t.Fatalf("state body %q: %v", r.Body, err)

@@ -24,7 +24,9 @@ func signalGroup(p *os.Process, sig syscall.Signal) error {
 	return err
 }
 
-// exitStatus turns the result of Wait into an exit code.
+// exitStatus turns the result of Wait into an exit code. It starts as the
+// Unix one does (process_unix.go), which also reads the signal: a build has
+// only one of the two.
 func exitStatus(err error) (int, syscall.Signal) {
 	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return 0, 0

@@ -28,7 +28,8 @@ func signalGroup(p *os.Process, sig syscall.Signal) error {
 }
 
 // exitStatus turns the result of Wait into an exit code — 128+n for death
-// by signal n, as shells report it — and that signal.
+// by signal n, as shells report it — and that signal. process_other.go
+// repeats its start without the signal: a build has only one of the two.
 func exitStatus(err error) (int, syscall.Signal) {
 	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return 0, 0

@@ -1,5 +1,5 @@
 // Package worker supervises one task instance the way Airflow's Task SDK
-// supervisor does (reference §6.1): it moves the task instance to running
+// supervisor does: it moves the task instance to running
 // with the workload token, runs the task's command with the execution token
 // kept out of the command's reach, heartbeats while the command runs, stops
 // the command when the server says the task must stop (or heartbeats keep

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskgate/taskgate/client"
+	"github.com/taskgate/taskgate/internal/fakeapi"
 	"github.com/taskgate/taskgate/worker"
 )
 
@@ -27,7 +28,7 @@ func TestSuccess(t *testing.T) {
 		`printf '{"dag":"%s","run":"%s","task":"%s","map":"%s","try":"%s","ti":"%s"}\n' "$AIRFLOW_CTX_DAG_ID" `+
 		`"$AIRFLOW_CTX_DAG_RUN_ID" "$AIRFLOW_CTX_TASK_ID" "$AIRFLOW_CTX_MAP_INDEX" "$AIRFLOW_CTX_TRY_NUMBER" "$TASKGATE_TI_ID"`)
 	h.cfg.Env = append(h.cfg.Env, "LEAKED_TOKEN=Bearer "+workloadToken, "AIRFLOW_CTX_DAG_ID=not-this-one")
-	h.api.heartbeats = []reply{{status: 204}, {204, "", map[string]string{client.RefreshedTokenHeader: renewedToken}}}
+	h.api.heartbeats = []fakeapi.Reply{{Status: 204}, {Status: 204, Header: map[string]string{client.RefreshedTokenHeader: renewedToken}}}
 	h.start()
 	h.tick()
 	h.tick()
@@ -44,8 +45,8 @@ func TestSuccess(t *testing.T) {
 	}
 
 	// /run: the workload token and the worker's identity.
-	runs := h.api.requests(http.MethodPatch, "/run")
-	if len(runs) != 1 || runs[0].Auth != workloadToken || runs[0].Path != "/execution/task-instances/"+tiID+"/run" {
+	runs := h.api.Matching(http.MethodPatch, "/run")
+	if len(runs) != 1 || runs[0].Token() != workloadToken || runs[0].Path != "/execution/task-instances/"+tiID+"/run" {
 		t.Fatalf("/run requests: %+v", runs)
 	}
 	var runBody map[string]any
@@ -55,7 +56,7 @@ func TestSuccess(t *testing.T) {
 		t.Errorf("/run body (-want +got):\n%s", diff)
 	}
 	// Heartbeats with the worker's identity and the execution token.
-	hbs := h.api.requests(http.MethodPut, "/heartbeat")
+	hbs := h.api.Matching(http.MethodPut, "/heartbeat")
 	if len(hbs) < 2 {
 		t.Fatalf("%d heartbeats, want at least 2", len(hbs))
 	}
@@ -64,16 +65,18 @@ func TestSuccess(t *testing.T) {
 			t.Errorf("heartbeat %d body %s", i, hb.Body)
 		}
 	}
-	if hbs[0].Auth != execToken || hbs[1].Auth != execToken {
-		t.Errorf("heartbeats 1-2 carried %.30s…/%.30s…, want the execution token from /run", hbs[0].Auth, hbs[1].Auth)
+	if hbs[0].Token() != execToken || hbs[1].Token() != execToken {
+		t.Errorf("heartbeats 1-2 carried %.30s…/%.30s…, want the execution token from /run", hbs[0].Token(), hbs[1].Token())
 	}
 	// The return value, with the renewed token.
-	xcoms := h.api.requests(http.MethodPost, "")
+	xcoms := h.api.Matching(http.MethodPost, "")
 	if len(xcoms) != 1 {
 		t.Fatalf("%d XCom pushes, want 1", len(xcoms))
 	}
-	if diff := cmp.Diff(request{Method: "POST", Path: "/execution/xcoms/etl/" + runID + "/extract/return_value",
-		Query: "map_index=-1", Auth: renewedToken, Body: wantValue}, xcoms[0]); diff != "" {
+	got := xcoms[0]
+	got.Header = nil
+	if diff := cmp.Diff(fakeapi.Request{Method: "POST", Path: "/execution/xcoms/etl/" + runID + "/extract/return_value",
+		Query: "map_index=-1", Auth: "Bearer " + renewedToken, Body: wantValue}, got); diff != "" {
 		t.Errorf("XCom push (-want +got):\n%s", diff)
 	}
 	// success, with the renewed token.
@@ -81,8 +84,8 @@ func TestSuccess(t *testing.T) {
 		"task_outlets": []any{}, "outlet_events": []any{}}}, h.stateBodies()); diff != "" {
 		t.Errorf("state updates (-want +got):\n%s", diff)
 	}
-	if st := h.api.requests(http.MethodPatch, "/state"); st[0].Auth != renewedToken {
-		t.Errorf("state update carried %.30s…, want the renewed token", st[0].Auth)
+	if st := h.api.Matching(http.MethodPatch, "/state"); st[0].Token() != renewedToken {
+		t.Errorf("state update carried %.30s…, want the renewed token", st[0].Token())
 	}
 
 	// Output, one entry per line and stream; no token anywhere in the log.
@@ -171,7 +174,7 @@ func TestFinalState(t *testing.T) {
 			if diff := cmp.Diff([]map[string]any{wantState}, h.stateBodies()); diff != "" {
 				t.Errorf("state updates (-want +got):\n%s", diff)
 			}
-			xcoms := h.api.requests(http.MethodPost, "")
+			xcoms := h.api.Matching(http.MethodPost, "")
 			switch {
 			case tc.want.ReturnValue == nil && len(xcoms) != 0:
 				t.Errorf("XCom pushed: %+v", xcoms)
@@ -203,17 +206,17 @@ func TestCommandDoesNotStart(t *testing.T) {
 func TestServerStopsCommand(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		reply reply
+		reply fakeapi.Reply
 	}{
-		{"409 not_running", reply{409, `{"detail":{"reason":"not_running","message":"TI is no longer in the running state and task should terminate","current_state":"failed"}}`, nil}},
-		{"409 running_elsewhere", reply{409, `{"detail":{"reason":"running_elsewhere","message":"TI is already running elsewhere","current_hostname":"x","current_pid":1}}`, nil}},
-		{"404", reply{404, `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`, nil}},
-		{"410", reply{410, `{"detail":{"reason":"not_found","message":"Task Instance not found in the working set; its attempt has been archived"}}`, nil}},
+		{"409 not_running", fakeapi.Reply{Status: 409, Body: `{"detail":{"reason":"not_running","message":"TI is no longer in the running state and task should terminate","current_state":"failed"}}`}},
+		{"409 running_elsewhere", fakeapi.Reply{Status: 409, Body: `{"detail":{"reason":"running_elsewhere","message":"TI is already running elsewhere","current_hostname":"x","current_pid":1}}`}},
+		{"404", fakeapi.Reply{Status: 404, Body: `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`}},
+		{"410", fakeapi.Reply{Status: 410, Body: `{"detail":{"reason":"not_found","message":"Task Instance not found in the working set; its attempt has been archived"}}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The shell waits for a child in the same group: both must go.
 			h := newHarness(t, `echo ready; sleep 30; echo survived`)
-			h.api.heartbeats = []reply{{status: 204}, tc.reply}
+			h.api.heartbeats = []fakeapi.Reply{{Status: 204}, tc.reply}
 			h.start()
 			h.waitOutput("ready")
 			h.tick()
@@ -229,10 +232,10 @@ func TestServerStopsCommand(t *testing.T) {
 			if o.elapsed >= h.cfg.KillGrace {
 				t.Errorf("took %s: SIGTERM should have been enough", o.elapsed)
 			}
-			if n := len(h.api.requests(http.MethodPatch, "/state")); n != 0 {
+			if n := len(h.api.Matching(http.MethodPatch, "/state")); n != 0 {
 				t.Errorf("%d state updates, want none", n)
 			}
-			if n := len(h.api.requests(http.MethodPut, "/heartbeat")); n != 2 {
+			if n := len(h.api.Matching(http.MethodPut, "/heartbeat")); n != 2 {
 				t.Errorf("%d heartbeats, want 2 (none after the refusal)", n)
 			}
 			if !h.hasLog("server says the task must stop") {
@@ -247,7 +250,7 @@ func TestServerStopsCommand(t *testing.T) {
 func TestKillAfterGrace(t *testing.T) {
 	h := newHarness(t, `trap '' TERM; echo ready; sleep 30`)
 	h.cfg.KillGrace = 200 * time.Millisecond
-	h.api.heartbeats = []reply{{409, `{"detail":{"reason":"not_running","message":"m","current_state":"success"}}`, nil}}
+	h.api.heartbeats = []fakeapi.Reply{{Status: 409, Body: `{"detail":{"reason":"not_running","message":"m","current_state":"success"}}`}}
 	h.start()
 	h.waitOutput("ready")
 	h.tick()
@@ -268,7 +271,7 @@ func TestKillAfterGrace(t *testing.T) {
 // cleanly is not killed, but the task still counts as stopped.
 func TestStoppedCommandMayCleanUp(t *testing.T) {
 	h := newHarness(t, `trap 'echo cleaning up; exit 0' TERM; echo ready; while :; do sleep 0.05; done`)
-	h.api.heartbeats = []reply{{404, `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`, nil}}
+	h.api.heartbeats = []fakeapi.Reply{{Status: 404, Body: `{"detail":{"reason":"not_found","message":"Task Instance not found"}}`}}
 	h.start()
 	h.waitOutput("ready")
 	h.tick()
@@ -280,7 +283,7 @@ func TestStoppedCommandMayCleanUp(t *testing.T) {
 	if out := h.output("stdout"); out[len(out)-1] != "cleaning up" {
 		t.Errorf("stdout %q, want the TERM handler's line last", out)
 	}
-	if n := len(h.api.requests(http.MethodPost, "")); n != 0 {
+	if n := len(h.api.Matching(http.MethodPost, "")); n != 0 {
 		t.Errorf("a stopped task pushed %d XComs", n)
 	}
 }
@@ -289,21 +292,21 @@ func TestStoppedCommandMayCleanUp(t *testing.T) {
 // the client's own retries) stop the task, which is then reported failed;
 // a success in between starts the count again.
 func TestFailedHeartbeats(t *testing.T) {
-	ise := reply{500, `{"message":"Internal server error"}`, nil}
-	expired := reply{403, `{"detail":"Invalid auth token"}`, nil}
-	ok := reply{status: 204}
+	ise := fakeapi.Reply{Status: 500, Body: `{"message":"Internal server error"}`}
+	expired := fakeapi.Reply{Status: 403, Body: `{"detail":"Invalid auth token"}`}
+	ok := fakeapi.Reply{Status: 204}
 	for _, tc := range []struct {
 		name       string
 		retries    int
-		heartbeats []reply // per HTTP request
+		heartbeats []fakeapi.Reply // per HTTP request
 		ticks      int
 		wantStop   bool
 	}{
-		{"three 403s", 1, []reply{expired, expired, expired}, 3, true},
-		{"three 500s, each retried", 2, []reply{ise, ise, ise, ise, ise, ise}, 3, true},
-		{"mixed failures", 1, []reply{ise, expired, {400, `{"detail":"bad"}`, nil}}, 3, true},
-		{"a success resets the count", 1, []reply{expired, expired, ok, expired, expired, ok}, 6, false},
-		{"a retry that succeeds is no failure", 3, []reply{ise, ise, ok, ise, ise, ok, ise, ise, ok}, 3, false},
+		{"three 403s", 1, []fakeapi.Reply{expired, expired, expired}, 3, true},
+		{"three 500s, each retried", 2, []fakeapi.Reply{ise, ise, ise, ise, ise, ise}, 3, true},
+		{"mixed failures", 1, []fakeapi.Reply{ise, expired, {Status: 400, Body: `{"detail":"bad"}`}}, 3, true},
+		{"a success resets the count", 1, []fakeapi.Reply{expired, expired, ok, expired, expired, ok}, 6, false},
+		{"a retry that succeeds is no failure", 3, []fakeapi.Reply{ise, ise, ok, ise, ise, ok, ise, ise, ok}, 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, `echo ready; `+waitForGate+`echo '"finished"'`, client.WithRetries(tc.retries))
@@ -329,7 +332,7 @@ func TestFailedHeartbeats(t *testing.T) {
 			if o.err != nil {
 				t.Errorf("Run: %v", o.err)
 			}
-			if got := len(h.api.requests(http.MethodPut, "/heartbeat")); got < len(tc.heartbeats) {
+			if got := len(h.api.Matching(http.MethodPut, "/heartbeat")); got < len(tc.heartbeats) {
 				t.Errorf("%d heartbeat requests, want at least %d", got, len(tc.heartbeats))
 			}
 			if tc.wantStop != h.hasLog("too many failed heartbeats; stopping the task") {
@@ -421,7 +424,7 @@ func TestRunRefused(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "ran")
 	h := newHarness(t, `touch "$MARKER"`)
 	h.cfg.Env = append(h.cfg.Env, "MARKER="+marker)
-	h.api.run = &reply{409, `{"detail":{"reason":"invalid_state","message":"TI was not in a state where it could be marked as running","previous_state":"success"}}`, nil}
+	h.api.run = &fakeapi.Reply{Status: 409, Body: `{"detail":{"reason":"invalid_state","message":"TI was not in a state where it could be marked as running","previous_state":"success"}}`}
 	o := h.run()
 	if !errors.Is(o.err, client.ErrInvalidState) {
 		t.Errorf("error %v, want ErrInvalidState", o.err)
@@ -432,7 +435,7 @@ func TestRunRefused(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the command ran although /run was refused")
 	}
-	if n := len(h.api.requests("", "")); n != 1 {
+	if n := len(h.api.Matching("", "")); n != 1 {
 		t.Errorf("%d requests, want only /run", n)
 	}
 }
@@ -447,7 +450,7 @@ func TestClearsXComsOfEarlierTry(t *testing.T) {
 		t.Fatalf("Run: %+v %v", o.res, o.err)
 	}
 	var got []string
-	for _, r := range h.api.requests("", "") {
+	for _, r := range h.api.Matching("", "") {
 		if strings.Contains(r.Path, "/xcoms/") {
 			got = append(got, r.Method+" "+strings.TrimPrefix(r.Path, "/execution/xcoms/etl/"+runID+"/extract/")+"?"+r.Query)
 		}
@@ -462,7 +465,7 @@ func TestClearsXComsOfEarlierTry(t *testing.T) {
 func TestXComRefused(t *testing.T) {
 	h := newHarness(t, `echo '{"big": true}'`)
 	h.api.maxTries = 0
-	h.api.xcomPush = &reply{413, `{"detail":"Request Entity Too Large"}`, nil}
+	h.api.xcomPush = &fakeapi.Reply{Status: 413, Body: `{"detail":"Request Entity Too Large"}`}
 	o := h.run()
 	if o.err == nil || !strings.Contains(o.err.Error(), "push return value") {
 		t.Errorf("error %v, want the refused push", o.err)

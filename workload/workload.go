@@ -48,8 +48,11 @@ func (s State) Terminal() bool {
 	return false
 }
 
-// DagRun is the dag run a task instance belongs to, with the fields the
-// Execution API reports in a TIRunContext.
+// DagRun is the dag run a task instance belongs to: Airflow's DagRun model at
+// API version 2026-06-30, the dag_run of a TIRunContext. It is the one
+// definition of that model: the store keeps it, the gateway sends it (see
+// WireDagRun) and the client decodes it. The real Airflow client forbids
+// unknown fields here, so it carries exactly these.
 type DagRun struct {
 	DagID              string          `json:"dag_id"`
 	RunID              string          `json:"run_id"`
@@ -64,8 +67,25 @@ type DagRun struct {
 	State              string          `json:"state"`
 	Conf               json.RawMessage `json:"conf"`
 	TriggeringUserName *string         `json:"triggering_user_name"`
-	PartitionKey       *string         `json:"partition_key"`
-	Note               *string         `json:"note"`
+	// ConsumedAssetEvents is a list on the wire (Airflow requires it). The
+	// store keeps no asset events, so it is omitted from a stored record
+	// while empty; WireDagRun fills in the empty list.
+	ConsumedAssetEvents json.RawMessage `json:"consumed_asset_events,omitempty"`
+	PartitionKey        *string         `json:"partition_key"`
+	Note                *string         `json:"note"`
+}
+
+// WireDagRun returns dr as the Execution API sends it: conf is an object
+// ({} when unset) and consumed_asset_events a list ([] when unset), since
+// Airflow's model requires both.
+func WireDagRun(dr DagRun) DagRun {
+	if len(dr.Conf) == 0 {
+		dr.Conf = json.RawMessage("{}")
+	}
+	if len(dr.ConsumedAssetEvents) == 0 {
+		dr.ConsumedAssetEvents = json.RawMessage("[]")
+	}
+	return dr
 }
 
 // Reschedule records one up_for_reschedule of a task instance.
@@ -171,7 +191,8 @@ type Connection struct {
 	Login    *string `json:"login"`
 	Password *string `json:"password"`
 	Port     *int    `json:"port"`
-	Extra    *string `json:"extra"`
+	// Extra is a JSON document serialized as a string, as Airflow stores it.
+	Extra *string `json:"extra"`
 }
 
 // XComRef names one XCom slot.

@@ -1,6 +1,6 @@
 // Package tokencorpus generates the hostile-token corpus: variants of one
-// valid token, each with the answer the contract (reference §2.3) requires
-// on a ti:self, execution-only route.
+// valid token, each with the answer Airflow's Execution API gives it on a
+// ti:self, execution-only route (the status and detail taskgate must match).
 //
 // It is one generator for two test suites, so they cannot drift apart: the
 // integration test sends the HS512 corpus to the real binary, and the tokens
