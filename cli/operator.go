@@ -31,6 +31,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/config"
+	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/store"
@@ -575,26 +576,6 @@ func (c *apiClient) DeleteConnection(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/connections/"+seg(id), nil, nil, nil)
 }
 
-// taskInstanceBody is the part of the admin API's task instance the CLI
-// prints.
-type taskInstanceBody struct {
-	ID        string         `json:"id"`
-	TaskID    string         `json:"task_id"`
-	DagID     string         `json:"dag_id"`
-	DagRunID  string         `json:"dag_run_id"`
-	MapIndex  int            `json:"map_index"`
-	TryNumber int            `json:"try_number"`
-	MaxTries  int            `json:"max_tries"`
-	State     workload.State `json:"state"`
-	StartDate *time.Time     `json:"start_date"`
-	EndDate   *time.Time     `json:"end_date"`
-}
-
-func (b taskInstanceBody) taskInstance() workload.TaskInstance {
-	return workload.TaskInstance{ID: b.ID, DagID: b.DagID, RunID: b.DagRunID, TaskID: b.TaskID, MapIndex: b.MapIndex,
-		TryNumber: b.TryNumber, MaxTries: b.MaxTries, State: b.State, StartDate: b.StartDate, EndDate: b.EndDate}
-}
-
 // tisPath is Airflow's task-instance collection; "~" stands for any dag or
 // run.
 func tisPath(dagID, runID string) string {
@@ -614,25 +595,25 @@ func (c *apiClient) TaskInstances(ctx context.Context, f workload.TaskInstanceFi
 	if f.State != "" {
 		q.Set("state", string(f.State))
 	}
-	bs, err := listAll[taskInstanceBody](ctx, c, tisPath(f.DagID, f.RunID), "task_instances", q)
+	bs, err := listAll[gateway.TaskInstanceBody](ctx, c, tisPath(f.DagID, f.RunID), "task_instances", q)
 	if err != nil {
 		return nil, 0, err
 	}
 	out := make([]workload.TaskInstance, len(bs))
 	for i, b := range bs {
-		out[i] = b.taskInstance()
+		out[i] = b.TaskInstance()
 	}
 	return out, len(out), nil
 }
 
 func (c *apiClient) MarkTaskInstance(ctx context.Context, dagID, runID, taskID string, mapIndex int, s workload.State) (*workload.TaskInstance, error) {
-	var b taskInstanceBody
+	var b gateway.TaskInstanceBody
 	q := url.Values{"map_index": {strconv.Itoa(mapIndex)}}
 	err := c.do(ctx, http.MethodPatch, tisPath(dagID, runID)+"/"+seg(taskID), q, map[string]string{"new_state": string(s)}, &b)
 	if err != nil {
 		return nil, err
 	}
-	ti := b.taskInstance()
+	ti := b.TaskInstance()
 	return &ti, nil
 }
 

@@ -56,7 +56,10 @@ func window(n, limit, offset int) (int, int) {
 
 // ----- task instances
 
-type taskInstanceBody struct {
+// TaskInstanceBody is a task instance as the admin API shows it (Airflow's
+// REST API names). The CLI's admin API client decodes it too, so the two
+// ends of the wire share one definition.
+type TaskInstanceBody struct {
 	ID               string         `json:"id"`
 	TaskID           string         `json:"task_id"`
 	DagID            string         `json:"dag_id"`
@@ -85,8 +88,8 @@ func optString(s string) *string {
 	return &s
 }
 
-func newTaskInstanceBody(ti workload.TaskInstance) taskInstanceBody {
-	b := taskInstanceBody{
+func newTaskInstanceBody(ti workload.TaskInstance) TaskInstanceBody {
+	b := TaskInstanceBody{
 		ID: ti.ID, TaskID: ti.TaskID, DagID: ti.DagID, DagRunID: ti.RunID, MapIndex: ti.MapIndex,
 		TryNumber: ti.TryNumber, MaxTries: ti.MaxTries, State: ti.State, Hostname: optString(ti.Hostname),
 		Unixname: optString(ti.Unixname), Queue: ti.Queue, PoolSlots: ti.PoolSlots, PriorityWeight: ti.PriorityWeight,
@@ -98,6 +101,27 @@ func newTaskInstanceBody(ti workload.TaskInstance) taskInstanceBody {
 		b.PID = &pid
 	}
 	return b
+}
+
+// TaskInstance is the task instance b shows: the inverse of
+// newTaskInstanceBody.
+func (b TaskInstanceBody) TaskInstance() workload.TaskInstance {
+	ti := workload.TaskInstance{
+		ID: b.ID, TaskID: b.TaskID, DagID: b.DagID, RunID: b.DagRunID, MapIndex: b.MapIndex,
+		TryNumber: b.TryNumber, MaxTries: b.MaxTries, State: b.State, Queue: b.Queue, PoolSlots: b.PoolSlots,
+		PriorityWeight: b.PriorityWeight, QueuedAt: b.QueuedWhen, StartDate: b.StartDate, EndDate: b.EndDate,
+		LastHeartbeatAt: b.LastHeartbeatAt, RenderedMapIndex: b.RenderedMapIndex,
+	}
+	if b.Hostname != nil {
+		ti.Hostname = *b.Hostname
+	}
+	if b.Unixname != nil {
+		ti.Unixname = *b.Unixname
+	}
+	if b.PID != nil {
+		ti.PID = *b.PID
+	}
+	return ti
 }
 
 // tiFilter reads the {dag_id}/{dag_run_id} path ("~" = any, as in Airflow)
@@ -133,13 +157,13 @@ func (s *Server) handleListTaskInstances(c echo.Context) error {
 		return err
 	}
 	if f.Limit == 0 {
-		return c.JSON(http.StatusOK, map[string]any{"task_instances": []taskInstanceBody{}, "total_entries": 0})
+		return c.JSON(http.StatusOK, map[string]any{"task_instances": []TaskInstanceBody{}, "total_entries": 0})
 	}
 	tis, total, err := s.ops.TaskInstances(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
-	out := make([]taskInstanceBody, 0, len(tis))
+	out := make([]TaskInstanceBody, 0, len(tis))
 	for _, ti := range tis {
 		out = append(out, newTaskInstanceBody(ti))
 	}

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/scopes"
+	"github.com/taskgate/taskgate/workload"
 )
 
 // componentSignFails signs every token but a component's, as a signer
@@ -72,5 +75,39 @@ func TestRevokeRefusals(t *testing.T) {
 	}
 	if got, err := h.db.Revocations(context.Background()); err != nil || len(got) != 0 {
 		t.Errorf("revocations after refusals = %v, %v; want none", got, err)
+	}
+}
+
+// TestTaskInstanceBodyRoundTrip: what the admin API shows of a task
+// instance is what its client reads back, through JSON as on the wire.
+func TestTaskInstanceBodyRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	rmi := "x"
+	for _, tc := range []struct {
+		name string
+		ti   workload.TaskInstance
+	}{
+		{"queued", workload.TaskInstance{ID: "0195d0a7-0000-7000-8000-000000000001", DagID: "d", RunID: "r", TaskID: "t",
+			MapIndex: -1, TryNumber: 1, MaxTries: 2, State: workload.StateQueued, Queue: "default", PoolSlots: 1,
+			PriorityWeight: 3, QueuedAt: &at}},
+		{"running on a host", workload.TaskInstance{ID: "0195d0a7-0000-7000-8000-000000000002", DagID: "d", RunID: "r",
+			TaskID: "t", MapIndex: 4, TryNumber: 2, State: workload.StateRunning, Hostname: "w1", Unixname: "airflow",
+			PID: 42, StartDate: &at, LastHeartbeatAt: &at, RenderedMapIndex: &rmi}},
+		{"ended", workload.TaskInstance{ID: "0195d0a7-0000-7000-8000-000000000003", DagID: "d", RunID: "r", TaskID: "t",
+			State: workload.StateSuccess, StartDate: &at, EndDate: &at}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := json.Marshal(newTaskInstanceBody(tc.ti))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b TaskInstanceBody
+			if err := json.Unmarshal(raw, &b); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.ti, b.TaskInstance()); diff != "" {
+				t.Errorf("round trip (-shown +read):\n%s", diff)
+			}
+		})
 	}
 }
