@@ -30,11 +30,11 @@ func newBackoffAuthenticator(t *testing.T) (*Authenticator, *fakeclock.Clock) {
 	return a, clk
 }
 
-// TestLoginSlowGuesserKeepsNobodyOut is the review's finding: one failed
-// login for a user per lockout, spread over a day, used to keep that user
-// locked out for good (each failure renewed a 15-minute lockout). Now a
-// guesser failing once every 15 minutes (from ever new addresses) leaves
-// the user able to log in once the first lockout has passed.
+// TestLoginSlowGuesserKeepsNobodyOut: one failed login for a user per
+// lockout, spread over a day, must not keep that user locked out for good,
+// as it would if each failure renewed a 15-minute lockout. A guesser failing
+// once every 15 minutes (from ever new addresses) leaves the user able to
+// log in once the first lockout has passed.
 func TestLoginSlowGuesserKeepsNobodyOut(t *testing.T) {
 	a, clk := newBackoffAuthenticator(t)
 	ctx := context.Background()
