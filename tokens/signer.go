@@ -24,6 +24,7 @@ type Signer struct {
 	method   jwt.SigningMethod
 	key      any    // []byte, *rsa.PrivateKey or ed25519.PrivateKey
 	header   string // base64url of the header: constant per signer, so encoded once
+	kid      string // the header's kid; empty with a secret
 	issuer   string
 	audience string
 	now      func() time.Time
@@ -75,6 +76,7 @@ func NewSigner(cfg Config) (*Signer, error) {
 			}
 		}
 	}
+	s.kid = hdr.Kid
 	raw, err := json.Marshal(hdr)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: encode header: %w", err)
@@ -238,6 +240,9 @@ func normalizeExtra(out *scopes.Claims, extra map[string]any) error {
 // a validator will decode them. It is the one encoder of every token this
 // package mints.
 func (s *Signer) encode(c *scopes.Claims, extra map[string]any, keep bool) (string, error) {
+	if libraryPath {
+		return s.encodeStd(c, extra, keep)
+	}
 	buf := make([]byte, 0, 256)
 	buf = append(buf, '{')
 	if len(extra) > 0 {
