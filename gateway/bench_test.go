@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
@@ -73,11 +74,8 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok, _, err := signer.Sign(&scopes.Claims{Subject: "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e", Scope: string(scopes.Execution)}, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
+	tok := benchRunning(b, srv, db, benchTI)
 	value := "s3://bench-bucket/warehouse/daily/partition=2026-06-30"
 	if err := db.PutVariable(ctx, workload.Variable{Key: "bench_var", Value: &value}); err != nil {
 		b.Fatal(err)
@@ -92,6 +90,38 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 		b.Fatal(err)
 	}
 	return srv, db, tok
+}
+
+// benchTI is the task instance whose execution token the read benchmarks
+// carry.
+const benchTI = "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e"
+
+// benchRunning queues task instance id and runs it through PATCH /run, as
+// a worker does, and returns the execution token /run handed out: a task
+// token is only let through while its try runs.
+func benchRunning(b *testing.B, srv *Server, db *store.DB, id string) string {
+	b.Helper()
+	if _, err := workload.Queue(context.Background(), db, id, workload.QueueRequest{
+		DagID: "bench", RunID: "r", TaskID: id, MapIndex: -1, MaxTries: 1,
+	}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	wl, _, err := srv.cfg.Signer.Sign(&scopes.Claims{Subject: id, Scope: string(scopes.Workload)}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPatch, "/execution/task-instances/"+id+"/run", strings.NewReader(
+		`{"state":"running","hostname":"worker-a","unixname":"airflow","pid":4242,"start_date":"2026-11-27T10:00:00Z"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+wl)
+	req.Header.Set(versionHeader, APIVersion)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	tok := rec.Header().Get(reissue.Header)
+	if rec.Code != http.StatusOK || tok == "" {
+		b.Fatalf("/run = %d %s", rec.Code, rec.Body)
+	}
+	return tok
 }
 
 // discardWriter is a ResponseWriter that keeps only the status, so that a
@@ -115,6 +145,7 @@ func benchGet(b *testing.B, srv *Server, tok, path string) {
 	req.Header.Set("Accept", "application/json")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		clear(w.h)
 		w.status = 0
