@@ -132,26 +132,14 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 	if err := checkAlphabet(raw); err != nil {
 		return nil, err
 	}
-	var claims *scopes.Claims
-	if libraryPath {
-		c := &jsonClaims{issuers: v.issuers}
-		tok, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
-			return v.keyFor(ctx, t)
-		})
-		if err != nil {
-			return nil, v.classify(err, tok)
-		}
-		claims = c.result()
-	} else {
-		c := &tokenClaims{issuers: v.issuers}
-		tok, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
-			return v.keyFor(ctx, t)
-		})
-		if err != nil {
-			return nil, v.classify(err, tok)
-		}
-		claims = c.result()
+	c := &tokenClaims{issuers: v.issuers}
+	tok, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t)
+	})
+	if err != nil {
+		return nil, v.classify(err, tok)
 	}
+	claims := c.result()
 	if v.cache != nil {
 		// The window the parser just accepted: iat and nbf minus leeway up
 		// to exp plus leeway (the upper end one instant short, which only
