@@ -110,18 +110,33 @@ func benchRunning(b *testing.B, srv *Server, db *store.DB, id string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPatch, "/execution/task-instances/"+id+"/run", strings.NewReader(
-		`{"state":"running","hostname":"worker-a","unixname":"airflow","pid":4242,"start_date":"2026-11-27T10:00:00Z"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+wl)
-	req.Header.Set(versionHeader, APIVersion)
 	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, req)
+	srv.ServeHTTP(rec, benchRequest(http.MethodPatch, "/execution/task-instances/"+id+"/run", wl, benchRunBody))
 	tok := rec.Header().Get(reissue.Header)
 	if rec.Code != http.StatusOK || tok == "" {
 		b.Fatalf("/run = %d %s", rec.Code, rec.Body)
 	}
 	return tok
+}
+
+// benchRunBody is the body of a worker's PATCH /run.
+const benchRunBody = `{"state":"running","hostname":"worker-a","unixname":"airflow","pid":4242,"start_date":"2026-11-27T10:00:00Z"}`
+
+// benchRequest is a request with the headers the Task SDK sends; an empty
+// body sends none.
+func benchRequest(method, path, tok, body string) *http.Request {
+	var req *http.Request
+	if body == "" {
+		req = httptest.NewRequest(method, path, nil)
+	} else {
+		req = httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
+	req.Header.Set(versionHeader, APIVersion)
+	req.Header.Set("Accept", "application/json")
+	return req
 }
 
 // discardWriter is a ResponseWriter that keeps only the status, so that a
@@ -138,11 +153,7 @@ func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 // benchGet serves GET path through the whole gateway, with the headers the
 // Task SDK sends.
 func benchGet(b *testing.B, srv *Server, tok, path string) {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
-	req.Header.Set(versionHeader, APIVersion)
-	req.Header.Set("Accept", "application/json")
+	req := benchRequest(http.MethodGet, path, tok, "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	defer reportCPU(b)()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,16 +26,13 @@ func BenchmarkReadFreshToken(b *testing.B) {
 	signer := srv.cfg.Signer
 	toks := make([]string, b.N)
 	for i := range toks {
-		tok, _, err := signer.Sign(&scopes.Claims{Subject: "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e", Scope: string(scopes.Execution)}, time.Hour)
+		tok, _, err := signer.Sign(&scopes.Claims{Subject: benchTI, Scope: string(scopes.Execution)}, time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}
 		toks[i] = tok
 	}
-	req := httptest.NewRequest(http.MethodGet, "/execution/variables/bench_var", nil)
-	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
-	req.Header.Set(versionHeader, APIVersion)
-	req.Header.Set("Accept", "application/json")
+	req := benchRequest(http.MethodGet, "/execution/variables/bench_var", "", "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	defer reportCPU(b)()
@@ -72,12 +68,8 @@ func BenchmarkRunHeartbeat(b *testing.B) {
 		}
 	}
 	do := func(method, path, tok, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set(versionHeader, APIVersion)
 		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
+		srv.ServeHTTP(rec, benchRequest(method, path, tok, body))
 		return rec
 	}
 	var next atomic.Int64
@@ -88,8 +80,7 @@ func BenchmarkRunHeartbeat(b *testing.B) {
 		for pb.Next() {
 			i := next.Add(1) - 1
 			base := "/execution/task-instances/" + ids[i]
-			r := do(http.MethodPatch, base+"/run", wls[i],
-				`{"state":"running","hostname":"worker-a","unixname":"airflow","pid":4242,"start_date":"2026-11-27T10:00:00Z"}`)
+			r := do(http.MethodPatch, base+"/run", wls[i], benchRunBody)
 			exec := r.Header().Get(reissue.Header)
 			if r.Code != http.StatusOK || exec == "" {
 				b.Errorf("/run = %d %s", r.Code, r.Body)
