@@ -118,10 +118,10 @@ type tokenClaims struct {
 	NotBefore *int64       `json:"nbf,omitempty"`
 	ExpiresAt *int64       `json:"exp,omitempty"`
 
-	// Extra holds the other claims: decoded (numbers as json.Number), or,
-	// when encoding, already encoded.
-	Extra    map[string]any             `json:"-"`
-	extraEnc map[string]json.RawMessage // set by the signer
+	// Extra holds the other claims as decoded (numbers as json.Number);
+	// extraEnc holds them encoded, as the signer writes them.
+	Extra    map[string]any `json:"-"`
+	extraEnc map[string]json.RawMessage
 
 	present uint8    // registered claims seen while decoding
 	issuers []string // accepted issuers; empty means iss is not checked
