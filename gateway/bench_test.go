@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
@@ -73,11 +74,8 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok, _, err := signer.Sign(&scopes.Claims{Subject: "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e", Scope: string(scopes.Execution)}, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
+	tok := benchRunning(b, srv, db, benchTI)
 	value := "s3://bench-bucket/warehouse/daily/partition=2026-06-30"
 	if err := db.PutVariable(ctx, workload.Variable{Key: "bench_var", Value: &value}); err != nil {
 		b.Fatal(err)
@@ -94,6 +92,53 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 	return srv, db, tok
 }
 
+// benchTI is the task instance whose execution token the read benchmarks
+// carry.
+const benchTI = "0190e3e4-3c2b-7a8e-9d0e-6f1a2b3c4d5e"
+
+// benchRunning queues task instance id and runs it through PATCH /run, as
+// a worker does, and returns the execution token /run handed out: a task
+// token is only let through while its try runs.
+func benchRunning(b *testing.B, srv *Server, db *store.DB, id string) string {
+	b.Helper()
+	if _, err := workload.Queue(context.Background(), db, id, workload.QueueRequest{
+		DagID: "bench", RunID: "r", TaskID: id, MapIndex: -1, MaxTries: 1,
+	}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	wl, _, err := srv.cfg.Signer.Sign(&scopes.Claims{Subject: id, Scope: string(scopes.Workload)}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, benchRequest(http.MethodPatch, "/execution/task-instances/"+id+"/run", wl, benchRunBody))
+	tok := rec.Header().Get(reissue.Header)
+	if rec.Code != http.StatusOK || tok == "" {
+		b.Fatalf("/run = %d %s", rec.Code, rec.Body)
+	}
+	return tok
+}
+
+// benchRunBody is the body of a worker's PATCH /run.
+const benchRunBody = `{"state":"running","hostname":"worker-a","unixname":"airflow","pid":4242,"start_date":"2026-11-27T10:00:00Z"}`
+
+// benchRequest is a request with the headers the Task SDK sends; an empty
+// body sends none.
+func benchRequest(method, path, tok, body string) *http.Request {
+	var req *http.Request
+	if body == "" {
+		req = httptest.NewRequest(method, path, nil)
+	} else {
+		req = httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
+	req.Header.Set(versionHeader, APIVersion)
+	req.Header.Set("Accept", "application/json")
+	return req
+}
+
 // discardWriter is a ResponseWriter that keeps only the status, so that a
 // benchmark measures the gateway rather than a recorder.
 type discardWriter struct {
@@ -108,13 +153,10 @@ func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 // benchGet serves GET path through the whole gateway, with the headers the
 // Task SDK sends.
 func benchGet(b *testing.B, srv *Server, tok, path string) {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Correlation-Id", "0190e3e4-aaaa-7000-8000-000000000001")
-	req.Header.Set(versionHeader, APIVersion)
-	req.Header.Set("Accept", "application/json")
+	req := benchRequest(http.MethodGet, path, tok, "")
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		clear(w.h)
 		w.status = 0

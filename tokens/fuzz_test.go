@@ -21,8 +21,9 @@ import (
 	"github.com/taskgate/taskgate/internal/fakeclock"
 )
 
-// refDecode is an independent reference for tokenClaims.decode, built on
-// encoding/json: same accepted inputs, same result.
+// refDecode is an independent reference for tokenClaims.UnmarshalJSON,
+// built on encoding/json's generic decoding: same accepted inputs, same
+// result.
 func refDecode(data []byte) (*scopes.Claims, error) {
 	if !json.Valid(data) {
 		return nil, errJSONSyntax
@@ -134,14 +135,17 @@ func FuzzClaimsDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if string(bytes.TrimSpace(data)) == "null" {
+			return // json.Unmarshal leaves the claims as they are: Validate finds them missing
+		}
+		// As golang-jwt's parser decodes a payload.
 		var c tokenClaims
-		err := c.UnmarshalJSON(data)
+		var claims jwt.Claims = &c
+		err := json.Unmarshal(data, &claims)
 		want, refErr := refDecode(data)
 		switch {
 		case err != nil && refErr != nil:
 			return
-		case errors.Is(err, errTooDeep):
-			return // encoding/json's depth limit is counted slightly differently
 		case err != nil:
 			t.Fatalf("decode refused %q: %v; encoding/json accepts it", data, err)
 		case refErr != nil:

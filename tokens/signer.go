@@ -2,13 +2,11 @@ package tokens
 
 import (
 	"crypto"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -23,7 +21,7 @@ type Signer struct {
 	alg      string
 	method   jwt.SigningMethod
 	key      any    // []byte, *rsa.PrivateKey or ed25519.PrivateKey
-	header   string // base64url of the header: constant per signer, so encoded once
+	kid      string // the header's kid; empty with a secret
 	issuer   string
 	audience string
 	now      func() time.Time
@@ -62,24 +60,15 @@ func NewSigner(cfg Config) (*Signer, error) {
 
 	// Airflow emits kid only for asymmetric keys; with a secret there is
 	// nothing to select, and a kid would only tell an attacker the mode.
-	hdr := struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid,omitempty"`
-		Typ string `json:"typ"`
-	}{Alg: alg, Typ: "JWT"}
+	// golang-jwt writes the header's alg and typ.
 	if kind != kindSecret {
-		hdr.Kid = cfg.KID
-		if hdr.Kid == "" {
-			if hdr.Kid, err = thumbprint(pub); err != nil {
+		s.kid = cfg.KID
+		if s.kid == "" {
+			if s.kid, err = thumbprint(pub); err != nil {
 				return nil, err
 			}
 		}
 	}
-	raw, err := json.Marshal(hdr)
-	if err != nil {
-		return nil, fmt.Errorf("tokens: encode header: %w", err)
-	}
-	s.header = base64.RawURLEncoding.EncodeToString(raw)
 	return s, nil
 }
 
@@ -201,138 +190,78 @@ func extraKeys(extra map[string]any) []string {
 	return keys
 }
 
-// normalizedClaim encodes an extra claim's value and decodes what will be
-// in the token, so the claims returned equal what a validator will see.
-func normalizedClaim(k string, v any) ([]byte, any, error) {
-	enc, err := json.Marshal(v)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+// normalizeExtra sets out.Extra to extra's unregistered claims as a
+// validator will decode them.
+func normalizeExtra(out *scopes.Claims, extra map[string]any) error {
+	_, norm, err := extraClaims(extra, true)
+	if err == nil && norm != nil {
+		out.Extra = norm
 	}
-	d := scanner{s: string(enc)}
-	norm, err := d.value(1)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+	return err
+}
+
+// extraClaims encodes extra's unregistered claims and, with decode, also
+// returns them as a validator will decode them (numbers as json.Number),
+// so the claims Sign returns equal what Validate will see. Both maps are
+// nil when there are none.
+func extraClaims(extra map[string]any, decode bool) (map[string]json.RawMessage, map[string]any, error) {
+	keys := extraKeys(extra)
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	enc := make(map[string]json.RawMessage, len(keys))
+	var norm map[string]any
+	if decode {
+		norm = make(map[string]any, len(keys))
+	}
+	for _, k := range keys {
+		raw, err := json.Marshal(extra[k])
+		if err == nil && decode {
+			norm[k], err = decodeExtra(raw)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("tokens: sign: claim %q: %w", k, err)
+		}
+		enc[k] = raw
 	}
 	return enc, norm, nil
 }
 
-// normalizeExtra sets out.Extra to extra's unregistered claims as a
-// validator will decode them.
-func normalizeExtra(out *scopes.Claims, extra map[string]any) error {
-	keys := extraKeys(extra)
-	for _, k := range keys {
-		_, norm, err := normalizedClaim(k, extra[k])
-		if err != nil {
-			return err
-		}
-		if out.Extra == nil {
-			out.Extra = make(map[string]any, len(keys))
-		}
-		out.Extra[k] = norm
-	}
-	return nil
-}
-
-// encode writes and signs the token of c with the claims of extra that are
-// not registered claims. With keep, the extras are also stored in c.Extra as
-// a validator will decode them. It is the one encoder of every token this
-// package mints.
+// encode signs the token of c, with the claims of extra that are not
+// registered claims, through golang-jwt's Token.SignedString: the claims
+// are encoded by encoding/json (tokenClaims.MarshalJSON), extras first,
+// sorted by name, then jti, iss, aud, sub, scope, iat, nbf and exp. With
+// keep, the extras are also stored in c.Extra as a validator will decode
+// them. It is the one encoder of every token this package mints.
 func (s *Signer) encode(c *scopes.Claims, extra map[string]any, keep bool) (string, error) {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, '{')
-	if len(extra) > 0 {
-		keys := extraKeys(extra)
-		for _, k := range keys {
-			var v []byte
-			if keep {
-				enc, norm, err := normalizedClaim(k, extra[k])
-				if err != nil {
-					return "", err
-				}
-				if c.Extra == nil {
-					c.Extra = make(map[string]any, len(keys))
-				}
-				c.Extra[k], v = norm, enc
-			} else {
-				enc, err := json.Marshal(extra[k])
-				if err != nil {
-					return "", fmt.Errorf("tokens: sign: claim %q: %w", k, err)
-				}
-				v = enc
-			}
-			buf = appendJSONString(buf, k)
-			buf = append(buf, ':')
-			buf = append(buf, v...)
-			buf = append(buf, ',')
-		}
-	}
-	// Every member below starts with a comma; the first one drops it.
-	mark := len(buf)
-	if c.ID != "" {
-		buf = append(buf, `,"jti":`...)
-		buf = appendJSONString(buf, c.ID)
-	}
-	if c.Issuer != "" {
-		buf = append(buf, `,"iss":`...)
-		buf = appendJSONString(buf, c.Issuer)
-	}
-	buf = append(buf, `,"aud":`...)
-	if len(c.Audience) == 1 {
-		buf = appendJSONString(buf, c.Audience[0])
-	} else {
-		buf = append(buf, '[')
-		for i, a := range c.Audience {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendJSONString(buf, a)
-		}
-		buf = append(buf, ']')
-	}
-	if c.Subject != "" {
-		buf = append(buf, `,"sub":`...)
-		buf = appendJSONString(buf, c.Subject)
+	iat, exp := c.IssuedAt.Unix(), c.ExpiresAt.Unix()
+	jc := &tokenClaims{
+		ID: c.ID, Issuer: c.Issuer, Audience: audienceJSON(c.Audience), Subject: c.Subject,
+		IssuedAt: &iat, ExpiresAt: &exp,
 	}
 	if c.Scope != "" || c.ScopePresent {
-		buf = append(buf, `,"scope":`...)
-		buf = appendJSONString(buf, c.Scope)
+		scope := c.Scope
+		jc.Scope = &scope
 	}
-	buf = append(buf, `,"iat":`...)
-	buf = strconv.AppendInt(buf, c.IssuedAt.Unix(), 10)
 	if !c.NotBefore.IsZero() {
-		buf = append(buf, `,"nbf":`...)
-		buf = strconv.AppendInt(buf, c.NotBefore.Unix(), 10)
+		nbf := c.NotBefore.Unix()
+		jc.NotBefore = &nbf
 	}
-	buf = append(buf, `,"exp":`...)
-	buf = strconv.AppendInt(buf, c.ExpiresAt.Unix(), 10)
-	buf = append(buf, '}')
-	buf = append(buf[:mark], buf[mark+1:]...)
-
-	enc := base64.RawURLEncoding
-	signing := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(buf))+1+enc.EncodedLen(512))
-	signing = append(signing, s.header...)
-	signing = append(signing, '.')
-	signing = enc.AppendEncode(signing, buf)
-	sig, err := s.method.Sign(string(signing), s.key)
+	enc, norm, err := extraClaims(extra, keep)
+	if err != nil {
+		return "", err
+	}
+	jc.extraEnc = enc
+	if norm != nil {
+		c.Extra = norm
+	}
+	t := jwt.NewWithClaims(s.method, jc)
+	if s.kid != "" {
+		t.Header["kid"] = s.kid
+	}
+	tok, err := t.SignedString(s.key)
 	if err != nil {
 		return "", fmt.Errorf("tokens: sign: %w", err)
 	}
-	signing = append(signing, '.')
-	signing = enc.AppendEncode(signing, sig)
-	return string(signing), nil
-}
-
-// appendJSONString appends s as a JSON string. The common case — printable
-// ASCII without quotes or backslashes — is copied directly; anything else
-// goes through encoding/json for exact escaping.
-func appendJSONString(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b < 0x20 || b >= 0x7f || b == '"' || b == '\\' || b == '<' || b == '>' || b == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(buf, q...)
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, s...)
-	return append(buf, '"')
+	return tok, nil
 }
