@@ -31,6 +31,11 @@ func reasonDetail(reason, message string) map[string]any {
 	return map[string]any{"reason": reason, "message": message}
 }
 
+// unavailableRetryAfter is the Retry-After of a 503 answered while the
+// store is unreachable: soon enough for a worker's next heartbeat to land
+// once the database is back.
+const unavailableRetryAfter = "1"
+
 // errTINotFound is the 404 every task-instance route answers for an unknown id.
 var errTINotFound = notFound("Task Instance not found")
 
@@ -77,6 +82,9 @@ func statusOf(err error) (int, any) {
 			status = http.StatusConflict
 		}
 		return status, map[string]any{"detail": refusal.Error()}
+	case errors.Is(err, workload.ErrUnavailable):
+		// Not the server's fault, and retried by every client: 503.
+		return http.StatusServiceUnavailable, map[string]any{"detail": "The database is unavailable; retry later"}
 	case errors.As(err, &httpErr):
 		if httpErr.Code >= 500 {
 			return http.StatusInternalServerError, nil
@@ -115,6 +123,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 			challenge = "Bearer"
 		}
 		c.Response().Header().Set("WWW-Authenticate", challenge)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", unavailableRetryAfter)
+		s.log.Warn("store unavailable", zap.String("route", c.Path()), zap.Error(err))
 	}
 	var werr error
 	if c.Request().Method == http.MethodHead {

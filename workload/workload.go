@@ -221,4 +221,8 @@ var (
 	// ErrInvalidState is an operator request for a state change the
 	// lifecycle does not allow.
 	ErrInvalidState = errors.New("workload: invalid state")
+	// ErrUnavailable means the store cannot be reached for now (a database
+	// restarting, a connection lost): nothing was written, and the same
+	// request may succeed once the store is back.
+	ErrUnavailable = errors.New("workload: store unavailable")
 )
