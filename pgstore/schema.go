@@ -1,0 +1,111 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SupportedRevisions maps each alembic revision of Airflow's schema that
+// taskgate reads and writes to the Airflow release that introduced it.
+//
+// Supporting a newer schema: read Airflow's migrations since the newest
+// revision here for changes to the tables this package touches (their
+// columns are named in its queries), adapt the queries, add the revision
+// with its release, and add the schema file under testdata/airflow for the
+// tests (see its README).
+var SupportedRevisions = map[string]string{
+	"1d6611b6ab7c": "Airflow 3.2",
+}
+
+// alembicRevision reads Airflow's alembic_version and refuses a revision
+// that is not in SupportedRevisions.
+func (db *DB) alembicRevision(ctx context.Context) (string, error) {
+	var revs []string
+	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT version_num FROM alembic_version`)
+		if err != nil {
+			return err
+		}
+		revs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		var pgErr interface{ SQLState() string }
+		if errors.As(err, &pgErr) && pgErr.SQLState() == "42P01" { // undefined_table
+			return "", fmt.Errorf("%w: no alembic_version table: is this an Airflow metadata database (run `airflow db migrate`)? supported: %s",
+				ErrUnsupportedSchema, supportedList())
+		}
+		return "", fmt.Errorf("pgstore: read alembic_version: %w", err)
+	}
+	if len(revs) != 1 {
+		return "", fmt.Errorf("%w: alembic_version holds %d revisions %v; supported: %s",
+			ErrUnsupportedSchema, len(revs), revs, supportedList())
+	}
+	if _, ok := SupportedRevisions[revs[0]]; !ok {
+		return "", fmt.Errorf("%w: found revision %s; supported: %s", ErrUnsupportedSchema, revs[0], supportedList())
+	}
+	return revs[0], nil
+}
+
+func supportedList() string {
+	var out []string
+	for rev, release := range SupportedRevisions {
+		out = append(out, rev+" ("+release+")")
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+// migrations are taskgate's own schema, "taskgate", in order; each runs
+// once, in its own transaction, recorded in taskgate.schema_migrations.
+// Never edit a released migration: append one.
+var migrations = []string{
+	1: `CREATE TABLE taskgate.users (
+		name          text PRIMARY KEY,
+		role          text NOT NULL,
+		password_hash text NOT NULL,
+		generation    text NOT NULL,
+		created_at    timestamptz NOT NULL
+	)`,
+}
+
+// migrate creates taskgate's schema and applies the migrations it lacks.
+// Concurrent replicas starting together serialize on an advisory lock.
+func (db *DB) migrate(ctx context.Context) error {
+	return db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		// 0x7461736b67617465 is "taskgate": one lock for every replica.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(8386114060015411301)`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS taskgate`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS taskgate.schema_migrations (
+			version    integer PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM taskgate.schema_migrations`).Scan(&have); err != nil {
+			return err
+		}
+		if latest := len(migrations) - 1; have > latest {
+			return fmt.Errorf("pgstore: taskgate schema is at version %d, newer than this build knows (%d): a newer taskgate migrated it",
+				have, latest)
+		}
+		for v := have + 1; v < len(migrations); v++ {
+			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("pgstore: taskgate migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO taskgate.schema_migrations (version) VALUES ($1)`, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
