@@ -65,13 +65,26 @@ func supportedList() string {
 // once, in its own transaction, recorded in taskgate.schema_migrations.
 // Never edit a released migration: append one.
 var migrations = []string{
+	// 1: the operator side (pgstore/auth.go): REST API users and registered
+	// components. Names sort and compare byte for byte (COLLATE "C"), as
+	// auth.Store's listings promise. REST token revocations are Airflow's
+	// own revoked_token table.
 	1: `CREATE TABLE taskgate.users (
-		name          text PRIMARY KEY,
+		name          text COLLATE "C" PRIMARY KEY,
 		role          text NOT NULL,
 		password_hash text NOT NULL,
-		generation    text NOT NULL,
+		generation    text NOT NULL DEFAULT '',
 		created_at    timestamptz NOT NULL
-	)`,
+	);
+	CREATE TABLE taskgate.components (
+		id            text COLLATE "C" PRIMARY KEY,
+		kind          text COLLATE "C" NOT NULL,
+		name          text COLLATE "C" NOT NULL,
+		created_at    timestamptz NOT NULL,
+		registered_by text COLLATE "C" NOT NULL DEFAULT '',
+		UNIQUE (kind, name)
+	);
+	CREATE INDEX components_registered_by ON taskgate.components (registered_by) WHERE registered_by <> ''`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.
