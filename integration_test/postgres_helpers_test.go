@@ -206,21 +206,25 @@ func (m *minter) workload(tiID string) string {
 func (d *pgDeployment) insertDagRun(dagID, runID string) *afRun {
 	d.t.Helper()
 	r := &afRun{dagID: dagID, runID: runID, versionID: uuidV7(d.t)}
+	d.exec(`INSERT INTO log_template (filename, elasticsearch_id, created_at)
+		SELECT 'dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}/{% if ti.map_index >= 0 %}map_index={{ ti.map_index }}/{% endif %}attempt={{ try_number|default(ti.try_number) }}.log',
+			'{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}', now()
+		WHERE NOT EXISTS (SELECT 1 FROM log_template)`)
+	d.exec(`INSERT INTO dag_bundle (name, active) VALUES ('dags-folder', true) ON CONFLICT (name) DO NOTHING`)
 	d.exec(`INSERT INTO dag (dag_id, is_paused, is_stale, bundle_name, fileloc, relative_fileloc, owners,
 			max_active_tasks, max_active_runs, max_consecutive_failed_dag_runs, has_task_concurrency_limits,
-			has_import_errors, timetable_summary, timetable_description, exceeds_max_non_backfill)
-		VALUES ($1, false, false, 'dags-folder', '/opt/airflow/dags/'||$1||'.py', $1||'.py', 'airflow',
-			16, 16, 0, false, false, 'None', 'Never, external triggers only', false)
+			has_import_errors, timetable_summary, timetable_description)
+		VALUES ($1::text, false, false, 'dags-folder', '/opt/airflow/dags/' || $1::text || '.py', $1::text || '.py', 'airflow',
+			16, 16, 0, false, false, 'None', 'Never, external triggers only')
 		ON CONFLICT (dag_id) DO NOTHING`, dagID)
 	d.exec(`INSERT INTO dag_version (id, version_number, dag_id, bundle_name, created_at, last_updated)
-		VALUES ($1, (SELECT COALESCE(max(version_number), 0) + 1 FROM dag_version WHERE dag_id = $2), $2,
+		VALUES ($1, (SELECT COALESCE(max(version_number), 0) + 1 FROM dag_version WHERE dag_id = $2::text), $2::text,
 			'dags-folder', now(), now())`, r.versionID, dagID)
-	d.queryRow(`INSERT INTO dag_run (dag_id, queued_at, logical_date, start_date, state, run_id, creating_job_id,
-			run_type, triggered_by, conf, data_interval_start, data_interval_end, run_after,
-			last_scheduling_decision, log_template_id, updated_at, clear_number, backfill_id, bundle_version,
-			scheduled_by_job_id, context_carrier, span_status, created_dag_version_id)
-		VALUES ($1, now(), now(), now(), 'running', $2, NULL, 'manual', 'rest_api', '{}'::jsonb, now(), now(), now(),
-			NULL, (SELECT max(id) FROM log_template), now(), 0, NULL, NULL, NULL, '{}'::jsonb, 'not_started', $3)
+	d.queryRow(`INSERT INTO dag_run (dag_id, queued_at, logical_date, start_date, state, run_id, run_type,
+			triggered_by, conf, data_interval_start, data_interval_end, run_after, log_template_id, created_at,
+			updated_at, clear_number, context_carrier, span_status, created_dag_version_id)
+		VALUES ($1, now(), now(), now(), 'running', $2, 'manual', 'rest_api', '{}'::jsonb, now(), now(), now(),
+			(SELECT max(id) FROM log_template), now(), now(), 0, '{}'::json, 'not_started', $3)
 		RETURNING id`, []any{dagID, runID, r.versionID}, &r.id)
 	return r
 }
@@ -234,10 +238,10 @@ func (d *pgDeployment) insertQueuedTI(r *afRun, taskID string, tryNumber, maxTri
 			hostname, unixname, pool, pool_slots, queue, priority_weight, operator, custom_operator_name,
 			queued_dttm, scheduled_dttm, queued_by_job_id, executor, executor_config, updated_at,
 			context_carrier, span_status, task_display_name, dag_version_id)
-		VALUES ($1, $2, $3, $4, -1, 'queued', $5, $6,
-			'', 'airflow', 'default_pool', 1, 'default', 1, 'PythonOperator', NULL,
+		VALUES ($1, $2::text, $3, $4, -1, 'queued', $5, $6,
+			'', 'airflow', 'default_pool', 1, 'default', 1, 'PythonOperator', '',
 			now(), now(), NULL, NULL, $7, now(),
-			'{}'::jsonb, 'not_started', $2, $8)`,
+			'{}'::json, 'not_started', $2::text, $8)`,
 		ti.id, taskID, r.dagID, r.runID, tryNumber, maxTries, emptyPickledDict, r.versionID)
 	return ti
 }
