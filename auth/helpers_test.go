@@ -26,6 +26,7 @@ type memStore struct {
 	components  map[string]Component
 	userErr     error          // returned by User when set
 	purgeErr    error          // returned by the next PurgeRevocations when set
+	readErr     error          // returned by Revocations when set
 	purgeCalled chan time.Time // receives expiredBefore after each purge, when set
 }
 
@@ -76,6 +77,9 @@ func (s *memStore) RemoveUser(_ context.Context, name string, _ time.Time) (Remo
 func (s *memStore) Revocations(context.Context) (map[string]time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.readErr != nil {
+		return nil, s.readErr
+	}
 	out := make(map[string]time.Time, len(s.revoked))
 	for k, v := range s.revoked {
 		out[k] = v

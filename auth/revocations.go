@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +47,12 @@ type RevocationStore interface {
 // write the store first. The check, Revoked, is on the path of every
 // request (task tokens included), so it reads an immutable map through an
 // atomic pointer: no lock, no store access, no allocation. Revocations are
-// rare, so each write copies the map. It assumes it is the only writer of
-// the store's revocations while it runs, which the database lock makes so:
-// the offline CLI cannot open the data directory of a running server.
+// rare, so each write copies the map. With one embedded store it is the
+// only writer of the store's revocations while it runs (the database lock
+// makes the offline CLI unable to open the data directory of a running
+// server). When several processes share the store (replicas on one
+// PostgreSQL database, Airflow's own api-servers), RunRefresher merges
+// what the others revoke (Refresh).
 type Revocations struct {
 	store RevocationStore
 	now   func() time.Time
@@ -130,4 +134,83 @@ func (r *Revocations) PurgeRevocations(ctx context.Context, expiredBefore time.T
 	}
 	r.set.Store(&next)
 	return n, nil
+}
+
+// Refresh merges into the set the revocations the store holds that it
+// lacks (or holds with a later exp): those other processes sharing the
+// store recorded since the last load. Entries the store no longer holds
+// (another process purged them) stay until this set's own purge, which
+// drops them by their exp anyway: a revocation is never undone.
+func (r *Revocations) Refresh(ctx context.Context) error {
+	// Read outside the lock: Revoked never waits, and Revoke only waits
+	// for the merge below.
+	stored, err := r.store.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("auth: refresh revocations: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.set.Load()
+	var next map[string]time.Time
+	for jti, exp := range stored {
+		if e, ok := old[jti]; ok && !exp.After(e) {
+			continue
+		}
+		if next == nil {
+			next = maps.Clone(old)
+		}
+		next[jti] = exp.UTC()
+	}
+	if next != nil {
+		r.set.Store(&next)
+	}
+	return nil
+}
+
+// RefresherConfig configures RunRefresher.
+type RefresherConfig struct {
+	// Revocations is the set to keep in step with its store. Required.
+	Revocations *Revocations
+	// Interval is the time between refreshes, and so the bound on how long
+	// a revocation recorded by another process takes to be refused here
+	// (plus one read of the store). Required unless Tick is set.
+	Interval time.Duration
+	// Tick, when set, replaces the ticker: each value received starts a
+	// refresh and Interval is ignored. Tests drive the refresher with it.
+	Tick <-chan time.Time
+	// OnError receives the error of a failed refresh (the refresher carries
+	// on and tries again at the next tick); nil drops it.
+	OnError func(error)
+}
+
+// RunRefresher refreshes cfg.Revocations from its store at every tick
+// until ctx is done; it returns nil then. It returns an error at once only
+// for an invalid configuration.
+func RunRefresher(ctx context.Context, cfg RefresherConfig) error {
+	if cfg.Revocations == nil {
+		return errors.New("auth: refresher needs revocations")
+	}
+	tick := cfg.Tick
+	if tick == nil {
+		if cfg.Interval <= 0 {
+			return fmt.Errorf("auth: refresh interval %s is not positive", cfg.Interval)
+		}
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-tick:
+			if !ok {
+				tick = nil
+				continue
+			}
+			if err := cfg.Revocations.Refresh(ctx); err != nil && ctx.Err() == nil && cfg.OnError != nil {
+				cfg.OnError(err)
+			}
+		}
+	}
 }
