@@ -164,7 +164,7 @@ func runPostgresFlow(t *testing.T, d *pgDeployment, replicas []*server) {
 	wantJSON(t, w.do("POST", q.xcomPath("return_value"), pushed), 201, `{"message":"XCom successfully set"}`)
 	var sameValue bool
 	var kind string
-	var dagRunID int
+	var dagRunID int64
 	d.queryRow(`SELECT value = $1::jsonb, jsonb_typeof(value), dag_run_id FROM xcom
 		WHERE dag_id = $2 AND run_id = $3 AND task_id = $4 AND map_index = -1 AND key = 'return_value'`,
 		[]any{pushed, dagID, runID, taskID}, &sameValue, &kind, &dagRunID)

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -49,6 +48,7 @@ type pgDeployment struct {
 	jwtSecret string // [api_auth] jwt_secret
 	fernetKey string // [core] fernet_key
 	pool      *pgxpool.Pool
+	af        *pgtest.Airflow // Airflow's inserts
 }
 
 // newPGDeployment creates a fresh database holding Airflow's schema.
@@ -73,6 +73,7 @@ func newPGDeploymentAt(t *testing.T, dbURL string) *pgDeployment {
 		t.Fatalf("connect %s: %v", redactURL(dbURL), err)
 	}
 	d.pool = pool
+	d.af = &pgtest.Airflow{URL: dbURL}
 	// Registered after pgtest's drop, so it runs before it.
 	t.Cleanup(pool.Close)
 	return d
@@ -159,20 +160,16 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// Airflow's rows. The inserts below are what Airflow's scheduler writes
-// for a DAG run and its task instances (DagRun, TaskInstance.insert_mapping
-// then the scheduler's queued transition), with the NOT NULL columns whose
-// defaults live in Airflow's Python code supplied as Airflow supplies them.
-
-// emptyPickledDict is `pickle.dumps({})` with Airflow's default protocol:
-// TaskInstance.executor_config of a task without executor_config.
-var emptyPickledDict = []byte{0x80, 0x05, 0x7d, 0x94, 0x2e}
+// Airflow's rows come from pgtest's fixtures, which insert them as
+// Airflow's DAG processor and scheduler do (DagRun, then
+// TaskInstance.insert_mapping and the scheduler's queued transition), with
+// the NOT NULL columns whose defaults live in Airflow's Python code
+// supplied as Airflow supplies them.
 
 // afRun is a DAG run inserted as Airflow's scheduler inserts one.
 type afRun struct {
 	dagID, runID string
-	id           int    // dag_run.id
-	versionID    string // dag_version.id the run's task instances use
+	id           int64 // dag_run.id
 }
 
 // afTI is a task instance Airflow's scheduler queued.
@@ -201,49 +198,21 @@ func (m *minter) workload(tiID string) string {
 	return m.hs512(m.claims(tiID, "workload", 24*time.Hour))
 }
 
-// insertDagRun inserts a DAG (if new), a DAG version and a running
-// manual DAG run, as the DAG processor and the scheduler do.
+// insertDagRun inserts a running manual DAG run (and its DAG and version),
+// as the DAG processor and the scheduler do.
 func (d *pgDeployment) insertDagRun(dagID, runID string) *afRun {
 	d.t.Helper()
-	r := &afRun{dagID: dagID, runID: runID, versionID: uuidV7(d.t)}
-	d.exec(`INSERT INTO log_template (filename, elasticsearch_id, created_at)
-		SELECT 'dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}/{% if ti.map_index >= 0 %}map_index={{ ti.map_index }}/{% endif %}attempt={{ try_number|default(ti.try_number) }}.log',
-			'{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}', now()
-		WHERE NOT EXISTS (SELECT 1 FROM log_template)`)
-	d.exec(`INSERT INTO dag_bundle (name, active) VALUES ('dags-folder', true) ON CONFLICT (name) DO NOTHING`)
-	d.exec(`INSERT INTO dag (dag_id, is_paused, is_stale, bundle_name, fileloc, relative_fileloc, owners,
-			max_active_tasks, max_active_runs, max_consecutive_failed_dag_runs, has_task_concurrency_limits,
-			has_import_errors, timetable_summary, timetable_description)
-		VALUES ($1::text, false, false, 'dags-folder', '/opt/airflow/dags/' || $1::text || '.py', $1::text || '.py', 'airflow',
-			16, 16, 0, false, false, 'None', 'Never, external triggers only')
-		ON CONFLICT (dag_id) DO NOTHING`, dagID)
-	d.exec(`INSERT INTO dag_version (id, version_number, dag_id, bundle_name, created_at, last_updated)
-		VALUES ($1, (SELECT COALESCE(max(version_number), 0) + 1 FROM dag_version WHERE dag_id = $2::text), $2::text,
-			'dags-folder', now(), now())`, r.versionID, dagID)
-	d.queryRow(`INSERT INTO dag_run (dag_id, queued_at, logical_date, start_date, state, run_id, run_type,
-			triggered_by, conf, data_interval_start, data_interval_end, run_after, log_template_id, created_at,
-			updated_at, clear_number, context_carrier, span_status, created_dag_version_id)
-		VALUES ($1, now(), now(), now(), 'running', $2, 'manual', 'rest_api', '{}'::jsonb, now(), now(), now(),
-			(SELECT max(id) FROM log_template), now(), now(), 0, '{}'::json, 'not_started', $3)
-		RETURNING id`, []any{dagID, runID, r.versionID}, &r.id)
-	return r
+	row := d.af.DagRun(d.t, pgtest.DagRunRow{DagID: dagID, RunID: runID})
+	return &afRun{dagID: row.DagID, runID: row.RunID, id: row.ID}
 }
 
 // insertQueuedTI inserts a task instance the scheduler has queued for its
 // try tryNumber (the scheduler bumps try_number when it queues).
 func (d *pgDeployment) insertQueuedTI(r *afRun, taskID string, tryNumber, maxTries int) afTI {
 	d.t.Helper()
-	ti := afTI{run: r, id: uuidV7(d.t), taskID: taskID, mapIndex: -1, tryNumber: tryNumber, maxTries: maxTries}
-	d.exec(`INSERT INTO task_instance (id, task_id, dag_id, run_id, map_index, state, try_number, max_tries,
-			hostname, unixname, pool, pool_slots, queue, priority_weight, operator, custom_operator_name,
-			queued_dttm, scheduled_dttm, queued_by_job_id, executor, executor_config, updated_at,
-			context_carrier, span_status, task_display_name, dag_version_id)
-		VALUES ($1, $2::text, $3, $4, -1, 'queued', $5, $6,
-			'', 'airflow', 'default_pool', 1, 'default', 1, 'PythonOperator', '',
-			now(), now(), NULL, NULL, $7, now(),
-			'{}'::json, 'not_started', $2::text, $8)`,
-		ti.id, taskID, r.dagID, r.runID, tryNumber, maxTries, emptyPickledDict, r.versionID)
-	return ti
+	row := d.af.TaskInstance(d.t, pgtest.TaskInstanceRow{DagID: r.dagID, RunID: r.runID, TaskID: taskID,
+		TryNumber: tryNumber, MaxTries: maxTries})
+	return afTI{run: r, id: row.ID, taskID: taskID, mapIndex: -1, tryNumber: tryNumber, maxTries: maxTries}
 }
 
 // insertVariable stores a variable as Airflow's Variable.set does: the
@@ -294,16 +263,6 @@ func (d *pgDeployment) taskInstance(r *afRun, taskID string) tiRow {
 		row.state = *state
 	}
 	return row
-}
-
-// uuidV7 is a task instance id as Airflow's Python code makes one.
-func uuidV7(t *testing.T) string {
-	t.Helper()
-	id, err := uuid.NewV7()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id.String()
 }
 
 // waitFor polls cond until it holds or the deadline passes; it never
