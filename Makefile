@@ -34,9 +34,12 @@ fuzz: ## longer fuzzing run
 # End-to-end benchmark of the real binary against a bare Echo baseline (bench/run.sh).
 # Parameters: make bench CONNS=64 CONNS_HIGH=1024 DURATION=10s TASKS=10000 STORED=100000 ALG=HS512,EdDSA RUNS=1
 # (also WARMUP, MIX, PHASES, BENCH_ARGS; see bench/run.sh). Prints a Markdown report; takes a few minutes.
+# PostgreSQL mode: make bench PG=1 [PG_URL=postgres://…/postgres REPLICAS=1,2,3 PGBENCH=pgbench]: Airflow's
+# metadata database with 1, 2 and 3 replicas against pgbench running the heartbeat UPDATE (the ceiling).
 bench: ## end-to-end load test: req/s, latency, CPU per request and RSS against a bare Echo baseline
 	GO="$(GO)" CONNS="$(CONNS)" CONNS_HIGH="$(CONNS_HIGH)" DURATION="$(DURATION)" WARMUP="$(WARMUP)" \
 	TASKS="$(TASKS)" STORED="$(STORED)" ALG="$(ALG)" RUNS="$(RUNS)" MIX="$(MIX)" PHASES="$(PHASES)" \
+	PG="$(PG)" PG_URL="$(PG_URL)" REPLICAS="$(REPLICAS)" PGBENCH="$(PGBENCH)" \
 	BENCH_ARGS="$(BENCH_ARGS)" ./bench/run.sh
 
 bench-go: ## Go benchmarks of token verification, scope decisions, reissue and the store

@@ -69,11 +69,13 @@ type slot struct {
 	dead  bool   // no task instance to act on any more
 }
 
-// target is the server a phase drives.
+// target is the server a phase drives: one process, or replicas on one
+// database (PostgreSQL mode), whose connections are spread evenly over them.
 type target struct {
 	name     string // "baseline", or the gateway's algorithm
 	baseline bool
-	proc     *process
+	proc     *process   // the first (or only) process
+	procs    []*process // every replica, proc first
 	enc      *bench.Request
 	slots    []*slot
 	spares   []*tiInfo
@@ -89,11 +91,14 @@ func (t *target) takeSpare() *tiInfo {
 	return t.spares[i]
 }
 
-func newTarget(name string, baseline bool, proc *process) *target {
-	return &target{name: name, baseline: baseline, proc: proc,
+func newTarget(name string, baseline bool, proc *process, more ...*process) *target {
+	return &target{name: name, baseline: baseline, proc: proc, procs: append([]*process{proc}, more...),
 		enc: bench.NewRequest(proc.addr, client.VersionHeader+": "+client.APIVersion,
 			"User-Agent: "+client.UserAgent("taskgate-bench"), "Accept: application/json")}
 }
+
+// addr is the replica connection number j talks to.
+func (t *target) addr(j int) string { return t.procs[j%len(t.procs)].addr }
 
 // worker is one connection of the load generator and the slots it drives.
 type worker struct {
@@ -262,11 +267,17 @@ type cpuSample struct {
 	at           time.Time
 }
 
-func (b *benchmark) sample(p *process) (cpuSample, error) {
+// sample reads the CPU accounting; server is the sum over procs.
+func (b *benchmark) sample(procs ...*process) (cpuSample, error) {
 	var s cpuSample
 	var err error
-	if s.server, err = p.cpu(); err != nil {
-		return s, fmt.Errorf("%s cpu: %w", p.name, err)
+	for _, p := range procs {
+		c, err := p.cpu()
+		if err != nil {
+			return s, fmt.Errorf("%s cpu: %w", p.name, err)
+		}
+		s.server.UTime += c.UTime
+		s.server.STime += c.STime
 	}
 	if s.self, err = bench.ReadProcCPU(0); err != nil {
 		return s, err
@@ -289,7 +300,7 @@ func (b *benchmark) runPhase(ctx context.Context, t *target, ps phaseSpec) (*pha
 	workers := make([]*worker, conns)
 	deadline := time.Now().Add(b.opts.warmup + b.opts.duration + time.Minute)
 	for j := range workers {
-		w := &worker{t: t, st: st, conn: bench.NewConn(t.proc.addr), cidPrefix: fmt.Sprintf("bench-%s-%05d-", t.name, j)}
+		w := &worker{t: t, st: st, conn: bench.NewConn(t.addr(j)), cidPrefix: fmt.Sprintf("bench-%s-%05d-", t.name, j)}
 		for k := j; k < len(slots); k += conns {
 			w.slots = append(w.slots, slots[k])
 		}
@@ -300,7 +311,7 @@ func (b *benchmark) runPhase(ctx context.Context, t *target, ps phaseSpec) (*pha
 		}
 		w.conn.SetDeadline(deadline)
 		if err := w.conn.Dial(); err != nil {
-			return nil, fmt.Errorf("dial %s: %w", t.proc.addr, err)
+			return nil, fmt.Errorf("dial %s: %w", t.addr(j), err)
 		}
 		workers[j] = w
 	}
@@ -359,37 +370,41 @@ func (b *benchmark) runPhase(ctx context.Context, t *target, ps phaseSpec) (*pha
 			wg.Wait()
 			return nil, ctx.Err()
 		}
-		if c0, err = b.sample(t.proc); err != nil {
+		if c0, err = b.sample(t.procs...); err != nil {
 			return nil, err
 		}
 		st.recording.Store(true)
 		completed := sleepCtx(ctx, b.opts.duration)
 		st.recording.Store(false)
-		c1, err = b.sample(t.proc)
+		c1, err = b.sample(t.procs...)
 		stop.Store(true)
 		wg.Wait()
 		if !completed {
 			return nil, ctx.Err()
 		}
 	} else {
-		if c0, err = b.sample(t.proc); err != nil {
+		if c0, err = b.sample(t.procs...); err != nil {
 			return nil, err
 		}
 		st.recording.Store(true)
 		close(begin)
 		wg.Wait()
 		st.recording.Store(false)
-		c1, err = b.sample(t.proc)
+		c1, err = b.sample(t.procs...)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !t.proc.alive() {
-		return nil, fmt.Errorf("%s exited during %s%s", t.proc.name, ps.name, t.proc.logTail())
+	for _, p := range t.procs {
+		if !p.alive() {
+			return nil, fmt.Errorf("%s exited during %s%s", p.name, ps.name, p.logTail())
+		}
 	}
 	r := b.result(t, ps, conns, st, c0, c1)
-	if err := t.proc.scanLog(); err != nil {
-		return nil, err
+	for _, p := range t.procs {
+		if err := p.scanLog(); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }

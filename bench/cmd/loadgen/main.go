@@ -31,6 +31,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,12 @@ type options struct {
 	out                    string
 	pprof                  string // [taskgate] pprof_listen of the gateway
 	command                string // how the benchmark was invoked, for the report
+	// PostgreSQL mode (postgres.go): on when pgServer is set.
+	pgServer   string // a PostgreSQL server's maintenance database URL
+	replicas   []int  // replica counts to measure
+	pgbenchBin string
+	pgSchema   string // Airflow's schema file
+	pgEmbedded bool   // also measure the embedded store's gateway
 }
 
 // mixCalls are the calls a mix may name.
@@ -103,6 +110,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "also write the report to this file")
 	fs.StringVar(&o.pprof, "pprof", "", "serve the gateway's runtime profiles on this loopback host:port ([taskgate] pprof_listen)")
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report")
+	fs.StringVar(&o.pgServer, "postgres", "", "PostgreSQL mode: the URL of a server's maintenance database (postgres://…/postgres); "+
+		"a fresh database is created on it, provisioned as Airflow would, and dropped at the end")
+	replicas := fs.String("replicas", "1,2,3", "PostgreSQL mode: the replica counts to measure")
+	fs.StringVar(&o.pgbenchBin, "pgbench", "pgbench", "PostgreSQL mode: the pgbench binary of the ceiling")
+	fs.StringVar(&o.pgSchema, "pg-schema", "testdata/airflow/1d6611b6ab7c.sql", "PostgreSQL mode: Airflow's schema")
+	fs.BoolVar(&o.pgEmbedded, "pg-embedded", true, "PostgreSQL mode: also measure the embedded store's gateway on the same phases")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -133,6 +146,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			}
 			o.phases[p] = true
 		}
+	}
+	for r := range strings.SplitSeq(*replicas, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-replicas: %q is not a positive count", r)
+		}
+		o.replicas = append(o.replicas, n)
 	}
 	var err error
 	if o.mix, err = bench.ParseMix(o.mixSpec, mixCalls); err != nil {
@@ -175,10 +195,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	b.report.machine = describeMachine()
 	b.report.command = o.command
 	b.report.opts = o
-	if err := b.run(ctx); err != nil {
-		return err
+	var text string
+	if o.pgServer != "" {
+		if err := b.runPostgres(ctx); err != nil {
+			return err
+		}
+		m := b.report.machine
+		text = fmt.Sprintf("### Machine\n\n- %d CPUs (`nproc`), %s; %s RAM; Linux %s; %s\n- command: `%s`\n- servers and PostgreSQL not pinned\n%s",
+			m.cpus, m.model, m.memory, m.kernel, m.goVer, o.command, b.pgReport)
+	} else {
+		if err := b.run(ctx); err != nil {
+			return err
+		}
+		text = b.report.markdown()
 	}
-	text := b.report.markdown()
 	fmt.Fprint(stdout, text)
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
@@ -213,6 +243,8 @@ type benchmark struct {
 	report  report
 	// base is the running baseline server, nil when not measured.
 	base *target
+	// pgReport is PostgreSQL mode's report.
+	pgReport string
 }
 
 func (b *benchmark) logf(format string, args ...any) {
