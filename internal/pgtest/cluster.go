@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -59,7 +60,7 @@ func StopCluster() {
 // resolveServer returns the server to use: envURL when set, else localURL
 // when it answers, else a throwaway cluster started from the installed
 // PostgreSQL binaries (once per process).
-func resolveServer(envURL, localURL string) (string, error) {
+func resolveServer(envURL, localURL, binGlob string) (string, error) {
 	if envURL != "" {
 		return envURL, nil
 	}
@@ -73,7 +74,7 @@ func resolveServer(envURL, localURL string) (string, error) {
 		shared.url = localURL
 		return localURL, nil
 	}
-	c, err := startCluster()
+	c, err := startCluster(binGlob)
 	if err != nil {
 		return "", fmt.Errorf("%s does not answer (%v), and no throwaway cluster: %w", redact(localURL), localErr, err)
 	}
@@ -91,17 +92,16 @@ func ping(u string) error {
 	return conn.Close(ctx)
 }
 
+// redact hides a password in u.
 func redact(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "…" + u[i:]
-		}
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
 	}
-	return u
+	return "the server"
 }
 
 // errNoBinaries: PostgreSQL is not installed where we look.
-var errNoBinaries = errors.New("no initdb and postgres binaries in PATH or /usr/lib/postgresql/*/bin")
+var errNoBinaries = errors.New("no initdb and postgres binaries in PATH or " + postgresBinGlob)
 
 // cluster is a PostgreSQL server in a temporary directory, trust auth,
 // listening on a free loopback port, owned by this process.
@@ -115,8 +115,8 @@ type cluster struct {
 
 const clusterPrefix = "taskgate-pgtest-"
 
-func startCluster() (*cluster, error) {
-	bin, err := findBinaries()
+func startCluster(binGlob string) (*cluster, error) {
+	bin, err := findBinaries(binGlob)
 	if err != nil {
 		return nil, err
 	}
@@ -207,9 +207,12 @@ func (c *cluster) stop() {
 	os.RemoveAll(c.dir)
 }
 
+// postgresBinGlob is where Debian and Ubuntu install each PostgreSQL version.
+const postgresBinGlob = "/usr/lib/postgresql/*/bin"
+
 // findBinaries returns the directory holding initdb and postgres: the one
-// of initdb in PATH, else the newest /usr/lib/postgresql/<version>/bin.
-func findBinaries() (string, error) {
+// of initdb in PATH, else the newest of binGlob (postgresBinGlob).
+func findBinaries(binGlob string) (string, error) {
 	var dirs []string
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
@@ -217,7 +220,7 @@ func findBinaries() (string, error) {
 		}
 		dirs = append(dirs, filepath.Dir(p))
 	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	versions, _ := filepath.Glob(binGlob)
 	slices.SortFunc(versions, func(a, b string) int { return versionOf(b) - versionOf(a) })
 	dirs = append(dirs, versions...)
 	for _, d := range dirs {

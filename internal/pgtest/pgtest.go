@@ -37,12 +37,18 @@ const localServer = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 // TASKGATE_SKIP_POSTGRES=1 asks for it on purpose.
 func Server(t testing.TB) string {
 	t.Helper()
-	u, err := resolveServer(os.Getenv("TASKGATE_TEST_DATABASE_URL"), localServer)
+	return server(t, os.Getenv("TASKGATE_TEST_DATABASE_URL"), localServer, postgresBinGlob)
+}
+
+func server(t testing.TB, envURL, localURL, binGlob string) string {
+	t.Helper()
+	u, err := resolveServer(envURL, localURL, binGlob)
 	if err == nil {
 		return u
 	}
 	if os.Getenv("TASKGATE_SKIP_POSTGRES") == "1" {
 		t.Skipf("no PostgreSQL for the tests and TASKGATE_SKIP_POSTGRES=1: %v", err)
+		return ""
 	}
 	t.Fatalf("no PostgreSQL for the tests: %v\n"+
 		"Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; "+
