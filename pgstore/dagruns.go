@@ -2,8 +2,8 @@ package pgstore
 
 // Dag runs on Airflow's dag_run rows. Mapping (workload.DagRun ⇄ dag_run):
 // every field is the column of its name (conf plain jsonb, the dates
-// UtcDateTime), Note is dag_run_note.content, and ConsumedAssetEvents is
-// left empty (the asset events a run consumed are not read here).
+// UtcDateTime); Note and ConsumedAssetEvents are left empty (dag_run_note
+// and the asset events a run consumed are not read here).
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 
 const dagRunColumns = `dr.dag_id, dr.run_id, dr.logical_date, dr.data_interval_start, dr.data_interval_end,
 	dr.run_after, dr.start_date, dr.end_date, dr.clear_number, dr.run_type, dr.state, dr.conf,
-	dr.triggering_user_name, dr.partition_key, n.content
-	FROM dag_run dr LEFT JOIN dag_run_note n ON n.dag_run_id = dr.id`
+	dr.triggering_user_name, dr.partition_key
+	FROM dag_run dr`
 
 func scanDagRun(row pgx.Row) (*workload.DagRun, error) {
 	var (
@@ -29,7 +29,7 @@ func scanDagRun(row pgx.Row) (*workload.DagRun, error) {
 	)
 	err := row.Scan(&dr.DagID, &dr.RunID, &dr.LogicalDate, &dr.DataIntervalStart, &dr.DataIntervalEnd,
 		&dr.RunAfter, &dr.StartDate, &dr.EndDate, &clear, &dr.RunType, &state, &conf,
-		&dr.TriggeringUserName, &dr.PartitionKey, &dr.Note)
+		&dr.TriggeringUserName, &dr.PartitionKey)
 	if err != nil {
 		return nil, err
 	}

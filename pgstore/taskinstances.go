@@ -68,8 +68,9 @@ var (
 
 // Airflow's Python-side defaults for NOT NULL columns a row must carry.
 var (
-	// pickledEmptyDict is dill.dumps({}) (pickle protocol 4): executor_config.
-	pickledEmptyDict = []byte("\x80\x04}\x94.")
+	// pickledEmptyDict is executor_config for a task without one: dill's
+	// pickle of {} (protocol 5, PickleType's HIGHEST_PROTOCOL).
+	pickledEmptyDict = []byte("\x80\x05}\x94.")
 	// emptyCarrier is {} through Airflow's ExtendedJSON: context_carrier.
 	emptyCarrier = []byte(`{"__var": {}, "__type": "dict"}`)
 )
@@ -443,7 +444,6 @@ func (c *colSet) set(col string, v any) {
 	c.args = append(c.args, v)
 	c.cols = append(c.cols, col+" = $"+strconv.Itoa(len(c.args)))
 }
-
 
 func eqTime(a, b *time.Time) bool {
 	if a == nil || b == nil {
@@ -835,8 +835,12 @@ func insertTIRow(ctx context.Context, tx pgx.Tx, t *workload.TaskInstance) error
 	if err != nil {
 		return err
 	}
-	cols = append(cols, "dag_id", "run_id", "task_id", "map_index", "pool", "executor_config", "context_carrier")
-	args = append(args, t.DagID, t.RunID, t.TaskID, int32(t.MapIndex), defaultPool, pickledEmptyDict, string(emptyCarrier))
+	// custom_operator_name is NOT NULL; taskgate knows no operator, so "",
+	// and the display name is the task id, as insert_mapping writes it.
+	cols = append(cols, "dag_id", "run_id", "task_id", "map_index", "pool", "executor_config", "context_carrier",
+		"custom_operator_name", "task_display_name")
+	args = append(args, t.DagID, t.RunID, t.TaskID, int32(t.MapIndex), defaultPool, pickledEmptyDict, string(emptyCarrier),
+		"", t.TaskID)
 	ph := make([]string, len(cols))
 	for i := range cols {
 		ph[i] = "$" + strconv.Itoa(i+1)
