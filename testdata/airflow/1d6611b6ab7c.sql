@@ -27,6 +27,14 @@ CREATE TABLE log_template (
     created_at timestamptz NOT NULL,
     CONSTRAINT log_template_pkey PRIMARY KEY (id)
 );
+-- `airflow db migrate` records the configured log templates (utils/db.py
+-- synchronize_log_template); these are Airflow 3.2's defaults. New dag_run rows
+-- point at the newest row (DagRun.log_template_id defaults to max(id)).
+INSERT INTO log_template (filename, elasticsearch_id, created_at) VALUES (
+    'dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}/{% if ti.map_index >= 0 %}map_index={{ ti.map_index }}/{% endif %}attempt={{ try_number|default(ti.try_number) }}.log',
+    '{dag_id}-{task_id}-{run_id}-{map_index}-{try_number}',
+    '2026-01-01 00:00:00+00'
+);
 
 CREATE TABLE dag_bundle (
     name varchar(250) NOT NULL,
