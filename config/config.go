@@ -100,6 +100,30 @@ type Config struct {
 	// for that long, and not renew or write.
 	TaskSuccessOvertime time.Duration
 
+	// [database]
+
+	// DatabaseURL is [database] sql_alchemy_conn turned into the postgres://
+	// URL pgx takes (PostgresURL): taskgate then keeps its state in that
+	// Airflow metadata database. Empty (the default) keeps it in the
+	// embedded bbolt file in DataDir.
+	DatabaseURL string
+	// DatabaseSchema is [database] sql_alchemy_schema: the schema of
+	// Airflow's tables; empty means the connection's search_path.
+	DatabaseSchema string
+	// DatabasePoolSize and DatabaseMaxOverflow are SQLAlchemy's pool
+	// bounds; taskgate's pool holds at most their sum. Zero pool size or a
+	// negative overflow means no limit in SQLAlchemy; taskgate then keeps
+	// its driver's default.
+	DatabasePoolSize    int
+	DatabaseMaxOverflow int
+	// DatabasePoolRecycle is [database] sql_alchemy_pool_recycle: the
+	// longest a connection is used before it is replaced; negative means
+	// never.
+	DatabasePoolRecycle time.Duration
+	// DatabasePoolPrePing is [database] sql_alchemy_pool_pre_ping: check a
+	// connection that sat idle before using it.
+	DatabasePoolPrePing bool
+
 	// [taskgate]
 
 	// Listen is the host:port the gateway listens on; the default binds to
@@ -158,9 +182,10 @@ type Config struct {
 	// otherwise surprise.
 	File string
 	// Warnings lists settings that were present but deliberately ignored,
-	// such as AIRFLOW__API_AUTH__JWT_SECRET_CMD: taskgate never runs commands
-	// or queries secrets backends from configuration. main should log them,
-	// since the operator expected them to take effect.
+	// such as AIRFLOW__API_AUTH__JWT_SECRET_CMD: taskgate runs the commands
+	// of Airflow's sensitive keys it reads (sql_alchemy_conn) only, and
+	// queries no secrets backend. main should log them, since the operator
+	// expected them to take effect.
 	Warnings []string
 }
 
@@ -175,6 +200,10 @@ type Sources struct {
 	// Env holds os.Environ()-style "KEY=VALUE" entries; a later entry for the
 	// same key wins.
 	Env []string
+	// Run runs the command of an AIRFLOW__…_CMD variable or *_cmd file key
+	// (argv split as Python's shlex.split does, env as in Env) and returns
+	// its standard output. Nil runs it with os/exec.
+	Run func(argv, env []string) ([]byte, error)
 	// Flags maps "section.key" (e.g. "taskgate.listen") to a value, for flags
 	// the user actually set; flags left at their zero value must be omitted so
 	// they do not override the file and the environment.

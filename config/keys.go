@@ -24,13 +24,17 @@ type Key struct {
 // keyDef is a Key plus how to store and render its value.
 type keyDef struct {
 	Key
-	secret bool                            // value is never shown
-	set    func(c *Config, v string) error // parse v into c; the error is the reason
-	get    func(c *Config) string          // render the effective value
+	secret bool // value is never shown
+	// command marks one of Airflow's sensitive keys whose *_cmd variants
+	// taskgate honours as Airflow does (see resolveSensitive).
+	command bool
+	set     func(c *Config, v string) error // parse v into c; the error is the reason
+	get     func(c *Config) string          // render the effective value
 }
 
 // Keys returns every configuration key in a stable order: by section in the
-// order [api_auth], [execution_api], [scheduler], [core], [taskgate], and
+// order [api_auth], [execution_api], [scheduler], [core], [database],
+// [taskgate], and
 // within a section in the order of the Config fields.
 func Keys() []Key {
 	defs := keyDefs()
@@ -155,6 +159,77 @@ func keyDefs() []keyDef {
 				return nil
 			},
 			get: func(c *Config) string { return strconv.Itoa(c.MaxMapLength) },
+		},
+
+		// [database]
+		{
+			Key: Key{"database", "sql_alchemy_conn", "",
+				"Airflow's metadata database as a SQLAlchemy URL (postgresql://, postgresql+psycopg2://, postgresql+psycopg://; libpq options in the query string); also read from AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD and sql_alchemy_conn_cmd. Empty: the embedded store in data_dir."},
+			secret:  true,
+			command: true,
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "" {
+					c.DatabaseURL = ""
+					return nil
+				}
+				u, err := PostgresURL(v)
+				c.DatabaseURL = u
+				return err
+			},
+			get: func(c *Config) string { return redactURL(c.DatabaseURL) },
+		},
+		stringKey("database", "sql_alchemy_schema", "",
+			"Schema of Airflow's tables; empty: the connection's search_path. taskgate's own tables are in the schema taskgate.",
+			func(c *Config) *string { return &c.DatabaseSchema }),
+		intKey("database", "sql_alchemy_pool_size", "5",
+			"With sql_alchemy_max_overflow, the most connections taskgate opens (their sum); 0 (no limit in SQLAlchemy) keeps the driver's default, max(4, CPUs).",
+			func(c *Config) *int { return &c.DatabasePoolSize }),
+		{
+			Key: Key{"database", "sql_alchemy_max_overflow", "10",
+				"Connections beyond sql_alchemy_pool_size; -1 (no limit in SQLAlchemy) keeps the driver's default."},
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return errors.New("not an integer")
+				}
+				c.DatabaseMaxOverflow = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(c.DatabaseMaxOverflow) },
+		},
+		{
+			Key: Key{"database", "sql_alchemy_pool_recycle", "1800",
+				"Seconds a database connection is used before it is replaced; -1: never."},
+			set: func(c *Config, v string) error {
+				if strings.TrimSpace(v) == "-1" {
+					c.DatabasePoolRecycle = -1
+					return nil
+				}
+				d, err := parseSeconds(v, false)
+				c.DatabasePoolRecycle = d
+				return err
+			},
+			get: func(c *Config) string {
+				if c.DatabasePoolRecycle < 0 {
+					return "-1"
+				}
+				return formatSeconds(c.DatabasePoolRecycle)
+			},
+		},
+		{
+			Key: Key{"database", "sql_alchemy_pool_pre_ping", "True",
+				"Check a database connection that sat idle (over 1 s) before using it: True or False."},
+			set: func(c *Config, v string) error {
+				b, err := parseBool(v)
+				c.DatabasePoolPrePing = b
+				return err
+			},
+			get: func(c *Config) string {
+				if c.DatabasePoolPrePing {
+					return "True"
+				}
+				return "False"
+			},
 		},
 
 		// [taskgate]
@@ -490,4 +565,16 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// parseBool reads a boolean as Airflow's getboolean does: true/false, t/f,
+// 1/0, in any case.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "t", "1":
+		return true, nil
+	case "false", "f", "0":
+		return false, nil
+	}
+	return false, errors.New("not a boolean (True or False)")
 }

@@ -24,9 +24,10 @@ import (
 // File and environment values get Airflow's treatment: "%%" and "%(key)s"
 // interpolation in the file, and $VAR/~ expansion (from src.Env) in both.
 // Environment values are otherwise taken verbatim, so a secret keeps every
-// byte. AIRFLOW__…_CMD and AIRFLOW__…_SECRET variables (and *_cmd/*_secret
-// file keys) are never executed or resolved; they are listed in
-// Config.Warnings.
+// byte. AIRFLOW__…_CMD variables and *_cmd file keys are run only for the
+// sensitive keys taskgate reads (sql_alchemy_conn; see resolveSensitive);
+// other *_CMD and *_SECRET variants are never executed or resolved and are
+// listed in Config.Warnings.
 //
 // Unknown keys in Airflow's sections are ignored, since the file is usually a
 // whole airflow.cfg. Unknown keys in taskgate's own [taskgate] section or
@@ -70,7 +71,13 @@ func Load(src Sources) (*Config, error) {
 	byName := map[string]keyDef{}
 	for _, d := range defs {
 		full := d.Section + "." + d.Name
-		l, value, err := resolve(d, file, env, src.Flags)
+		var l layer
+		var value string
+		if d.command {
+			l, value, err = resolveSensitive(d, file, env, src)
+		} else {
+			l, value, err = resolve(d, file, env, src.Flags)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +87,9 @@ func Load(src Sources) (*Config, error) {
 		layers[full] = l
 		byName[full] = d
 		c.Source[full] = l.source
-		c.Warnings = append(c.Warnings, ignoredIndirections(d, file, env)...)
+		if !d.command {
+			c.Warnings = append(c.Warnings, ignoredIndirections(d, file, env)...)
+		}
 	}
 
 	if c.JWTSecret != "" && c.JWTPrivateKeyPath != "" {

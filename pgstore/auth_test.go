@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,38 +14,19 @@ import (
 	"github.com/taskgate/taskgate/internal/pgtest"
 )
 
-// authTables are the Airflow tables the operator side touches, as Airflow
-// 3.2 declares them on PostgreSQL (models/revoked_token.py,
-// models/taskinstance.py, reduced to the columns used here), and the
-// try-side table of taskgate's migration 2.
-const authTables = `
-CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
-INSERT INTO alembic_version VALUES ('1d6611b6ab7c');
-CREATE TABLE revoked_token (
-	jti varchar(32) PRIMARY KEY,
-	exp timestamptz NOT NULL
-);
-CREATE INDEX idx_revoked_token_exp ON revoked_token (exp);
-CREATE TABLE task_instance (
-	id uuid PRIMARY KEY,
-	task_id varchar(250) NOT NULL,
-	state varchar(20),
-	end_date timestamptz,
-	updated_at timestamptz
-);`
+// tryTable is the part of taskgate's migration 2 (the try-side table)
+// that RemoveUser reads; IF NOT EXISTS, so that it is a no-op where the
+// migration made it.
+const tryTable = `CREATE TABLE IF NOT EXISTS taskgate.try (ti_id uuid PRIMARY KEY, queued_by text NOT NULL DEFAULT '')`
 
-// tryTable is the part of migration 2 that RemoveUser reads.
-const tryTable = `CREATE TABLE IF NOT EXISTS taskgate.try (ti_id uuid PRIMARY KEY, queued_by text)`
-
-// newAuthDB opens a store on a fresh database holding authTables and
-// returns it with the database's URL.
-func newAuthDB(t *testing.T) (*DB, string) {
+// newAuthDB opens a store on a fresh database holding Airflow's schema and
+// returns it with fixtures on that database.
+func newAuthDB(t *testing.T) (*DB, *pgtest.Airflow) {
 	t.Helper()
-	u := pgtest.NewDatabase(t)
-	pgtest.Exec(t, u, authTables)
-	db := openDB(t, u)
-	pgtest.Exec(t, u, tryTable)
-	return db, u
+	af := pgtest.NewAirflowFixtures(t)
+	db := openDB(t, af.URL)
+	pgtest.Exec(t, af.URL, tryTable)
+	return db, af
 }
 
 func openDB(t *testing.T, u string) *DB {
@@ -189,21 +171,18 @@ func TestComponents(t *testing.T) {
 // and withdraws the task instances they queued that are still queued, in
 // one transaction; everything else is left alone.
 func TestRemoveUser(t *testing.T) {
-	db, u := newAuthDB(t)
+	db, af := newAuthDB(t)
+	u := af.URL
 	ctx := context.Background()
-	const (
-		queued  = "01900000-0000-7000-8000-000000000001"
-		queued2 = "01900000-0000-7000-8000-000000000002"
-		running = "01900000-0000-7000-8000-000000000003"
-		other   = "01900000-0000-7000-8000-000000000004"
-		noTry   = "01900000-0000-7000-8000-000000000005"
-	)
-	pgtest.Exec(t, u, `
-		INSERT INTO task_instance (id, task_id, state) VALUES
-			('`+queued+`', 'a', 'queued'), ('`+queued2+`', 'b', 'queued'), ('`+running+`', 'c', 'running'),
-			('`+other+`', 'd', 'queued'), ('`+noTry+`', 'e', 'queued');
-		INSERT INTO taskgate.try (ti_id, queued_by) VALUES
-			('`+queued2+`', 'alice'), ('`+queued+`', 'alice'), ('`+running+`', 'alice'), ('`+other+`', 'bob')`)
+	ti := func(taskID, state string) string {
+		return af.TaskInstance(t, pgtest.TaskInstanceRow{RunID: "r", TaskID: taskID, State: state}).ID
+	}
+	queued, queued2, running, other, noTry := ti("a", "queued"), ti("b", "queued"), ti("c", "running"), ti("d", "queued"), ti("e", "queued")
+	if queued2 < queued {
+		queued, queued2 = queued2, queued
+	}
+	pgtest.Exec(t, u, `INSERT INTO taskgate.try (ti_id, queued_by) VALUES
+		('`+queued2+`', 'alice'), ('`+queued+`', 'alice'), ('`+running+`', 'alice'), ('`+other+`', 'bob')`)
 	for _, name := range []string{"alice", "bob"} {
 		if err := db.AddUser(ctx, auth.User{Name: name, Role: auth.RoleOp, PasswordHash: "h", CreatedAt: t0}); err != nil {
 			t.Fatal(err)
@@ -256,6 +235,7 @@ func TestRemoveUser(t *testing.T) {
 		{queued, "removed", &now}, {queued2, "removed", &now}, {running, "running", nil},
 		{other, "queued", nil}, {noTry, "queued", nil},
 	}
+	slices.SortFunc(wantStates, func(a, b row) int { return strings.Compare(a.ID, b.ID) })
 	if diff := cmp.Diff(wantStates, states); diff != "" {
 		t.Errorf("task_instance (-want +got):\n%s", diff)
 	}
@@ -276,7 +256,8 @@ func TestRemoveUser(t *testing.T) {
 }
 
 func TestRevocations(t *testing.T) {
-	db, u := newAuthDB(t)
+	db, af := newAuthDB(t)
+	u := af.URL
 	ctx := context.Background()
 	// A row Airflow's api-server wrote for one of its own tokens.
 	pgtest.Exec(t, u, `INSERT INTO revoked_token (jti, exp) VALUES ('0123456789abcdef0123456789abcdef', '2026-03-01 13:00:00+00')`)
@@ -329,8 +310,8 @@ func TestRevocations(t *testing.T) {
 // TestPurgeRevocationsInBatches: a backlog larger than one batch is purged
 // whole.
 func TestPurgeRevocationsInBatches(t *testing.T) {
-	db, u := newAuthDB(t)
-	pgtest.Exec(t, u, `INSERT INTO revoked_token (jti, exp)
+	db, af := newAuthDB(t)
+	pgtest.Exec(t, af.URL, `INSERT INTO revoked_token (jti, exp)
 		SELECT md5(i::text), '2026-01-01'::timestamptz FROM generate_series(1, 2500) i;
 		INSERT INTO revoked_token (jti, exp) VALUES ('live', '2027-01-01')`)
 	n, err := db.PurgeRevocations(context.Background(), t0)

@@ -17,7 +17,8 @@ import (
 // bound), and so are revocations Airflow's api-server writes.
 func TestReplicasSeeRevocationsAndRemovals(t *testing.T) {
 	ctx := context.Background()
-	a, u := newAuthDB(t)
+	a, af := newAuthDB(t)
+	u := af.URL
 	b := openDB(t, u)
 	ra, err := auth.LoadRevocations(ctx, a, nil)
 	if err != nil {
@@ -106,7 +107,8 @@ func TestReplicasSeeRevocationsAndRemovals(t *testing.T) {
 func TestRefresherBound(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, u := newAuthDB(t)
+	a, af := newAuthDB(t)
+	u := af.URL
 	b := openDB(t, u)
 	ra, err := auth.LoadRevocations(ctx, a, nil)
 	if err != nil {
