@@ -1,9 +1,11 @@
 // Package integration_test drives the real taskgate binary the way Airflow
 // does: the CLI provisions a data directory offline, `taskgate serve` runs on
 // a free loopback port, and the tests talk to it over HTTP with the headers
-// of Airflow's Task SDK. Nothing here imports taskgate's packages: what is
-// tested is the wire contract, the statuses and bodies Airflow's Execution
-// API answers with, as a worker sees them.
+// of Airflow's Task SDK. Nothing here imports taskgate's packages but
+// internal/pgtest, which makes the PostgreSQL databases (Airflow's schema,
+// Airflow's rows) the PostgreSQL suite runs replicas on: what is tested is
+// the wire contract, the statuses and bodies Airflow's Execution API
+// answers with, as a worker sees them, and the rows Airflow reads.
 package integration_test
 
 import (
@@ -20,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/taskgate/taskgate/internal/pgtest"
 )
 
 // binary is the taskgate executable every test runs, built once by TestMain.
@@ -57,6 +61,9 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration: go build github.com/taskgate/taskgate:", err)
 		return 1
 	}
+	// The PostgreSQL suite may have started a throwaway cluster (pgtest,
+	// when no server is configured or running): stop it with the run.
+	defer pgtest.StopCluster()
 	return m.Run()
 }
 
