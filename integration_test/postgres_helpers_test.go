@@ -35,10 +35,11 @@ import (
 // airflow.cfg: the database, [api_auth] jwt_secret and [core] fernet_key.
 // Each has its own data directory, which none of them should need.
 
-// revocationBound is the longest a revocation made through one replica
-// may still be honoured by another (per-replica caches are refreshed within
-// this, see pgstore's revocation watcher).
-const revocationBound = 5 * time.Second
+// revocationBound is the longest a revocation (or a user's removal) made
+// through one replica may still be honoured by another: every replica
+// rereads the revocations of the shared database every second
+// (revocationRefresh in cli), plus the read itself.
+const revocationBound = 1500 * time.Millisecond
 
 // pgDeployment is one Airflow metadata database and the configuration every
 // replica in front of it shares.
