@@ -244,10 +244,11 @@ func (m *pgMode) provision(ctx context.Context) error {
 			WHERE NOT EXISTS (SELECT 1 FROM log_template)`, nil},
 		{`INSERT INTO dag_bundle (name, active) VALUES ('dags-folder', true) ON CONFLICT (name) DO NOTHING`, nil},
 		{`INSERT INTO dag (dag_id, is_paused, is_stale, last_parsed_time, fileloc, relative_fileloc, bundle_name,
-				owners, dag_display_name, timetable_summary, timetable_description, max_active_tasks, max_active_runs,
-				max_consecutive_failed_dag_runs, has_task_concurrency_limits, has_import_errors, fail_fast)
+				owners, dag_display_name, timetable_type, timetable_summary, timetable_description, max_active_tasks,
+				max_active_runs, max_consecutive_failed_dag_runs, has_task_concurrency_limits, has_import_errors, fail_fast)
 			VALUES ($1::text, false, false, now(), '/opt/airflow/dags/bench_dag.py', 'bench_dag.py', 'dags-folder',
-				'airflow', $1::text, 'None', 'Never, external triggers only', 100000, 16, 0, false, false, false)`, []any{dagID}},
+				'airflow', $1::text, 'airflow.timetables.simple.NullTimetable', 'None', 'Never, external triggers only',
+				100000, 16, 0, false, false, false)`, []any{dagID}},
 		{`INSERT INTO dag_version (id, version_number, dag_id, bundle_name, created_at, last_updated)
 			VALUES ($1, 1, $2, 'dags-folder', now(), now())`, []any{versionID, dagID}},
 		{`INSERT INTO dag_run (dag_id, queued_at, start_date, state, run_id, run_type, triggered_by, conf,
