@@ -209,3 +209,87 @@ func TestDeleteAndListConnections(t *testing.T) {
 		t.Errorf("ListConnections with an undecryptable row: %v; want ErrDecrypt", err)
 	}
 }
+
+// TestRotateSecrets: rotation re-encrypts with the first key every value
+// whose flag says it is encrypted, whichever configured key made it, and
+// leaves values in clear as they are, as `airflow rotate-fernet-key` does;
+// a token no configured key made changes nothing.
+func TestRotateSecrets(t *testing.T) {
+	vs := pythonVectors(t)
+	spec := specVector(t)
+	newKey, oldKey := vs[0].Secret, spec.Secret
+	rows := `INSERT INTO variable (key, val, is_encrypted) VALUES
+			('old', '` + spec.Token + `', true), ('new', '` + vs[1].Token + `', true), ('clear', 'plain', false);
+		INSERT INTO connection (conn_id, conn_type, password, is_encrypted, extra, is_extra_encrypted) VALUES
+			('c', 'http', '` + spec.Token + `', true, '` + vs[2].Token + `', true),
+			('clear', 'http', 'plain', false, '{}', false),
+			('flag-on-empty', 'http', '', true, NULL, true)`
+	ctx := context.Background()
+
+	t.Run("NEW,OLD", func(t *testing.T) {
+		db, u := openData(t, multiKey(t, newKey, oldKey))
+		pgtest.Exec(t, u, rows)
+		n, err := db.RotateSecrets(ctx)
+		if err != nil || n != 4 {
+			t.Fatalf("RotateSecrets = %d, %v; want 4 values", n, err)
+		}
+		// NEW alone now reads everything, and the rows say the same as before.
+		only, err := Open(ctx, Options{URL: u, Cipher: multiKey(t, newKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer only.Close()
+		wantVars := []workload.Variable{
+			{Key: "clear", Value: ptr("plain")}, {Key: "new", Value: ptr(vs[1].Src)}, {Key: "old", Value: ptr(spec.Src)},
+		}
+		gotVars, err := only.ListVariables(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantVars, gotVars); diff != "" {
+			t.Errorf("variables (-want +got):\n%s", diff)
+		}
+		wantConns := []workload.Connection{
+			{ConnID: "c", ConnType: "http", Password: ptr(spec.Src), Extra: ptr(vs[2].Src)},
+			{ConnID: "clear", ConnType: "http", Password: ptr("plain"), Extra: ptr("{}")},
+			{ConnID: "flag-on-empty", ConnType: "http", Password: ptr("")},
+		}
+		gotConns, err := only.ListConnections(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantConns, gotConns); diff != "" {
+			t.Errorf("connections (-want +got):\n%s", diff)
+		}
+		var clearVal string
+		var enc bool
+		queryRow(t, u, `SELECT val, is_encrypted FROM variable WHERE key = 'clear'`, nil, &clearVal, &enc)
+		if clearVal != "plain" || enc {
+			t.Errorf("clear variable = %q, %v; want it left in clear", clearVal, enc)
+		}
+	})
+
+	t.Run("a token of no configured key", func(t *testing.T) {
+		db, u := openData(t, multiKey(t, newKey))
+		pgtest.Exec(t, u, rows)
+		// The variables all rotate; connection c's password then fails, and
+		// the variables' rewrite goes with it.
+		pgtest.Exec(t, u, `UPDATE variable SET val = '`+vs[3].Token+`' WHERE key = 'old'`)
+		if _, err := db.RotateSecrets(ctx); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("RotateSecrets: %v; want ErrDecrypt", err)
+		}
+		var val1, val3 string
+		queryRow(t, u, `SELECT (SELECT val FROM variable WHERE key = 'new'), (SELECT val FROM variable WHERE key = 'old')`,
+			nil, &val1, &val3)
+		if val1 != vs[1].Token || val3 != vs[3].Token {
+			t.Errorf("variables rewritten although the rotation failed")
+		}
+	})
+
+	t.Run("no fernet_key", func(t *testing.T) {
+		db, _ := openData(t, nil)
+		if _, err := db.RotateSecrets(ctx); err == nil {
+			t.Error("RotateSecrets without a key: no error")
+		}
+	})
+}
