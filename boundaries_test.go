@@ -58,7 +58,7 @@ func TestPackageBoundaries(t *testing.T) {
 		"worker":          {[]string{mod + "client", mod + "workload", uuid, zap}, nil},
 		// The composition root: everything but the tools and test support.
 		"cli": {[]string{mod + "auth", mod + "client", mod + "config", mod + "fernet", mod + "gateway", atomic,
-			mod + "operator", mod + "scopes", mod + "store", mod + "tokens", mod + "worker", mod + "workload",
+			mod + "operator", mod + "pgstore", mod + "scopes", mod + "store", mod + "tokens", mod + "worker", mod + "workload",
 			cobra, uuid, zap}, nil},
 		"internal/atomicfile":  {nil, nil},
 		"internal/fakeclock":   {nil, nil},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,7 +152,7 @@ func newServerLogger(level string, w io.Writer) (log *zap.Logger, stop func(), e
 }
 
 // offline opens what a provisioning command needs: config, signer, store.
-func (e *cliEnv) offline() (*config.Config, *tokens.Signer, *store.DB, error) {
+func (e *cliEnv) offline(ctx context.Context) (*config.Config, *tokens.Signer, storage, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return nil, nil, nil, err
@@ -168,11 +169,11 @@ func (e *cliEnv) offline() (*config.Config, *tokens.Signer, *store.DB, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	db, err := openStore(cfg, time.Now)
+	db, err := openStorage(ctx, cfg, time.Now)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return cfg, signer, db, nil
+	return cfg, signer, db.storage, nil
 }
 
 // newID returns a time-ordered UUID (v7), as Airflow 3 uses for task

@@ -50,6 +50,11 @@ func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.DatabaseURL != "" {
+		// Airflow's variables and connections are re-encrypted by
+		// Airflow's own command, with the same [core] fernet_key.
+		return errors.New("connections rotate-key works on the data directory; with [database] sql_alchemy_conn set, run `airflow rotate-fernet-key`")
+	}
 	db, err := openStore(cfg, time.Now)
 	if err != nil {
 		return err

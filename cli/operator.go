@@ -34,7 +34,6 @@ import (
 	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/operator"
-	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -196,13 +195,13 @@ func (e *cliEnv) remote(server string) (*apiClient, error) {
 }
 
 // open returns the backend of a provisioning command: the configured server,
-// else the data directory.
+// else the store itself (the data directory, or Airflow's database).
 func (e *cliEnv) open(server string) (operatorBackend, error) {
 	api, err := e.remote(server)
 	if err != nil || api != nil {
 		return api, err
 	}
-	cfg, signer, db, err := e.offline()
+	cfg, signer, db, err := e.offline(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -214,12 +213,13 @@ func (e *cliEnv) open(server string) (operatorBackend, error) {
 	return b, nil
 }
 
-// newOfflineBackend runs the operator use cases on the open data
-// directory db, minting tokens with signer.
-func newOfflineBackend(cfg *config.Config, signer operator.Signer, db *store.DB) (offlineBackend, error) {
+// newOfflineBackend runs the operator use cases on the open store db,
+// minting tokens with signer.
+func newOfflineBackend(cfg *config.Config, signer operator.Signer, db storage) (offlineBackend, error) {
 	ops, err := operator.New(operator.Config{
-		// No server runs on the data directory (it would hold its lock):
-		// the store itself records revocations.
+		// The store itself records revocations. No server runs on the
+		// data directory (it would hold its lock); servers on a shared
+		// database read them from it (revocationRefresh).
 		Store: db, Identities: db, Revoker: db, Signer: signer,
 		WorkloadTokenLifetime: cfg.WorkloadTokenLifetime, ComponentTokenLifetime: cfg.ExecutionTokenLifetime,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
@@ -232,10 +232,10 @@ func newOfflineBackend(cfg *config.Config, signer operator.Signer, db *store.DB)
 }
 
 // offlineBackend runs the operator use cases on the data directory while
-// no server holds it.
+// no server holds it, or on Airflow's database beside the servers.
 type offlineBackend struct {
 	*operator.Operations
-	db *store.DB
+	db storage
 }
 
 func (b offlineBackend) close() error { return b.db.Close() }

@@ -50,7 +50,8 @@ func (e *cliEnv) serveCommand() *cobra.Command {
 const maxHeaderBytes = 16 << 10
 
 // serve runs the gateway until ctx is cancelled (SIGINT/SIGTERM), then stops
-// accepting, finishes in-flight requests and closes the store.
+// accepting, finishes in-flight requests, stops its background work and
+// closes the store (the data directory's file, or the database pool).
 func (e *cliEnv) serve(ctx context.Context) error {
 	cfg, err := e.loadConfig()
 	if err != nil {
@@ -86,7 +87,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg, now)
+	db, err := openStorage(ctx, cfg, now)
 	if err != nil {
 		return err
 	}
@@ -113,10 +114,8 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		MaxBodyBytes:           cfg.MaxBodyBytes,
 		MaxMapLength:           cfg.MaxMapLength,
 		TaskOvertime:           cfg.TaskSuccessOvertime,
-		HealthChecks: []gateway.HealthCheck{
-			{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
-		},
-		Auth: db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
+		HealthChecks:           healthChecks(validator, db),
+		Auth:                   db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
 		Revocations: revocations,
 		NewID:       newID,
@@ -169,6 +168,22 @@ func (e *cliEnv) serve(ctx context.Context) error {
 			log.Warn("revocation purger stopped", zap.Error(err))
 		}
 	}()
+	if db.shared {
+		// Other replicas and Airflow's api-servers revoke tokens in the
+		// same database: a revocation anywhere is refused here within
+		// revocationRefresh (plus one read).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := auth.RunRefresher(runCtx, auth.RefresherConfig{
+				Revocations: revocations, Interval: revocationRefresh,
+				OnError: func(err error) { log.Warn("refreshing revocations failed", zap.Error(err)) },
+			})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("revocation refresher stopped", zap.Error(err))
+			}
+		}()
+	}
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
 		if err != nil {
@@ -178,7 +193,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir),
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("store", db.describe),
 		zap.String("algorithm", signer.Algorithm()), zap.Any("config", cfg.Redacted()))
 
 	select {
@@ -224,4 +239,16 @@ func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
 		_ = hs.Close()
 		<-done
 	}, nil
+}
+
+// healthChecks are the dependencies /health/ping reports: the JWT
+// validator, and the database when the store has a connection to lose.
+func healthChecks(validator *tokens.Validator, db *opened) []gateway.HealthCheck {
+	checks := []gateway.HealthCheck{
+		{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
+	}
+	if db.ping != nil {
+		checks = append(checks, gateway.HealthCheck{Name: "database", Check: db.ping})
+	}
+	return checks
 }

@@ -47,8 +47,13 @@ type Options struct {
 	// MaxConnLifetime recycles connections (sql_alchemy_pool_recycle); zero
 	// means pgx's default.
 	MaxConnLifetime time.Duration
-	// ConnectTimeout bounds each new connection; zero means 10 s.
+	// ConnectTimeout bounds each new connection; zero means the URL's
+	// connect_timeout, else 10 s.
 	ConnectTimeout time.Duration
+	// NoPrePing turns off the check of a connection that sat idle for
+	// more than a second before it is used ([database]
+	// sql_alchemy_pool_pre_ping = False).
+	NoPrePing bool
 	// Now is the clock of the timestamps taskgate writes; nil means
 	// time.Now.
 	Now func() time.Time
@@ -91,9 +96,14 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.MaxConnLifetime > 0 {
 		cfg.MaxConnLifetime = opts.MaxConnLifetime
 	}
-	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
-	if cfg.ConnConfig.ConnectTimeout <= 0 {
+	switch {
+	case opts.ConnectTimeout > 0:
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	case cfg.ConnConfig.ConnectTimeout <= 0: // no connect_timeout in the URL
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if opts.NoPrePing {
+		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	}
 	if opts.Schema != "" {
 		// Airflow's tables are found in their schema, taskgate's own are

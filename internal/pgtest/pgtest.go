@@ -1,5 +1,6 @@
 // Package pgtest gives tests a fresh PostgreSQL database holding Airflow's
-// schema, created for the test and dropped after it.
+// schema, created for the test and dropped after it, and fixtures that
+// insert rows as Airflow's own code does (Airflow, NewAirflowFixtures).
 //
 // The server is TASKGATE_TEST_DATABASE_URL when set, else the local server
 // on 127.0.0.1:5432 when it answers (trust auth, user postgres), else a
