@@ -231,14 +231,32 @@ type afConnection struct {
 }
 
 // insertConnection stores a connection as Airflow's Connection model does:
-// password and extra Fernet-encrypted, is_encrypted / is_extra_encrypted set.
+// password and extra Fernet-encrypted, is_encrypted / is_extra_encrypted set,
+// the fields left empty NULL.
 func (d *pgDeployment) insertConnection(c afConnection) {
 	d.t.Helper()
+	null := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	var port *int
+	if c.port != 0 {
+		port = &c.port
+	}
+	var password, extra *string
+	if c.password != "" {
+		password = null(fernetEncrypt(d.t, d.fernetKey, []byte(c.password)))
+	}
+	if c.extra != "" {
+		extra = null(fernetEncrypt(d.t, d.fernetKey, []byte(c.extra)))
+	}
 	d.exec(`INSERT INTO connection (conn_id, conn_type, description, host, schema, login, password, port,
 			is_encrypted, is_extra_encrypted, extra)
-		VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, true, true, $8)`,
-		c.connID, c.connType, c.host, c.schema, c.login, fernetEncrypt(d.t, d.fernetKey, []byte(c.password)),
-		c.port, fernetEncrypt(d.t, d.fernetKey, []byte(c.extra)))
+		VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		c.connID, c.connType, null(c.host), null(c.schema), null(c.login), password, port,
+		password != nil, extra != nil, extra)
 }
 
 // tiRow is what Airflow's scheduler reads of a task instance.

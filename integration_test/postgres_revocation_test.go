@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,6 +113,88 @@ func TestPostgresRevocationAcrossReplicas(t *testing.T) {
 			t.Errorf("%s: a removed user logged in on the other replica", r)
 		}
 	})
+	for _, s := range replicas {
+		s.stop()
+	}
+}
+
+// TestPostgresReadsFollowWritesElsewhere: a replica that served a variable
+// or a connection (and may keep its body) serves, within revocationBound,
+// the value written since by Airflow itself (the rows updated as Airflow's
+// models update them) or through another replica.
+func TestPostgresReadsFollowWritesElsewhere(t *testing.T) {
+	d := newPGDeployment(t)
+	replicas := d.startReplicas(t, 2, noAuthLimit)
+	a, b := replicas[0].URL, replicas[1].URL
+	d.insertVariable("shared_var", "v1", "")
+	collected.addSecret("connection password", connPassword)
+	d.insertConnection(afConnection{connID: "shared_conn", connType: "postgres", host: "db-1.internal",
+		login: "etl", password: connPassword, port: 5432, extra: "{}"})
+	_, tokens, _ := startRunning(t, d, []string{a}, "cache_dag", 1)
+	tok := tokens[0]
+	client := newPooledClient(2)
+	defer client.CloseIdleConnections()
+	read := func(base, path string) *plainResult {
+		r, err := doPlain(client, "GET", base+path, taskHeaders(tok), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		return r
+	}
+	// servesWithin polls replica b until the body holds want.
+	servesWithin := func(what, path, want string, since time.Time) {
+		t.Helper()
+		var last string
+		for time.Now().Before(since.Add(revocationBound + 2*time.Second)) {
+			r := read(b, path)
+			if r.status == http.StatusOK && strings.Contains(string(r.body), want) {
+				if took := time.Since(since); took > revocationBound+500*time.Millisecond {
+					t.Errorf("%s: the new value served %s after the write, want within %s", what, took.Round(time.Millisecond), revocationBound)
+				}
+				return
+			}
+			last = r.String()
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("%s: replica still serves %s %s after the write (bound %s)", what, last,
+			time.Since(since).Round(time.Millisecond), revocationBound)
+	}
+	// Warm replica b: twice, so that a cache would hold the bodies.
+	for range 2 {
+		if r := read(b, variablePath("shared_var")); r.status != 200 || !strings.Contains(string(r.body), `"v1"`) {
+			t.Fatalf("variable before the writes: %s", r)
+		}
+		if r := read(b, connectionPath("shared_conn")); r.status != 200 || !strings.Contains(string(r.body), "db-1.internal") {
+			t.Fatalf("connection before the writes: %s", r)
+		}
+	}
+
+	// Airflow's Variable.set: the row updated, encrypted.
+	d.exec(`UPDATE variable SET val = $1 WHERE key = 'shared_var'`, fernetEncrypt(t, d.fernetKey, []byte("v2")))
+	servesWithin("variable updated by Airflow", variablePath("shared_var"), `"v2"`, time.Now())
+
+	// A task's write through the other replica.
+	mustStatus(t, send(t, a, "PUT", variablePath("shared_var"), "Bearer "+tok, `{"val":"v3","description":null}`), 201)
+	servesWithin("variable written through another replica", variablePath("shared_var"), `"v3"`, time.Now())
+
+	// Airflow's connection edit.
+	d.exec(`UPDATE connection SET host = 'db-2.internal' WHERE conn_id = 'shared_conn'`)
+	servesWithin("connection updated by Airflow", connectionPath("shared_conn"), "db-2.internal", time.Now())
+
+	// A variable deleted by Airflow is gone for the replica too.
+	d.exec(`DELETE FROM variable WHERE key = 'shared_var'`)
+	since := time.Now()
+	for {
+		r := read(b, variablePath("shared_var"))
+		if r.status == http.StatusNotFound {
+			break
+		}
+		if time.Since(since) > revocationBound+2*time.Second {
+			t.Errorf("variable deleted by Airflow: replica still answers %s after %s", r, time.Since(since).Round(time.Millisecond))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, s := range replicas {
 		s.stop()
 	}
