@@ -47,8 +47,8 @@ func TestPackageBoundaries(t *testing.T) {
 		"reissue":  {[]string{mod + "scopes", echo, zap}, nil},
 		"tokens":   {[]string{mod + "scopes", atomic, jwt, uuid}, nil},
 		"store":    {[]string{mod + "workload", mod + "auth", atomic, bbolt}, nil},
-		// Airflow's metadata database: only pgstore (and its tests' helper)
-		// knows pgx.
+		// Airflow's metadata database: only pgstore knows pgx, besides the
+		// tools that create such databases (the tests' helper, the benchmark).
 		"pgstore":         {[]string{mod + "workload", mod + "auth", pgx}, nil},
 		"internal/pgtest": {[]string{pgx}, nil},
 		"config":          {nil, nil},
@@ -66,8 +66,8 @@ func TestPackageBoundaries(t *testing.T) {
 		"internal/tokencorpus": {nil, nil},
 		"bench":                {nil, nil},
 		"bench/cmd/baseline":   {[]string{mod + "bench", mod + "config", echo}, nil},
-		"bench/cmd/loadgen": {[]string{mod + "bench", mod + "client", mod + "config", mod + "scopes", mod + "store",
-			mod + "tokens", mod + "workload", uuid}, nil},
+		"bench/cmd/loadgen": {[]string{mod + "bench", mod + "client", mod + "config", mod + "fernet", mod + "scopes",
+			mod + "store", mod + "tokens", mod + "workload", pgx, uuid}, nil},
 	}
 	pkgs := map[string][]string{} // directory → its non-test Go files
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {

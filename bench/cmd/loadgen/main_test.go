@@ -38,6 +38,13 @@ func TestParseOptions(t *testing.T) {
 		{name: "bad mix", args: []string{"-mix", "heartbeat:x"}, wantErr: "weight"},
 		{name: "zero connections", args: []string{"-conns", "0"}, wantErr: "positive"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "extra"},
+		{name: "postgres mode", args: []string{"-postgres", "postgres://pg/postgres", "-replicas", "1, 3"},
+			check: func(t *testing.T, o *options) {
+				if diff := cmp.Diff([]int{1, 3}, o.replicas); diff != "" || o.pgServer != "postgres://pg/postgres" || !o.pgEmbedded {
+					t.Errorf("replicas (-want +got):\n%s; server %q, embedded %v", diff, o.pgServer, o.pgEmbedded)
+				}
+			}},
+		{name: "zero replicas", args: []string{"-replicas", "1,0"}, wantErr: "positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
