@@ -105,17 +105,29 @@ func TestSetXComAsAirflowStoresIt(t *testing.T) {
 	}
 }
 
-// TestXComsServeAirflowRows: rows written as Airflow's set_xcom writes them
-// serve the value Airflow's GET would (the document, compact), with their
-// timestamp and the run's run_after; a NULL value is the JSON null.
+// TestXComsServeAirflowRows: rows in both forms Airflow writes serve the
+// value Airflow's Execution API GET returns (the column's document, as it
+// is, compact), with their timestamp and the run's run_after: the JSON
+// document of the Execution API's set_xcom (serialize=False, what tasks
+// push), and the JSON string holding json.dumps text of XComModel.set's
+// default (serialize=True), which Airflow's GET hands over as that string
+// too. A NULL value is the JSON null.
 func TestXComsServeAirflowRows(t *testing.T) {
 	db, u, runs := openXComs(t)
-	// As set_xcom writes them: the SDK's document as the JSONB value.
-	a := &pgtest.Airflow{URL: u}
-	for mi, v := range []any{`{"__classname__": "builtins.tuple", "__version__": 1, "__data__": [1, 2]}`, `"text"`, nil} {
-		a.Exec(t, `INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp)
-			VALUES ($1, 'm', $2, 'k', 'd', 'r3', $3::text::jsonb, $4)`,
-			runs["d/r3"], mi, v, time.Date(2026, 2, 20, 1, 0, mi, 0, time.UTC))
+	a := &pgtest.Airflow{URL: u, Now: func() time.Time { return dataClock }}
+	tuple := map[string]any{"__classname__": "builtins.tuple", "__version__": 1, "__data__": []any{1, 2}}
+	list := []any{1, "é", 2.5}
+	a.XCom(t, pgtest.XComRow{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: 0, Key: "k", Value: tuple})
+	a.XCom(t, pgtest.XComRow{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: 1, Key: "k", Value: list, PythonString: true})
+	a.Exec(t, `INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp)
+		VALUES ($1, 'm', 2, 'k', 'd', 'r3', NULL, $2)`, runs["d/r3"], dataClock)
+	dumps, err := pgtest.PythonJSON(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asString, err := json.Marshal(dumps)
+	if err != nil {
+		t.Fatal(err)
 	}
 	got, err := db.XComs(context.Background(), workload.XComQuery{DagID: "d", RunID: "r3", TaskID: "m", Key: "k"})
 	if err != nil {
@@ -124,12 +136,11 @@ func TestXComsServeAirflowRows(t *testing.T) {
 	ref := func(mi int) workload.XComRef {
 		return workload.XComRef{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: mi, Key: "k"}
 	}
-	at := func(s int) time.Time { return time.Date(2026, 2, 20, 1, 0, s, 0, time.UTC) }
 	want := []workload.XCom{
 		{XComRef: ref(0), Value: json.RawMessage(`{"__data__":[1,2],"__version__":1,"__classname__":"builtins.tuple"}`),
-			Timestamp: at(0), RunAfter: xcomRunAfter},
-		{XComRef: ref(1), Value: json.RawMessage(`"text"`), Timestamp: at(1), RunAfter: xcomRunAfter},
-		{XComRef: ref(2), Value: json.RawMessage(`null`), Timestamp: at(2), RunAfter: xcomRunAfter},
+			Timestamp: dataClock, RunAfter: xcomRunAfter},
+		{XComRef: ref(1), Value: json.RawMessage(asString), Timestamp: dataClock, RunAfter: xcomRunAfter},
+		{XComRef: ref(2), Value: json.RawMessage(`null`), Timestamp: dataClock, RunAfter: xcomRunAfter},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("XComs (-want +got):\n%s", diff)
