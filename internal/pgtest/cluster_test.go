@@ -126,3 +126,33 @@ func TestNoPostgreSQL(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterRestart: a test's own cluster can be crashed, stopped and
+// started again with its data.
+func TestClusterRestart(t *testing.T) {
+	c := NewCluster(t)
+	db := c.NewDatabase(t)
+	Exec(t, db, Schema(t))
+	for _, halt := range []struct {
+		name string
+		do   func()
+	}{{"kill", c.Kill}, {"stop", c.Stop}} {
+		t.Run(halt.name, func(t *testing.T) {
+			halt.do()
+			if ping(c.URL) == nil {
+				t.Fatal("the cluster still answers")
+			}
+			c.Start(t)
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var rev string
+			if err := conn.QueryRow(ctx, `SELECT version_num FROM alembic_version`).Scan(&rev); err != nil || rev != Revision {
+				t.Fatalf("alembic_version after restart: %q, %v", rev, err)
+			}
+		})
+	}
+}

@@ -51,20 +51,25 @@ func server(t testing.TB, envURL, localURL, binGlob string) string {
 		t.Skipf("no PostgreSQL for the tests and TASKGATE_SKIP_POSTGRES=1: %v", err)
 		return ""
 	}
-	t.Fatalf("no PostgreSQL for the tests: %v\n"+
-		"Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; "+
-		"macOS: brew install postgresql) and the tests start a throwaway server from its binaries, "+
-		"or run one on 127.0.0.1:5432 with trust auth for user postgres, "+
-		"or set TASKGATE_TEST_DATABASE_URL=postgres://user:password@host:port/postgres (a role that may create databases), "+
-		"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose", err)
+	t.Fatalf("no PostgreSQL for the tests: %v\n%s", err, installHint)
 	return ""
 }
+
+const installHint = "Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; " +
+	"macOS: brew install postgresql) and the tests start a throwaway server from its binaries, " +
+	"or run one on 127.0.0.1:5432 with trust auth for user postgres, " +
+	"or set TASKGATE_TEST_DATABASE_URL=postgres://user:password@host:port/postgres (a role that may create databases), " +
+	"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose"
 
 // NewDatabase creates an empty database for t on the test server, drops
 // it when t ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	server := Server(t)
+	return newDatabaseOn(t, Server(t))
+}
+
+func newDatabaseOn(t testing.TB, server string) string {
+	t.Helper()
 	ctx := context.Background()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
