@@ -26,9 +26,13 @@ package pgstore
 //	LastHeartbeatAt  last_heartbeat_at UpdatedAt   updated_at (NULL → zero)
 //	RenderedMapIndex rendered_map_index
 //	NextMethod       next_method
-//	NextKwargs       next_kwargs: jsonb in Airflow's serialization wrapper
-//	                 (ExtendedJSON: every object {"__var": …, "__type": "dict"});
-//	                 the domain keeps the unwrapped value the worker sent
+//	NextKwargs       next_kwargs, verbatim: the column holds Airflow's
+//	                 ExtendedJSON (BaseSerialization.serialize: every object
+//	                 {"__var": …, "__type": "dict"}), which is also what the
+//	                 Execution API carries both ways (the worker sends it so
+//	                 serialized on deferral, /run returns the raw column and
+//	                 the SDK deserializes it), so taskgate neither wraps nor
+//	                 unwraps it
 //	TriggerClass, TriggerKwargs, TriggerQueue  trigger.classpath, .kwargs, .queue
 //	                 of trigger_id (a row inserted when the try defers)
 //	TriggerTimeout   trigger_timeout
@@ -187,9 +191,7 @@ func scanTI(row pgx.Row) (*tiRow, error) {
 			*p = &t
 		}
 	}
-	if ti.NextKwargs, err = unwrapExtendedJSON(nextKwargs); err != nil {
-		return nil, fmt.Errorf("pgstore: next_kwargs of task instance %s: %w", r.rowID, err)
-	}
+	ti.NextKwargs = nullJSON(nextKwargs)
 	if r.triggerID != nil {
 		ti.TriggerClass = deref(classpath)
 		ti.TriggerKwargs = triggerKwargsFromColumn(tkw)
@@ -385,6 +387,7 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 // Airflow's row took a new one (up_for_retry).
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
 	var out *workload.TaskInstance
+	var archived bool
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		out = nil
 		loc, err := locate(ctx, tx, id, true)
@@ -400,7 +403,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 			ti.TaskID != before.TaskID || ti.MapIndex != before.MapIndex {
 			return fmt.Errorf("pgstore: update of task instance %s changed its identity", id)
 		}
-		if loc.archived {
+		if archived = loc.archived; archived {
 			if !sameTI(&before, ti) {
 				return fmt.Errorf("pgstore: task instance %s is an earlier try: %w", id, workload.ErrInvalidState)
 			}
@@ -416,7 +419,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 	if err != nil {
 		return nil, err
 	}
-	db.ti.cache.put(id, workload.StatusOf(out, true), db.now())
+	db.ti.cache.put(id, workload.StatusOf(out, !archived), db.now())
 	return out, nil
 }
 
@@ -563,11 +566,7 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		c.set("next_method", ti.NextMethod)
 	}
 	if string(ti.NextKwargs) != string(before.NextKwargs) {
-		kw, err := wrapExtendedJSON(ti.NextKwargs)
-		if err != nil {
-			return fmt.Errorf("pgstore: next_kwargs: %w", err)
-		}
-		c.set("next_kwargs", kw)
+		c.set("next_kwargs", jsonArg(ti.NextKwargs))
 	}
 	if !eqTime(ti.TriggerTimeout, before.TriggerTimeout) {
 		c.set("trigger_timeout", timeArg(ti.TriggerTimeout))
@@ -815,26 +814,19 @@ func dagVersion(ctx context.Context, tx pgx.Tx, dagID, want string) (string, err
 }
 
 // tiValues are the columns of a try written whole (insert or take-over).
-func tiValues(t *workload.TaskInstance) (cols []string, args []any, err error) {
-	kw, err := wrapExtendedJSON(t.NextKwargs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pgstore: next_kwargs: %w", err)
-	}
+func tiValues(t *workload.TaskInstance) (cols []string, args []any) {
 	cols = []string{"id", "try_number", "max_tries", "dag_version_id", "pool_slots", "queue", "priority_weight",
 		"state", "hostname", "unixname", "pid", "queued_dttm", "start_date", "end_date", "duration",
 		"last_heartbeat_at", "updated_at", "rendered_map_index", "next_method", "next_kwargs", "trigger_timeout"}
 	args = []any{t.ID, int32(t.TryNumber), int32(t.MaxTries), t.DagVersionID, int32(t.PoolSlots), t.Queue,
 		int32(t.PriorityWeight), nullable(string(t.State)), t.Hostname, t.Unixname, nullable(int32(t.PID)),
 		timeArg(t.QueuedAt), timeArg(t.StartDate), timeArg(t.EndDate), duration(t), timeArg(t.LastHeartbeatAt),
-		t.UpdatedAt.UTC(), t.RenderedMapIndex, t.NextMethod, kw, timeArg(t.TriggerTimeout)}
-	return cols, args, nil
+		t.UpdatedAt.UTC(), t.RenderedMapIndex, t.NextMethod, jsonArg(t.NextKwargs), timeArg(t.TriggerTimeout)}
+	return cols, args
 }
 
 func insertTIRow(ctx context.Context, tx pgx.Tx, t *workload.TaskInstance) error {
-	cols, args, err := tiValues(t)
-	if err != nil {
-		return err
-	}
+	cols, args := tiValues(t)
 	// custom_operator_name is NOT NULL; taskgate knows no operator, so "",
 	// and the display name is the task id, as insert_mapping writes it.
 	cols = append(cols, "dag_id", "run_id", "task_id", "map_index", "pool", "executor_config", "context_carrier",
@@ -878,10 +870,7 @@ func replaceTIRow(ctx context.Context, tx pgx.Tx, cur *tiRow, existing, t *workl
 	if _, err := tx.Exec(ctx, `DELETE FROM task_reschedule WHERE ti_id = $1::uuid`, cur.rowID); err != nil {
 		return err
 	}
-	cols, args, err := tiValues(t)
-	if err != nil {
-		return err
-	}
+	cols, args := tiValues(t)
 	set := make([]string, len(cols))
 	for i, c := range cols {
 		set[i] = c + " = $" + strconv.Itoa(i+1)

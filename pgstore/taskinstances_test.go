@@ -18,6 +18,7 @@ import (
 // TestTaskInstanceReadsAirflowRows: a task_instance row as Airflow writes it
 // reads as the domain's task instance, column by column.
 func TestTaskInstanceReadsAirflowRows(t *testing.T) {
+	t.Parallel()
 	db, af, _ := newTestStore(t)
 	ctx := context.Background()
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
@@ -45,7 +46,7 @@ func TestTaskInstanceReadsAirflowRows(t *testing.T) {
 		{"deferred", pgtest.TaskInstanceRow{TaskID: "c", State: "deferred", TriggerID: &trigger,
 			NextMethod: ptr("execute_complete"), NextKwargs: map[string]any{"event": map[string]any{"n": 1.5}, "l": []any{"x"}}},
 			workload.TaskInstance{TaskID: "c", MapIndex: -1, TryNumber: 1, State: workload.StateDeferred, Unixname: "airflow",
-				NextMethod: ptr("execute_complete"), NextKwargs: json.RawMessage(`{"event":{"n":1.5},"l":["x"]}`),
+				NextMethod: ptr("execute_complete"), NextKwargs: mustJSON(pgtest.ExtendedJSON(map[string]any{"event": map[string]any{"n": 1.5}, "l": []any{"x"}})),
 				TriggerClass: "airflow.triggers.temporal.DateTimeTrigger", TriggerKwargs: json.RawMessage(`{"moment": "x"}`),
 				TriggerQueue: ptr("q")}},
 		{"no state", pgtest.TaskInstanceRow{TaskID: "e", State: "none"},
@@ -114,6 +115,7 @@ func readColumns(t *testing.T, db *DB, dagID, taskID string) tiColumnsRow {
 // applied through UpdateTaskInstance, leaves the columns and rows Airflow's
 // routes leave.
 func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
+	t.Parallel()
 	end := t0.Add(time.Minute)
 	timeout := 10 * time.Minute
 	tests := []struct {
@@ -153,16 +155,16 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 		{"deferred", "running", func(ti *workload.TaskInstance) error {
 			_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateDeferred,
 				Classpath: "my.Trigger", TriggerKwargs: json.RawMessage(`{"a": 1}`), TriggerTimeout: &timeout,
-				NextMethod: ptr("resume"), NextKwargs: json.RawMessage(`{"x": {"y": [1, {"z": null}]}}`)}, t0)
+				NextMethod: ptr("resume"), NextKwargs: nextKwargsSent}, t0)
 			return err
 		}, func(t *testing.T, db *DB, id string, c tiColumnsRow) {
 			if *c.State != "deferred" || c.TriggerID == nil || *c.NextMethod != "resume" || !c.TriggerTimeout.Equal(t0.Add(timeout)) {
 				t.Fatalf("columns: %+v", c)
 			}
-			// next_kwargs in Airflow's ExtendedJSON, as its models store it.
-			want, _ := json.Marshal(pgtest.ExtendedJSON(map[string]any{"x": map[string]any{"y": []any{1, map[string]any{"z": nil}}}}))
-			if !jsonEqual(t, want, []byte(*c.NextKwargs)) {
-				t.Errorf("next_kwargs = %s, want %s", *c.NextKwargs, want)
+			// next_kwargs as the worker serialized it, which is Airflow's
+			// ExtendedJSON, as its models store it.
+			if *c.NextKwargs != string(nextKwargsSent) {
+				t.Errorf("next_kwargs = %s, want %s", *c.NextKwargs, nextKwargsSent)
 			}
 			var classpath, kwargs string
 			var created time.Time
@@ -248,6 +250,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 // TestUpdateTaskInstanceNotFound: an unknown try is not found, and fn is not
 // called.
 func TestUpdateTaskInstanceNotFound(t *testing.T) {
+	t.Parallel()
 	db, _, _ := newTestStore(t)
 	for _, id := range []string{pgtest.UUIDv7(), "x"} {
 		_, err := db.UpdateTaskInstance(context.Background(), id, func(*workload.TaskInstance) error {
@@ -263,6 +266,7 @@ func TestUpdateTaskInstanceNotFound(t *testing.T) {
 // TestConcurrentRunOneWins: of 50 concurrent /run of one task instance by
 // different workers, exactly one starts it; the others are refused.
 func TestConcurrentRunOneWins(t *testing.T) {
+	t.Parallel()
 	db, af, _ := newTestStore(t)
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{})
 	const n = 50
@@ -307,6 +311,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 // replacing a finished one takes over Airflow's row (the earlier try into
 // history), and a dag Airflow does not know or a taken id is refused.
 func TestInsertTaskInstance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	af.DagRun(t, pgtest.DagRunRow{DagID: "d", RunID: "existing"}) // creates the dag
@@ -396,6 +401,7 @@ func cmpIgnoreStored() cmp.Option {
 // fn changes (the domain spares running and finished ones) and leaves the
 // rest.
 func TestSkipTaskInstances(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
@@ -439,6 +445,7 @@ func TestSkipTaskInstances(t *testing.T) {
 // TestDagRuns: dag runs read from Airflow's rows; the previous successful
 // run is the latest successful one with an earlier logical date.
 func TestDagRuns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	day := func(n int) *time.Time { d := t0.AddDate(0, 0, n); return &d }
@@ -482,6 +489,7 @@ func TestDagRuns(t *testing.T) {
 // rendered_task_instance_fields as plain json, replacing earlier ones;
 // XComKeys lists the xcom rows of a task.
 func TestRenderedFieldsAndXComKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", TaskID: "t"})
@@ -528,6 +536,7 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 // TestTaskInstancesListing: the operator's listing filters and pages
 // Airflow's rows.
 func TestTaskInstancesListing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
@@ -567,6 +576,7 @@ func TestTaskInstancesListing(t *testing.T) {
 // Airflow's scheduler marking the row) within tryStatusTTL, and a change
 // through this replica at once.
 func TestTryStatusStaleness(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{})
@@ -597,36 +607,50 @@ func TestTryStatusStaleness(t *testing.T) {
 	}
 }
 
-// TestNextKwargsRoundTrip: next_kwargs written by taskgate decode as
-// Airflow's ExtendedJSON reader decodes them (the fixture's encoder is
-// Airflow's serialize), and rows Airflow wrote read back as the worker's
-// value.
-func TestNextKwargsRoundTrip(t *testing.T) {
-	for _, v := range []string{`{}`, `{"a":1}`, `{"event":{"nested":{"deep":[1,"x",{"k":true}]}},"n":null}`, `{"list":[[{"a":{}}]]}`} {
-		t.Run(v, func(t *testing.T) {
-			var value map[string]any
-			if err := json.Unmarshal([]byte(v), &value); err != nil {
-				t.Fatal(err)
-			}
-			wrapped, err := wrapExtendedJSON(json.RawMessage(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			airflow, _ := json.Marshal(pgtest.ExtendedJSON(value))
-			if !jsonEqual(t, airflow, []byte(wrapped.(string))) {
-				t.Errorf("wrapped %s, Airflow's %s", wrapped, airflow)
-			}
-			back, err := unwrapExtendedJSON(airflow)
-			if err != nil || !jsonEqual(t, back, []byte(v)) {
-				t.Errorf("unwrapped %s, %v; want %s", back, err, v)
-			}
-		})
+// nextKwargsSent is next_kwargs as a worker sends them on deferral:
+// serialized by BaseSerialization (an event holding a datetime).
+var nextKwargsSent = json.RawMessage(`{"__var": {"event": {"__var": 1727697600.0, "__type": "datetime"}, ` +
+	`"l": [1, {"__var": {"z": null}, "__type": "dict"}]}, "__type": "dict"}`)
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
 	}
-	db, af, _ := newTestStore(t)
-	row := af.TaskInstance(t, pgtest.TaskInstanceRow{State: "scheduled", NextMethod: ptr("m"),
-		NextKwargs: map[string]any{"event": map[string]any{"status": "ok"}}})
-	ti, err := db.TaskInstance(context.Background(), row.ID)
-	if err != nil || !jsonEqual(t, ti.NextKwargs, []byte(`{"event":{"status":"ok"}}`)) {
-		t.Errorf("read %s, %v", ti.NextKwargs, err)
+	return b
+}
+
+// TestNextKwargsRoundTrip: next_kwargs travel verbatim between the
+// Execution API and the column, both in Airflow's ExtendedJSON: what a
+// worker sends on deferral is stored as Airflow's model stores it (the
+// fixture's encoder is BaseSerialization.serialize), and what Airflow wrote
+// (the triggerer's event) reads back as the raw column /run returns.
+func TestNextKwargsRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	value := map[string]any{"event": map[string]any{"status": "ok", "n": []any{1.5, "x"}}}
+	row := af.TaskInstance(t, pgtest.TaskInstanceRow{State: "scheduled", NextMethod: ptr("m"), NextKwargs: value})
+	ti, err := db.TaskInstance(ctx, row.ID)
+	if err != nil || !jsonEqual(t, ti.NextKwargs, mustJSON(pgtest.ExtendedJSON(value))) {
+		t.Errorf("read %s, %v; want Airflow's encoding", ti.NextKwargs, err)
+	}
+
+	run := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "t", State: "running", Hostname: "h", PID: ptr(1)})
+	sent := mustJSON(pgtest.ExtendedJSON(value))
+	if _, err := db.UpdateTaskInstance(ctx, run.ID, func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateDeferred, Classpath: "c",
+			NextMethod: ptr("m"), NextKwargs: sent}, clk.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := readColumns(t, db, "d2", "t")
+	if !jsonEqual(t, []byte(*c.NextKwargs), mustJSON(pgtest.ExtendedJSON(value))) {
+		t.Errorf("stored %s", *c.NextKwargs)
+	}
+	back, err := db.TaskInstance(ctx, run.ID)
+	if err != nil || string(back.NextKwargs) != string(sent) {
+		t.Errorf("read back %s, %v; want %s", back.NextKwargs, err, sent)
 	}
 }
