@@ -1036,15 +1036,17 @@ func (c countingRow) Scan(dest ...any) error {
 	return nil
 }
 
-// maxRenderedPerTask is Airflow's [core] max_num_rendered_ti_fields_per_task
-// default: the rendered fields of a task kept across dag runs.
-const maxRenderedPerTask = 30
+// renderedRunsToKeep is Airflow's [core]
+// num_dag_runs_to_retain_rendered_fields default: rendered fields are kept
+// for a task's most recent dag runs (by run_after), older ones deleted.
+const renderedRunsToKeep = 30
 
 // PutRenderedFields stores the rendered template fields of the try's task
-// as Airflow's TaskInstance.update_rtif does: the
+// as Airflow's TaskInstance.update_rtif does: an upsert of the
 // rendered_task_instance_fields row of its dag, run, task and map index
-// replaced (rendered_fields is a plain json column), then the rows of the
-// task beyond the newest maxRenderedPerTask dag runs deleted.
+// (rendered_fields is a plain json column, stored verbatim; k8s_pod_yaml
+// NULL), then RenderedTaskInstanceFields.delete_old_records: the task's rows
+// of runs other than the dag's renderedRunsToKeep latest deleted.
 func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.RawMessage) error {
 	value := string(fields)
 	if len(fields) == 0 {
@@ -1066,16 +1068,15 @@ func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.Ra
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO rendered_task_instance_fields (dag_id, task_id, run_id, map_index, rendered_fields)
 			VALUES ($1, $2, $3, $4, $5::json)
-			ON CONFLICT (dag_id, task_id, run_id, map_index) DO UPDATE SET rendered_fields = EXCLUDED.rendered_fields`,
+			ON CONFLICT (dag_id, task_id, run_id, map_index)
+			DO UPDATE SET rendered_fields = EXCLUDED.rendered_fields, k8s_pod_yaml = NULL`,
 			dagID, taskID, runID, mapIndex, value); err != nil {
 			return fmt.Errorf("pgstore: store rendered fields of %s: %w", tiID, err)
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM rendered_task_instance_fields f
-			WHERE f.dag_id = $1 AND f.task_id = $2 AND f.run_id NOT IN (
-				SELECT k.run_id FROM (SELECT DISTINCT r.run_id, dr.run_after FROM rendered_task_instance_fields r
-					JOIN dag_run dr ON dr.dag_id = r.dag_id AND dr.run_id = r.run_id
-					WHERE r.dag_id = $1 AND r.task_id = $2 ORDER BY dr.run_after DESC LIMIT $3) k)`,
-			dagID, taskID, maxRenderedPerTask)
+		_, err = tx.Exec(ctx, `DELETE FROM rendered_task_instance_fields
+			WHERE dag_id = $1 AND task_id = $2 AND run_id NOT IN (
+				SELECT run_id FROM dag_run WHERE dag_id = $1 ORDER BY run_after DESC LIMIT $3)`,
+			dagID, taskID, renderedRunsToKeep)
 		return err
 	})
 }

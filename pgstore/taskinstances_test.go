@@ -507,6 +507,24 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 	if err := db.PutRenderedFields(ctx, pgtest.UUIDv7(), json.RawMessage(`{}`)); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("unknown task instance: %v", err)
 	}
+	// Fields of runs older than the dag's latest renderedRunsToKeep go.
+	af.Exec(t, `INSERT INTO dag_run (dag_id, state, run_id, run_type, run_after, log_template_id, updated_at)
+		SELECT 'd', 'success', 'later' || i, 'manual', $1::timestamptz + i * interval '1 minute',
+			(SELECT max(id) FROM log_template), now() FROM generate_series(1, $2) i`, t0, renderedRunsToKeep)
+	newest := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: fmt.Sprint("later", renderedRunsToKeep), TaskID: "t"})
+	if err := db.PutRenderedFields(ctx, newest.ID, json.RawMessage(`{"cmd": "new"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var runs []string
+	rows, _ := db.pool.Query(ctx, `SELECT run_id FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`)
+	for rows.Next() {
+		var r string
+		_ = rows.Scan(&r)
+		runs = append(runs, r)
+	}
+	if diff := cmp.Diff([]string{newest.RunID}, runs); diff != "" {
+		t.Errorf("rendered fields kept (-want +got):\n%s", diff)
+	}
 
 	mapped := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: row.RunID, TaskID: "m", MapIndex: ptr(2)})
 	for _, x := range []struct {
