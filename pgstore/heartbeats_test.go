@@ -157,6 +157,42 @@ func TestHeartbeatBatches(t *testing.T) {
 	}
 }
 
+// TestHeartbeatReplicas: two replicas heartbeating the same task instances
+// at once (each batch locks its rows in id order) neither deadlock nor
+// lose a heartbeat.
+func TestHeartbeatReplicas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	other := openReplica(t, af.URL, clk)
+	ids := runningTIs(t, af, 30)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for r, replica := range []*DB{db, other} {
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 5 {
+					err := replica.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: "h", PID: 1 + i,
+						At: t0.Add(time.Duration(10*j+r) * time.Second)}, workload.AdmitHeartbeat)
+					if err != nil {
+						failed.Add(1)
+						t.Errorf("replica %d ti %d: %v", r, i, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	var n int
+	queryRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at >= $2`,
+		[]any{ids, t0.Add(40 * time.Second)}, &n)
+	if n != len(ids) {
+		t.Errorf("%d of %d task instances hold a last-round heartbeat", n, len(ids))
+	}
+}
+
 // TestHeartbeatArchivedTry: the heartbeat of a try Airflow moved into
 // history (it ended in up_for_retry) is told the try no longer runs.
 func TestHeartbeatArchivedTry(t *testing.T) {

@@ -510,7 +510,7 @@ func duration(ti *workload.TaskInstance) *float64 {
 //     the try recorded into task_instance_history (state failed, end_date
 //     now, as record_ti does for an unfinished try), its task_reschedule rows
 //     deleted, then the row's id changed to a new UUIDv7 — in that order;
-//   - duration whenever start_date or end_date change.
+//   - duration when the try ends (end_date set, start_date kept).
 func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *workload.TaskInstance) error {
 	now := db.now().UTC()
 	var c colSet
@@ -550,7 +550,9 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 	if !eqTime(ti.EndDate, before.EndDate) {
 		c.set("end_date", timeArg(ti.EndDate))
 	}
-	if !eqTime(ti.StartDate, before.StartDate) || !eqTime(ti.EndDate, before.EndDate) {
+	if !eqTime(ti.EndDate, before.EndDate) && ti.EndDate != nil && eqTime(ti.StartDate, before.StartDate) {
+		// A try ending (Airflow's duration_expression_update); /run and
+		// skip-downstream leave duration alone, as Airflow's routes do.
 		c.set("duration", duration(ti))
 	}
 	if !eqTime(ti.LastHeartbeatAt, before.LastHeartbeatAt) {
@@ -979,8 +981,14 @@ func (db *DB) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) 
 		add("ti.state = ?", string(f.State))
 	}
 	cond := strings.Join(where, " AND ")
-	sql := `SELECT ` + tiColumns + `, count(*) OVER () ` +
-		strings.Replace(tiFrom, "t.ti_id = $1::uuid", "t.ti_id = ti.id", 1) +
+	// A row whose try moved it to a new id (up_for_retry, a clear) lists
+	// under the try's id, as TaskInstance and TryStatus name it.
+	sql := `SELECT ` + strings.Replace(tiColumns, "ti.id::text", "coalesce(h.task_instance_id, ti.id)::text", 1) +
+		`, count(*) OVER () ` +
+		strings.Replace(tiFrom, "LEFT JOIN taskgate.try t ON t.ti_id = $1::uuid",
+			`LEFT JOIN task_instance_history h ON h.dag_id = ti.dag_id AND h.run_id = ti.run_id
+				AND h.task_id = ti.task_id AND h.map_index = ti.map_index AND h.try_number = ti.try_number
+			LEFT JOIN taskgate.try t ON t.ti_id = coalesce(h.task_instance_id, ti.id)`, 1) +
 		` WHERE ` + cond + ` ORDER BY ti.dag_id, ti.run_id, ti.task_id, ti.map_index`
 	if f.Limit > 0 {
 		sql += " LIMIT " + strconv.Itoa(f.Limit)

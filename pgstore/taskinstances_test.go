@@ -264,24 +264,30 @@ func TestUpdateTaskInstanceNotFound(t *testing.T) {
 }
 
 // TestConcurrentRunOneWins: of 50 concurrent /run of one task instance by
-// different workers, exactly one starts it; the others are refused.
+// different workers, spread over three replicas, exactly one starts it; the
+// others are refused.
 func TestConcurrentRunOneWins(t *testing.T) {
 	t.Parallel()
-	db, af, _ := newTestStore(t)
+	db, af, clk := newTestStore(t)
+	replicas := []*DB{db, openReplica(t, af.URL, clk), openReplica(t, af.URL, clk)}
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{})
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	start := make(chan struct{})
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = db.UpdateTaskInstance(context.Background(), row.ID, func(ti *workload.TaskInstance) error {
-				_, _, err := workload.EnterRunning(ti, runRequest(1000+i), t0)
-				return err
-			})
+			<-start
+			_, errs[i] = replicas[i%len(replicas)].UpdateTaskInstance(context.Background(), row.ID,
+				func(ti *workload.TaskInstance) error {
+					_, _, err := workload.EnterRunning(ti, runRequest(1000+i), t0)
+					return err
+				})
 		}()
 	}
+	close(start)
 	wg.Wait()
 	won := -1
 	for i, err := range errs {
@@ -292,7 +298,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 				t.Fatalf("both %d and %d started the task instance", won, i)
 			}
 			won = i
-		case errors.As(err, &ce) && ce.Reason == "invalid_state":
+		case errors.As(err, &ce) && ce.Reason == "invalid_state" && ce.Extra["previous_state"] == "running":
 		default:
 			t.Errorf("run %d: %v", i, err)
 		}
@@ -561,7 +567,13 @@ func TestTaskInstancesListing(t *testing.T) {
 	for _, task := range []string{"c", "a", "b"} {
 		af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: run.RunID, TaskID: task})
 	}
-	af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "e", TaskID: "a", State: "running"})
+	moved := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "e", TaskID: "a", State: "running", Hostname: "h", PID: ptr(1)})
+	if _, err := db.UpdateTaskInstance(ctx, moved.ID, func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: &t0}, t0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		f     workload.TaskInstanceFilter
@@ -570,7 +582,7 @@ func TestTaskInstancesListing(t *testing.T) {
 	}{
 		{"all", workload.TaskInstanceFilter{}, []string{"d.a", "d.b", "d.c", "e.a"}, 4},
 		{"dag", workload.TaskInstanceFilter{DagID: "d"}, []string{"d.a", "d.b", "d.c"}, 3},
-		{"state", workload.TaskInstanceFilter{State: workload.StateRunning}, []string{"e.a"}, 1},
+		{"state", workload.TaskInstanceFilter{State: workload.StateUpForRetry}, []string{"e.a"}, 1},
 		{"page", workload.TaskInstanceFilter{Limit: 2, Offset: 1}, []string{"d.b", "d.c"}, 4},
 		{"past the end", workload.TaskInstanceFilter{Offset: 10}, []string{}, 4},
 	} {
@@ -582,6 +594,9 @@ func TestTaskInstancesListing(t *testing.T) {
 			got := []string{}
 			for _, ti := range tis {
 				got = append(got, ti.DagID+"."+ti.TaskID)
+				if ti.DagID == "e" && (ti.ID != moved.ID || ti.ReportedAt == nil) {
+					t.Errorf("moved try listed as %s (reported %v), want its id %s", ti.ID, ti.ReportedAt, moved.ID)
+				}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" || total != tc.total {
 				t.Errorf("total %d, want %d; (-want +got):\n%s", total, tc.total, diff)
