@@ -341,6 +341,15 @@ func TestInsertTaskInstance(t *testing.T) {
 	if got.QueuedBy != "alice" || got.TryNumber != 1 || got.State != workload.StateQueued {
 		t.Errorf("inserted: %+v", got)
 	}
+	// The columns Airflow's models fill in Python, as they fill them.
+	var execConfig []byte
+	var carrier, pool, display string
+	queryRow(t, db, `SELECT executor_config, context_carrier::text, pool, task_display_name FROM task_instance WHERE id = $1`,
+		[]any{first}, &execConfig, &carrier, &pool, &display)
+	if string(execConfig) != string(pgtest.EmptyExecutorConfig) || !jsonEqual(t, []byte(carrier), mustJSON(pgtest.ExtendedJSON(map[string]any{}))) ||
+		pool != pgtest.DefaultPool || display != "t" {
+		t.Errorf("Python-side defaults: executor_config %x, context_carrier %s, pool %s, display %s", execConfig, carrier, pool, display)
+	}
 	dr, err := db.DagRun(ctx, "d", "new_run")
 	if err != nil || dr.RunType != "manual" || dr.State != "running" || string(dr.Conf) != "{}" {
 		t.Errorf("dag run: %+v, %v", dr, err)
@@ -685,5 +694,56 @@ func TestNextKwargsRoundTrip(t *testing.T) {
 	back, err := db.TaskInstance(ctx, run.ID)
 	if err != nil || string(back.NextKwargs) != string(sent) {
 		t.Errorf("read back %s, %v; want %s", back.NextKwargs, err, sent)
+	}
+}
+
+// TestTryStatus: the status of a try from Airflow's rows, wherever its id
+// leads.
+func TestTryStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	retried := func(state string) string { // a try that ended in up_for_retry; then the row goes to state
+		id := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "r" + state, TaskID: "t", State: "running", Hostname: "h", PID: ptr(1)}).ID
+		if _, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+			_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: &t0}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if state != "" {
+			// Airflow's scheduler queues the next try: try_number + 1.
+			af.Exec(t, `UPDATE task_instance SET state = $1, try_number = try_number + 1 WHERE dag_id = $2`, state, "r"+state)
+		}
+		return id
+	}
+	tests := []struct {
+		name string
+		id   string
+		want workload.TryStatus
+		err  error
+	}{
+		{"queued", af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "a"}).ID,
+			workload.TryStatus{State: workload.StateQueued, Current: true}, nil},
+		{"no state", af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "b", State: "none"}).ID,
+			workload.TryStatus{Current: true}, nil},
+		{"retried, not yet requeued", retried(""),
+			workload.TryStatus{State: workload.StateUpForRetry, Current: true, ReportedAt: &t0}, nil},
+		{"retried, next try queued", retried("queued"),
+			workload.TryStatus{State: workload.StateFailed, Current: false, ReportedAt: &t0}, nil},
+		{"unknown", pgtest.UUIDv7(), workload.TryStatus{}, workload.ErrNotFound},
+		{"not a uuid", "abc", workload.TryStatus{}, workload.ErrNotFound},
+	}
+	clk.Add(2 * tryStatusTTL) // past what the writes above cached
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := db.TryStatus(ctx, tt.id)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if diff := cmp.Diff(tt.want, st); diff != "" {
+				t.Errorf("TryStatus (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
