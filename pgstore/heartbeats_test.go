@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -289,18 +290,32 @@ func BenchmarkHeartbeat(b *testing.B) {
 			p := (clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
 			ids := runningTIs(b, af, p*runtime.GOMAXPROCS(0))
 			var next atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
 			b.SetParallelism(p)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := int(next.Add(1) - 1)
 				req := workload.HeartbeatRequest{Hostname: "h", PID: 1 + i, At: t0}
+				var mine []time.Duration
 				for pb.Next() {
+					start := time.Now()
 					if err := db.Heartbeat(ctx, ids[i], req, workload.AdmitHeartbeat); err != nil {
 						b.Error(err)
 						return
 					}
+					mine = append(mine, time.Since(start))
 				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
 			})
+			b.StopTimer()
+			if len(lat) > 0 {
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(db.ti.batches.Load()), "batches")
+			}
 		})
 	}
 }
