@@ -47,6 +47,18 @@ func newTestStore(t testing.TB) (*DB, *pgtest.Airflow, *clock) {
 	return db, af, clk
 }
 
+// openReplica opens another store (another taskgate replica) on the same
+// database.
+func openReplica(t testing.TB, url string, clk *clock) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), Options{URL: url, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // queryRow scans one row of a query on the store's database.
 func queryRow(t testing.TB, db *DB, sql string, args []any, dest ...any) {
 	t.Helper()
