@@ -74,6 +74,9 @@ type DB struct {
 	now  func() time.Time
 	// revision is the alembic revision of Airflow's schema found at Open.
 	revision string
+	// ti is the task-instance side's heartbeat writer and TryStatus cache
+	// (heartbeats.go, trystatus.go).
+	ti tiState
 }
 
 // ErrUnsupportedSchema is a database whose Airflow schema revision taskgate
@@ -135,8 +138,10 @@ func (db *DB) start(ctx context.Context) error {
 	return db.migrate(ctx)
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
+// Close stops the heartbeat writer (answering the heartbeats it holds) and
+// closes the pool, waiting for connections in use to be returned.
 func (db *DB) Close() error {
+	db.ti.close()
 	db.pool.Close()
 	return nil
 }

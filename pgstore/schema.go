@@ -85,6 +85,21 @@ var migrations = []string{
 		UNIQUE (kind, name)
 	);
 	CREATE INDEX components_registered_by ON taskgate.components (registered_by) WHERE registered_by <> ''`,
+	// 2: what a try carries that Airflow's task_instance has no column for
+	// (pgstore/taskinstances.go). ti_id is the id the try's tokens carry:
+	// the task_instance row's id while the try is there, and the
+	// task_instance_history row's task_instance_id once Airflow's id moved on.
+	2: `CREATE TABLE taskgate.try (
+		ti_id               uuid PRIMARY KEY,
+		queued_by           text NOT NULL DEFAULT '',
+		reported_at         timestamptz,
+		run_grant           jsonb,
+		retry_delay_seconds double precision,
+		retry_reason        text,
+		task_outlets        jsonb,
+		outlet_events       jsonb
+	);
+	CREATE INDEX try_queued_by ON taskgate.try (queued_by) WHERE queued_by <> ''`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

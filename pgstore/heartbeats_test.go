@@ -1,0 +1,247 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskgate/taskgate/internal/pgtest"
+	"github.com/taskgate/taskgate/workload"
+)
+
+// runningTIs inserts n task instances running on worker h with pid 1+i.
+func runningTIs(t testing.TB, af *pgtest.Airflow, n int) []string {
+	t.Helper()
+	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: run.RunID, TaskID: fmt.Sprintf("t%d", i),
+			State: "running", Hostname: "h", PID: ptr(1 + i), StartDate: &t0, LastHeartbeatAt: &t0}).ID
+	}
+	return ids
+}
+
+// TestHeartbeatRules: a heartbeat is judged by the given rule against the
+// row, and only an admitted one moves last_heartbeat_at and updated_at.
+func TestHeartbeatRules(t *testing.T) {
+	ctx := context.Background()
+	db, af, _ := newTestStore(t)
+	ids := runningTIs(t, af, 1)
+	success := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "done", State: "success", Hostname: "h", PID: ptr(1)}).ID
+	at := t0.Add(5 * time.Second)
+	tests := []struct {
+		name       string
+		id         string
+		req        workload.HeartbeatRequest
+		wantReason string // "" = admitted
+		wantErr    error
+	}{
+		{"owner", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", nil},
+		{"other pid", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 2, At: at}, "running_elsewhere", nil},
+		{"other host", ids[0], workload.HeartbeatRequest{Hostname: "x", PID: 1, At: at}, "running_elsewhere", nil},
+		{"not running", success, workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "not_running", nil},
+		{"unknown", pgtest.UUIDv7(), workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", workload.ErrNotFound},
+		{"not a uuid", "x", workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", workload.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before time.Time
+			if validUUID(tt.id) && tt.wantErr == nil {
+				queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
+			}
+			err := db.Heartbeat(ctx, tt.id, tt.req, workload.AdmitHeartbeat)
+			var ce *workload.ConflictError
+			switch {
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			case tt.wantReason != "":
+				if !errors.As(err, &ce) || ce.Reason != tt.wantReason {
+					t.Fatalf("err = %v, want %s", err, tt.wantReason)
+				}
+			case err != nil:
+				t.Fatal(err)
+			}
+			var hb, updated time.Time
+			queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
+				[]any{tt.id}, &hb, &updated)
+			if tt.wantReason == "" && (!hb.Equal(at) || !updated.Equal(at)) {
+				t.Errorf("admitted: last_heartbeat_at %v updated_at %v, want %v", hb, updated, at)
+			}
+			if tt.wantReason != "" && !hb.Equal(before) {
+				t.Errorf("refused heartbeat moved last_heartbeat_at from %v to %v", before, hb)
+			}
+		})
+	}
+}
+
+// TestHeartbeatBatches: many concurrent heartbeats, of many task instances
+// and several per instance, are all answered after their commit, each with
+// its own rule's verdict, in fewer transactions than heartbeats.
+func TestHeartbeatBatches(t *testing.T) {
+	ctx := context.Background()
+	db, af, _ := newTestStore(t)
+	const tis, perTI = 40, 5
+	ids := runningTIs(t, af, tis)
+	var calls atomic.Int64
+	rule := func(h workload.Holder, r workload.HeartbeatRequest) (time.Time, error) {
+		calls.Add(1)
+		return workload.AdmitHeartbeat(h, r)
+	}
+	var wg sync.WaitGroup
+	errs := make([][]error, tis)
+	for i, id := range ids {
+		errs[i] = make([]error, perTI)
+		for j := range perTI {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pid := 1 + i
+				if j == perTI-1 {
+					pid = -1 // a stranger: refused
+				}
+				errs[i][j] = db.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: "h", PID: pid,
+					At: t0.Add(time.Duration(j+1) * time.Second)}, rule)
+			}()
+		}
+	}
+	wg.Wait()
+	for i := range ids {
+		for j, err := range errs[i] {
+			var ce *workload.ConflictError
+			if j == perTI-1 {
+				if !errors.As(err, &ce) || ce.Reason != "running_elsewhere" {
+					t.Errorf("ti %d stranger: %v", i, err)
+				}
+			} else if err != nil {
+				t.Errorf("ti %d heartbeat %d: %v", i, j, err)
+			}
+		}
+	}
+	// Each instance holds its latest admitted heartbeat.
+	var n int
+	queryRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at = $2`,
+		[]any{ids, t0.Add((perTI - 1) * time.Second)}, &n)
+	if n != tis {
+		t.Errorf("%d of %d task instances hold their latest heartbeat", n, tis)
+	}
+	if c := calls.Load(); c < tis*perTI {
+		t.Errorf("rule called %d times for %d heartbeats", c, tis*perTI)
+	}
+}
+
+// TestHeartbeatArchivedTry: the heartbeat of a try Airflow moved into
+// history (it ended in up_for_retry) is told the try no longer runs.
+func TestHeartbeatArchivedTry(t *testing.T) {
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	id := runningTIs(t, af, 1)[0]
+	if _, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: ptr(clk.Now())}, clk.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: "h", PID: 1, At: clk.Now()}, workload.AdmitHeartbeat)
+	var ce *workload.ConflictError
+	if !errors.As(err, &ce) || ce.Reason != "not_running" || ce.Extra["current_state"] != "up_for_retry" {
+		t.Errorf("err = %v, want not_running (up_for_retry)", err)
+	}
+}
+
+// TestHeartbeatAfterClose: Close stops the writer; a later heartbeat is
+// answered unavailable, not left waiting.
+func TestHeartbeatAfterClose(t *testing.T) {
+	ctx := context.Background()
+	db, af, _ := newTestStore(t)
+	id := runningTIs(t, af, 1)[0]
+	req := workload.HeartbeatRequest{Hostname: "h", PID: 1, At: t0}
+	if err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat); !errors.Is(err, workload.ErrUnavailable) {
+		t.Errorf("after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestHeartbeatLostConnection: when the database goes away under waiting
+// heartbeats, they are answered with errors wrapping
+// workload.ErrUnavailable, and heartbeats succeed again once it is back.
+func TestHeartbeatLostConnection(t *testing.T) {
+	ctx := context.Background()
+	db, af, _ := newTestStore(t)
+	id := runningTIs(t, af, 1)[0]
+	req := workload.HeartbeatRequest{Hostname: "h", PID: 1, At: t0}
+	if err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat); err != nil {
+		t.Fatal(err)
+	}
+	// Refuse new connections to the database and end the open ones.
+	var name string
+	queryRow(t, db, `SELECT current_database()`, nil, &name)
+	admin := pgtest.Server(t)
+	pgtest.Exec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`)
+	pgtest.Exec(t, admin, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '`+name+`'`)
+	err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat)
+	if !errors.Is(err, workload.ErrUnavailable) {
+		t.Errorf("database gone: %v, want ErrUnavailable", err)
+	}
+	pgtest.Exec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkHeartbeat measures heartbeats through the group-commit writer
+// against PostgreSQL, by 1 and 64 concurrent callers, each on its own
+// running task instance (as workers do).
+func BenchmarkHeartbeat(b *testing.B) {
+	for _, clients := range []int{1, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			db, af, _ := newTestStore(b)
+			ctx := context.Background()
+			if clients == 1 {
+				id := runningTIs(b, af, 1)[0]
+				req := workload.HeartbeatRequest{Hostname: "h", PID: 1, At: t0}
+				b.ResetTimer()
+				for range b.N {
+					if err := db.Heartbeat(ctx, id, req, workload.AdmitHeartbeat); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return
+			}
+			// RunParallel runs parallelism × GOMAXPROCS goroutines.
+			p := (clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+			ids := runningTIs(b, af, p*runtime.GOMAXPROCS(0))
+			var next atomic.Int64
+			b.SetParallelism(p)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(1) - 1)
+				req := workload.HeartbeatRequest{Hostname: "h", PID: 1 + i, At: t0}
+				for pb.Next() {
+					if err := db.Heartbeat(ctx, ids[i], req, workload.AdmitHeartbeat); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
