@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,6 +24,7 @@ func TestPutConnectionAsAirflowStoresIt(t *testing.T) {
 	}
 	bare := workload.Connection{ConnID: "bare", ConnType: "http"}
 	empty := workload.Connection{ConnID: "empty", ConnType: "http", Password: ptr(""), Extra: ptr("")}
+	u := pgtest.NewAirflow(t)
 	for _, tc := range []struct {
 		name                   string
 		keys                   []string
@@ -40,7 +42,8 @@ func TestPutConnectionAsAirflowStoresIt(t *testing.T) {
 			if tc.keys != nil {
 				c = multiKey(t, tc.keys...)
 			}
-			db, u := openData(t, c)
+			db := openOn(t, u, c)
+			tc.conn.ConnID = strings.ReplaceAll(tc.name, " ", "_")
 			ctx := context.Background()
 			if err := db.PutConnection(ctx, tc.conn); err != nil {
 				t.Fatal(err)
@@ -101,6 +104,8 @@ func TestConnectionReadsAirflowRows(t *testing.T) {
 	old := &workload.Connection{ConnID: "old", ConnType: "http", Password: ptr(spec.Src), Extra: ptr(`{"a": 1}`)}
 	clear := &workload.Connection{ConnID: "clear", ConnType: "http", Password: ptr(pwd.Token)}
 	flagOnEmpty := &workload.Connection{ConnID: "flag-on-empty", ConnType: "http", Password: ptr(""), Extra: ptr("")}
+	u := pgtest.NewAirflow(t)
+	pgtest.Exec(t, u, rows)
 	for _, tc := range []struct {
 		name string
 		keys []string
@@ -118,8 +123,7 @@ func TestConnectionReadsAirflowRows(t *testing.T) {
 			if tc.keys != nil {
 				c = multiKey(t, tc.keys...)
 			}
-			db, u := openData(t, c)
-			pgtest.Exec(t, u, rows)
+			db := openOn(t, u, c)
 			for id, want := range tc.want {
 				got, err := db.Connection(context.Background(), id)
 				if want == nil {

@@ -75,20 +75,23 @@ var dataClock = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func openData(t *testing.T, c Cipher) (*DB, string) {
 	t.Helper()
 	u := pgtest.NewAirflow(t)
-	opts := Options{URL: u, Now: func() time.Time { return dataClock }}
-	if c != nil {
-		opts.Cipher = c
-	}
-	db, err := Open(context.Background(), opts)
+	return openOn(t, u, c), u
+}
+
+// openOn opens another store on the database u, with its own cipher, as
+// another replica or an Airflow with another fernet_key would see it.
+func openOn(t *testing.T, u string, c Cipher) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), Options{URL: u, Now: func() time.Time { return dataClock }, Cipher: c})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, u
+	return db
 }
 
-// queryURL reads one row straight from the database at u, as Airflow's
-// models would see it.
+// queryURL reads one row straight from the database at u, as Airflow's models
+// would see it.
 func queryURL(t *testing.T, u, sql string, args []any, dest ...any) {
 	t.Helper()
 	ctx := context.Background()
@@ -110,6 +113,7 @@ func TestPutVariableAsAirflowStoresIt(t *testing.T) {
 	vs := pythonVectors(t)
 	key := vs[0].Secret
 	old := specVector(t).Secret
+	u := pgtest.NewAirflow(t)
 	for _, tc := range []struct {
 		name    string
 		keys    []string // nil: no fernet_key
@@ -130,9 +134,9 @@ func TestPutVariableAsAirflowStoresIt(t *testing.T) {
 			if tc.keys != nil {
 				c = multiKey(t, tc.keys...)
 			}
-			db, u := openData(t, c)
+			db := openOn(t, u, c)
 			ctx := context.Background()
-			v := workload.Variable{Key: "k", Value: tc.value, Description: ptr("what k is")}
+			v := workload.Variable{Key: tc.name, Value: tc.value, Description: ptr("what k is")}
 			if err := db.PutVariable(ctx, v); err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +145,7 @@ func TestPutVariableAsAirflowStoresIt(t *testing.T) {
 				desc *string
 				enc  bool
 			)
-			queryURL(t, u, `SELECT val, description, is_encrypted FROM variable WHERE key = 'k'`, nil, &val, &desc, &enc)
+			queryURL(t, u, `SELECT val, description, is_encrypted FROM variable WHERE key = $1`, []any{tc.name}, &val, &desc, &enc)
 			if enc != (tc.keys != nil) {
 				t.Errorf("is_encrypted = %v with keys %d", enc, len(tc.keys))
 			}
@@ -160,11 +164,11 @@ func TestPutVariableAsAirflowStoresIt(t *testing.T) {
 			if plain != tc.wantVal || desc == nil || *desc != "what k is" {
 				t.Errorf("row = %q (%q), %v; want %q", plain, val, desc, tc.wantVal)
 			}
-			got, err := db.Variable(ctx, "k")
+			got, err := db.Variable(ctx, tc.name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := &workload.Variable{Key: "k", Value: &tc.wantVal, Description: ptr("what k is")}
+			want := &workload.Variable{Key: tc.name, Value: &tc.wantVal, Description: ptr("what k is")}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Variable (-want +got):\n%s", diff)
 			}
@@ -186,6 +190,8 @@ func TestVariableReadsAirflowRows(t *testing.T) {
 		('clear', 'plain value', NULL, false),
 		('looks-like-token', '` + tok.Token + `', NULL, false),
 		('empty', '', NULL, false)`
+	u := pgtest.NewAirflow(t)
+	pgtest.Exec(t, u, rows)
 	type want struct {
 		value   string
 		decrypt bool // wants ErrDecrypt
@@ -215,8 +221,7 @@ func TestVariableReadsAirflowRows(t *testing.T) {
 			if tc.keys != nil {
 				c = multiKey(t, tc.keys...)
 			}
-			db, u := openData(t, c)
-			pgtest.Exec(t, u, rows)
+			db := openOn(t, u, c)
 			for key, w := range tc.want {
 				got, err := db.Variable(context.Background(), key)
 				if w.decrypt {

@@ -17,40 +17,44 @@ import (
 // placed around it.
 var xcomRunAfter = time.Date(2026, 2, 20, 0, 0, 0, 0, time.UTC)
 
-// xcomFixture is the rows Airflow's scheduler would have made before a task
-// pushes XComs: dag "d" with runs r1 (2 days before r3), r2 and r2b (the
-// same run_after, one day before), r3 and r4 (a day after, so never a
-// "prior date" of r3); dag "e" with r3 at r3's run_after minus 3 days. Task
-// "t" is unmapped in every run, task "m" has map indexes 0..2 in r1 and r3.
-const xcomFixture = `
-INSERT INTO log_template (id, filename, elasticsearch_id, created_at) VALUES (1, 'f', 'e', now());
-INSERT INTO dag (dag_id, is_paused, max_active_tasks, max_consecutive_failed_dag_runs, has_task_concurrency_limits)
-VALUES ('d', false, 16, 0, false), ('e', false, 16, 0, false);
-INSERT INTO dag_version (id, version_number, dag_id, created_at, last_updated) VALUES
-	('0195f5c0-0000-7000-8000-000000000001', 1, 'd', now(), now()),
-	('0195f5c0-0000-7000-8000-000000000002', 1, 'e', now(), now());
-INSERT INTO dag_run (id, dag_id, run_id, state, run_type, logical_date, run_after, log_template_id, updated_at) VALUES
-	(11, 'd', 'r1',  'running', 'scheduled', '2026-02-17T00:00:00Z', '2026-02-18T00:00:00Z', 1, now()),
-	(12, 'd', 'r2',  'running', 'scheduled', '2026-02-18T00:00:00Z', '2026-02-19T00:00:00Z', 1, now()),
-	(13, 'd', 'r2b', 'running', 'manual',    NULL,                   '2026-02-19T00:00:00Z', 1, now()),
-	(14, 'd', 'r3',  'running', 'scheduled', '2026-02-19T00:00:00Z', '2026-02-20T00:00:00Z', 1, now()),
-	(15, 'd', 'r4',  'running', 'scheduled', '2026-02-20T00:00:00Z', '2026-02-21T00:00:00Z', 1, now()),
-	(21, 'e', 'r3',  'running', 'scheduled', '2026-02-16T00:00:00Z', '2026-02-17T00:00:00Z', 1, now());
-INSERT INTO task_instance (id, dag_id, run_id, task_id, map_index, try_number, hostname, unixname, pool, pool_slots,
-	queue, priority_weight, custom_operator_name, executor_config, dag_version_id)
-SELECT gen_random_uuid(), dr.dag_id, dr.run_id, t.task_id, t.map_index, 1, '', '', 'default_pool', 1,
-	'default', 1, '', '\x80047d942e'::bytea,
-	CASE dr.dag_id WHEN 'd' THEN '0195f5c0-0000-7000-8000-000000000001'::uuid ELSE '0195f5c0-0000-7000-8000-000000000002'::uuid END
-FROM dag_run dr
-CROSS JOIN (VALUES ('t', -1), ('m', 0), ('m', 1), ('m', 2)) AS t(task_id, map_index)
-WHERE t.task_id = 't' OR dr.run_id IN ('r1', 'r3');
-`
-
-func openXComs(t *testing.T) (*DB, string) {
+// openXComs opens a store on a database holding the rows Airflow's
+// scheduler would have made before a task pushes XComs, inserted as Airflow
+// inserts them: dag "d" with runs r1 (2 days before r3), r2 and r2b (the
+// same run_after, one day before r3), r3 and r4 (a day after, so never a
+// "prior date" of r3); dag "e" with a run r3 3 days before d's. Task "t" is
+// unmapped in every run, task "m" has map indexes 0..2 in d's r1 and r3.
+// It returns the dag_run ids by "dag/run".
+func openXComs(t *testing.T) (*DB, string, map[string]int64) {
 	t.Helper()
 	db, u := openData(t, nil)
-	pgtest.Exec(t, u, xcomFixture)
-	return db, u
+	a := &pgtest.Airflow{URL: u, Now: func() time.Time { return dataClock }}
+	day := 24 * time.Hour
+	ids := map[string]int64{}
+	for _, r := range []struct {
+		dag, run, runType string
+		after             time.Duration // from xcomRunAfter
+	}{
+		{"d", "r1", "scheduled", -2 * day},
+		{"d", "r2", "scheduled", -day},
+		{"d", "r2b", "manual", -day},
+		{"d", "r3", "scheduled", 0},
+		{"d", "r4", "scheduled", day},
+		{"e", "r3", "scheduled", -3 * day},
+	} {
+		row := pgtest.DagRunRow{DagID: r.dag, RunID: r.run, RunType: r.runType, RunAfter: xcomRunAfter.Add(r.after)}
+		if r.runType == "scheduled" {
+			logical := row.RunAfter.Add(-day)
+			row.LogicalDate = &logical
+		}
+		ids[r.dag+"/"+r.run] = a.DagRun(t, row).ID
+		a.TaskInstance(t, pgtest.TaskInstanceRow{DagID: r.dag, RunID: r.run, TaskID: "t"})
+		if r.dag == "d" && (r.run == "r1" || r.run == "r3") {
+			for mi := range 3 {
+				a.TaskInstance(t, pgtest.TaskInstanceRow{DagID: r.dag, RunID: r.run, TaskID: "m", MapIndex: ptr(mi)})
+			}
+		}
+	}
+	return db, u, ids
 }
 
 // TestSetXComAsAirflowStoresIt: SetXCom writes the row Airflow's set_xcom
@@ -59,6 +63,7 @@ func openXComs(t *testing.T) (*DB, string) {
 // the Execution API serves to the Task SDK), dag_run_id from the dag run,
 // the store's clock as timestamp.
 func TestSetXComAsAirflowStoresIt(t *testing.T) {
+	db, u, runs := openXComs(t)
 	for _, tc := range []struct {
 		name     string
 		value    string
@@ -78,8 +83,7 @@ func TestSetXComAsAirflowStoresIt(t *testing.T) {
 		{"unicode", `"pässwörd ✓"`, "string", `"pässwörd ✓"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db, u := openXComs(t)
-			x := workload.XCom{XComRef: workload.XComRef{DagID: "d", RunID: "r3", TaskID: "t", MapIndex: -1, Key: "return_value"},
+			x := workload.XCom{XComRef: workload.XComRef{DagID: "d", RunID: "r3", TaskID: "t", MapIndex: -1, Key: tc.name},
 				Value: json.RawMessage(tc.value)}
 			if err := db.SetXCom(context.Background(), x); err != nil {
 				t.Fatal(err)
@@ -90,26 +94,41 @@ func TestSetXComAsAirflowStoresIt(t *testing.T) {
 				ts                      time.Time
 			)
 			queryURL(t, u, `SELECT jsonb_typeof(value), value::text, dag_run_id, dag_id, run_id, "timestamp" FROM xcom
-				WHERE task_id = 't' AND map_index = -1 AND key = 'return_value'`, nil, &typ, &text, &drID, &dagID, &runID, &ts)
+				WHERE task_id = 't' AND map_index = -1 AND key = $1`, []any{tc.name}, &typ, &text, &drID, &dagID, &runID, &ts)
 			if typ != tc.wantType || text != tc.wantText {
 				t.Errorf("value = %s %s; want %s %s", typ, text, tc.wantType, tc.wantText)
 			}
-			if drID != 14 || dagID != "d" || runID != "r3" || !ts.Equal(dataClock) {
-				t.Errorf("row = dag_run_id %d, %s/%s at %v; want 14, d/r3 at %v", drID, dagID, runID, ts, dataClock)
+			if int64(drID) != runs["d/r3"] || dagID != "d" || runID != "r3" || !ts.Equal(dataClock) {
+				t.Errorf("row = dag_run_id %d, %s/%s at %v; want %d, d/r3 at %v", drID, dagID, runID, ts, runs["d/r3"], dataClock)
 			}
 		})
 	}
 }
 
-// TestXComsServeAirflowRows: rows written as Airflow's set_xcom writes them
-// serve the value Airflow's GET would (the document, compact), with their
-// timestamp and the run's run_after; a NULL value is the JSON null.
+// TestXComsServeAirflowRows: rows in both forms Airflow writes serve the
+// value Airflow's Execution API GET returns (the column's document, as it
+// is, compact), with their timestamp and the run's run_after: the JSON
+// document of the Execution API's set_xcom (serialize=False, what tasks
+// push), and the JSON string holding json.dumps text of XComModel.set's
+// default (serialize=True), which Airflow's GET hands over as that string
+// too. A NULL value is the JSON null.
 func TestXComsServeAirflowRows(t *testing.T) {
-	db, u := openXComs(t)
-	pgtest.Exec(t, u, `INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp) VALUES
-		(14, 'm', 0, 'k', 'd', 'r3', '{"__classname__": "builtins.tuple", "__version__": 1, "__data__": [1, 2]}', '2026-02-20T01:00:00Z'),
-		(14, 'm', 1, 'k', 'd', 'r3', '"text"', '2026-02-20T01:00:01Z'),
-		(14, 'm', 2, 'k', 'd', 'r3', NULL, '2026-02-20T01:00:02Z')`)
+	db, u, runs := openXComs(t)
+	a := &pgtest.Airflow{URL: u, Now: func() time.Time { return dataClock }}
+	tuple := map[string]any{"__classname__": "builtins.tuple", "__version__": 1, "__data__": []any{1, 2}}
+	list := []any{1, "é", 2.5}
+	a.XCom(t, pgtest.XComRow{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: 0, Key: "k", Value: tuple})
+	a.XCom(t, pgtest.XComRow{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: 1, Key: "k", Value: list, PythonString: true})
+	a.Exec(t, `INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp)
+		VALUES ($1, 'm', 2, 'k', 'd', 'r3', NULL, $2)`, runs["d/r3"], dataClock)
+	dumps, err := pgtest.PythonJSON(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asString, err := json.Marshal(dumps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := db.XComs(context.Background(), workload.XComQuery{DagID: "d", RunID: "r3", TaskID: "m", Key: "k"})
 	if err != nil {
 		t.Fatal(err)
@@ -117,12 +136,11 @@ func TestXComsServeAirflowRows(t *testing.T) {
 	ref := func(mi int) workload.XComRef {
 		return workload.XComRef{DagID: "d", RunID: "r3", TaskID: "m", MapIndex: mi, Key: "k"}
 	}
-	at := func(s int) time.Time { return time.Date(2026, 2, 20, 1, 0, s, 0, time.UTC) }
 	want := []workload.XCom{
 		{XComRef: ref(0), Value: json.RawMessage(`{"__data__":[1,2],"__version__":1,"__classname__":"builtins.tuple"}`),
-			Timestamp: at(0), RunAfter: xcomRunAfter},
-		{XComRef: ref(1), Value: json.RawMessage(`"text"`), Timestamp: at(1), RunAfter: xcomRunAfter},
-		{XComRef: ref(2), Value: json.RawMessage(`null`), Timestamp: at(2), RunAfter: xcomRunAfter},
+			Timestamp: dataClock, RunAfter: xcomRunAfter},
+		{XComRef: ref(1), Value: json.RawMessage(asString), Timestamp: dataClock, RunAfter: xcomRunAfter},
+		{XComRef: ref(2), Value: json.RawMessage(`null`), Timestamp: dataClock, RunAfter: xcomRunAfter},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("XComs (-want +got):\n%s", diff)
@@ -134,7 +152,7 @@ func TestXComsServeAirflowRows(t *testing.T) {
 // first (equal run_after by descending run id), each run's by map index;
 // other dags, tasks, keys and later runs never.
 func TestXComsOrder(t *testing.T) {
-	db, _ := openXComs(t)
+	db, _, _ := openXComs(t)
 	ctx := context.Background()
 	set := func(dag, run, task string, mi int, key, value string) {
 		t.Helper()
@@ -201,7 +219,7 @@ func TestXComsOrder(t *testing.T) {
 // TestSetXComReplacesAndDeletes: a second set replaces the value in the
 // same slot; a delete removes only its slot and a repeated one is no error.
 func TestSetXComReplacesAndDeletes(t *testing.T) {
-	db, u := openXComs(t)
+	db, u, _ := openXComs(t)
 	ctx := context.Background()
 	ref := workload.XComRef{DagID: "d", RunID: "r1", TaskID: "m", MapIndex: 1, Key: "k"}
 	for _, v := range []string{`1`, `{"x": 2}`} {
@@ -237,7 +255,7 @@ func TestSetXComReplacesAndDeletes(t *testing.T) {
 // TestSetXComUnknown: an XCom of a dag run or task instance that does not
 // exist is refused with ErrNotFound and writes nothing.
 func TestSetXComUnknown(t *testing.T) {
-	db, u := openXComs(t)
+	db, u, _ := openXComs(t)
 	for _, tc := range []struct {
 		name string
 		ref  workload.XComRef

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -59,7 +60,7 @@ func StopCluster() {
 // resolveServer returns the server to use: envURL when set, else localURL
 // when it answers, else a throwaway cluster started from the installed
 // PostgreSQL binaries (once per process).
-func resolveServer(envURL, localURL string) (string, error) {
+func resolveServer(envURL, localURL, binGlob string) (string, error) {
 	if envURL != "" {
 		return envURL, nil
 	}
@@ -73,7 +74,7 @@ func resolveServer(envURL, localURL string) (string, error) {
 		shared.url = localURL
 		return localURL, nil
 	}
-	c, err := startCluster()
+	c, err := startCluster(binGlob)
 	if err != nil {
 		return "", fmt.Errorf("%s does not answer (%v), and no throwaway cluster: %w", redact(localURL), localErr, err)
 	}
@@ -91,23 +92,26 @@ func ping(u string) error {
 	return conn.Close(ctx)
 }
 
+// redact hides a password in u.
 func redact(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "…" + u[i:]
-		}
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
 	}
-	return u
+	return "the server"
 }
 
 // errNoBinaries: PostgreSQL is not installed where we look.
-var errNoBinaries = errors.New("no initdb and postgres binaries in PATH or /usr/lib/postgresql/*/bin")
+var errNoBinaries = errors.New("no initdb and postgres binaries in PATH or " + postgresBinGlob)
 
 // cluster is a PostgreSQL server in a temporary directory, trust auth,
 // listening on a free loopback port, owned by this process.
 type cluster struct {
-	dir  string
-	url  string
+	dir, data, bin string
+	port           int
+	cred           *syscall.Credential
+	url            string
+
+	mu   sync.Mutex // guards the running server below
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *bytes.Buffer
@@ -115,8 +119,9 @@ type cluster struct {
 
 const clusterPrefix = "taskgate-pgtest-"
 
-func startCluster() (*cluster, error) {
-	bin, err := findBinaries()
+// startCluster creates a cluster (initdb) and starts it.
+func startCluster(binGlob string) (*cluster, error) {
+	bin, err := findBinaries(binGlob)
 	if err != nil {
 		return nil, err
 	}
@@ -125,91 +130,164 @@ func startCluster() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := credential(dir)
-	if err != nil {
+	c := &cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin}
+	if err := c.init(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+	if err := c.start(); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cluster) init() error {
+	var err error
+	if c.cred, err = credential(c.dir); err != nil {
+		return err
+	}
+	initdb := exec.Command(filepath.Join(c.bin, "initdb"), "-D", c.data, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync")
-	initdb.Dir = dir
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Dir = c.dir
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+		return fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	port, err := freePort()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	if c.port, err = freePort(); err != nil {
+		return err
 	}
-	c := &cluster{
-		dir:  dir,
-		url:  fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		done: make(chan struct{}),
-		log:  &bytes.Buffer{},
+	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	return nil
+}
+
+// start runs the server and waits until it answers.
+func (c *cluster) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd != nil {
+		return nil
 	}
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dir,
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-p", strconv.Itoa(c.port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+c.dir,
 		"-c", "max_connections=300", "-c", "fsync=off", "-c", "full_page_writes=off")
-	c.cmd.Dir = dir
-	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	cmd.Dir = c.dir
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	// The server dies with the test binary: SIGQUIT (immediate shutdown)
 	// when the thread that started it ends, and that thread is locked to
 	// the goroutine waiting for the server for as long as it runs.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
+	done := make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := c.cmd.Start(); err != nil {
+		if err := cmd.Start(); err != nil {
 			started <- err
-			close(c.done)
+			close(done)
 			return
 		}
 		started <- nil
-		c.cmd.Wait()
-		close(c.done)
+		cmd.Wait()
+		close(done)
 	}()
 	if err := <-started; err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
+	c.cmd, c.done, c.log = cmd, done, log
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if ping(c.url) == nil {
-			return c, nil
-		}
+	for ping(c.url) != nil {
 		select {
-		case <-c.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("postgres exited: %s", c.log)
+		case <-done:
+			c.cmd = nil
+			return fmt.Errorf("postgres exited: %s", log)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			c.stop()
-			return nil, fmt.Errorf("postgres did not answer within 30s: %s", c.log)
+			return fmt.Errorf("postgres did not answer within 30s")
 		}
 	}
+	return nil
 }
 
-// stop shuts the server down fast (SIGINT) and removes its directory.
-func (c *cluster) stop() {
-	if c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.done
-		}
+// halt sends sig to the server (SIGINT: fast shutdown, SIGKILL: a crash)
+// and waits for it to exit.
+func (c *cluster) halt(sig syscall.Signal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return
 	}
+	c.cmd.Process.Signal(sig)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.cmd = nil
+}
+
+// stop shuts the server down and removes its directory.
+func (c *cluster) stop() {
+	c.halt(syscall.SIGINT)
 	os.RemoveAll(c.dir)
 }
 
+// Cluster is a PostgreSQL server of one test's own, for tests that stop,
+// crash or restart the database under load.
+type Cluster struct {
+	// URL is the maintenance database of the server (user postgres, trust).
+	URL string
+	c   *cluster
+}
+
+// NewCluster starts a throwaway cluster for t from the installed
+// PostgreSQL binaries (a few seconds); it is removed when t ends. It fails
+// t, or skips it with TASKGATE_SKIP_POSTGRES=1, without PostgreSQL.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := startCluster(postgresBinGlob)
+	if err != nil {
+		if os.Getenv("TASKGATE_SKIP_POSTGRES") == "1" {
+			t.Skipf("no PostgreSQL cluster and TASKGATE_SKIP_POSTGRES=1: %v", err)
+			return nil
+		}
+		t.Fatalf("pgtest: no PostgreSQL cluster for the test: %v\n%s", err, installHint)
+		return nil
+	}
+	t.Cleanup(c.stop)
+	return &Cluster{URL: c.url, c: c}
+}
+
+// Stop shuts the server down (fast shutdown: clients are disconnected).
+func (c *Cluster) Stop() { c.c.halt(syscall.SIGINT) }
+
+// Kill crashes the server (SIGKILL to the postmaster); Start recovers it.
+func (c *Cluster) Kill() { c.c.halt(syscall.SIGKILL) }
+
+// Start starts the server again on the same data and port, and waits
+// until it answers.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if err := c.c.start(); err != nil {
+		t.Fatalf("pgtest: restart cluster: %v", err)
+	}
+}
+
+// NewDatabase creates an empty database on the cluster, like the package's
+// NewDatabase on the shared server.
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	return newDatabaseOn(t, c.URL)
+}
+
+// postgresBinGlob is where Debian and Ubuntu install each PostgreSQL version.
+const postgresBinGlob = "/usr/lib/postgresql/*/bin"
+
 // findBinaries returns the directory holding initdb and postgres: the one
-// of initdb in PATH, else the newest /usr/lib/postgresql/<version>/bin.
-func findBinaries() (string, error) {
+// of initdb in PATH, else the newest of binGlob (postgresBinGlob).
+func findBinaries(binGlob string) (string, error) {
 	var dirs []string
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
@@ -217,7 +295,7 @@ func findBinaries() (string, error) {
 		}
 		dirs = append(dirs, filepath.Dir(p))
 	}
-	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	versions, _ := filepath.Glob(binGlob)
 	slices.SortFunc(versions, func(a, b string) int { return versionOf(b) - versionOf(a) })
 	dirs = append(dirs, versions...)
 	for _, d := range dirs {

@@ -1,5 +1,6 @@
 // Package pgtest gives tests a fresh PostgreSQL database holding Airflow's
-// schema, created for the test and dropped after it.
+// schema, created for the test and dropped after it, and fixtures that
+// insert rows as Airflow's own code does (Airflow, NewAirflowFixtures).
 //
 // The server is TASKGATE_TEST_DATABASE_URL when set, else the local server
 // on 127.0.0.1:5432 when it answers (trust auth, user postgres), else a
@@ -37,27 +38,38 @@ const localServer = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 // TASKGATE_SKIP_POSTGRES=1 asks for it on purpose.
 func Server(t testing.TB) string {
 	t.Helper()
-	u, err := resolveServer(os.Getenv("TASKGATE_TEST_DATABASE_URL"), localServer)
+	return server(t, os.Getenv("TASKGATE_TEST_DATABASE_URL"), localServer, postgresBinGlob)
+}
+
+func server(t testing.TB, envURL, localURL, binGlob string) string {
+	t.Helper()
+	u, err := resolveServer(envURL, localURL, binGlob)
 	if err == nil {
 		return u
 	}
 	if os.Getenv("TASKGATE_SKIP_POSTGRES") == "1" {
 		t.Skipf("no PostgreSQL for the tests and TASKGATE_SKIP_POSTGRES=1: %v", err)
+		return ""
 	}
-	t.Fatalf("no PostgreSQL for the tests: %v\n"+
-		"Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; "+
-		"macOS: brew install postgresql) and the tests start a throwaway server from its binaries, "+
-		"or run one on 127.0.0.1:5432 with trust auth for user postgres, "+
-		"or set TASKGATE_TEST_DATABASE_URL=postgres://user:password@host:port/postgres (a role that may create databases), "+
-		"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose", err)
+	t.Fatalf("no PostgreSQL for the tests: %v\n%s", err, installHint)
 	return ""
 }
+
+const installHint = "Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; " +
+	"macOS: brew install postgresql) and the tests start a throwaway server from its binaries, " +
+	"or run one on 127.0.0.1:5432 with trust auth for user postgres, " +
+	"or set TASKGATE_TEST_DATABASE_URL=postgres://user:password@host:port/postgres (a role that may create databases), " +
+	"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose"
 
 // NewDatabase creates an empty database for t on the test server, drops
 // it when t ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	server := Server(t)
+	return newDatabaseOn(t, Server(t))
+}
+
+func newDatabaseOn(t testing.TB, server string) string {
+	t.Helper()
 	ctx := context.Background()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
