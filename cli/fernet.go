@@ -51,9 +51,7 @@ func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.DatabaseURL != "" {
-		// Airflow's variables and connections are re-encrypted by
-		// Airflow's own command, with the same [core] fernet_key.
-		return errors.New("connections rotate-key works on the data directory; with [database] sql_alchemy_conn set, run `airflow rotate-fernet-key`")
+		return rotateAirflowKey(ctx, e, cfg)
 	}
 	db, err := openStore(cfg, time.Now)
 	if err != nil {
@@ -69,5 +67,26 @@ func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 		source = fmt.Sprintf("[core] fernet_key (first of %d)", len(cfg.FernetKeys))
 	}
 	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d connections with the key of %s\n", n, source)
+	return err
+}
+
+// rotateAirflowKey is `taskgate connections rotate-key` on Airflow's
+// metadata database: `airflow rotate-fernet-key`, re-encrypting every
+// encrypted variable and connection field with the first [core] fernet_key.
+func rotateAirflowKey(ctx context.Context, e *cliEnv, cfg *config.Config) (err error) {
+	if len(cfg.FernetKeys) == 0 {
+		return errors.New("[core] fernet_key is not set: Airflow's variables and connections are stored in clear, there is nothing to rotate")
+	}
+	db, err := openPostgres(ctx, cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	n, err := db.RotateSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d variable and connection values in Airflow's database with the first of %d [core] fernet_key keys\n",
+		n, len(cfg.FernetKeys))
 	return err
 }

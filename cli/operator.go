@@ -219,7 +219,7 @@ func newOfflineBackend(cfg *config.Config, signer operator.Signer, db storage) (
 	ops, err := operator.New(operator.Config{
 		// The store itself records revocations. No server runs on the
 		// data directory (it would hold its lock); servers on a shared
-		// database read them from it (revocationRefresh).
+		// database read them from it (replicaBound).
 		Store: db, Identities: db, Revoker: db, Signer: signer,
 		WorkloadTokenLifetime: cfg.WorkloadTokenLifetime, ComponentTokenLifetime: cfg.ExecutionTokenLifetime,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,

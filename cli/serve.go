@@ -125,6 +125,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		Now:         now,
 		Logger:      log,
 
+		ReadCacheMaxAge:    readCacheMaxAge(db),
 		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
 	})
 	if err != nil {
@@ -171,12 +172,12 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if db.shared {
 		// Other replicas and Airflow's api-servers revoke tokens in the
 		// same database: a revocation anywhere is refused here within
-		// revocationRefresh (plus one read).
+		// replicaBound (plus one read).
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := auth.RunRefresher(runCtx, auth.RefresherConfig{
-				Revocations: revocations, Interval: revocationRefresh,
+				Revocations: revocations, Interval: replicaBound,
 				OnError: func(err error) { log.Warn("refreshing revocations failed", zap.Error(err)) },
 			})
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -251,4 +252,14 @@ func healthChecks(validator *tokens.Validator, db *opened) []gateway.HealthCheck
 		checks = append(checks, gateway.HealthCheck{Name: "database", Check: db.ping})
 	}
 	return checks
+}
+
+// readCacheMaxAge bounds the age of cached variable and connection bodies:
+// replicaBound on a store others write, else none (this server's own
+// writes invalidate them).
+func readCacheMaxAge(db *opened) time.Duration {
+	if db.shared {
+		return replicaBound
+	}
+	return 0
 }

@@ -17,6 +17,12 @@ import (
 	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/pgstore"
+	"github.com/taskgate/taskgate/store"
+)
+
+var (
+	_ storage = (*store.DB)(nil)
+	_ storage = (*pgstore.DB)(nil)
 )
 
 // storage is what serve and the offline commands need of a store; store.DB
@@ -28,10 +34,12 @@ type storage interface {
 	Close() error
 }
 
-// revocationRefresh is how often a server on a shared database reads the
-// revocations other replicas and Airflow's api-servers recorded: the bound
-// on how long a revoked token is still accepted by another replica.
-const revocationRefresh = time.Second
+// replicaBound is, on a database other processes write too (taskgate
+// replicas, Airflow's api-servers and scheduler), the bound on how long a
+// server may act on what it read before their writes: it reads their
+// revocations again this often, and serves a cached variable or connection
+// body at most this old. Users and components it reads on every request.
+const replicaBound = time.Second
 
 // opened is an open store and what serve does differently with it.
 type opened struct {
@@ -60,12 +68,7 @@ func openStorage(ctx context.Context, cfg *config.Config, now func() time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	s, ok := any(db).(storage)
-	if !ok {
-		db.Close()
-		return nil, errors.New("[database] sql_alchemy_conn: this build of taskgate cannot serve from Airflow's metadata database yet")
-	}
-	return &opened{storage: s, shared: true, ping: db.Ping, describe: "postgres:airflow@" + db.Revision()}, nil
+	return &opened{storage: db, shared: true, ping: db.Ping, describe: "postgres:airflow@" + db.Revision()}, nil
 }
 
 // openPostgres opens Airflow's metadata database with the [database] pool

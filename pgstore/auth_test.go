@@ -39,8 +39,6 @@ func openDB(t *testing.T, u string) *DB {
 	return db
 }
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
-
 func TestUsers(t *testing.T) {
 	db, _ := newAuthDB(t)
 	ctx := context.Background()
