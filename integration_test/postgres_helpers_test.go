@@ -363,6 +363,9 @@ func freePort(t *testing.T) int {
 // then the cluster belongs to the postgres user.
 func newPGCluster(t *testing.T) *pgCluster {
 	t.Helper()
+	if os.Getenv("TASKGATE_SKIP_POSTGRES") == "1" {
+		t.Skip("TASKGATE_SKIP_POSTGRES=1: the PostgreSQL suite is skipped on purpose")
+	}
 	c := &pgCluster{t: t, bin: pgBinDir(t), port: freePort(t)}
 	base := t.TempDir()
 	if os.Geteuid() == 0 {
