@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,14 +51,22 @@ const (
 // only exposes committed data, so a rolled-back write never reaches the
 // cache at all.
 //
+// Writes by other processes (Airflow itself, other replicas on a shared
+// database) never reach invalidate: with a maxAge, a body older than that
+// is read again, which bounds how stale an answer can be.
+//
 // Connection bodies hold decrypted passwords: the cache keeps in memory what
 // every connection GET already decrypts into it.
 type bodyCache struct {
 	seed       maphash.Seed
 	maxEntries int // per shard
 	maxBytes   int // per shard
-	versions   [versionStripes]atomic.Uint64
-	shards     [readCacheShards]bodyShard
+	// maxAge, when positive, is the longest a body is served after it was
+	// read from the store, by the clock now.
+	maxAge   time.Duration
+	now      func() time.Time
+	versions [versionStripes]atomic.Uint64
+	shards   [readCacheShards]bodyShard
 }
 
 type bodyShard struct {
@@ -69,28 +78,39 @@ type bodyShard struct {
 type cachedBody struct {
 	version uint64
 	body    []byte
+	// readAt is when the body was read from the store (zero without
+	// maxAge).
+	readAt time.Time
 }
 
 // readTicket is what a reader notes before reading the store: where the key
-// lives and the version its body will be filed under.
+// lives, the version its body will be filed under and, with maxAge, when
+// the read began.
 type readTicket struct {
 	hash    uint64
 	version uint64
+	at      time.Time
 }
 
 // newBodyCache returns a cache of at most size entries, or nil (caching
-// nothing) when size is negative.
-func newBodyCache(size int) *bodyCache {
+// nothing) when size is negative. A positive maxAge bounds how long a body
+// is served, by the clock now (time.Now when nil).
+func newBodyCache(size int, maxAge time.Duration, now func() time.Time) *bodyCache {
 	if size < 0 {
 		return nil
 	}
 	if size == 0 {
 		size = DefaultReadCacheSize
 	}
+	if now == nil {
+		now = time.Now
+	}
 	bc := &bodyCache{
 		seed:       maphash.MakeSeed(),
 		maxEntries: max(size/readCacheShards, 1),
 		maxBytes:   readCacheBytes / readCacheShards,
+		maxAge:     max(maxAge, 0),
+		now:        now,
 	}
 	for i := range bc.shards {
 		bc.shards[i].entries = make(map[string]cachedBody)
@@ -110,11 +130,14 @@ func (bc *bodyCache) get(key string) ([]byte, readTicket) {
 	}
 	h := maphash.String(bc.seed, key)
 	t := readTicket{hash: h, version: bc.version(h).Load()}
+	if bc.maxAge > 0 {
+		t.at = bc.now()
+	}
 	s := bc.shard(h)
 	s.mu.RLock()
 	e, ok := s.entries[key]
 	s.mu.RUnlock()
-	if ok && e.version == t.version {
+	if ok && e.version == t.version && (bc.maxAge == 0 || t.at.Sub(e.readAt) < bc.maxAge) {
 		return e.body, t
 	}
 	return nil, t
@@ -146,7 +169,9 @@ func (bc *bodyCache) put(key string, t readTicket, body []byte) {
 		s.bytes -= len(k) + len(e.body)
 		delete(s.entries, k)
 	}
-	s.entries[key] = cachedBody{version: t.version, body: body}
+	// The body's age counts from before the store was read: what it holds
+	// can be no older than that.
+	s.entries[key] = cachedBody{version: t.version, body: body, readAt: t.at}
 	s.bytes += size
 }
 
@@ -182,22 +207,24 @@ func (bc *bodyCache) len() (entries, bytes int) {
 // cachedStore is the Store the handlers use: it passes everything to the
 // configured store and invalidates the read caches after every write of a
 // variable or a connection. It is the only path by which the server writes
-// them: other processes cannot while the server holds the database file, and
-// re-encrypting secrets (store.DB.RotateSecrets, offline) leaves what a read
-// returns unchanged.
+// them. On the embedded store other processes cannot write while the server
+// holds the database file, and re-encrypting secrets (RotateSecrets,
+// offline) leaves what a read returns unchanged; on a shared database the
+// caches' maxAge bounds what other writers' changes cost.
 type cachedStore struct {
 	Store
 	variables   *bodyCache
 	connections *bodyCache
 }
 
-// newCachedStore wraps store in read caches of size entries per kind
-// (newBodyCache).
-func newCachedStore(store Store, size int) (*cachedStore, error) {
+// newCachedStore wraps store in read caches of size entries per kind,
+// serving bodies for at most maxAge when it is positive (newBodyCache).
+func newCachedStore(store Store, size int, maxAge time.Duration, now func() time.Time) (*cachedStore, error) {
 	if store == nil {
 		return nil, &ConfigError{Field: "Store", Problem: "is required by the read cache"}
 	}
-	return &cachedStore{Store: store, variables: newBodyCache(size), connections: newBodyCache(size)}, nil
+	return &cachedStore{Store: store, variables: newBodyCache(size, maxAge, now),
+		connections: newBodyCache(size, maxAge, now)}, nil
 }
 
 func (s *cachedStore) PutVariable(ctx context.Context, v workload.Variable) error {

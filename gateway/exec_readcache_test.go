@@ -12,9 +12,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/workload"
 )
@@ -322,7 +324,7 @@ func checkShardBytes(t *testing.T, bc *bodyCache) {
 }
 
 func TestBodyCacheStaleTicket(t *testing.T) {
-	bc := newBodyCache(0)
+	bc := newBodyCache(0, 0, nil)
 	body, ticket := bc.get("k")
 	if body != nil {
 		t.Fatal("empty cache answered")
@@ -344,8 +346,38 @@ func TestBodyCacheStaleTicket(t *testing.T) {
 	if e, b := bc.len(); e != 0 || b != 0 {
 		t.Errorf("after invalidate: %d entries, %d bytes", e, b)
 	}
-	if body, _ := newBodyCache(-1).get("k"); body != nil {
+	if body, _ := newBodyCache(-1, 0, nil).get("k"); body != nil {
 		t.Fatal("a disabled cache answered")
+	}
+}
+
+// TestBodyCacheMaxAge: with a maxAge (a store other processes write too),
+// a body is served for less than maxAge after the read that filed it
+// began, then read again; without one it lives until invalidated.
+func TestBodyCacheMaxAge(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxAge   time.Duration
+		advance  time.Duration
+		wantKept bool
+	}{
+		{"no max age, an hour later", 0, time.Hour, true},
+		{"within max age", time.Second, 999 * time.Millisecond, true},
+		{"at max age", time.Second, time.Second, false},
+		{"past max age", time.Second, time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeclock.New(time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC))
+			bc := newBodyCache(0, tc.maxAge, clk.Now)
+			_, ticket := bc.get("k")
+			clk.Advance(100 * time.Millisecond) // the store read takes a while
+			bc.put("k", ticket, []byte("v\n"))
+			clk.Advance(tc.advance - 100*time.Millisecond)
+			body, _ := bc.get("k")
+			if kept := body != nil; kept != tc.wantKept {
+				t.Errorf("served %v, want %v", kept, tc.wantKept)
+			}
+		})
 	}
 }
 

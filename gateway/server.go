@@ -124,6 +124,13 @@ type Config struct {
 	// bodies, the gateway keeps so that repeated GETs skip the store (see
 	// bodyCache); 0 means DefaultReadCacheSize, negative disables the cache.
 	ReadCacheSize int
+	// ReadCacheMaxAge bounds how long a cached body may be served when
+	// other processes write the store too (Airflow itself, other replicas
+	// on one database): their writes never reach this server's
+	// invalidation, so a body older than this is read again. Zero means
+	// bodies live until this server writes their key, right for a store
+	// only this server writes.
+	ReadCacheMaxAge time.Duration
 	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
 	// tokens may set and delete variables (empty means VariableWritesAll).
 	TaskVariableWrites VariableWrites
@@ -178,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Revocations = r
 	}
-	cached, err := newCachedStore(cfg.Store, cfg.ReadCacheSize)
+	cached, err := newCachedStore(cfg.Store, cfg.ReadCacheSize, cfg.ReadCacheMaxAge, cfg.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -143,6 +143,6 @@ func TestGuardsRefuseMissingDependencies(t *testing.T) {
 
 // cacheOf builds the read cache over s's store.
 func cacheOf(s *Server) error {
-	_, err := newCachedStore(s.cfg.Store, s.cfg.ReadCacheSize)
+	_, err := newCachedStore(s.cfg.Store, s.cfg.ReadCacheSize, 0, nil)
 	return err
 }

@@ -52,6 +52,14 @@ type Options struct {
 	// Now is the clock of the timestamps taskgate writes; nil means
 	// time.Now.
 	Now func() time.Time
+	// Cipher is Airflow's [core] fernet_key (every comma-separated key,
+	// the first encrypting): variable values and connection passwords and
+	// extras are encrypted with it as Airflow encrypts them. nil means no
+	// fernet_key: values are written in clear with their is_encrypted
+	// flags false, as Airflow writes them then, and an encrypted value
+	// cannot be read. It must be the key Airflow has, never one made up
+	// by taskgate.
+	Cipher Cipher
 }
 
 // DB is a taskgate store on an Airflow metadata database.

@@ -371,10 +371,10 @@ func ensureDag(ctx context.Context, tx pgx.Tx, dagID string, now time.Time) (str
 	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO dag (dag_id, is_paused, is_stale, last_parsed_time, fileloc, relative_fileloc,
-			bundle_name, owners, dag_display_name, timetable_summary, timetable_description,
+			bundle_name, owners, dag_display_name, timetable_type, timetable_summary, timetable_description,
 			max_active_tasks, max_active_runs, max_consecutive_failed_dag_runs,
 			has_task_concurrency_limits, has_import_errors, fail_fast)
-		VALUES ($1, false, false, $2, $3, $4, $5, 'airflow', $1, 'None', 'Never, external triggers only',
+		VALUES ($1, false, false, $2, $3, $4, $5, 'airflow', $1, '', 'None', 'Never, external triggers only',
 			16, 16, 0, false, false, false)
 		ON CONFLICT (dag_id) DO NOTHING`,
 		dagID, now, "/opt/airflow/dags/"+dagID+".py", dagID+".py", DefaultBundle); err != nil {

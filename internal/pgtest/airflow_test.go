@@ -3,6 +3,7 @@ package pgtest_test
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,3 +126,35 @@ func TestFixtures(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestXComFixture(t *testing.T) {
+	af := pgtest.NewAirflowFixtures(t)
+	ti := af.TaskInstance(t, pgtest.TaskInstanceRow{})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, af.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	value := map[string]any{"b": []any{1, 2.0, "é😀\x7f", nil, true}, "a": map[string]any{"x": `"q\`}}
+	for name, tc := range map[string]struct {
+		python bool
+		want   string // value::text
+	}{
+		"execution api, native":      {false, `{"a": {"x": "\"q\\"}, "b": [1, 2, "é😀` + "\x7f" + `", null, true]}`},
+		"XComModel.set, json string": {true, `"{\"a\": {\"x\": \"\\\"q\\\\\"}, \"b\": [1, 2.0, \"\\u00e9\\ud83d\\ude00\\u007f\", null, true]}"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			key := strings.ReplaceAll(name, " ", "_")
+			af.XCom(t, pgtest.XComRow{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, MapIndex: -1,
+				Key: key, Value: value, PythonString: tc.python})
+			var got string
+			if err := conn.QueryRow(ctx, `SELECT value::text FROM xcom WHERE key = $1`, key).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("value (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

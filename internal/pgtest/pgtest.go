@@ -1,9 +1,12 @@
 // Package pgtest gives tests a fresh PostgreSQL database holding Airflow's
-// schema, created for the test and dropped after it.
+// schema, created for the test and dropped after it, and fixtures that
+// insert rows as Airflow's own code does (Airflow, NewAirflowFixtures).
 //
 // The server is TASKGATE_TEST_DATABASE_URL when set, else the local server
-// on 127.0.0.1:5432. Without a server the test fails, saying how to get
-// one, unless TASKGATE_SKIP_POSTGRES=1 asks on purpose to skip.
+// on 127.0.0.1:5432 when it answers (trust auth, user postgres), else a
+// throwaway cluster the test process starts from the installed PostgreSQL
+// binaries. Without any of them the test fails, saying how to get one,
+// unless TASKGATE_SKIP_POSTGRES=1 asks on purpose to skip.
 package pgtest
 
 import (
@@ -28,34 +31,45 @@ const Revision = "1d6611b6ab7c"
 const localServer = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // Server returns the URL of the server the tests use (a maintenance
-// database on it), failing t, or skipping it when TASKGATE_SKIP_POSTGRES=1,
-// when there is none.
+// database on it): TASKGATE_TEST_DATABASE_URL when set, else the local
+// server when it answers, else a throwaway cluster started once per test
+// process from the installed PostgreSQL binaries (see Main). With none of
+// these it fails t, saying how to install PostgreSQL, or skips t when
+// TASKGATE_SKIP_POSTGRES=1 asks for it on purpose.
 func Server(t testing.TB) string {
 	t.Helper()
-	if u := os.Getenv("TASKGATE_TEST_DATABASE_URL"); u != "" {
+	return server(t, os.Getenv("TASKGATE_TEST_DATABASE_URL"), localServer, postgresBinGlob)
+}
+
+func server(t testing.TB, envURL, localURL, binGlob string) string {
+	t.Helper()
+	u, err := resolveServer(envURL, localURL, binGlob)
+	if err == nil {
 		return u
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, localServer)
-	if err == nil {
-		conn.Close(ctx)
-		return localServer
-	}
 	if os.Getenv("TASKGATE_SKIP_POSTGRES") == "1" {
-		t.Skipf("no PostgreSQL server (%v) and TASKGATE_SKIP_POSTGRES=1", err)
+		t.Skipf("no PostgreSQL for the tests and TASKGATE_SKIP_POSTGRES=1: %v", err)
+		return ""
 	}
-	t.Fatalf("no PostgreSQL server for the tests: set TASKGATE_TEST_DATABASE_URL, or run one on 127.0.0.1:5432 "+
-		"(Debian: apt-get install postgresql, then pg_ctlcluster --skip-systemctl-redirect 15 main start), "+
-		"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose: %v", err)
+	t.Fatalf("no PostgreSQL for the tests: %v\n%s", err, installHint)
 	return ""
 }
+
+const installHint = "Install PostgreSQL (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; " +
+	"macOS: brew install postgresql) and the tests start a throwaway server from its binaries, " +
+	"or run one on 127.0.0.1:5432 with trust auth for user postgres, " +
+	"or set TASKGATE_TEST_DATABASE_URL=postgres://user:password@host:port/postgres (a role that may create databases), " +
+	"or set TASKGATE_SKIP_POSTGRES=1 to skip these tests on purpose"
 
 // NewDatabase creates an empty database for t on the test server, drops
 // it when t ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	server := Server(t)
+	return newDatabaseOn(t, Server(t))
+}
+
+func newDatabaseOn(t testing.TB, server string) string {
+	t.Helper()
 	ctx := context.Background()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -12,7 +12,14 @@
 -- Defaults that exist only in Python (executor_config, try_number, pool_slots, updated_at,
 -- timestamps...) are NOT here: Airflow's database has none for them either, so every insert
 -- must supply them, as internal/pgtest's fixtures do.
--- See README.md beside this file for how to check it against `airflow db migrate`.
+-- Read from the 3.2.0 migrations in particular: 888b59e02a5b (task_instance try_number,
+-- max_tries, hostname, unixname, queue, priority_weight, custom_operator_name and
+-- executor_config NOT NULL; dag_run state, log_template_id, updated_at NOT NULL; variable
+-- and connection flags NOT NULL), a5a3e5eb9b8d (external_executor_id text),
+-- 658517c60c7f (task_instance.next_trigger_id), 665854ef0536 (asset partitioning).
+-- Not covered by a migration read here, taken from the newest stored models: the team_name
+-- columns and the dag table's 3.2 columns; see README.md for checking them, and the whole file,
+-- against `airflow db migrate`.
 
 CREATE TABLE alembic_version (
     version_num varchar(32) NOT NULL,
@@ -46,10 +53,13 @@ CREATE TABLE dag_bundle (
     CONSTRAINT dag_bundle_pkey PRIMARY KEY (name)
 );
 
+-- Parent of dag_version, dag_run's runs and the asset references; taskgate reads none of
+-- its columns. bundle_name is nullable at 1d6611b6ab7c: 3.2.1's 35ab6b577738 makes it NOT NULL.
 CREATE TABLE dag (
     dag_id varchar(250) NOT NULL,
     is_paused boolean NOT NULL,
-    is_stale boolean,
+    is_stale boolean NOT NULL,
+    exceeds_max_non_backfill boolean NOT NULL DEFAULT false,
     last_parsed_time timestamptz,
     last_parse_duration double precision,
     last_expired timestamptz,
@@ -60,24 +70,29 @@ CREATE TABLE dag (
     owners varchar(2000),
     dag_display_name varchar(2000),
     description text,
+    timetable_type varchar(255) NOT NULL,
     timetable_summary text,
     timetable_description varchar(1000),
+    timetable_partitioned boolean NOT NULL DEFAULT false,
     asset_expression json,
+    deadline json,
     max_active_tasks integer NOT NULL,
     max_active_runs integer,
     max_consecutive_failed_dag_runs integer NOT NULL,
     has_task_concurrency_limits boolean NOT NULL,
     has_import_errors boolean NOT NULL DEFAULT false,
     fail_fast boolean NOT NULL DEFAULT false,
+    allowed_run_types json,
     next_dagrun timestamptz,
     next_dagrun_data_interval_start timestamptz,
     next_dagrun_data_interval_end timestamptz,
+    next_dagrun_partition_key varchar(255),
+    next_dagrun_partition_date timestamptz,
     next_dagrun_create_after timestamptz,
     CONSTRAINT dag_pkey PRIMARY KEY (dag_id),
     CONSTRAINT dag_bundle_name_fkey FOREIGN KEY (bundle_name) REFERENCES dag_bundle (name)
 );
 CREATE INDEX idx_next_dagrun_create_after ON dag (next_dagrun_create_after);
-CREATE INDEX idx_dag_is_stale ON dag (is_stale);
 
 CREATE TABLE dag_version (
     id uuid NOT NULL,
@@ -151,6 +166,12 @@ CREATE INDEX idx_dag_run_run_after ON dag_run (run_after);
 CREATE INDEX idx_dag_run_running_dags ON dag_run (state, dag_id) WHERE state = 'running';
 CREATE INDEX idx_dag_run_queued_dags ON dag_run (state, dag_id) WHERE state = 'queued';
 
+-- Multi-team mode (3.2): team_name on trigger, variable and connection refers to it.
+CREATE TABLE team (
+    name varchar(50) NOT NULL,
+    CONSTRAINT team_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE trigger (
     id serial NOT NULL,
     classpath varchar(1000) NOT NULL,
@@ -158,8 +179,11 @@ CREATE TABLE trigger (
     created_date timestamptz NOT NULL,
     triggerer_id integer,
     queue varchar(256),
-    CONSTRAINT trigger_pkey PRIMARY KEY (id)
+    team_name varchar(50),
+    CONSTRAINT trigger_pkey PRIMARY KEY (id),
+    CONSTRAINT trigger_team_name_fkey FOREIGN KEY (team_name) REFERENCES team (name) ON DELETE SET NULL
 );
+CREATE INDEX idx_trigger_team_name ON trigger (team_name);
 
 CREATE TABLE task_instance (
     id uuid NOT NULL,
@@ -199,6 +223,7 @@ CREATE TABLE task_instance (
     next_kwargs json,
     task_display_name varchar(2000),
     dag_version_id uuid NOT NULL,
+    next_trigger_id integer,
     CONSTRAINT task_instance_pkey PRIMARY KEY (id),
     CONSTRAINT task_instance_composite_key UNIQUE (dag_id, task_id, run_id, map_index),
     CONSTRAINT task_instance_trigger_id_fkey FOREIGN KEY (trigger_id) REFERENCES trigger (id) ON DELETE CASCADE,
@@ -327,11 +352,6 @@ CREATE TABLE hitl_detail (
     CONSTRAINT hitl_detail_ti_fkey FOREIGN KEY (ti_id) REFERENCES task_instance (id) ON DELETE CASCADE ON UPDATE CASCADE
 );
 
-CREATE TABLE team (
-    name varchar(50) NOT NULL,
-    CONSTRAINT team_pkey PRIMARY KEY (name)
-);
-
 CREATE TABLE variable (
     id serial NOT NULL,
     key varchar(250) NOT NULL,
@@ -421,6 +441,7 @@ CREATE TABLE asset_event (
     source_run_id varchar(250),
     source_map_index integer DEFAULT -1,
     timestamp timestamptz NOT NULL,
+    partition_key varchar(250),
     CONSTRAINT asset_event_pkey PRIMARY KEY (id)
 );
 CREATE INDEX idx_asset_id_timestamp ON asset_event (asset_id, timestamp);
@@ -518,3 +539,28 @@ CREATE TABLE asset_dag_run_queue (
     CONSTRAINT adrq_dag_fkey FOREIGN KEY (target_dag_id) REFERENCES dag (dag_id) ON DELETE CASCADE
 );
 CREATE INDEX idx_asset_dag_run_queue_target_dag_id ON asset_dag_run_queue (target_dag_id);
+
+-- Partitioned assets (3.2, migration 665854ef0536): an event with a partition_key queues the
+-- partitioned dags it schedules here instead of in asset_dag_run_queue.
+CREATE TABLE asset_partition_dag_run (
+    id serial NOT NULL,
+    target_dag_id varchar(250) NOT NULL,
+    created_dag_run_id integer,
+    partition_key varchar(250) NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    CONSTRAINT asset_partition_dag_run_pkey PRIMARY KEY (id),
+    CONSTRAINT apdr_created_dag_run_id_fkey FOREIGN KEY (created_dag_run_id) REFERENCES dag_run (id) ON DELETE CASCADE
+);
+
+CREATE TABLE partitioned_asset_key_log (
+    id serial NOT NULL,
+    asset_id integer NOT NULL,
+    asset_event_id integer NOT NULL,
+    asset_partition_dag_run_id integer NOT NULL,
+    source_partition_key varchar(250) NOT NULL,
+    target_dag_id varchar(250) NOT NULL,
+    target_partition_key varchar(250) NOT NULL,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT partitioned_asset_key_log_pkey PRIMARY KEY (id)
+);
