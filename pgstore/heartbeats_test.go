@@ -67,7 +67,7 @@ func TestHeartbeatRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var before time.Time
 			if validUUID(tt.id) && tt.wantErr == nil {
-				queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
+				scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
 			}
 			err := db.Heartbeat(ctx, tt.id, tt.req, workload.AdmitHeartbeat)
 			var ce *workload.ConflictError
@@ -85,7 +85,7 @@ func TestHeartbeatRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			var hb, updated time.Time
-			queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
+			scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
 				[]any{tt.id}, &hb, &updated)
 			if tt.wantReason == "" && (!hb.Equal(at) || !updated.Equal(at)) {
 				t.Errorf("admitted: last_heartbeat_at %v updated_at %v, want %v", hb, updated, at)
@@ -143,7 +143,7 @@ func TestHeartbeatBatches(t *testing.T) {
 	}
 	// Each instance holds its latest admitted heartbeat.
 	var n int
-	queryRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at = $2`,
+	scanRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at = $2`,
 		[]any{ids, t0.Add((perTI - 1) * time.Second)}, &n)
 	if n != tis {
 		t.Errorf("%d of %d task instances hold their latest heartbeat", n, tis)
@@ -187,7 +187,7 @@ func TestHeartbeatReplicas(t *testing.T) {
 	}
 	wg.Wait()
 	var n int
-	queryRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at >= $2`,
+	scanRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at >= $2`,
 		[]any{ids, t0.Add(40 * time.Second)}, &n)
 	if n != len(ids) {
 		t.Errorf("%d of %d task instances hold a last-round heartbeat", n, len(ids))
@@ -245,7 +245,7 @@ func TestHeartbeatLostConnection(t *testing.T) {
 	}
 	// Refuse new connections to the database and end the open ones.
 	var name string
-	queryRow(t, db, `SELECT current_database()`, nil, &name)
+	scanRow(t, db, `SELECT current_database()`, nil, &name)
 	admin := pgtest.Server(t)
 	pgtest.Exec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`)
 	pgtest.Exec(t, admin, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '`+name+`'`)

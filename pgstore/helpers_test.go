@@ -59,8 +59,8 @@ func openReplica(t testing.TB, url string, clk *clock) *DB {
 	return db
 }
 
-// queryRow scans one row of a query on the store's database.
-func queryRow(t testing.TB, db *DB, sql string, args []any, dest ...any) {
+// scanRow scans one row of a query on the store's database.
+func scanRow(t testing.TB, db *DB, sql string, args []any, dest ...any) {
 	t.Helper()
 	if err := db.pool.QueryRow(context.Background(), sql, args...).Scan(dest...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -81,5 +81,3 @@ func jsonEqual(t testing.TB, a, b []byte) bool {
 	ya, _ := json.Marshal(y)
 	return string(xa) == string(ya)
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -23,10 +23,10 @@ func TestTaskInstanceReadsAirflowRows(t *testing.T) {
 	ctx := context.Background()
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
 	var dagVersion string
-	queryRow(t, db, `SELECT id::text FROM dag_version WHERE dag_id = 'd'`, nil, &dagVersion)
+	scanRow(t, db, `SELECT id::text FROM dag_version WHERE dag_id = 'd'`, nil, &dagVersion)
 	start, hb := t0.Add(-time.Minute), t0.Add(-time.Second)
 	var trigger int64
-	queryRow(t, db, `INSERT INTO trigger (classpath, kwargs, created_date, queue)
+	scanRow(t, db, `INSERT INTO trigger (classpath, kwargs, created_date, queue)
 		VALUES ('airflow.triggers.temporal.DateTimeTrigger', '{"moment": "x"}', $1, 'q') RETURNING id`,
 		[]any{t0}, &trigger)
 
@@ -98,7 +98,7 @@ type tiColumnsRow struct {
 func readColumns(t *testing.T, db *DB, dagID, taskID string) tiColumnsRow {
 	t.Helper()
 	var r tiColumnsRow
-	queryRow(t, db, `SELECT id::text, state, hostname, pid, start_date, end_date, duration, last_heartbeat_at,
+	scanRow(t, db, `SELECT id::text, state, hostname, pid, start_date, end_date, duration, last_heartbeat_at,
 		trigger_id, next_method, next_kwargs::text, trigger_timeout FROM task_instance WHERE dag_id = $1 AND task_id = $2`,
 		[]any{dagID, taskID}, &r.ID, &r.State, &r.Hostname, &r.PID, &r.StartDate, &r.EndDate, &r.Duration,
 		&r.LastHeartbeatAt, &r.TriggerID, &r.NextMethod, &r.NextKwargs, &r.TriggerTimeout)
@@ -134,7 +134,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 				t.Errorf("columns (-want +got):\n%s", diff)
 			}
 			var unixname string
-			queryRow(t, db, `SELECT unixname FROM task_instance WHERE id = $1`, []any{id}, &unixname)
+			scanRow(t, db, `SELECT unixname FROM task_instance WHERE id = $1`, []any{id}, &unixname)
 			if unixname != "u" {
 				t.Errorf("unixname = %q", unixname)
 			}
@@ -147,7 +147,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 				t.Errorf("columns: state %v end %v duration %v", *c.State, c.EndDate, c.Duration)
 			}
 			var reported time.Time
-			queryRow(t, db, `SELECT reported_at FROM taskgate.try WHERE ti_id = $1`, []any{id}, &reported)
+			scanRow(t, db, `SELECT reported_at FROM taskgate.try WHERE ti_id = $1`, []any{id}, &reported)
 			if !reported.Equal(t0) {
 				t.Errorf("reported_at = %v", reported)
 			}
@@ -168,7 +168,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 			}
 			var classpath, kwargs string
 			var created time.Time
-			queryRow(t, db, `SELECT classpath, kwargs, created_date FROM trigger WHERE id = $1`, []any{*c.TriggerID},
+			scanRow(t, db, `SELECT classpath, kwargs, created_date FROM trigger WHERE id = $1`, []any{*c.TriggerID},
 				&classpath, &kwargs, &created)
 			if classpath != "my.Trigger" || !jsonEqual(t, []byte(kwargs), []byte(`{"a":1}`)) || !created.Equal(t0) {
 				t.Errorf("trigger: %s %s %v", classpath, kwargs, created)
@@ -184,7 +184,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 			}
 			var start, rEnd, date time.Time
 			var dur int32
-			queryRow(t, db, `SELECT start_date, end_date, duration, reschedule_date FROM task_reschedule WHERE ti_id = $1`,
+			scanRow(t, db, `SELECT start_date, end_date, duration, reschedule_date FROM task_reschedule WHERE ti_id = $1`,
 				[]any{id}, &start, &rEnd, &dur, &date)
 			if !start.Equal(t0.Add(-time.Minute)) || !rEnd.Equal(end) || dur != 120 || !date.Equal(t0.Add(time.Hour)) {
 				t.Errorf("task_reschedule: %v %v %d %v", start, rEnd, dur, date)
@@ -202,7 +202,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 			}
 			var state string
 			var hEnd time.Time
-			queryRow(t, db, `SELECT state, end_date FROM task_instance_history WHERE task_instance_id = $1`, []any{id}, &state, &hEnd)
+			scanRow(t, db, `SELECT state, end_date FROM task_instance_history WHERE task_instance_id = $1`, []any{id}, &state, &hEnd)
 			if state != "failed" || !hEnd.Equal(t0) {
 				t.Errorf("history: %s %v", state, hEnd)
 			}
@@ -307,7 +307,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 		t.Fatal("no /run won")
 	}
 	var pid int
-	queryRow(t, db, `SELECT pid FROM task_instance WHERE id = $1`, []any{row.ID}, &pid)
+	scanRow(t, db, `SELECT pid FROM task_instance WHERE id = $1`, []any{row.ID}, &pid)
 	if pid != 1000+won {
 		t.Errorf("row's pid = %d, winner's %d", pid, 1000+won)
 	}
@@ -344,7 +344,7 @@ func TestInsertTaskInstance(t *testing.T) {
 	// The columns Airflow's models fill in Python, as they fill them.
 	var execConfig []byte
 	var carrier, pool, display string
-	queryRow(t, db, `SELECT executor_config, context_carrier::text, pool, task_display_name FROM task_instance WHERE id = $1`,
+	scanRow(t, db, `SELECT executor_config, context_carrier::text, pool, task_display_name FROM task_instance WHERE id = $1`,
 		[]any{first}, &execConfig, &carrier, &pool, &display)
 	if string(execConfig) != string(pgtest.EmptyExecutorConfig) || !jsonEqual(t, []byte(carrier), mustJSON(pgtest.ExtendedJSON(map[string]any{}))) ||
 		pool != pgtest.DefaultPool || display != "t" {
@@ -447,7 +447,7 @@ func TestSkipTaskInstances(t *testing.T) {
 	for k, r := range rows {
 		var state *string
 		var start *time.Time
-		queryRow(t, db, `SELECT state, start_date FROM task_instance WHERE id = $1`, []any{r.ID}, &state, &start)
+		scanRow(t, db, `SELECT state, start_date FROM task_instance WHERE id = $1`, []any{r.ID}, &state, &start)
 		if deref(state) != want[k] {
 			t.Errorf("%s: state %v, want %q", k, deref(state), want[k])
 		}
@@ -513,7 +513,7 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stored string
-		queryRow(t, db, `SELECT rendered_fields::text FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`,
+		scanRow(t, db, `SELECT rendered_fields::text FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`,
 			nil, &stored)
 		if stored != f {
 			t.Errorf("rendered_fields = %s, want %s verbatim", stored, f)
