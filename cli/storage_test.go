@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,38 @@ func TestOpenPostgresRefusals(t *testing.T) {
 				t.Errorf("serve: %v, want an error saying %q", out.err, tc.says)
 			}
 		})
+	}
+}
+
+// TestRotateKeyOnAirflowDatabase: `connections rotate-key` with
+// sql_alchemy_conn set re-encrypts Airflow's values with the first
+// fernet_key, as `airflow rotate-fernet-key` does.
+func TestRotateKeyOnAirflowDatabase(t *testing.T) {
+	u := pgtest.NewAirflow(t)
+	const (
+		oldKey = "TL0NbKMhUbM4rxvDTS1c0pVl6fQwKkc7wO5ybE5Kh1k="
+		newKey = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
+	)
+	env := func(keys string) []string {
+		return []string{
+			"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=" + sqlAlchemyConn(u),
+			"AIRFLOW__API_AUTH__JWT_SECRET=a-test-secret-of-32-bytes-length",
+			"AIRFLOW__CORE__FERNET_KEY=" + keys,
+			"AIRFLOW__TASKGATE__DATA_DIR=" + t.TempDir(),
+			envCredentials + "=" + filepath.Join(t.TempDir(), "none.json"),
+		}
+	}
+	if out := runCLI(t, env(oldKey), "", "variables", "set", "k", "v"); out.err != nil {
+		t.Fatalf("variables set: %v\n%s", out.err, out.stderr)
+	}
+	out := runCLI(t, env(newKey+","+oldKey), "", "connections", "rotate-key")
+	if out.err != nil || !strings.Contains(out.stdout, "re-encrypted 1 ") {
+		t.Fatalf("rotate-key: %v\n%s%s", out.err, out.stdout, out.stderr)
+	}
+	if out := runCLI(t, env(newKey), "", "variables", "get", "k"); out.err != nil || strings.TrimSpace(out.stdout) != "v" {
+		t.Errorf("variables get with the new key alone: %q, %v", out.stdout, out.err)
+	}
+	if out := runCLI(t, env(""), "", "connections", "rotate-key"); out.err == nil || !strings.Contains(out.err.Error(), "nothing to rotate") {
+		t.Errorf("rotate-key without fernet_key: %v", out.err)
 	}
 }
