@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/config"
 	"github.com/taskgate/taskgate/internal/pgtest"
@@ -160,5 +163,33 @@ func TestRotateKeyOnAirflowDatabase(t *testing.T) {
 	}
 	if out := runCLI(t, env(""), "", "connections", "rotate-key"); out.err == nil || !strings.Contains(out.err.Error(), "nothing to rotate") {
 		t.Errorf("rotate-key without fernet_key: %v", out.err)
+	}
+}
+
+// TestDatabaseHealthCheck: /health/ping names a database that does not
+// answer, without the driver's message.
+func TestDatabaseHealthCheck(t *testing.T) {
+	down := errors.New(`failed to connect to user=airflow database=airflow: 10.0.0.5:5432: connection refused`)
+	for _, tc := range []struct {
+		name string
+		ping func(context.Context) error
+		want string // "" for a passing check
+	}{
+		{"answers", func(context.Context) error { return nil }, ""},
+		{"down", func(context.Context) error { return down }, "the database does not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checks := healthChecks(nil, &opened{ping: tc.ping}, zap.NewNop())
+			if len(checks) != 2 || checks[1].Name != "database" {
+				t.Fatalf("checks %+v, want jwt_validator and database", checks)
+			}
+			err := checks[1].Check(context.Background())
+			if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+				t.Errorf("check: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if checks := healthChecks(nil, &opened{}, zap.NewNop()); len(checks) != 1 {
+		t.Errorf("embedded store: %d checks, want only jwt_validator", len(checks))
 	}
 }
