@@ -114,7 +114,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		MaxBodyBytes:           cfg.MaxBodyBytes,
 		MaxMapLength:           cfg.MaxMapLength,
 		TaskOvertime:           cfg.TaskSuccessOvertime,
-		HealthChecks:           healthChecks(validator, db),
+		HealthChecks:           healthChecks(validator, db, log),
 		Auth:                   db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
 		Revocations: revocations,
@@ -244,12 +244,21 @@ func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
 
 // healthChecks are the dependencies /health/ping reports: the JWT
 // validator, and the database when the store has a connection to lose.
-func healthChecks(validator *tokens.Validator, db *opened) []gateway.HealthCheck {
+// /health/ping answers anyone, so a failed ping is reported there without
+// the driver's message (it names the host, the user and the database);
+// the log has it.
+func healthChecks(validator *tokens.Validator, db *opened, log *zap.Logger) []gateway.HealthCheck {
 	checks := []gateway.HealthCheck{
 		{Name: "jwt_validator", Check: func(context.Context) error { return validator.Health() }},
 	}
 	if db.ping != nil {
-		checks = append(checks, gateway.HealthCheck{Name: "database", Check: db.ping})
+		checks = append(checks, gateway.HealthCheck{Name: "database", Check: func(ctx context.Context) error {
+			if err := db.ping(ctx); err != nil {
+				log.Warn("database health check failed", zap.Error(err))
+				return errors.New("the database does not answer")
+			}
+			return nil
+		}})
 	}
 	return checks
 }

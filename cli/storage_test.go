@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/config"
 	"github.com/taskgate/taskgate/internal/pgtest"
@@ -126,5 +130,66 @@ func TestOpenPostgresRefusals(t *testing.T) {
 				t.Errorf("serve: %v, want an error saying %q", out.err, tc.says)
 			}
 		})
+	}
+}
+
+// TestRotateKeyOnAirflowDatabase: `connections rotate-key` with
+// sql_alchemy_conn set re-encrypts Airflow's values with the first
+// fernet_key, as `airflow rotate-fernet-key` does.
+func TestRotateKeyOnAirflowDatabase(t *testing.T) {
+	u := pgtest.NewAirflow(t)
+	const (
+		oldKey = "TL0NbKMhUbM4rxvDTS1c0pVl6fQwKkc7wO5ybE5Kh1k="
+		newKey = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="
+	)
+	env := func(keys string) []string {
+		return []string{
+			"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=" + sqlAlchemyConn(u),
+			"AIRFLOW__API_AUTH__JWT_SECRET=a-test-secret-of-32-bytes-length",
+			"AIRFLOW__CORE__FERNET_KEY=" + keys,
+			"AIRFLOW__TASKGATE__DATA_DIR=" + t.TempDir(),
+			envCredentials + "=" + filepath.Join(t.TempDir(), "none.json"),
+		}
+	}
+	if out := runCLI(t, env(oldKey), "", "variables", "set", "k", "v"); out.err != nil {
+		t.Fatalf("variables set: %v\n%s", out.err, out.stderr)
+	}
+	out := runCLI(t, env(newKey+","+oldKey), "", "connections", "rotate-key")
+	if out.err != nil || !strings.Contains(out.stdout, "re-encrypted 1 ") {
+		t.Fatalf("rotate-key: %v\n%s%s", out.err, out.stdout, out.stderr)
+	}
+	if out := runCLI(t, env(newKey), "", "variables", "get", "k"); out.err != nil || strings.TrimSpace(out.stdout) != "v" {
+		t.Errorf("variables get with the new key alone: %q, %v", out.stdout, out.err)
+	}
+	if out := runCLI(t, env(""), "", "connections", "rotate-key"); out.err == nil || !strings.Contains(out.err.Error(), "nothing to rotate") {
+		t.Errorf("rotate-key without fernet_key: %v", out.err)
+	}
+}
+
+// TestDatabaseHealthCheck: /health/ping names a database that does not
+// answer, without the driver's message.
+func TestDatabaseHealthCheck(t *testing.T) {
+	down := errors.New(`failed to connect to user=airflow database=airflow: 10.0.0.5:5432: connection refused`)
+	for _, tc := range []struct {
+		name string
+		ping func(context.Context) error
+		want string // "" for a passing check
+	}{
+		{"answers", func(context.Context) error { return nil }, ""},
+		{"down", func(context.Context) error { return down }, "the database does not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checks := healthChecks(nil, &opened{ping: tc.ping}, zap.NewNop())
+			if len(checks) != 2 || checks[1].Name != "database" {
+				t.Fatalf("checks %+v, want jwt_validator and database", checks)
+			}
+			err := checks[1].Check(context.Background())
+			if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+				t.Errorf("check: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if checks := healthChecks(nil, &opened{}, zap.NewNop()); len(checks) != 1 {
+		t.Errorf("embedded store: %d checks, want only jwt_validator", len(checks))
 	}
 }

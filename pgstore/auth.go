@@ -17,7 +17,8 @@ import (
 // DB implements the storage the auth package declares. Users and
 // components live in taskgate's own schema (migration 1); revocations are
 // rows of Airflow's revoked_token table, shared with Airflow's api-servers,
-// which write and purge it for their own REST tokens. Missing records give
+// which write and purge it for their own REST tokens (a jti too wide for it
+// goes to taskgate's own, see revocationTable). Missing records give
 // errors wrapping auth.ErrNotFound and taken names auth.ErrExists.
 var _ auth.Store = (*DB)(nil)
 
@@ -207,30 +208,32 @@ func (db *DB) SetPasswordHash(ctx context.Context, name, old, new string) error 
 	return nil
 }
 
-// checkJTI refuses a jti that Airflow's revoked_token cannot hold: empty
-// (such a token could never be revoked; the caller must refuse it rather
-// than wave it through) or wider than the column.
-func checkJTI(jti string) error {
-	switch {
-	case jti == "":
-		return errors.New("pgstore: empty jti")
-	case len(jti) > maxJTILen:
-		return fmt.Errorf("pgstore: jti of %d bytes: Airflow's revoked_token.jti holds at most %d", len(jti), maxJTILen)
+// revocationTable is where the revocation of jti is kept: Airflow's
+// revoked_token, shared with Airflow's api-servers, for every jti it can
+// hold (Airflow's and taskgate's own are 32 hex digits); taskgate's own
+// table for a wider one, from a token minted elsewhere and trusted through
+// a JWKS.
+func revocationTable(jti string) string {
+	if len(jti) > maxJTILen {
+		return "taskgate.revoked_token"
 	}
-	return nil
+	return "revoked_token"
 }
 
 // Revoke records that the token with this jti is revoked until exp, as a
-// row of Airflow's revoked_token, so that Airflow's api-servers refuse it
-// too. A jti already revoked keeps the later of the two expiries.
+// row of Airflow's revoked_token (see revocationTable), so that Airflow's
+// api-servers refuse it too. A jti already revoked keeps the later of the
+// two expiries. An empty jti is an error: such a token could never be
+// revoked, and the caller must refuse it rather than wave it through.
 func (db *DB) Revoke(ctx context.Context, jti string, exp time.Time) error {
-	if err := checkJTI(jti); err != nil {
-		return err
+	if jti == "" {
+		return errors.New("pgstore: empty jti")
 	}
+	table := revocationTable(jti)
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-			INSERT INTO revoked_token (jti, exp) VALUES ($1, $2)
-			ON CONFLICT (jti) DO UPDATE SET exp = EXCLUDED.exp WHERE revoked_token.exp < EXCLUDED.exp`,
+			INSERT INTO `+table+` AS r (jti, exp) VALUES ($1, $2)
+			ON CONFLICT (jti) DO UPDATE SET exp = EXCLUDED.exp WHERE r.exp < EXCLUDED.exp`,
 			jti, exp.UTC())
 		return err
 	})
@@ -243,21 +246,22 @@ func (db *DB) Revoke(ctx context.Context, jti string, exp time.Time) error {
 // IsRevoked reports whether jti is revoked. A running gateway checks its
 // in-memory auth.Revocations instead, refreshed from Revocations.
 func (db *DB) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	if err := checkJTI(jti); err != nil {
-		return false, err
+	if jti == "" {
+		return false, errors.New("pgstore: empty jti")
 	}
 	var revoked bool
-	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_token WHERE jti = $1)`, jti).Scan(&revoked); err != nil {
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+revocationTable(jti)+` WHERE jti = $1)`, jti).Scan(&revoked)
+	if err != nil {
 		return false, fmt.Errorf("pgstore: is %s revoked: %w", jti, classify(err))
 	}
 	return revoked, nil
 }
 
-// Revocations returns every revocation in revoked_token, jti → exp,
-// Airflow's own included; never nil. The table holds only revocations of
-// unexpired tokens (and those within the purge grace), so it stays small.
+// Revocations returns every revocation, jti → exp, Airflow's own included;
+// never nil. The tables hold only revocations of unexpired tokens (and
+// those within the purge grace), so they stay small.
 func (db *DB) Revocations(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := db.pool.Query(ctx, `SELECT jti, exp FROM revoked_token`)
+	rows, err := db.pool.Query(ctx, `SELECT jti, exp FROM revoked_token UNION ALL SELECT jti, exp FROM taskgate.revoked_token`)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: revocations: %w", classify(err))
 	}
@@ -285,7 +289,15 @@ const purgeBatch = 1000
 // Airflow) purges; rows another one is deleting are skipped, not waited
 // for.
 func (db *DB) PurgeRevocations(ctx context.Context, expiredBefore time.Time) (int, error) {
-	total := 0
+	var total int
+	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM taskgate.revoked_token WHERE exp < $1`, expiredBefore.UTC())
+		total = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: purge revocations: %w", err)
+	}
 	for {
 		var n int64
 		err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {

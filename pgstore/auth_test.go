@@ -274,10 +274,13 @@ func TestRevocations(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 	}
-	for _, jti := range []string{"", strings.Repeat("a", 33)} {
-		if err := db.Revoke(ctx, jti, t0); err == nil {
-			t.Errorf("Revoke(%q) succeeded, want an error", jti)
-		}
+	// A jti wider than Airflow's column (a token minted elsewhere).
+	long := strings.Repeat("L", 100)
+	if err := db.Revoke(ctx, long, t0.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Revoke(ctx, "", t0); err == nil {
+		t.Error("Revoke of an empty jti succeeded, want an error")
 	}
 	got, err := db.Revocations(ctx)
 	if err != nil {
@@ -287,21 +290,24 @@ func TestRevocations(t *testing.T) {
 		"0123456789abcdef0123456789abcdef": airflowExp,
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": t0.Add(time.Hour),
 		"bbbb":                             t0.Add(-time.Hour),
+		long:                               t0.Add(-2 * time.Hour),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Revocations (-want +got):\n%s", diff)
 	}
-	for jti, want := range map[string]bool{"bbbb": true, "cccc": false, "0123456789abcdef0123456789abcdef": true} {
+	for jti, want := range map[string]bool{"bbbb": true, "cccc": false, "0123456789abcdef0123456789abcdef": true, long: true, long + "x": false} {
 		if got, err := db.IsRevoked(ctx, jti); err != nil || got != want {
 			t.Errorf("IsRevoked(%s) = %v, %v; want %v", jti, got, err, want)
 		}
 	}
 	n, err := db.PurgeRevocations(ctx, t0)
-	if err != nil || n != 1 {
-		t.Errorf("PurgeRevocations = %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Errorf("PurgeRevocations = %d, %v; want 2", n, err)
 	}
-	if got, _ := db.IsRevoked(ctx, "bbbb"); got {
-		t.Error("bbbb still revoked after the purge")
+	for _, jti := range []string{"bbbb", long} {
+		if got, _ := db.IsRevoked(ctx, jti); got {
+			t.Errorf("%s still revoked after the purge", jti)
+		}
 	}
 }
 

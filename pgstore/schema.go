@@ -67,8 +67,9 @@ func supportedList() string {
 var migrations = []string{
 	// 1: the operator side (pgstore/auth.go): REST API users and registered
 	// components. Names sort and compare byte for byte (COLLATE "C"), as
-	// auth.Store's listings promise. REST token revocations are Airflow's
-	// own revoked_token table.
+	// auth.Store's listings promise. Revocations are Airflow's own
+	// revoked_token table, but for jtis wider than its column (tokens
+	// minted elsewhere, trusted through a JWKS), kept in taskgate's.
 	1: `CREATE TABLE taskgate.users (
 		name          text COLLATE "C" PRIMARY KEY,
 		role          text NOT NULL,
@@ -84,7 +85,12 @@ var migrations = []string{
 		registered_by text COLLATE "C" NOT NULL DEFAULT '',
 		UNIQUE (kind, name)
 	);
-	CREATE INDEX components_registered_by ON taskgate.components (registered_by) WHERE registered_by <> ''`,
+	CREATE INDEX components_registered_by ON taskgate.components (registered_by) WHERE registered_by <> '';
+	CREATE TABLE taskgate.revoked_token (
+		jti text COLLATE "C" PRIMARY KEY,
+		exp timestamptz NOT NULL
+	);
+	CREATE INDEX revoked_token_exp ON taskgate.revoked_token (exp)`,
 	// 2: what a try carries that Airflow's task_instance has no column for
 	// (pgstore/taskinstances.go). ti_id is the id the try's tokens carry:
 	// the task_instance row's id while the try is there, and the
