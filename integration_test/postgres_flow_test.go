@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskgate/taskgate/internal/pgtest"
 )
 
 // TestPostgresTaskFlow runs one task through a taskgate replica on
@@ -70,6 +72,15 @@ func runPostgresFlow(t *testing.T, d *pgDeployment, replicas []*server) {
 	collected.addSecret("connection password", connPassword)
 	d.insertConnection(afConnection{connID: "warehouse_db", connType: "postgres", host: "db.internal",
 		schema: "warehouse", login: "etl", password: connPassword, port: 5432, extra: `{"sslmode":"require"}`})
+
+	// An upstream task that succeeded: one XCom pushed by its Task SDK (the
+	// JSON document), one written by Airflow's XComModel.set default (the
+	// text of json.dumps, as a JSON string).
+	d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: dagID, RunID: runID, TaskID: "upstream", State: "success"})
+	d.af.XCom(t, pgtest.XComRow{DagID: dagID, RunID: runID, TaskID: "upstream", MapIndex: -1, Key: "return_value",
+		Value: map[string]any{"uri": "s3://raw/part-0.parquet", "rows": 1250}})
+	d.af.XCom(t, pgtest.XComRow{DagID: dagID, RunID: runID, TaskID: "upstream", MapIndex: -1, Key: "dumped",
+		Value: []any{1, "é", 2.5}, PythonString: true})
 
 	m := d.minter(t)
 	q := ti.q(m)
@@ -158,6 +169,12 @@ func runPostgresFlow(t *testing.T, d *pgDeployment, replicas []*server) {
 		t.Errorf("variable extract_rows: description = %v, want rows extracted", desc)
 	}
 	wantJSON(t, w.do("GET", variablePath("extract_rows"), ""), 200, `{"key":"extract_rows","value":"1234"}`)
+
+	// XComs Airflow wrote, served as Airflow's GET serves them.
+	wantJSON(t, w.do("GET", xcomPath(dagID, runID, "upstream", "return_value"), ""), 200,
+		`{"key":"return_value","value":{"uri":"s3://raw/part-0.parquet","rows":1250}}`)
+	wantJSON(t, w.do("GET", xcomPath(dagID, runID, "upstream", "dumped"), ""), 200,
+		`{"key":"dumped","value":"[1, \"\\u00e9\", 2.5]"}`)
 
 	// XCom push and pull; the row is what Airflow's XCom readers decode.
 	const pushed = `{"rows": 3, "files": ["a.csv", "b.csv"]}`
