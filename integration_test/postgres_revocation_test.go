@@ -21,7 +21,7 @@ func pgCLI(t *testing.T, d *pgDeployment, stdin string, args ...string) string {
 
 // refusedWithin polls a request on a replica until it is refused with
 // status, failing the test when that takes longer than revocationBound
-// (measured from acknowledged, the moment the revocation was acknowledged)
+// (measured from acknowledged, the moment the change was acknowledged)
 // plus the polling's own slack.
 func refusedWithin(t *testing.T, what string, acknowledged time.Time, status int, do func() *plainResult) {
 	t.Helper()
@@ -31,9 +31,9 @@ func refusedWithin(t *testing.T, what string, acknowledged time.Time, status int
 		r := do()
 		if r.status == status {
 			if took := time.Since(acknowledged); took > revocationBound+500*time.Millisecond {
-				t.Errorf("%s: refused %s after the revocation, want within %s", what, took.Round(time.Millisecond), revocationBound)
+				t.Errorf("%s: refused %s after the change, want within %s", what, took.Round(time.Millisecond), revocationBound)
 			} else {
-				t.Logf("%s: refused by the other replica %s after the revocation", what, took.Round(time.Millisecond))
+				t.Logf("%s: refused by the other replica %s after the change", what, took.Round(time.Millisecond))
 			}
 			return
 		}
@@ -43,7 +43,7 @@ func refusedWithin(t *testing.T, what string, acknowledged time.Time, status int
 		last = r.String()
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s: still honoured %s after the revocation (bound %s); last answer %s",
+	t.Fatalf("%s: still honoured %s after the change (bound %s); last answer %s",
 		what, time.Since(acknowledged).Round(time.Millisecond), revocationBound, last)
 }
 
