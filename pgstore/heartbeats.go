@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,6 +76,8 @@ type tiState struct {
 	closed  bool
 	queue   chan *hbRequest
 	stopped chan struct{}
+	// batches counts the heartbeat transactions run.
+	batches atomic.Int64
 }
 
 // Heartbeat records r against the try with the given id if admit accepts it
@@ -148,6 +151,7 @@ func (db *DB) heartbeatWriter() {
 // runHeartbeats runs one batch in one transaction and sets each request's
 // outcome.
 func (db *DB) runHeartbeats(batch []*hbRequest) {
+	db.ti.batches.Add(1)
 	ids := make([]string, 0, len(batch))
 	for _, w := range batch {
 		ids = append(ids, w.id)

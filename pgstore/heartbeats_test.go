@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,14 +15,27 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// runningTIs inserts n task instances running on worker h with pid 1+i.
+// runningTIs inserts n task instances running on worker h with pid 1+i:
+// the first as Airflow's fixture writes it, the others copies of its row.
 func runningTIs(t testing.TB, af *pgtest.Airflow, n int) []string {
 	t.Helper()
-	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: run.RunID, TaskID: fmt.Sprintf("t%d", i),
-			State: "running", Hostname: "h", PID: ptr(1 + i), StartDate: &t0, LastHeartbeatAt: &t0}).ID
+	first := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", TaskID: "t0", State: "running", Hostname: "h",
+		PID: ptr(1), StartDate: &t0, LastHeartbeatAt: &t0})
+	ids := []string{first.ID}
+	for range n - 1 {
+		ids = append(ids, pgtest.UUIDv7())
+	}
+	if n > 1 {
+		af.Exec(t, `INSERT INTO task_instance (id, task_id, dag_id, run_id, map_index, start_date, state, try_number,
+				max_tries, hostname, unixname, pool, pool_slots, queue, priority_weight, operator, custom_operator_name,
+				queued_dttm, scheduled_dttm, last_heartbeat_at, pid, executor_config, updated_at, context_carrier,
+				span_status, task_display_name, dag_version_id)
+			SELECT u.id, 't' || (u.n - 1), f.dag_id, f.run_id, f.map_index, f.start_date, f.state, f.try_number,
+				f.max_tries, f.hostname, f.unixname, f.pool, f.pool_slots, f.queue, f.priority_weight, f.operator,
+				f.custom_operator_name, f.queued_dttm, f.scheduled_dttm, f.last_heartbeat_at, u.n, f.executor_config,
+				f.updated_at, f.context_carrier, f.span_status, 't' || (u.n - 1), f.dag_version_id
+			FROM task_instance f, unnest($1::uuid[]) WITH ORDINALITY u(id, n)
+			WHERE f.id = $2 AND u.n > 1`, ids, first.ID)
 	}
 	return ids
 }
@@ -29,6 +43,7 @@ func runningTIs(t testing.TB, af *pgtest.Airflow, n int) []string {
 // TestHeartbeatRules: a heartbeat is judged by the given rule against the
 // row, and only an admitted one moves last_heartbeat_at and updated_at.
 func TestHeartbeatRules(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	ids := runningTIs(t, af, 1)
@@ -52,7 +67,7 @@ func TestHeartbeatRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var before time.Time
 			if validUUID(tt.id) && tt.wantErr == nil {
-				queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
+				scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
 			}
 			err := db.Heartbeat(ctx, tt.id, tt.req, workload.AdmitHeartbeat)
 			var ce *workload.ConflictError
@@ -70,7 +85,7 @@ func TestHeartbeatRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			var hb, updated time.Time
-			queryRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
+			scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
 				[]any{tt.id}, &hb, &updated)
 			if tt.wantReason == "" && (!hb.Equal(at) || !updated.Equal(at)) {
 				t.Errorf("admitted: last_heartbeat_at %v updated_at %v, want %v", hb, updated, at)
@@ -82,10 +97,11 @@ func TestHeartbeatRules(t *testing.T) {
 	}
 }
 
-// TestHeartbeatBatches: many concurrent heartbeats, of many task instances
-// and several per instance, are all answered after their commit, each with
-// its own rule's verdict, in fewer transactions than heartbeats.
+// TestHeartbeatBatches: many concurrent heartbeats, of many task instances,
+// are all answered after their commit, each with its own rule's verdict,
+// and each instance holds its worker's latest admitted heartbeat.
 func TestHeartbeatBatches(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	const tis, perTI = 40, 5
@@ -99,18 +115,18 @@ func TestHeartbeatBatches(t *testing.T) {
 	errs := make([][]error, tis)
 	for i, id := range ids {
 		errs[i] = make([]error, perTI)
-		for j := range perTI {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		wg.Add(1)
+		go func() { // a worker heartbeats in sequence, workers in parallel
+			defer wg.Done()
+			for j := range perTI {
 				pid := 1 + i
 				if j == perTI-1 {
 					pid = -1 // a stranger: refused
 				}
 				errs[i][j] = db.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: "h", PID: pid,
 					At: t0.Add(time.Duration(j+1) * time.Second)}, rule)
-			}()
-		}
+			}
+		}()
 	}
 	wg.Wait()
 	for i := range ids {
@@ -127,7 +143,7 @@ func TestHeartbeatBatches(t *testing.T) {
 	}
 	// Each instance holds its latest admitted heartbeat.
 	var n int
-	queryRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at = $2`,
+	scanRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at = $2`,
 		[]any{ids, t0.Add((perTI - 1) * time.Second)}, &n)
 	if n != tis {
 		t.Errorf("%d of %d task instances hold their latest heartbeat", n, tis)
@@ -135,11 +151,53 @@ func TestHeartbeatBatches(t *testing.T) {
 	if c := calls.Load(); c < tis*perTI {
 		t.Errorf("rule called %d times for %d heartbeats", c, tis*perTI)
 	}
+	if b := db.ti.batches.Load(); b >= tis*perTI {
+		t.Errorf("%d transactions for %d concurrent heartbeats: no group commit", b, tis*perTI)
+	} else {
+		t.Logf("%d heartbeats in %d transactions", tis*perTI, b)
+	}
+}
+
+// TestHeartbeatReplicas: two replicas heartbeating the same task instances
+// at once (each batch locks its rows in id order) neither deadlock nor
+// lose a heartbeat.
+func TestHeartbeatReplicas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	other := openReplica(t, af.URL, clk)
+	ids := runningTIs(t, af, 30)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for r, replica := range []*DB{db, other} {
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 5 {
+					err := replica.Heartbeat(ctx, id, workload.HeartbeatRequest{Hostname: "h", PID: 1 + i,
+						At: t0.Add(time.Duration(10*j+r) * time.Second)}, workload.AdmitHeartbeat)
+					if err != nil {
+						failed.Add(1)
+						t.Errorf("replica %d ti %d: %v", r, i, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	var n int
+	scanRow(t, db, `SELECT count(*) FROM task_instance WHERE id = ANY($1::uuid[]) AND last_heartbeat_at >= $2`,
+		[]any{ids, t0.Add(40 * time.Second)}, &n)
+	if n != len(ids) {
+		t.Errorf("%d of %d task instances hold a last-round heartbeat", n, len(ids))
+	}
 }
 
 // TestHeartbeatArchivedTry: the heartbeat of a try Airflow moved into
 // history (it ended in up_for_retry) is told the try no longer runs.
 func TestHeartbeatArchivedTry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	id := runningTIs(t, af, 1)[0]
@@ -159,6 +217,7 @@ func TestHeartbeatArchivedTry(t *testing.T) {
 // TestHeartbeatAfterClose: Close stops the writer; a later heartbeat is
 // answered unavailable, not left waiting.
 func TestHeartbeatAfterClose(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	id := runningTIs(t, af, 1)[0]
@@ -176,6 +235,7 @@ func TestHeartbeatAfterClose(t *testing.T) {
 // heartbeats, they are answered with errors wrapping
 // workload.ErrUnavailable, and heartbeats succeed again once it is back.
 func TestHeartbeatLostConnection(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	id := runningTIs(t, af, 1)[0]
@@ -185,7 +245,7 @@ func TestHeartbeatLostConnection(t *testing.T) {
 	}
 	// Refuse new connections to the database and end the open ones.
 	var name string
-	queryRow(t, db, `SELECT current_database()`, nil, &name)
+	scanRow(t, db, `SELECT current_database()`, nil, &name)
 	admin := pgtest.Server(t)
 	pgtest.Exec(t, admin, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS false`)
 	pgtest.Exec(t, admin, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '`+name+`'`)
@@ -230,18 +290,32 @@ func BenchmarkHeartbeat(b *testing.B) {
 			p := (clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
 			ids := runningTIs(b, af, p*runtime.GOMAXPROCS(0))
 			var next atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
 			b.SetParallelism(p)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := int(next.Add(1) - 1)
 				req := workload.HeartbeatRequest{Hostname: "h", PID: 1 + i, At: t0}
+				var mine []time.Duration
 				for pb.Next() {
+					start := time.Now()
 					if err := db.Heartbeat(ctx, ids[i], req, workload.AdmitHeartbeat); err != nil {
 						b.Error(err)
 						return
 					}
+					mine = append(mine, time.Since(start))
 				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
 			})
+			b.StopTimer()
+			if len(lat) > 0 {
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(db.ti.batches.Load()), "batches")
+			}
 		})
 	}
 }

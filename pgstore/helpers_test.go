@@ -47,8 +47,20 @@ func newTestStore(t testing.TB) (*DB, *pgtest.Airflow, *clock) {
 	return db, af, clk
 }
 
-// queryRow scans one row of a query on the store's database.
-func queryRow(t testing.TB, db *DB, sql string, args []any, dest ...any) {
+// openReplica opens another store (another taskgate replica) on the same
+// database.
+func openReplica(t testing.TB, url string, clk *clock) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), Options{URL: url, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// scanRow scans one row of a query on the store's database.
+func scanRow(t testing.TB, db *DB, sql string, args []any, dest ...any) {
 	t.Helper()
 	if err := db.pool.QueryRow(context.Background(), sql, args...).Scan(dest...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -69,5 +81,3 @@ func jsonEqual(t testing.TB, a, b []byte) bool {
 	ya, _ := json.Marshal(y)
 	return string(xa) == string(ya)
 }
-
-func ptr[T any](v T) *T { return &v }

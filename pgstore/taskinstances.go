@@ -26,9 +26,13 @@ package pgstore
 //	LastHeartbeatAt  last_heartbeat_at UpdatedAt   updated_at (NULL → zero)
 //	RenderedMapIndex rendered_map_index
 //	NextMethod       next_method
-//	NextKwargs       next_kwargs: jsonb in Airflow's serialization wrapper
-//	                 (ExtendedJSON: every object {"__var": …, "__type": "dict"});
-//	                 the domain keeps the unwrapped value the worker sent
+//	NextKwargs       next_kwargs, verbatim: the column holds Airflow's
+//	                 ExtendedJSON (BaseSerialization.serialize: every object
+//	                 {"__var": …, "__type": "dict"}), which is also what the
+//	                 Execution API carries both ways (the worker sends it so
+//	                 serialized on deferral, /run returns the raw column and
+//	                 the SDK deserializes it), so taskgate neither wraps nor
+//	                 unwraps it
 //	TriggerClass, TriggerKwargs, TriggerQueue  trigger.classpath, .kwargs, .queue
 //	                 of trigger_id (a row inserted when the try defers)
 //	TriggerTimeout   trigger_timeout
@@ -187,9 +191,7 @@ func scanTI(row pgx.Row) (*tiRow, error) {
 			*p = &t
 		}
 	}
-	if ti.NextKwargs, err = unwrapExtendedJSON(nextKwargs); err != nil {
-		return nil, fmt.Errorf("pgstore: next_kwargs of task instance %s: %w", r.rowID, err)
-	}
+	ti.NextKwargs = nullJSON(nextKwargs)
 	if r.triggerID != nil {
 		ti.TriggerClass = deref(classpath)
 		ti.TriggerKwargs = triggerKwargsFromColumn(tkw)
@@ -385,6 +387,7 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 // Airflow's row took a new one (up_for_retry).
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
 	var out *workload.TaskInstance
+	var archived bool
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		out = nil
 		loc, err := locate(ctx, tx, id, true)
@@ -400,7 +403,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 			ti.TaskID != before.TaskID || ti.MapIndex != before.MapIndex {
 			return fmt.Errorf("pgstore: update of task instance %s changed its identity", id)
 		}
-		if loc.archived {
+		if archived = loc.archived; archived {
 			if !sameTI(&before, ti) {
 				return fmt.Errorf("pgstore: task instance %s is an earlier try: %w", id, workload.ErrInvalidState)
 			}
@@ -416,7 +419,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 	if err != nil {
 		return nil, err
 	}
-	db.ti.cache.put(id, workload.StatusOf(out, true), db.now())
+	db.ti.cache.put(id, workload.StatusOf(out, !archived), db.now())
 	return out, nil
 }
 
@@ -507,7 +510,7 @@ func duration(ti *workload.TaskInstance) *float64 {
 //     the try recorded into task_instance_history (state failed, end_date
 //     now, as record_ti does for an unfinished try), its task_reschedule rows
 //     deleted, then the row's id changed to a new UUIDv7 — in that order;
-//   - duration whenever start_date or end_date change.
+//   - duration when the try ends (end_date set, start_date kept).
 func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *workload.TaskInstance) error {
 	now := db.now().UTC()
 	var c colSet
@@ -547,7 +550,9 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 	if !eqTime(ti.EndDate, before.EndDate) {
 		c.set("end_date", timeArg(ti.EndDate))
 	}
-	if !eqTime(ti.StartDate, before.StartDate) || !eqTime(ti.EndDate, before.EndDate) {
+	if !eqTime(ti.EndDate, before.EndDate) && ti.EndDate != nil && eqTime(ti.StartDate, before.StartDate) {
+		// A try ending (Airflow's duration_expression_update); /run and
+		// skip-downstream leave duration alone, as Airflow's routes do.
 		c.set("duration", duration(ti))
 	}
 	if !eqTime(ti.LastHeartbeatAt, before.LastHeartbeatAt) {
@@ -563,11 +568,7 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		c.set("next_method", ti.NextMethod)
 	}
 	if string(ti.NextKwargs) != string(before.NextKwargs) {
-		kw, err := wrapExtendedJSON(ti.NextKwargs)
-		if err != nil {
-			return fmt.Errorf("pgstore: next_kwargs: %w", err)
-		}
-		c.set("next_kwargs", kw)
+		c.set("next_kwargs", jsonArg(ti.NextKwargs))
 	}
 	if !eqTime(ti.TriggerTimeout, before.TriggerTimeout) {
 		c.set("trigger_timeout", timeArg(ti.TriggerTimeout))
@@ -815,26 +816,19 @@ func dagVersion(ctx context.Context, tx pgx.Tx, dagID, want string) (string, err
 }
 
 // tiValues are the columns of a try written whole (insert or take-over).
-func tiValues(t *workload.TaskInstance) (cols []string, args []any, err error) {
-	kw, err := wrapExtendedJSON(t.NextKwargs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pgstore: next_kwargs: %w", err)
-	}
+func tiValues(t *workload.TaskInstance) (cols []string, args []any) {
 	cols = []string{"id", "try_number", "max_tries", "dag_version_id", "pool_slots", "queue", "priority_weight",
 		"state", "hostname", "unixname", "pid", "queued_dttm", "start_date", "end_date", "duration",
 		"last_heartbeat_at", "updated_at", "rendered_map_index", "next_method", "next_kwargs", "trigger_timeout"}
 	args = []any{t.ID, int32(t.TryNumber), int32(t.MaxTries), t.DagVersionID, int32(t.PoolSlots), t.Queue,
 		int32(t.PriorityWeight), nullable(string(t.State)), t.Hostname, t.Unixname, nullable(int32(t.PID)),
 		timeArg(t.QueuedAt), timeArg(t.StartDate), timeArg(t.EndDate), duration(t), timeArg(t.LastHeartbeatAt),
-		t.UpdatedAt.UTC(), t.RenderedMapIndex, t.NextMethod, kw, timeArg(t.TriggerTimeout)}
-	return cols, args, nil
+		t.UpdatedAt.UTC(), t.RenderedMapIndex, t.NextMethod, jsonArg(t.NextKwargs), timeArg(t.TriggerTimeout)}
+	return cols, args
 }
 
 func insertTIRow(ctx context.Context, tx pgx.Tx, t *workload.TaskInstance) error {
-	cols, args, err := tiValues(t)
-	if err != nil {
-		return err
-	}
+	cols, args := tiValues(t)
 	// custom_operator_name is NOT NULL; taskgate knows no operator, so "",
 	// and the display name is the task id, as insert_mapping writes it.
 	cols = append(cols, "dag_id", "run_id", "task_id", "map_index", "pool", "executor_config", "context_carrier",
@@ -878,10 +872,7 @@ func replaceTIRow(ctx context.Context, tx pgx.Tx, cur *tiRow, existing, t *workl
 	if _, err := tx.Exec(ctx, `DELETE FROM task_reschedule WHERE ti_id = $1::uuid`, cur.rowID); err != nil {
 		return err
 	}
-	cols, args, err := tiValues(t)
-	if err != nil {
-		return err
-	}
+	cols, args := tiValues(t)
 	set := make([]string, len(cols))
 	for i, c := range cols {
 		set[i] = c + " = $" + strconv.Itoa(i+1)
@@ -990,8 +981,14 @@ func (db *DB) TaskInstances(ctx context.Context, f workload.TaskInstanceFilter) 
 		add("ti.state = ?", string(f.State))
 	}
 	cond := strings.Join(where, " AND ")
-	sql := `SELECT ` + tiColumns + `, count(*) OVER () ` +
-		strings.Replace(tiFrom, "t.ti_id = $1::uuid", "t.ti_id = ti.id", 1) +
+	// A row whose try moved it to a new id (up_for_retry, a clear) lists
+	// under the try's id, as TaskInstance and TryStatus name it.
+	sql := `SELECT ` + strings.Replace(tiColumns, "ti.id::text", "coalesce(h.task_instance_id, ti.id)::text", 1) +
+		`, count(*) OVER () ` +
+		strings.Replace(tiFrom, "LEFT JOIN taskgate.try t ON t.ti_id = $1::uuid",
+			`LEFT JOIN task_instance_history h ON h.dag_id = ti.dag_id AND h.run_id = ti.run_id
+				AND h.task_id = ti.task_id AND h.map_index = ti.map_index AND h.try_number = ti.try_number
+			LEFT JOIN taskgate.try t ON t.ti_id = coalesce(h.task_instance_id, ti.id)`, 1) +
 		` WHERE ` + cond + ` ORDER BY ti.dag_id, ti.run_id, ti.task_id, ti.map_index`
 	if f.Limit > 0 {
 		sql += " LIMIT " + strconv.Itoa(f.Limit)
@@ -1047,15 +1044,17 @@ func (c countingRow) Scan(dest ...any) error {
 	return nil
 }
 
-// maxRenderedPerTask is Airflow's [core] max_num_rendered_ti_fields_per_task
-// default: the rendered fields of a task kept across dag runs.
-const maxRenderedPerTask = 30
+// renderedRunsToKeep is Airflow's [core]
+// num_dag_runs_to_retain_rendered_fields default: rendered fields are kept
+// for a task's most recent dag runs (by run_after), older ones deleted.
+const renderedRunsToKeep = 30
 
 // PutRenderedFields stores the rendered template fields of the try's task
-// as Airflow's TaskInstance.update_rtif does: the
+// as Airflow's TaskInstance.update_rtif does: an upsert of the
 // rendered_task_instance_fields row of its dag, run, task and map index
-// replaced (rendered_fields is a plain json column), then the rows of the
-// task beyond the newest maxRenderedPerTask dag runs deleted.
+// (rendered_fields is a plain json column, stored verbatim; k8s_pod_yaml
+// NULL), then RenderedTaskInstanceFields.delete_old_records: the task's rows
+// of runs other than the dag's renderedRunsToKeep latest deleted.
 func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.RawMessage) error {
 	value := string(fields)
 	if len(fields) == 0 {
@@ -1077,16 +1076,15 @@ func (db *DB) PutRenderedFields(ctx context.Context, tiID string, fields json.Ra
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO rendered_task_instance_fields (dag_id, task_id, run_id, map_index, rendered_fields)
 			VALUES ($1, $2, $3, $4, $5::json)
-			ON CONFLICT (dag_id, task_id, run_id, map_index) DO UPDATE SET rendered_fields = EXCLUDED.rendered_fields`,
+			ON CONFLICT (dag_id, task_id, run_id, map_index)
+			DO UPDATE SET rendered_fields = EXCLUDED.rendered_fields, k8s_pod_yaml = NULL`,
 			dagID, taskID, runID, mapIndex, value); err != nil {
 			return fmt.Errorf("pgstore: store rendered fields of %s: %w", tiID, err)
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM rendered_task_instance_fields f
-			WHERE f.dag_id = $1 AND f.task_id = $2 AND f.run_id NOT IN (
-				SELECT k.run_id FROM (SELECT DISTINCT r.run_id, dr.run_after FROM rendered_task_instance_fields r
-					JOIN dag_run dr ON dr.dag_id = r.dag_id AND dr.run_id = r.run_id
-					WHERE r.dag_id = $1 AND r.task_id = $2 ORDER BY dr.run_after DESC LIMIT $3) k)`,
-			dagID, taskID, maxRenderedPerTask)
+		_, err = tx.Exec(ctx, `DELETE FROM rendered_task_instance_fields
+			WHERE dag_id = $1 AND task_id = $2 AND run_id NOT IN (
+				SELECT run_id FROM dag_run WHERE dag_id = $1 ORDER BY run_after DESC LIMIT $3)`,
+			dagID, taskID, renderedRunsToKeep)
 		return err
 	})
 }

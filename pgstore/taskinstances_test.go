@@ -18,14 +18,15 @@ import (
 // TestTaskInstanceReadsAirflowRows: a task_instance row as Airflow writes it
 // reads as the domain's task instance, column by column.
 func TestTaskInstanceReadsAirflowRows(t *testing.T) {
+	t.Parallel()
 	db, af, _ := newTestStore(t)
 	ctx := context.Background()
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
 	var dagVersion string
-	queryRow(t, db, `SELECT id::text FROM dag_version WHERE dag_id = 'd'`, nil, &dagVersion)
+	scanRow(t, db, `SELECT id::text FROM dag_version WHERE dag_id = 'd'`, nil, &dagVersion)
 	start, hb := t0.Add(-time.Minute), t0.Add(-time.Second)
 	var trigger int64
-	queryRow(t, db, `INSERT INTO trigger (classpath, kwargs, created_date, queue)
+	scanRow(t, db, `INSERT INTO trigger (classpath, kwargs, created_date, queue)
 		VALUES ('airflow.triggers.temporal.DateTimeTrigger', '{"moment": "x"}', $1, 'q') RETURNING id`,
 		[]any{t0}, &trigger)
 
@@ -45,7 +46,7 @@ func TestTaskInstanceReadsAirflowRows(t *testing.T) {
 		{"deferred", pgtest.TaskInstanceRow{TaskID: "c", State: "deferred", TriggerID: &trigger,
 			NextMethod: ptr("execute_complete"), NextKwargs: map[string]any{"event": map[string]any{"n": 1.5}, "l": []any{"x"}}},
 			workload.TaskInstance{TaskID: "c", MapIndex: -1, TryNumber: 1, State: workload.StateDeferred, Unixname: "airflow",
-				NextMethod: ptr("execute_complete"), NextKwargs: json.RawMessage(`{"event":{"n":1.5},"l":["x"]}`),
+				NextMethod: ptr("execute_complete"), NextKwargs: mustJSON(pgtest.ExtendedJSON(map[string]any{"event": map[string]any{"n": 1.5}, "l": []any{"x"}})),
 				TriggerClass: "airflow.triggers.temporal.DateTimeTrigger", TriggerKwargs: json.RawMessage(`{"moment": "x"}`),
 				TriggerQueue: ptr("q")}},
 		{"no state", pgtest.TaskInstanceRow{TaskID: "e", State: "none"},
@@ -97,7 +98,7 @@ type tiColumnsRow struct {
 func readColumns(t *testing.T, db *DB, dagID, taskID string) tiColumnsRow {
 	t.Helper()
 	var r tiColumnsRow
-	queryRow(t, db, `SELECT id::text, state, hostname, pid, start_date, end_date, duration, last_heartbeat_at,
+	scanRow(t, db, `SELECT id::text, state, hostname, pid, start_date, end_date, duration, last_heartbeat_at,
 		trigger_id, next_method, next_kwargs::text, trigger_timeout FROM task_instance WHERE dag_id = $1 AND task_id = $2`,
 		[]any{dagID, taskID}, &r.ID, &r.State, &r.Hostname, &r.PID, &r.StartDate, &r.EndDate, &r.Duration,
 		&r.LastHeartbeatAt, &r.TriggerID, &r.NextMethod, &r.NextKwargs, &r.TriggerTimeout)
@@ -114,6 +115,7 @@ func readColumns(t *testing.T, db *DB, dagID, taskID string) tiColumnsRow {
 // applied through UpdateTaskInstance, leaves the columns and rows Airflow's
 // routes leave.
 func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
+	t.Parallel()
 	end := t0.Add(time.Minute)
 	timeout := 10 * time.Minute
 	tests := []struct {
@@ -132,7 +134,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 				t.Errorf("columns (-want +got):\n%s", diff)
 			}
 			var unixname string
-			queryRow(t, db, `SELECT unixname FROM task_instance WHERE id = $1`, []any{id}, &unixname)
+			scanRow(t, db, `SELECT unixname FROM task_instance WHERE id = $1`, []any{id}, &unixname)
 			if unixname != "u" {
 				t.Errorf("unixname = %q", unixname)
 			}
@@ -145,7 +147,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 				t.Errorf("columns: state %v end %v duration %v", *c.State, c.EndDate, c.Duration)
 			}
 			var reported time.Time
-			queryRow(t, db, `SELECT reported_at FROM taskgate.try WHERE ti_id = $1`, []any{id}, &reported)
+			scanRow(t, db, `SELECT reported_at FROM taskgate.try WHERE ti_id = $1`, []any{id}, &reported)
 			if !reported.Equal(t0) {
 				t.Errorf("reported_at = %v", reported)
 			}
@@ -153,20 +155,20 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 		{"deferred", "running", func(ti *workload.TaskInstance) error {
 			_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateDeferred,
 				Classpath: "my.Trigger", TriggerKwargs: json.RawMessage(`{"a": 1}`), TriggerTimeout: &timeout,
-				NextMethod: ptr("resume"), NextKwargs: json.RawMessage(`{"x": {"y": [1, {"z": null}]}}`)}, t0)
+				NextMethod: ptr("resume"), NextKwargs: nextKwargsSent}, t0)
 			return err
 		}, func(t *testing.T, db *DB, id string, c tiColumnsRow) {
 			if *c.State != "deferred" || c.TriggerID == nil || *c.NextMethod != "resume" || !c.TriggerTimeout.Equal(t0.Add(timeout)) {
 				t.Fatalf("columns: %+v", c)
 			}
-			// next_kwargs in Airflow's ExtendedJSON, as its models store it.
-			want, _ := json.Marshal(pgtest.ExtendedJSON(map[string]any{"x": map[string]any{"y": []any{1, map[string]any{"z": nil}}}}))
-			if !jsonEqual(t, want, []byte(*c.NextKwargs)) {
-				t.Errorf("next_kwargs = %s, want %s", *c.NextKwargs, want)
+			// next_kwargs as the worker serialized it, which is Airflow's
+			// ExtendedJSON, as its models store it.
+			if *c.NextKwargs != string(nextKwargsSent) {
+				t.Errorf("next_kwargs = %s, want %s", *c.NextKwargs, nextKwargsSent)
 			}
 			var classpath, kwargs string
 			var created time.Time
-			queryRow(t, db, `SELECT classpath, kwargs, created_date FROM trigger WHERE id = $1`, []any{*c.TriggerID},
+			scanRow(t, db, `SELECT classpath, kwargs, created_date FROM trigger WHERE id = $1`, []any{*c.TriggerID},
 				&classpath, &kwargs, &created)
 			if classpath != "my.Trigger" || !jsonEqual(t, []byte(kwargs), []byte(`{"a":1}`)) || !created.Equal(t0) {
 				t.Errorf("trigger: %s %s %v", classpath, kwargs, created)
@@ -182,7 +184,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 			}
 			var start, rEnd, date time.Time
 			var dur int32
-			queryRow(t, db, `SELECT start_date, end_date, duration, reschedule_date FROM task_reschedule WHERE ti_id = $1`,
+			scanRow(t, db, `SELECT start_date, end_date, duration, reschedule_date FROM task_reschedule WHERE ti_id = $1`,
 				[]any{id}, &start, &rEnd, &dur, &date)
 			if !start.Equal(t0.Add(-time.Minute)) || !rEnd.Equal(end) || dur != 120 || !date.Equal(t0.Add(time.Hour)) {
 				t.Errorf("task_reschedule: %v %v %d %v", start, rEnd, dur, date)
@@ -200,7 +202,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 			}
 			var state string
 			var hEnd time.Time
-			queryRow(t, db, `SELECT state, end_date FROM task_instance_history WHERE task_instance_id = $1`, []any{id}, &state, &hEnd)
+			scanRow(t, db, `SELECT state, end_date FROM task_instance_history WHERE task_instance_id = $1`, []any{id}, &state, &hEnd)
 			if state != "failed" || !hEnd.Equal(t0) {
 				t.Errorf("history: %s %v", state, hEnd)
 			}
@@ -248,6 +250,7 @@ func TestUpdateTaskInstanceWritesWhatAirflowWrites(t *testing.T) {
 // TestUpdateTaskInstanceNotFound: an unknown try is not found, and fn is not
 // called.
 func TestUpdateTaskInstanceNotFound(t *testing.T) {
+	t.Parallel()
 	db, _, _ := newTestStore(t)
 	for _, id := range []string{pgtest.UUIDv7(), "x"} {
 		_, err := db.UpdateTaskInstance(context.Background(), id, func(*workload.TaskInstance) error {
@@ -261,23 +264,30 @@ func TestUpdateTaskInstanceNotFound(t *testing.T) {
 }
 
 // TestConcurrentRunOneWins: of 50 concurrent /run of one task instance by
-// different workers, exactly one starts it; the others are refused.
+// different workers, spread over three replicas, exactly one starts it; the
+// others are refused.
 func TestConcurrentRunOneWins(t *testing.T) {
-	db, af, _ := newTestStore(t)
+	t.Parallel()
+	db, af, clk := newTestStore(t)
+	replicas := []*DB{db, openReplica(t, af.URL, clk), openReplica(t, af.URL, clk)}
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{})
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	start := make(chan struct{})
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = db.UpdateTaskInstance(context.Background(), row.ID, func(ti *workload.TaskInstance) error {
-				_, _, err := workload.EnterRunning(ti, runRequest(1000+i), t0)
-				return err
-			})
+			<-start
+			_, errs[i] = replicas[i%len(replicas)].UpdateTaskInstance(context.Background(), row.ID,
+				func(ti *workload.TaskInstance) error {
+					_, _, err := workload.EnterRunning(ti, runRequest(1000+i), t0)
+					return err
+				})
 		}()
 	}
+	close(start)
 	wg.Wait()
 	won := -1
 	for i, err := range errs {
@@ -288,7 +298,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 				t.Fatalf("both %d and %d started the task instance", won, i)
 			}
 			won = i
-		case errors.As(err, &ce) && ce.Reason == "invalid_state":
+		case errors.As(err, &ce) && ce.Reason == "invalid_state" && ce.Extra["previous_state"] == "running":
 		default:
 			t.Errorf("run %d: %v", i, err)
 		}
@@ -297,7 +307,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 		t.Fatal("no /run won")
 	}
 	var pid int
-	queryRow(t, db, `SELECT pid FROM task_instance WHERE id = $1`, []any{row.ID}, &pid)
+	scanRow(t, db, `SELECT pid FROM task_instance WHERE id = $1`, []any{row.ID}, &pid)
 	if pid != 1000+won {
 		t.Errorf("row's pid = %d, winner's %d", pid, 1000+won)
 	}
@@ -307,6 +317,7 @@ func TestConcurrentRunOneWins(t *testing.T) {
 // replacing a finished one takes over Airflow's row (the earlier try into
 // history), and a dag Airflow does not know or a taken id is refused.
 func TestInsertTaskInstance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	af.DagRun(t, pgtest.DagRunRow{DagID: "d", RunID: "existing"}) // creates the dag
@@ -329,6 +340,15 @@ func TestInsertTaskInstance(t *testing.T) {
 	}
 	if got.QueuedBy != "alice" || got.TryNumber != 1 || got.State != workload.StateQueued {
 		t.Errorf("inserted: %+v", got)
+	}
+	// The columns Airflow's models fill in Python, as they fill them.
+	var execConfig []byte
+	var carrier, pool, display string
+	scanRow(t, db, `SELECT executor_config, context_carrier::text, pool, task_display_name FROM task_instance WHERE id = $1`,
+		[]any{first}, &execConfig, &carrier, &pool, &display)
+	if string(execConfig) != string(pgtest.EmptyExecutorConfig) || !jsonEqual(t, []byte(carrier), mustJSON(pgtest.ExtendedJSON(map[string]any{}))) ||
+		pool != pgtest.DefaultPool || display != "t" {
+		t.Errorf("Python-side defaults: executor_config %x, context_carrier %s, pool %s, display %s", execConfig, carrier, pool, display)
 	}
 	dr, err := db.DagRun(ctx, "d", "new_run")
 	if err != nil || dr.RunType != "manual" || dr.State != "running" || string(dr.Conf) != "{}" {
@@ -396,6 +416,7 @@ func cmpIgnoreStored() cmp.Option {
 // fn changes (the domain spares running and finished ones) and leaves the
 // rest.
 func TestSkipTaskInstances(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
@@ -426,7 +447,7 @@ func TestSkipTaskInstances(t *testing.T) {
 	for k, r := range rows {
 		var state *string
 		var start *time.Time
-		queryRow(t, db, `SELECT state, start_date FROM task_instance WHERE id = $1`, []any{r.ID}, &state, &start)
+		scanRow(t, db, `SELECT state, start_date FROM task_instance WHERE id = $1`, []any{r.ID}, &state, &start)
 		if deref(state) != want[k] {
 			t.Errorf("%s: state %v, want %q", k, deref(state), want[k])
 		}
@@ -439,6 +460,7 @@ func TestSkipTaskInstances(t *testing.T) {
 // TestDagRuns: dag runs read from Airflow's rows; the previous successful
 // run is the latest successful one with an earlier logical date.
 func TestDagRuns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	day := func(n int) *time.Time { d := t0.AddDate(0, 0, n); return &d }
@@ -482,6 +504,7 @@ func TestDagRuns(t *testing.T) {
 // rendered_task_instance_fields as plain json, replacing earlier ones;
 // XComKeys lists the xcom rows of a task.
 func TestRenderedFieldsAndXComKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", TaskID: "t"})
@@ -490,7 +513,7 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stored string
-		queryRow(t, db, `SELECT rendered_fields::text FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`,
+		scanRow(t, db, `SELECT rendered_fields::text FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`,
 			nil, &stored)
 		if stored != f {
 			t.Errorf("rendered_fields = %s, want %s verbatim", stored, f)
@@ -498,6 +521,24 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 	}
 	if err := db.PutRenderedFields(ctx, pgtest.UUIDv7(), json.RawMessage(`{}`)); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("unknown task instance: %v", err)
+	}
+	// Fields of runs older than the dag's latest renderedRunsToKeep go.
+	af.Exec(t, `INSERT INTO dag_run (dag_id, state, run_id, run_type, run_after, log_template_id, updated_at)
+		SELECT 'd', 'success', 'later' || i, 'manual', $1::timestamptz + i * interval '1 minute',
+			(SELECT max(id) FROM log_template), now() FROM generate_series(1, $2) i`, t0, renderedRunsToKeep)
+	newest := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: fmt.Sprint("later", renderedRunsToKeep), TaskID: "t"})
+	if err := db.PutRenderedFields(ctx, newest.ID, json.RawMessage(`{"cmd": "new"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var runs []string
+	rows, _ := db.pool.Query(ctx, `SELECT run_id FROM rendered_task_instance_fields WHERE dag_id = 'd' AND task_id = 't'`)
+	for rows.Next() {
+		var r string
+		_ = rows.Scan(&r)
+		runs = append(runs, r)
+	}
+	if diff := cmp.Diff([]string{newest.RunID}, runs); diff != "" {
+		t.Errorf("rendered fields kept (-want +got):\n%s", diff)
 	}
 
 	mapped := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: row.RunID, TaskID: "m", MapIndex: ptr(2)})
@@ -528,13 +569,20 @@ func TestRenderedFieldsAndXComKeys(t *testing.T) {
 // TestTaskInstancesListing: the operator's listing filters and pages
 // Airflow's rows.
 func TestTaskInstancesListing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, _ := newTestStore(t)
 	run := af.DagRun(t, pgtest.DagRunRow{DagID: "d"})
 	for _, task := range []string{"c", "a", "b"} {
 		af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d", RunID: run.RunID, TaskID: task})
 	}
-	af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "e", TaskID: "a", State: "running"})
+	moved := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "e", TaskID: "a", State: "running", Hostname: "h", PID: ptr(1)})
+	if _, err := db.UpdateTaskInstance(ctx, moved.ID, func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: &t0}, t0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		f     workload.TaskInstanceFilter
@@ -543,7 +591,7 @@ func TestTaskInstancesListing(t *testing.T) {
 	}{
 		{"all", workload.TaskInstanceFilter{}, []string{"d.a", "d.b", "d.c", "e.a"}, 4},
 		{"dag", workload.TaskInstanceFilter{DagID: "d"}, []string{"d.a", "d.b", "d.c"}, 3},
-		{"state", workload.TaskInstanceFilter{State: workload.StateRunning}, []string{"e.a"}, 1},
+		{"state", workload.TaskInstanceFilter{State: workload.StateUpForRetry}, []string{"e.a"}, 1},
 		{"page", workload.TaskInstanceFilter{Limit: 2, Offset: 1}, []string{"d.b", "d.c"}, 4},
 		{"past the end", workload.TaskInstanceFilter{Offset: 10}, []string{}, 4},
 	} {
@@ -555,6 +603,9 @@ func TestTaskInstancesListing(t *testing.T) {
 			got := []string{}
 			for _, ti := range tis {
 				got = append(got, ti.DagID+"."+ti.TaskID)
+				if ti.DagID == "e" && (ti.ID != moved.ID || ti.ReportedAt == nil) {
+					t.Errorf("moved try listed as %s (reported %v), want its id %s", ti.ID, ti.ReportedAt, moved.ID)
+				}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" || total != tc.total {
 				t.Errorf("total %d, want %d; (-want +got):\n%s", total, tc.total, diff)
@@ -567,6 +618,7 @@ func TestTaskInstancesListing(t *testing.T) {
 // Airflow's scheduler marking the row) within tryStatusTTL, and a change
 // through this replica at once.
 func TestTryStatusStaleness(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db, af, clk := newTestStore(t)
 	row := af.TaskInstance(t, pgtest.TaskInstanceRow{})
@@ -597,36 +649,101 @@ func TestTryStatusStaleness(t *testing.T) {
 	}
 }
 
-// TestNextKwargsRoundTrip: next_kwargs written by taskgate decode as
-// Airflow's ExtendedJSON reader decodes them (the fixture's encoder is
-// Airflow's serialize), and rows Airflow wrote read back as the worker's
-// value.
+// nextKwargsSent is next_kwargs as a worker sends them on deferral:
+// serialized by BaseSerialization (an event holding a datetime).
+var nextKwargsSent = json.RawMessage(`{"__var": {"event": {"__var": 1727697600.0, "__type": "datetime"}, ` +
+	`"l": [1, {"__var": {"z": null}, "__type": "dict"}]}, "__type": "dict"}`)
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestNextKwargsRoundTrip: next_kwargs travel verbatim between the
+// Execution API and the column, both in Airflow's ExtendedJSON: what a
+// worker sends on deferral is stored as Airflow's model stores it (the
+// fixture's encoder is BaseSerialization.serialize), and what Airflow wrote
+// (the triggerer's event) reads back as the raw column /run returns.
 func TestNextKwargsRoundTrip(t *testing.T) {
-	for _, v := range []string{`{}`, `{"a":1}`, `{"event":{"nested":{"deep":[1,"x",{"k":true}]}},"n":null}`, `{"list":[[{"a":{}}]]}`} {
-		t.Run(v, func(t *testing.T) {
-			var value map[string]any
-			if err := json.Unmarshal([]byte(v), &value); err != nil {
-				t.Fatal(err)
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	value := map[string]any{"event": map[string]any{"status": "ok", "n": []any{1.5, "x"}}}
+	row := af.TaskInstance(t, pgtest.TaskInstanceRow{State: "scheduled", NextMethod: ptr("m"), NextKwargs: value})
+	ti, err := db.TaskInstance(ctx, row.ID)
+	if err != nil || !jsonEqual(t, ti.NextKwargs, mustJSON(pgtest.ExtendedJSON(value))) {
+		t.Errorf("read %s, %v; want Airflow's encoding", ti.NextKwargs, err)
+	}
+
+	run := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "t", State: "running", Hostname: "h", PID: ptr(1)})
+	sent := mustJSON(pgtest.ExtendedJSON(value))
+	if _, err := db.UpdateTaskInstance(ctx, run.ID, func(ti *workload.TaskInstance) error {
+		_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateDeferred, Classpath: "c",
+			NextMethod: ptr("m"), NextKwargs: sent}, clk.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := readColumns(t, db, "d2", "t")
+	if !jsonEqual(t, []byte(*c.NextKwargs), mustJSON(pgtest.ExtendedJSON(value))) {
+		t.Errorf("stored %s", *c.NextKwargs)
+	}
+	back, err := db.TaskInstance(ctx, run.ID)
+	if err != nil || string(back.NextKwargs) != string(sent) {
+		t.Errorf("read back %s, %v; want %s", back.NextKwargs, err, sent)
+	}
+}
+
+// TestTryStatus: the status of a try from Airflow's rows, wherever its id
+// leads.
+func TestTryStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, clk := newTestStore(t)
+	retried := func(state string) string { // a try that ended in up_for_retry; then the row goes to state
+		id := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "r" + state, TaskID: "t", State: "running", Hostname: "h", PID: ptr(1)}).ID
+		if _, err := db.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+			_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: &t0}, t0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if state != "" {
+			// Airflow's scheduler queues the next try: try_number + 1.
+			af.Exec(t, `UPDATE task_instance SET state = $1, try_number = try_number + 1 WHERE dag_id = $2`, state, "r"+state)
+		}
+		return id
+	}
+	tests := []struct {
+		name string
+		id   string
+		want workload.TryStatus
+		err  error
+	}{
+		{"queued", af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "a"}).ID,
+			workload.TryStatus{State: workload.StateQueued, Current: true}, nil},
+		{"no state", af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "b", State: "none"}).ID,
+			workload.TryStatus{Current: true}, nil},
+		{"retried, not yet requeued", retried(""),
+			workload.TryStatus{State: workload.StateUpForRetry, Current: true, ReportedAt: &t0}, nil},
+		{"retried, next try queued", retried("queued"),
+			workload.TryStatus{State: workload.StateFailed, Current: false, ReportedAt: &t0}, nil},
+		{"unknown", pgtest.UUIDv7(), workload.TryStatus{}, workload.ErrNotFound},
+		{"not a uuid", "abc", workload.TryStatus{}, workload.ErrNotFound},
+	}
+	clk.Add(2 * tryStatusTTL) // past what the writes above cached
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := db.TryStatus(ctx, tt.id)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
-			wrapped, err := wrapExtendedJSON(json.RawMessage(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			airflow, _ := json.Marshal(pgtest.ExtendedJSON(value))
-			if !jsonEqual(t, airflow, []byte(wrapped.(string))) {
-				t.Errorf("wrapped %s, Airflow's %s", wrapped, airflow)
-			}
-			back, err := unwrapExtendedJSON(airflow)
-			if err != nil || !jsonEqual(t, back, []byte(v)) {
-				t.Errorf("unwrapped %s, %v; want %s", back, err, v)
+			if diff := cmp.Diff(tt.want, st); diff != "" {
+				t.Errorf("TryStatus (-want +got):\n%s", diff)
 			}
 		})
-	}
-	db, af, _ := newTestStore(t)
-	row := af.TaskInstance(t, pgtest.TaskInstanceRow{State: "scheduled", NextMethod: ptr("m"),
-		NextKwargs: map[string]any{"event": map[string]any{"status": "ok"}}})
-	ti, err := db.TaskInstance(context.Background(), row.ID)
-	if err != nil || !jsonEqual(t, ti.NextKwargs, []byte(`{"event":{"status":"ok"}}`)) {
-		t.Errorf("read %s, %v", ti.NextKwargs, err)
 	}
 }
