@@ -52,7 +52,7 @@ func TestPutConnectionAsAirflowStoresIt(t *testing.T) {
 				pwd, extra     *string
 				pwdEnc, extEnc bool
 			)
-			queryURL(t, u, `SELECT password, extra, is_encrypted, is_extra_encrypted FROM connection WHERE conn_id = $1`,
+			queryRow(t, u, `SELECT password, extra, is_encrypted, is_extra_encrypted FROM connection WHERE conn_id = $1`,
 				[]any{tc.conn.ConnID}, &pwd, &extra, &pwdEnc, &extEnc)
 			if pwdEnc != tc.wantPwdEnc || extEnc != tc.wantExtEnc {
 				t.Errorf("is_encrypted, is_extra_encrypted = %v, %v; want %v, %v", pwdEnc, extEnc, tc.wantPwdEnc, tc.wantExtEnc)
@@ -163,7 +163,7 @@ func TestPutConnectionUpsert(t *testing.T) {
 		host       *string
 		enc        bool
 	)
-	queryURL(t, u, `SELECT id, description, team_name, host, is_encrypted FROM connection WHERE conn_id = 'c'`, nil,
+	queryRow(t, u, `SELECT id, description, team_name, host, is_encrypted FROM connection WHERE conn_id = 'c'`, nil,
 		&id, &desc, &team, &host, &enc)
 	if id != 3 || desc != "kept" || team != "blue" || host != nil || !enc {
 		t.Errorf("row = %d %q %q %v %v; want 3 \"kept\" \"blue\" <nil> true", id, desc, team, host, enc)
@@ -267,7 +267,7 @@ func TestRotateSecrets(t *testing.T) {
 		}
 		var clearVal string
 		var enc bool
-		queryURL(t, u, `SELECT val, is_encrypted FROM variable WHERE key = 'clear'`, nil, &clearVal, &enc)
+		queryRow(t, u, `SELECT val, is_encrypted FROM variable WHERE key = 'clear'`, nil, &clearVal, &enc)
 		if clearVal != "plain" || enc {
 			t.Errorf("clear variable = %q, %v; want it left in clear", clearVal, enc)
 		}
@@ -283,7 +283,7 @@ func TestRotateSecrets(t *testing.T) {
 			t.Fatalf("RotateSecrets: %v; want ErrDecrypt", err)
 		}
 		var val1, val3 string
-		queryURL(t, u, `SELECT (SELECT val FROM variable WHERE key = 'new'), (SELECT val FROM variable WHERE key = 'old')`,
+		queryRow(t, u, `SELECT (SELECT val FROM variable WHERE key = 'new'), (SELECT val FROM variable WHERE key = 'old')`,
 			nil, &val1, &val3)
 		if val1 != vs[1].Token || val3 != vs[3].Token {
 			t.Errorf("variables rewritten although the rotation failed")

@@ -90,9 +90,9 @@ func openOn(t *testing.T, u string, c Cipher) *DB {
 	return db
 }
 
-// queryURL reads one row straight from the database at u, as Airflow's models
+// queryRow reads one row straight from the database, as Airflow's models
 // would see it.
-func queryURL(t *testing.T, u, sql string, args []any, dest ...any) {
+func queryRow(t *testing.T, u, sql string, args []any, dest ...any) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, u)
@@ -104,6 +104,8 @@ func queryURL(t *testing.T, u, sql string, args []any, dest ...any) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // TestPutVariableAsAirflowStoresIt: what PutVariable writes is the row
 // Airflow's Variable.set writes: encrypted with the first fernet key (a
@@ -145,7 +147,7 @@ func TestPutVariableAsAirflowStoresIt(t *testing.T) {
 				desc *string
 				enc  bool
 			)
-			queryURL(t, u, `SELECT val, description, is_encrypted FROM variable WHERE key = $1`, []any{tc.name}, &val, &desc, &enc)
+			queryRow(t, u, `SELECT val, description, is_encrypted FROM variable WHERE key = $1`, []any{tc.name}, &val, &desc, &enc)
 			if enc != (tc.keys != nil) {
 				t.Errorf("is_encrypted = %v with keys %d", enc, len(tc.keys))
 			}
@@ -258,7 +260,7 @@ func TestPutVariableUpsert(t *testing.T) {
 		val, team string
 		desc      *string
 	)
-	queryURL(t, u, `SELECT id, val, description, team_name FROM variable WHERE key = 'k'`, nil, &id, &val, &desc, &team)
+	queryRow(t, u, `SELECT id, val, description, team_name FROM variable WHERE key = 'k'`, nil, &id, &val, &desc, &team)
 	if id != 7 || val != "new" || desc != nil || team != "blue" {
 		t.Errorf("row = %d %q %v %q; want 7 \"new\" <nil> \"blue\"", id, val, desc, team)
 	}

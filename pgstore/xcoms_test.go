@@ -93,7 +93,7 @@ func TestSetXComAsAirflowStoresIt(t *testing.T) {
 				drID                    int
 				ts                      time.Time
 			)
-			queryURL(t, u, `SELECT jsonb_typeof(value), value::text, dag_run_id, dag_id, run_id, "timestamp" FROM xcom
+			queryRow(t, u, `SELECT jsonb_typeof(value), value::text, dag_run_id, dag_id, run_id, "timestamp" FROM xcom
 				WHERE task_id = 't' AND map_index = -1 AND key = $1`, []any{tc.name}, &typ, &text, &drID, &dagID, &runID, &ts)
 			if typ != tc.wantType || text != tc.wantText {
 				t.Errorf("value = %s %s; want %s %s", typ, text, tc.wantType, tc.wantText)
@@ -234,7 +234,7 @@ func TestSetXComReplacesAndDeletes(t *testing.T) {
 	}
 	var n int
 	var text string
-	queryURL(t, u, `SELECT count(*) OVER (), value::text FROM xcom WHERE task_id = 'm' AND map_index = 1`, nil, &n, &text)
+	queryRow(t, u, `SELECT count(*) OVER (), value::text FROM xcom WHERE task_id = 'm' AND map_index = 1`, nil, &n, &text)
 	if n != 1 || text != `{"x": 2}` {
 		t.Errorf("slot holds %d rows, value %s; want 1, {\"x\": 2}", n, text)
 	}
@@ -273,7 +273,7 @@ func TestSetXComUnknown(t *testing.T) {
 		})
 	}
 	var n int
-	queryURL(t, u, `SELECT count(*) FROM xcom`, nil, &n)
+	queryRow(t, u, `SELECT count(*) FROM xcom`, nil, &n)
 	if n != 0 {
 		t.Errorf("%d xcom rows; want none", n)
 	}
