@@ -63,15 +63,11 @@ func RunPurger(ctx context.Context, cfg PurgerConfig) error {
 	if grace == 0 {
 		grace = DefaultPurgeGrace
 	}
-	tick := cfg.Tick
-	if tick == nil {
-		if cfg.Interval <= 0 {
-			return fmt.Errorf("auth: purge interval %s is not positive", cfg.Interval)
-		}
-		t := time.NewTicker(cfg.Interval)
-		defer t.Stop()
-		tick = t.C
+	tick, stop, err := ticks(cfg.Tick, cfg.Interval, "purge")
+	if err != nil {
+		return err
 	}
+	defer stop()
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -94,4 +90,18 @@ func RunPurger(ctx context.Context, cfg PurgerConfig) error {
 			purge()
 		}
 	}
+}
+
+// ticks is the tick source of a periodic job: tick when a test gives one,
+// else a ticker every interval, which stop releases. what names the job in
+// the error about an interval that is not positive.
+func ticks(tick <-chan time.Time, interval time.Duration, what string) (<-chan time.Time, func(), error) {
+	if tick != nil {
+		return tick, func() {}, nil
+	}
+	if interval <= 0 {
+		return nil, nil, fmt.Errorf("auth: %s interval %s is not positive", what, interval)
+	}
+	t := time.NewTicker(interval)
+	return t.C, t.Stop, nil
 }

@@ -190,15 +190,11 @@ func RunRefresher(ctx context.Context, cfg RefresherConfig) error {
 	if cfg.Revocations == nil {
 		return errors.New("auth: refresher needs revocations")
 	}
-	tick := cfg.Tick
-	if tick == nil {
-		if cfg.Interval <= 0 {
-			return fmt.Errorf("auth: refresh interval %s is not positive", cfg.Interval)
-		}
-		t := time.NewTicker(cfg.Interval)
-		defer t.Stop()
-		tick = t.C
+	tick, stop, err := ticks(cfg.Tick, cfg.Interval, "refresh")
+	if err != nil {
+		return err
 	}
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():

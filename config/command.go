@@ -24,19 +24,10 @@ const commandTimeout = time.Minute
 // taskgate cannot query, and starting on the embedded store instead would
 // silently split the deployment's state.
 func resolveSensitive(d keyDef, file *iniFile, env map[string]string, src Sources) (layer, string, error) {
-	full := d.Section + "." + d.Name
-	if v, ok := src.Flags[full]; ok {
-		return layer{"flag", full}, v, nil
+	if l, v, ok, err := flagOrEnv(d, env, src.Flags); ok {
+		return l, v, err
 	}
 	name := envName(d.Section, d.Name)
-	if v, ok := env[name]; ok {
-		l := layer{"env", name}
-		x, err := expandEnv(v, env)
-		if err != nil {
-			return l, "", l.valueError(d, v, err.Error())
-		}
-		return l, x, nil
-	}
 	if cmd, ok := env[name+"_CMD"]; ok {
 		l := layer{"env", name + "_CMD"}
 		v, err := runCommand(cmd, env, src.Run)
@@ -49,18 +40,10 @@ func resolveSensitive(d keyDef, file *iniFile, env map[string]string, src Source
 		l := layer{"env", name + "_SECRET"}
 		return l, "", l.valueError(d, "", fmt.Sprintf("taskgate cannot query Airflow's secrets backends: set %s or %s_CMD", name, name))
 	}
+	if l, v, ok, err := fileValue(d, file, env); ok {
+		return l, v, err
+	}
 	if file != nil {
-		if e, ok := file.lookup(d.Section, d.Name); ok {
-			l := layer{"file", fmt.Sprintf("%s:%d", file.name, e.line)}
-			v, err := file.interpolate(d.Section, e.value)
-			if err == nil {
-				v, err = expandEnv(v, env)
-			}
-			if err != nil {
-				return l, "", l.valueError(d, e.value, err.Error())
-			}
-			return l, v, nil
-		}
 		if e, ok := file.lookup(d.Section, d.Name+"_cmd"); ok {
 			l := layer{"file", fmt.Sprintf("%s:%d", file.name, e.line)}
 			cmd, err := file.interpolate(d.Section, e.value)

@@ -135,33 +135,54 @@ func (l layer) valueError(d keyDef, value, reason string) *ValueError {
 // value after Airflow's interpolation and expansion. Lower layers are not
 // looked at, so a broken value that is overridden does not stop start-up.
 func resolve(d keyDef, file *iniFile, env map[string]string, flags map[string]string) (layer, string, error) {
+	if l, v, ok, err := flagOrEnv(d, env, flags); ok {
+		return l, v, err
+	}
+	if l, v, ok, err := fileValue(d, file, env); ok {
+		return l, v, err
+	}
+	return layer{source: "default"}, d.Default, nil
+}
+
+// flagOrEnv is the value of d set by a flag or by AIRFLOW__SECTION__KEY
+// (expanded), the two layers above every other; ok is false when neither
+// sets it.
+func flagOrEnv(d keyDef, env, flags map[string]string) (l layer, v string, ok bool, err error) {
 	full := d.Section + "." + d.Name
 	if v, ok := flags[full]; ok {
-		return layer{"flag", full}, v, nil
+		return layer{"flag", full}, v, true, nil
 	}
 	name := envName(d.Section, d.Name)
 	if v, ok := env[name]; ok {
 		l := layer{"env", name}
 		x, err := expandEnv(v, env)
 		if err != nil {
-			return l, "", l.valueError(d, v, err.Error())
+			return l, "", true, l.valueError(d, v, err.Error())
 		}
-		return l, x, nil
+		return l, x, true, nil
 	}
-	if file != nil {
-		if e, ok := file.lookup(d.Section, d.Name); ok {
-			l := layer{"file", fmt.Sprintf("%s:%d", file.name, e.line)}
-			v, err := file.interpolate(d.Section, e.value)
-			if err == nil {
-				v, err = expandEnv(v, env)
-			}
-			if err != nil {
-				return l, "", l.valueError(d, e.value, err.Error())
-			}
-			return l, v, nil
-		}
+	return layer{}, "", false, nil
+}
+
+// fileValue is the value of d in the configuration file, interpolated and
+// expanded; ok is false when the file does not set it.
+func fileValue(d keyDef, file *iniFile, env map[string]string) (l layer, v string, ok bool, err error) {
+	if file == nil {
+		return layer{}, "", false, nil
 	}
-	return layer{source: "default"}, d.Default, nil
+	e, found := file.lookup(d.Section, d.Name)
+	if !found {
+		return layer{}, "", false, nil
+	}
+	l = layer{"file", fmt.Sprintf("%s:%d", file.name, e.line)}
+	v, err = file.interpolate(d.Section, e.value)
+	if err == nil {
+		v, err = expandEnv(v, env)
+	}
+	if err != nil {
+		return l, "", true, l.valueError(d, e.value, err.Error())
+	}
+	return l, v, true, nil
 }
 
 // envName is Airflow's variable name for a key: AIRFLOW__SECTION__KEY.
