@@ -38,7 +38,9 @@ package pgstore
 //	TriggerTimeout   trigger_timeout
 //	Reschedules      task_reschedule rows of the row's id (TryNumber = the try's)
 //	QueuedBy, ReportedAt, RunGrant, RetryDelaySeconds, RetryReason,
-//	TaskOutlets, OutletEvents  taskgate.try (Airflow 3.2 has no column for them)
+//	TaskOutlets, OutletEvents  taskgate.try (Airflow 3.2 has no column for them);
+//	                 on success they become Airflow's asset_event and
+//	                 asset_dag_run_queue rows (assets.go)
 //
 // Columns taskgate writes beside these, as Airflow does: duration (end_date −
 // start_date in seconds, when both are set), and on insert the NOT NULL
@@ -505,6 +507,8 @@ func duration(ti *workload.TaskInstance) *float64 {
 //   - deferred: a trigger row (classpath, kwargs as the route stores them,
 //     queue, created_date) whose id goes to trigger_id;
 //   - awaiting_input: trigger_id NULL;
+//   - success: the asset events of the try's outlets and the dags they
+//     queue (register_asset_changes_in_db, see registerAssetChanges);
 //   - up_for_reschedule: a task_reschedule row per new reschedule;
 //   - up_for_retry: as Airflow's ti_update_state (prepare_db_for_next_try):
 //     the try recorded into task_instance_history (state failed, end_date
@@ -593,6 +597,10 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 			c.set("trigger_id", trigger)
 		case workload.StateAwaitingInput:
 			c.set("trigger_id", nil)
+		case workload.StateSuccess:
+			if err := registerAssetChanges(ctx, tx, ti, now); err != nil {
+				return err
+			}
 		}
 	}
 	if n := len(before.Reschedules); len(ti.Reschedules) > n {
