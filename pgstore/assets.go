@@ -36,6 +36,9 @@ type outletEvent struct {
 	} `json:"dest_asset_key"`
 	Extra           json.RawMessage `json:"extra"`
 	SourceAliasName json.RawMessage `json:"source_alias_name"`
+	// DestAssetExtra is the extra of the asset an alias event names, for
+	// the asset Airflow creates when it does not know it yet.
+	DestAssetExtra json.RawMessage `json:"dest_asset_extra"`
 }
 
 type assetKey struct{ name, uri string }
@@ -48,15 +51,19 @@ type assetRow struct {
 // registerAssetChanges is Airflow's register_asset_changes_in_db for ti's
 // outlets: an event (and the queueing of the dags it schedules) for every
 // outlet asset, asset name reference and asset uri reference that names an
-// active asset, then one for every distinct (asset, extra) a task emitted
-// through one of its outlet aliases. An outlet naming no active asset gets
-// no event. (Airflow then raises AirflowInactiveAssetInInletOrOutletException
-// after registering the others, and its route writes the try as failed
-// instead of success; the try's state is the domain's decision, which
-// taskgate leaves as reported.)
+// active asset, then one for every distinct (asset, asset extra, event
+// extra) the task emitted through one of its outlet aliases. Every event
+// carries the partition key of the try's dag run. An outlet naming no
+// active asset gets no event (Airflow logs a warning and goes on; the try
+// still succeeds).
 func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, now time.Time) error {
 	if len(ti.TaskOutlets) == 0 {
 		return nil
+	}
+	var partitionKey *string
+	if err := tx.QueryRow(ctx, `SELECT partition_key FROM dag_run WHERE dag_id = $1 AND run_id = $2`,
+		ti.DagID, ti.RunID).Scan(&partitionKey); err != nil && err != pgx.ErrNoRows {
+		return fmt.Errorf("pgstore: partition key of dag run %s/%s: %w", ti.DagID, ti.RunID, err)
 	}
 	var outlets []assetProfile
 	if err := json.Unmarshal(ti.TaskOutlets, &outlets); err != nil {
@@ -123,7 +130,7 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 		if !ok {
 			continue
 		}
-		if err := registerAssetChange(ctx, tx, ti, a, extras[k], nil, now); err != nil {
+		if err := registerAssetChange(ctx, tx, ti, a, extras[k], nil, partitionKey, now); err != nil {
 			return err
 		}
 	}
@@ -132,7 +139,7 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 		if !ok {
 			continue
 		}
-		if err := registerAssetChange(ctx, tx, ti, a, extrasByName[n], nil, now); err != nil {
+		if err := registerAssetChange(ctx, tx, ti, a, extrasByName[n], nil, partitionKey, now); err != nil {
 			return err
 		}
 	}
@@ -141,13 +148,13 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 		if !ok {
 			continue
 		}
-		if err := registerAssetChange(ctx, tx, ti, a, extrasByURI[u], nil, now); err != nil {
+		if err := registerAssetChange(ctx, tx, ti, a, extrasByURI[u], nil, partitionKey, now); err != nil {
 			return err
 		}
 	}
 
 	if len(aliasNames) > 0 {
-		if err := registerAliasEvents(ctx, tx, ti, events, aliasNames, now); err != nil {
+		if err := registerAliasEvents(ctx, tx, ti, events, aliasNames, partitionKey, now); err != nil {
 			return err
 		}
 	}
@@ -180,16 +187,19 @@ func activeAssets(ctx context.Context, tx pgx.Tx, keys []assetKey, names, uris [
 }
 
 // registerAliasEvents registers the events emitted through the task's
-// outlet aliases: one per distinct (asset, extra), carrying every alias
-// that emitted it. An asset Airflow does not know yet is created (inactive,
-// as Airflow's "Dynamically creating AssetModel" does); an alias event is
-// registered whether or not its asset is active.
+// outlet aliases: one per distinct (asset, asset extra, event extra),
+// carrying every alias that emitted it, with the event's extra keys sorted
+// (Airflow groups by json.dumps(…, sort_keys=True) and loads it back). An
+// asset Airflow does not know yet is created as Airflow's "Dynamically
+// creating AssetModel" does (group "asset", the event's dest_asset_extra,
+// not active); an alias event is registered whether or not its asset is
+// active.
 func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, events []outletEvent,
-	outletAliases map[string]bool, now time.Time) error {
+	outletAliases map[string]bool, partitionKey *string, now time.Time) error {
 	type group struct {
-		key     assetKey
-		extra   json.RawMessage
-		aliases map[string]bool
+		key               assetKey
+		assetExtra, extra string
+		aliases           map[string]bool
 	}
 	var groups []*group
 	index := map[string]*group{}
@@ -202,14 +212,18 @@ func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 			continue
 		}
 		k := assetKey{e.DestAssetKey.Name, e.DestAssetKey.URI}
-		canon, err := canonicalExtra(e.Extra)
+		extra, err := canonicalExtra(e.Extra)
 		if err != nil {
 			return fmt.Errorf("pgstore: outlet event extra of %s: %w", ti.ID, err)
 		}
-		id := k.name + "\x00" + k.uri + "\x00" + canon
+		assetExtra, err := canonicalExtra(e.DestAssetExtra)
+		if err != nil {
+			return fmt.Errorf("pgstore: outlet event asset extra of %s: %w", ti.ID, err)
+		}
+		id := k.name + "\x00" + k.uri + "\x00" + assetExtra + "\x00" + extra
 		g := index[id]
 		if g == nil {
-			g = &group{key: k, extra: e.Extra, aliases: map[string]bool{}}
+			g = &group{key: k, assetExtra: assetExtra, extra: extra, aliases: map[string]bool{}}
 			index[id] = g
 			groups = append(groups, g)
 		}
@@ -222,7 +236,7 @@ func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 		if err == pgx.ErrNoRows {
 			a = assetRow{name: g.key.name, uri: g.key.uri}
 			err = tx.QueryRow(ctx, `INSERT INTO asset (name, uri, "group", extra, created_at, updated_at)
-				VALUES ($1, $2, '', '{}', $3, $3) RETURNING id`, a.name, a.uri, now).Scan(&a.id)
+				VALUES ($1, $2, 'asset', $3::json, $4, $4) RETURNING id`, a.name, a.uri, g.assetExtra, now).Scan(&a.id)
 		}
 		if err != nil {
 			return fmt.Errorf("pgstore: asset %q of an alias event: %w", g.key.uri, err)
@@ -232,15 +246,14 @@ func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 			aliases = append(aliases, n)
 		}
 		sort.Strings(aliases)
-		if err := registerAssetChange(ctx, tx, ti, a, g.extra, aliases, now); err != nil {
+		if err := registerAssetChange(ctx, tx, ti, a, json.RawMessage(g.extra), aliases, partitionKey, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// canonicalExtra is an extra's value with sorted keys: events whose extras
-// hold the same items are one event, as Airflow's frozenset of the items.
+// canonicalExtra is an extra's value with sorted keys ({} when absent).
 func canonicalExtra(extra json.RawMessage) (string, error) {
 	if len(extra) == 0 {
 		return "{}", nil
@@ -269,11 +282,12 @@ func extraColumn(extra json.RawMessage) string {
 // the asset_event row, its asset_alias_asset_event rows, then an
 // asset_dag_run_queue row (ON CONFLICT DO NOTHING, Airflow's PostgreSQL
 // path) for every unpaused dag scheduled on the asset, on one of the
-// aliases, or on a reference to the asset's name or uri. A dag with a
-// partitioned timetable is not queued there: the event has no partition
-// key, for which Airflow queues no partitioned dag.
+// aliases, or on a reference to the asset's name or uri, unless the event
+// has a partition key. A dag with a partitioned timetable is never queued
+// there (Airflow queues it in asset_partition_dag_run through its
+// timetable's partition mapper, which taskgate does not do).
 func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, a assetRow,
-	extra json.RawMessage, aliases []string, now time.Time) error {
+	extra json.RawMessage, aliases []string, partitionKey *string, now time.Time) error {
 	var aliasIDs []int32
 	for _, name := range aliases {
 		var id int32
@@ -291,9 +305,9 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 	}
 	var eventID int32
 	if err := tx.QueryRow(ctx, `INSERT INTO asset_event (asset_id, extra, source_task_id, source_dag_id,
-			source_run_id, source_map_index, timestamp)
-		VALUES ($1, $2::json, $3, $4, $5, $6, $7) RETURNING id`,
-		a.id, extraColumn(extra), ti.TaskID, ti.DagID, ti.RunID, int32(ti.MapIndex), now).Scan(&eventID); err != nil {
+			source_run_id, source_map_index, timestamp, partition_key)
+		VALUES ($1, $2::json, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		a.id, extraColumn(extra), ti.TaskID, ti.DagID, ti.RunID, int32(ti.MapIndex), now, partitionKey).Scan(&eventID); err != nil {
 		return fmt.Errorf("pgstore: insert asset_event of asset %d: %w", a.id, err)
 	}
 	if len(aliasIDs) > 0 {
@@ -301,6 +315,9 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 			SELECT unnest($1::int[]), $2`, aliasIDs, eventID); err != nil {
 			return fmt.Errorf("pgstore: link asset_event %d to its aliases: %w", eventID, err)
 		}
+	}
+	if partitionKey != nil {
+		return nil
 	}
 	if aliasIDs == nil {
 		aliasIDs = []int32{}

@@ -138,6 +138,7 @@ func TestSuccessRegistersAssetChanges(t *testing.T) {
 		wantEvents    []assetEventRow
 		wantQueue     []adrqRow
 		wantNewAssets []string // assets created by the event, as name|uri|group|extra|active
+		partitionKey  *string  // of the producer's dag run
 	}{
 		{
 			name: "one asset with extra",
@@ -188,19 +189,32 @@ func TestSuccessRegistersAssetChanges(t *testing.T) {
 				TaskOutlets: json.RawMessage(`[{"name": "al", "uri": null, "type": "AssetAlias"},
 					{"name": "other", "uri": null, "type": "AssetAlias"}]`),
 				OutletEvents: json.RawMessage(`[
-					{"dest_asset_key": {"name": "new", "uri": "s3://b/new"}, "extra": {"p": 1}, "source_alias_name": "al"},
-					{"dest_asset_key": {"name": "new", "uri": "s3://b/new"}, "extra": {"p": 1}, "source_alias_name": "other"},
+					{"dest_asset_key": {"name": "new", "uri": "s3://b/new"}, "dest_asset_extra": {"o": "x"}, "extra": {"q": 2, "p": 1},
+						"source_alias_name": "al"},
+					{"dest_asset_key": {"name": "new", "uri": "s3://b/new"}, "dest_asset_extra": {"o": "x"}, "extra": {"p": 1, "q": 2},
+						"source_alias_name": "other"},
 					{"dest_asset_key": {"name": "a", "uri": "s3://b/a"}, "extra": {}, "source_alias_name": "al"},
 					{"dest_asset_key": {"name": "a", "uri": "s3://b/a"}, "extra": {}, "source_alias_name": "not-an-outlet"}]`)},
 			wantEvents: []assetEventRow{
-				{URI: "s3://b/new", Extra: `{"p":1}`, DagID: ptr("producer"), TaskID: ptr("t"), MapIndex: ptr(int32(-1)),
+				{URI: "s3://b/new", Extra: `{"p":1,"q":2}`, DagID: ptr("producer"), TaskID: ptr("t"), MapIndex: ptr(int32(-1)),
 					Timestamp: t0, Aliases: []string{"al", "other"}},
 				{URI: "s3://b/a", Extra: `{}`, DagID: ptr("producer"), TaskID: ptr("t"), MapIndex: ptr(int32(-1)),
 					Timestamp: t0, Aliases: []string{"al"}},
 			},
 			wantQueue: append([]adrqRow{{"s3://b/a", "c_alias", t0}}, append(queuedByA,
 				adrqRow{"s3://b/new", "c_alias", t0})...),
-			wantNewAssets: []string{"new|s3://b/new||{}|false"},
+			wantNewAssets: []string{`new|s3://b/new|asset|{"o":"x"}|false`},
+		},
+		{
+			// Airflow queues no dag in asset_dag_run_queue for an event
+			// with a partition key.
+			name: "partitioned dag run",
+			update: workload.StateUpdate{State: workload.StateSuccess,
+				TaskOutlets: json.RawMessage(`[` + assetA + `]`)},
+			partitionKey: ptr("2026-03-01"),
+			wantEvents: []assetEventRow{{URI: "s3://b/a", Extra: `{}`, DagID: ptr("producer"), TaskID: ptr("t"),
+				MapIndex: ptr(int32(-1)), Timestamp: t0, PartitionKey: ptr("2026-03-01")}},
+			wantQueue: []adrqRow{queued},
 		},
 		{
 			name: "failed",
@@ -222,6 +236,9 @@ func TestSuccessRegistersAssetChanges(t *testing.T) {
 			assetWorld(t, af)
 			row := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "producer", TaskID: "t", State: "running",
 				Hostname: "h", PID: ptr(1), StartDate: ptr(t0.Add(-time.Minute))})
+			if tt.partitionKey != nil {
+				af.Exec(t, `UPDATE dag_run SET partition_key = $1 WHERE dag_id = 'producer'`, *tt.partitionKey)
+			}
 			u := tt.update
 			u.EndDate = &end
 			if _, err := db.UpdateTaskInstance(context.Background(), row.ID, func(ti *workload.TaskInstance) error {
