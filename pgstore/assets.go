@@ -253,27 +253,49 @@ func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 	return nil
 }
 
-// canonicalExtra is an extra's value with sorted keys ({} when absent).
+// canonicalExtra is an extra as Airflow keeps an alias event's:
+// json.dumps(extra, sort_keys=True), {} when absent.
 func canonicalExtra(extra json.RawMessage) (string, error) {
 	if len(extra) == 0 {
 		return "{}", nil
 	}
-	var v any
-	if err := json.Unmarshal(extra, &v); err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(v)
-	return string(b), err
+	return pythonJSON(extra, true)
 }
 
-// extraColumn is asset_event.extra: the event's extra, {} when it has none
-// (Airflow's `extra or {}`).
-func extraColumn(extra json.RawMessage) string {
-	var m map[string]json.RawMessage
-	if len(extra) == 0 || json.Unmarshal(extra, &m) != nil || len(m) == 0 {
-		return "{}"
+// extraColumn is asset_event.extra as Airflow writes it: the event's extra
+// through json.dumps, {} when it is empty or absent (`extra or {}`).
+func extraColumn(extra json.RawMessage) (string, error) {
+	var v any
+	if len(extra) > 0 {
+		if err := json.Unmarshal(extra, &v); err != nil {
+			return "", err
+		}
 	}
-	return string(extra)
+	switch t := v.(type) {
+	case nil:
+		return "{}", nil
+	case bool:
+		if !t {
+			return "{}", nil
+		}
+	case float64:
+		if t == 0 {
+			return "{}", nil
+		}
+	case string:
+		if t == "" {
+			return "{}", nil
+		}
+	case map[string]any:
+		if len(t) == 0 {
+			return "{}", nil
+		}
+	case []any:
+		if len(t) == 0 {
+			return "{}", nil
+		}
+	}
+	return pythonJSON(extra, false)
 }
 
 // registerAssetChange is AssetManager.register_asset_change for an asset
@@ -303,11 +325,15 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 		}
 		aliasIDs = append(aliasIDs, id)
 	}
+	extraText, err := extraColumn(extra)
+	if err != nil {
+		return fmt.Errorf("pgstore: extra of an event of asset %d: %w", a.id, err)
+	}
 	var eventID int32
 	if err := tx.QueryRow(ctx, `INSERT INTO asset_event (asset_id, extra, source_task_id, source_dag_id,
 			source_run_id, source_map_index, timestamp, partition_key)
 		VALUES ($1, $2::json, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		a.id, extraColumn(extra), ti.TaskID, ti.DagID, ti.RunID, int32(ti.MapIndex), now, partitionKey).Scan(&eventID); err != nil {
+		a.id, extraText, ti.TaskID, ti.DagID, ti.RunID, int32(ti.MapIndex), now, partitionKey).Scan(&eventID); err != nil {
 		return fmt.Errorf("pgstore: insert asset_event of asset %d: %w", a.id, err)
 	}
 	if len(aliasIDs) > 0 {
