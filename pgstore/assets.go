@@ -11,6 +11,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -62,7 +63,7 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 	}
 	var partitionKey *string
 	if err := tx.QueryRow(ctx, `SELECT partition_key FROM dag_run WHERE dag_id = $1 AND run_id = $2`,
-		ti.DagID, ti.RunID).Scan(&partitionKey); err != nil && err != pgx.ErrNoRows {
+		ti.DagID, ti.RunID).Scan(&partitionKey); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("pgstore: partition key of dag run %s/%s: %w", ti.DagID, ti.RunID, err)
 	}
 	var outlets []assetProfile
@@ -105,16 +106,24 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 		}
 	}
 
-	// The extra of each asset's own event; a later event of an asset
-	// replaces an earlier one, as Airflow's dict comprehension does.
+	// The extra of each asset's own event, as Airflow's dicts hold them: a
+	// later event of an asset replaces an earlier one's extra but keeps its
+	// place, and the name and uri lookups follow that order.
 	extras := map[assetKey]json.RawMessage{}
-	extrasByName, extrasByURI := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	var order []assetKey
 	for _, e := range events {
 		if len(e.SourceAliasName) > 0 {
 			continue
 		}
 		k := assetKey{e.DestAssetKey.Name, e.DestAssetKey.URI}
-		extras[k], extrasByName[k.name], extrasByURI[k.uri] = e.Extra, e.Extra, e.Extra
+		if _, seen := extras[k]; !seen {
+			order = append(order, k)
+		}
+		extras[k] = e.Extra
+	}
+	extrasByName, extrasByURI := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	for _, k := range order {
+		extrasByName[k.name], extrasByURI[k.uri] = extras[k], extras[k]
 	}
 
 	active, err := activeAssets(ctx, tx, keys, nameRefs, uriRefs)
@@ -233,7 +242,7 @@ func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 		var a assetRow
 		err := tx.QueryRow(ctx, `SELECT id, name, uri FROM asset WHERE name = $1 AND uri = $2`, g.key.name, g.key.uri).
 			Scan(&a.id, &a.name, &a.uri)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			a = assetRow{name: g.key.name, uri: g.key.uri}
 			err = tx.QueryRow(ctx, `INSERT INTO asset (name, uri, "group", extra, created_at, updated_at)
 				VALUES ($1, $2, 'asset', $3::json, $4, $4) RETURNING id`, a.name, a.uri, g.assetExtra, now).Scan(&a.id)
@@ -312,10 +321,7 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 	extra json.RawMessage, aliases []string, partitionKey *string, now time.Time) error {
 	var aliasIDs []int32
 	for _, name := range aliases {
-		var id int32
-		err := tx.QueryRow(ctx, `WITH ins AS (INSERT INTO asset_alias (name, "group") VALUES ($1, '')
-				ON CONFLICT (name) DO NOTHING RETURNING id)
-			SELECT id FROM ins UNION ALL SELECT id FROM asset_alias WHERE name = $1 LIMIT 1`, name).Scan(&id)
+		id, err := assetAlias(ctx, tx, name)
 		if err != nil {
 			return fmt.Errorf("pgstore: asset alias %q: %w", name, err)
 		}
@@ -361,4 +367,23 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 		return fmt.Errorf("pgstore: queue the dags scheduled on asset %d: %w", a.id, err)
 	}
 	return nil
+}
+
+// assetAlias returns the id of the asset alias with the given name, created
+// (group "", AssetAliasModel's default) when Airflow does not know it. An
+// alias another transaction creates at the same time is read once that
+// transaction commits.
+func assetAlias(ctx context.Context, tx pgx.Tx, name string) (int32, error) {
+	var id int32
+	for _, sql := range []string{
+		`SELECT id FROM asset_alias WHERE name = $1`,
+		`INSERT INTO asset_alias (name, "group") VALUES ($1, '') ON CONFLICT (name) DO NOTHING RETURNING id`,
+		`SELECT id FROM asset_alias WHERE name = $1`,
+	} {
+		err := tx.QueryRow(ctx, sql, name).Scan(&id)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			return id, err
+		}
+	}
+	return 0, errors.New("alias neither found nor created")
 }
