@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -207,11 +208,10 @@ func classify(err error) error {
 func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", "57": // connection exception, operator intervention (shutdown)
-			return true
-		}
-		return pgErr.Code == "53300" // too_many_connections
+		// Class 08 connection exception, class 57 operator intervention
+		// (a server shutting down or not yet accepting), 53300
+		// too_many_connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57") || pgErr.Code == "53300"
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
