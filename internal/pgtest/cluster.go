@@ -174,10 +174,11 @@ func (c *cluster) start() error {
 	cmd.Dir = c.dir
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
-	// The server dies with the test binary: SIGQUIT (immediate shutdown)
-	// when the thread that started it ends, and that thread is locked to
-	// the goroutine waiting for the server for as long as it runs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
+	// On Linux the server dies with the test binary: SIGQUIT (immediate
+	// shutdown) when the thread that started it ends, and that thread is
+	// locked to the goroutine waiting for the server for as long as it
+	// runs. Elsewhere see serverAttr.
+	cmd.SysProcAttr = serverAttr(c.cred)
 	done := make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
