@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -124,9 +125,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		}
 		c.Response().Header().Set("WWW-Authenticate", challenge)
 	}
-	if status == http.StatusServiceUnavailable {
+	if errors.Is(err, workload.ErrUnavailable) {
 		c.Response().Header().Set("Retry-After", unavailableRetryAfter)
-		s.log.Warn("store unavailable", zap.String("route", c.Path()), zap.Error(err))
+		s.logUnavailable(c, err)
 	}
 	var werr error
 	if c.Request().Method == http.MethodHead {
@@ -137,4 +138,16 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if werr != nil {
 		s.log.Debug("write error response", zap.Error(werr))
 	}
+}
+
+// logUnavailable logs why the store could not be reached, at most once a
+// second: during an outage every request fails alike, and each already has
+// its access-log line with the 503.
+func (s *Server) logUnavailable(c echo.Context, err error) {
+	now := s.now().UnixNano()
+	last := s.unavailableLogged.Load()
+	if now-last < int64(time.Second) || !s.unavailableLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("store unavailable", zap.String("route", c.Path()), zap.Error(err))
 }

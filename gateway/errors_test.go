@@ -5,10 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/taskgate/taskgate/internal/fakeclock"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -25,11 +29,8 @@ func TestUnavailableStoreAnswers503(t *testing.T) {
 		{"bare on HEAD", http.MethodHead, workload.ErrUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{log: zap.NewNop()}
-			e := echo.New()
-			rec := httptest.NewRecorder()
-			c := e.NewContext(httptest.NewRequest(tc.method, "/execution/task-instances/x/heartbeat", nil), rec)
-			s.errorHandler(tc.err, c)
+			s := &Server{log: zap.NewNop(), now: time.Now}
+			rec := handleError(s, tc.method, tc.err)
 			if rec.Code != http.StatusServiceUnavailable {
 				t.Fatalf("status %d, want 503", rec.Code)
 			}
@@ -41,4 +42,38 @@ func TestUnavailableStoreAnswers503(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnavailableStoreLoggedOncePerSecond: during an outage every request
+// fails alike; its cause is logged at most once a second, and an overload
+// 503 (which is not the store's) never says the store is unavailable.
+func TestUnavailableStoreLoggedOncePerSecond(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	clk := fakeclock.New(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC))
+	s := &Server{log: zap.New(core), now: clk.Now}
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		err     error
+		want    int // "store unavailable" lines so far
+	}{
+		{"first failure", 0, workload.ErrUnavailable, 1},
+		{"same second", 500 * time.Millisecond, workload.ErrUnavailable, 1},
+		{"overload", 0, errOverloaded, 1},
+		{"a second later", 500 * time.Millisecond, workload.ErrUnavailable, 2},
+	} {
+		clk.Advance(step.advance)
+		handleError(s, http.MethodGet, step.err)
+		if got := logs.FilterMessage("store unavailable").Len(); got != step.want {
+			t.Errorf("%s: %d lines, want %d", step.name, got, step.want)
+		}
+	}
+}
+
+// handleError runs the error handler on err for a request with method.
+func handleError(s *Server, method string, err error) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	c := echo.New().NewContext(httptest.NewRequest(method, "/execution/task-instances/x/heartbeat", nil), rec)
+	s.errorHandler(err, c)
+	return rec
 }

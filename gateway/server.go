@@ -157,6 +157,9 @@ type Server struct {
 	connections *bodyCache
 	// states holds *requestState for accessLog.
 	states sync.Pool
+	// unavailableLogged is when (Unix ns) an unreachable store was last
+	// logged (logUnavailable).
+	unavailableLogged atomic.Int64
 }
 
 // New builds the server and registers every route of routes.go. A Config
