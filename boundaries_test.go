@@ -49,8 +49,9 @@ func TestPackageBoundaries(t *testing.T) {
 		"store":    {[]string{mod + "workload", mod + "auth", atomic, bbolt}, nil},
 		// Airflow's metadata database: only pgstore knows pgx, besides the
 		// tools that create such databases (the tests' helper, the benchmark).
-		"pgstore":         {[]string{mod + "workload", mod + "auth", pgx}, nil},
-		"internal/pgtest": {[]string{pgx}, nil},
+		"pgstore":         {[]string{mod + "workload", mod + "auth", mod + "internal/pyjson", pgx}, nil},
+		"internal/pgtest": {[]string{pgx, mod + "internal/pyjson"}, nil},
+		"internal/pyjson": {nil, nil},
 		"config":          {nil, nil},
 		"fernet":          {[]string{atomic}, nil},
 		"gateway":         {[]string{mod + "scopes", mod + "workload", mod + "reissue", mod + "auth", mod + "operator", echo, zap}, nil},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -268,7 +269,7 @@ func canonicalExtra(extra json.RawMessage) (string, error) {
 	if len(extra) == 0 {
 		return "{}", nil
 	}
-	return pythonJSON(extra, true)
+	return pyjson.Dumps(extra, true)
 }
 
 // extraColumn is asset_event.extra as Airflow writes it: the event's extra
@@ -304,7 +305,7 @@ func extraColumn(extra json.RawMessage) (string, error) {
 			return "{}", nil
 		}
 	}
-	return pythonJSON(extra, false)
+	return pyjson.Dumps(extra, false)
 }
 
 // registerAssetChange is AssetManager.register_asset_change for an asset

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskgate/taskgate/internal/pyjson"
 )
 
 // XComRow is an xcom row. Its task instance must exist (the foreign key
@@ -60,95 +60,38 @@ func (a *Airflow) XCom(t testing.TB, r XComRow) int64 {
 }
 
 // PythonJSON is v encoded as Python's json.dumps does with its defaults
-// (", " and ": " separators, non-ASCII escaped as \uXXXX, floats with a
-// fraction), map keys sorted. It covers the JSON-like values tests use.
+// (", " and ": " separators, non-ASCII escaped as \uXXXX, numbers as
+// Python writes them), map keys sorted.
 func PythonJSON(v any) (string, error) {
-	var b strings.Builder
-	if err := pyDump(&b, v); err != nil {
-		return "", err
+	raw, err := json.Marshal(pythonFloats(v))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: PythonJSON: %w", err)
 	}
-	return b.String(), nil
+	return pyjson.Dumps(raw, true)
 }
 
-func pyDump(b *strings.Builder, v any) error {
+// pythonFloats keeps a Go float a float through JSON: json.Marshal writes
+// 2.0 as 2, which Python would read, and write, as an int.
+func pythonFloats(v any) any {
 	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case string:
-		pyString(b, x)
-	case int:
-		b.WriteString(strconv.Itoa(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
 	case float64:
-		s := strconv.FormatFloat(x, 'g', -1, 64)
-		if !strings.ContainsAny(s, ".eEn") { // n: NaN, Inf
-			s += ".0"
+		n := json.Number(strconv.FormatFloat(x, 'g', -1, 64))
+		if !strings.ContainsAny(string(n), ".eE") {
+			n += ".0"
 		}
-		b.WriteString(s)
+		return n
 	case []any:
-		b.WriteByte('[')
+		out := make([]any, len(x))
 		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if err := pyDump(b, e); err != nil {
-				return err
-			}
+			out[i] = pythonFloats(e)
 		}
-		b.WriteByte(']')
+		return out
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = pythonFloats(e)
 		}
-		sort.Strings(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			pyString(b, k)
-			b.WriteString(": ")
-			if err := pyDump(b, x[k]); err != nil {
-				return err
-			}
-		}
-		b.WriteByte('}')
-	default:
-		return fmt.Errorf("pgtest: PythonJSON: unsupported %T", v)
+		return out
 	}
-	return nil
-}
-
-func pyString(b *strings.Builder, s string) {
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r < 0x20 || (r >= 0x7f && r <= 0xffff):
-			fmt.Fprintf(b, `\u%04x`, r)
-		case r > 0xffff:
-			r1, r2 := utf16.EncodeRune(r)
-			fmt.Fprintf(b, `\u%04x\u%04x`, r1, r2)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
+	return v
 }

@@ -1,4 +1,8 @@
-package pgstore
+// Package pyjson writes JSON as Python's json.dumps writes it. SQLAlchemy's
+// JSON type fills Airflow's plain json columns with json.dumps, so a value
+// taskgate writes there must have those bytes for Airflow's rows to read
+// as Airflow's own; the test fixtures write Airflow's rows with it too.
+package pyjson
 
 import (
 	"bytes"
@@ -13,7 +17,7 @@ import (
 	"unicode/utf16"
 )
 
-// pythonJSON re-encodes a JSON value as Python's json.dumps writes it with
+// Dumps re-encodes a JSON value as Python's json.dumps writes it with
 // its defaults, which is how SQLAlchemy's JSON type fills Airflow's plain
 // json columns (asset_event.extra, asset.extra): ", " and ": " separators,
 // non-ASCII and DEL escaped as \uXXXX (ensure_ascii), numbers as Python
@@ -21,7 +25,7 @@ import (
 // repr: 1e6 → 1000000.0, 1e-5 → 1e-05), keys in their order (a repeated
 // key keeps its first place and its last value), or sorted at every level
 // when sortKeys (sort_keys=True).
-func pythonJSON(raw []byte, sortKeys bool) (string, error) {
+func Dumps(raw []byte, sortKeys bool) (string, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	v, err := decodeOrdered(dec)
@@ -29,7 +33,7 @@ func pythonJSON(raw []byte, sortKeys bool) (string, error) {
 		return "", err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return "", errors.New("pgstore: trailing data after a JSON value")
+		return "", errors.New("pyjson: trailing data after a JSON value")
 	}
 	var b strings.Builder
 	if err := writePython(&b, v, sortKeys); err != nil {
@@ -61,7 +65,7 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 				}
 				k, ok := kt.(string)
 				if !ok {
-					return nil, fmt.Errorf("pgstore: JSON object key %v", kt)
+					return nil, fmt.Errorf("pyjson: JSON object key %v", kt)
 				}
 				v, err := decodeOrdered(dec)
 				if err != nil {
@@ -90,7 +94,7 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 			}
 			return a, nil
 		}
-		return nil, fmt.Errorf("pgstore: unexpected JSON delimiter %v", t)
+		return nil, fmt.Errorf("pyjson: unexpected JSON delimiter %v", t)
 	default:
 		return tok, nil
 	}
@@ -140,7 +144,7 @@ func writePython(b *strings.Builder, v any, sortKeys bool) error {
 		}
 		b.WriteByte('}')
 	default:
-		return fmt.Errorf("pgstore: unexpected JSON value %T", v)
+		return fmt.Errorf("pyjson: unexpected JSON value %T", v)
 	}
 	return nil
 }
@@ -191,7 +195,7 @@ func pythonNumber(n string) (string, error) {
 	if !strings.ContainsAny(n, ".eE") {
 		i, ok := new(big.Int).SetString(n, 10)
 		if !ok {
-			return "", fmt.Errorf("pgstore: JSON number %q", n)
+			return "", fmt.Errorf("pyjson: JSON number %q", n)
 		}
 		return i.String(), nil
 	}

@@ -1,8 +1,8 @@
-package pgstore
+package pyjson
 
 import "testing"
 
-// TestPythonJSON: pythonJSON writes what Python's
+// TestPythonJSON: Dumps writes what Python's
 // json.dumps(json.loads(raw), sort_keys=…) writes (expectations from
 // CPython 3.11).
 func TestPythonJSON(t *testing.T) {
@@ -25,18 +25,18 @@ func TestPythonJSON(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := pythonJSON([]byte(tt.raw), tt.sortKeys)
+			got, err := Dumps([]byte(tt.raw), tt.sortKeys)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
-				t.Errorf("pythonJSON(%s) =\n%s\nwant\n%s", tt.raw, got, tt.want)
+				t.Errorf("Dumps(%s) =\n%s\nwant\n%s", tt.raw, got, tt.want)
 			}
 		})
 	}
 	for _, bad := range []string{``, `{`, `{"a":1} 2`, `[1,]`} {
-		if got, err := pythonJSON([]byte(bad), false); err == nil {
-			t.Errorf("pythonJSON(%q) = %q, want an error", bad, got)
+		if got, err := Dumps([]byte(bad), false); err == nil {
+			t.Errorf("Dumps(%q) = %q, want an error", bad, got)
 		}
 	}
 }
