@@ -25,11 +25,7 @@ const fernetKeyFile = "fernet_key"
 // leave every secret stored by the previous one unreadable.
 func connectionCipher(cfg *config.Config) (*fernet.MultiKey, error) {
 	if len(cfg.FernetKeys) > 0 {
-		m, err := fernet.NewMulti(cfg.FernetKeys...)
-		if err != nil {
-			return nil, fmt.Errorf("[core] fernet_key: %w", err)
-		}
-		return m, nil
+		return configuredCipher(cfg)
 	}
 	key, _, err := fernet.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, fernetKeyFile))
 	if err != nil {
@@ -40,53 +36,52 @@ func connectionCipher(cfg *config.Config) (*fernet.MultiKey, error) {
 
 // rotateConnectionKey is `taskgate connections rotate-key`: re-encrypt every
 // connection's password and extra with the first configured key, as
-// `airflow rotate-fernet-key` does. It works on the data directory only (a
-// running server holds it), because the server's keys are the ones in its
-// own configuration. To rotate: set [core] fernet_key to "NEW,OLD" (OLD being
-// the current key, or the content of <data_dir>/fernet_key), run this, then
-// set it to "NEW" alone.
+// `airflow rotate-fernet-key` does. On the data directory it works offline
+// only (a running server holds it), because the server's keys are the ones
+// in its own configuration; on Airflow's metadata database it re-encrypts
+// every encrypted variable and connection field, as Airflow's command does.
+// To rotate: set [core] fernet_key to "NEW,OLD" (OLD being the current key,
+// or the content of <data_dir>/fernet_key), run this, then set it to "NEW"
+// alone.
 func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return err
 	}
+	// The store to rotate, and what the message says was rotated.
+	var db interface {
+		RotateSecrets(ctx context.Context) (int, error)
+		Close() error
+	}
+	var what string
 	if cfg.DatabaseURL != "" {
-		return rotateAirflowKey(ctx, e, cfg)
-	}
-	db, err := openStore(cfg, time.Now)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	n, err := db.RotateSecrets(ctx)
-	if err != nil {
-		return err
-	}
-	source := filepath.Join(cfg.DataDir, fernetKeyFile)
-	if len(cfg.FernetKeys) > 0 {
-		source = fmt.Sprintf("[core] fernet_key (first of %d)", len(cfg.FernetKeys))
-	}
-	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d connections with the key of %s\n", n, source)
-	return err
-}
-
-// rotateAirflowKey is `taskgate connections rotate-key` on Airflow's
-// metadata database: `airflow rotate-fernet-key`, re-encrypting every
-// encrypted variable and connection field with the first [core] fernet_key.
-func rotateAirflowKey(ctx context.Context, e *cliEnv, cfg *config.Config) (err error) {
-	if len(cfg.FernetKeys) == 0 {
-		return errors.New("[core] fernet_key is not set: Airflow's variables and connections are stored in clear, there is nothing to rotate")
-	}
-	db, err := openPostgres(ctx, cfg, time.Now)
-	if err != nil {
-		return err
+		if len(cfg.FernetKeys) == 0 {
+			return errors.New("[core] fernet_key is not set: Airflow's variables and connections are stored in clear, there is nothing to rotate")
+		}
+		pg, err := openPostgres(ctx, cfg, time.Now)
+		if err != nil {
+			return err
+		}
+		db = pg
+		what = fmt.Sprintf("variable and connection values in Airflow's database with the first of %d [core] fernet_key keys",
+			len(cfg.FernetKeys))
+	} else {
+		st, err := openStore(cfg, time.Now)
+		if err != nil {
+			return err
+		}
+		db = st
+		source := filepath.Join(cfg.DataDir, fernetKeyFile)
+		if len(cfg.FernetKeys) > 0 {
+			source = fmt.Sprintf("[core] fernet_key (first of %d)", len(cfg.FernetKeys))
+		}
+		what = "connections with the key of " + source
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
 	n, err := db.RotateSecrets(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d variable and connection values in Airflow's database with the first of %d [core] fernet_key keys\n",
-		n, len(cfg.FernetKeys))
+	_, err = fmt.Fprintf(e.stdout, "re-encrypted %d %s\n", n, what)
 	return err
 }

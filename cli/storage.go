@@ -118,6 +118,16 @@ func airflowCipher(cfg *config.Config) (pgstore.Cipher, error) {
 	if len(cfg.FernetKeys) == 0 {
 		return nil, nil
 	}
+	m, err := configuredCipher(cfg)
+	if err != nil {
+		return nil, err // an untyped nil: a nil *MultiKey would be a non-nil Cipher
+	}
+	return m, nil
+}
+
+// configuredCipher is the Fernet of the [core] fernet_key keys: the first
+// encrypts, all decrypt.
+func configuredCipher(cfg *config.Config) (*fernet.MultiKey, error) {
 	m, err := fernet.NewMulti(cfg.FernetKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("[core] fernet_key: %w", err)
