@@ -23,6 +23,7 @@ func TestREADMETables(t *testing.T) {
 	for _, tc := range []struct{ name, want string }{
 		{"config-table", config.MarkdownTable()},
 		{"route-table", gateway.RouteTableMarkdown()},
+		{"conformance-table", conformanceMarkdown(t)},
 	} {
 		begin, end := "<!-- "+tc.name+":begin -->\n", "<!-- "+tc.name+":end -->"
 		i, j := strings.Index(readme, begin), strings.Index(readme, end)
