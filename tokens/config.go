@@ -66,6 +66,11 @@ type Config struct {
 	// RSA or Ed25519 private key (PKCS8 "PRIVATE KEY" or PKCS1
 	// "RSA PRIVATE KEY"). Exactly one of Secret and PrivateKeyPath may be set.
 	PrivateKeyPath string
+	// Ring, when set, is the key set to sign with (its active key) and to
+	// verify with (every key in it), in place of Secret or PrivateKeyPath:
+	// see KeyRing and Manager. A TrustedJWKSURL still takes precedence for
+	// verification.
+	Ring *KeyRing
 	// Algorithm is [api_auth] jwt_algorithm: "", "GUESS", "HS512", "RS256",
 	// "RS512" or "EdDSA". ""/"GUESS" choose from the key as Airflow does:
 	// HS512 for a secret, RS512 for RSA, EdDSA for Ed25519.
@@ -178,6 +183,9 @@ func signingMethod(alg string) jwt.SigningMethod {
 
 // checkCommon validates the settings shared by the signer and validator.
 func (c *Config) checkCommon() error {
+	if c.Ring != nil && (len(c.Secret) > 0 || c.PrivateKeyPath != "") {
+		return errors.New("tokens: a key ring and jwt_secret or jwt_private_key_path are both given; the ring holds the configured key")
+	}
 	if len(c.Secret) > 0 && c.PrivateKeyPath != "" {
 		return errors.New("tokens: jwt_secret and jwt_private_key_path are both set; set exactly one")
 	}
@@ -219,7 +227,14 @@ func loadPrivateKey(path string) (crypto.Signer, keyKind, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("tokens: read private key: %w", err)
 	}
+	return parsePrivateKeyPEM(data, path)
+}
+
+// parsePrivateKeyPEM reads the first RSA or Ed25519 private key in PEM data;
+// name says where the data came from, for messages.
+func parsePrivateKeyPEM(data []byte, path string) (crypto.Signer, keyKind, error) {
 	rest := data
+	var err error
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)

@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"crypto"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,55 +17,31 @@ import (
 // token minted here is indistinguishable from one minted by Airflow's
 // scheduler. It is safe for concurrent use.
 type Signer struct {
-	alg      string
-	method   jwt.SigningMethod
-	key      any    // []byte, *rsa.PrivateKey or ed25519.PrivateKey
-	kid      string // the header's kid; empty with a secret
+	ring     *KeyRing // the active key signs
 	issuer   string
 	audience string
 	now      func() time.Time
 }
 
-// NewSigner builds a Signer from the secret or the private key in cfg
-// (exactly one must be set). The algorithm is resolved once, here; a value
-// that does not fit the key is a configuration error.
+// NewSigner builds a Signer. It signs with cfg.Ring's active key when
+// cfg.Ring is set, else with the secret or the private key in cfg (exactly
+// one must be set), whose algorithm is resolved once, here: a value that
+// does not fit the key is a configuration error.
 func NewSigner(cfg Config) (*Signer, error) {
 	if err := cfg.checkCommon(); err != nil {
 		return nil, err
 	}
-	s := &Signer{audience: cfg.Audiences[0], now: cfg.now()}
+	s := &Signer{audience: cfg.Audiences[0], now: cfg.now(), ring: cfg.Ring}
 	if len(cfg.Issuers) > 0 {
 		s.issuer = cfg.Issuers[0]
 	}
-	var kind keyKind
-	var pub crypto.PublicKey
-	switch {
-	case cfg.PrivateKeyPath != "":
-		priv, k, err := loadPrivateKey(cfg.PrivateKeyPath)
+	if s.ring == nil {
+		k, err := ConfiguredKey(cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.key, kind, pub = priv, k, priv.Public()
-	case len(cfg.Secret) > 0:
-		s.key, kind = slices.Clone(cfg.Secret), kindSecret
-	default:
-		return nil, errors.New("tokens: no signing key: set jwt_secret or jwt_private_key_path")
-	}
-	alg, err := resolveAlgorithm(cfg.Algorithm, kind)
-	if err != nil {
-		return nil, err
-	}
-	s.alg, s.method = alg, signingMethod(alg)
-
-	// Airflow emits kid only for asymmetric keys; with a secret there is
-	// nothing to select, and a kid would only tell an attacker the mode.
-	// golang-jwt writes the header's alg and typ.
-	if kind != kindSecret {
-		s.kid = cfg.KID
-		if s.kid == "" {
-			if s.kid, err = thumbprint(pub); err != nil {
-				return nil, err
-			}
+		if s.ring, err = NewKeyRing(KeySet{Keys: []StoredKey{k}}); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
@@ -74,7 +49,7 @@ func NewSigner(cfg Config) (*Signer, error) {
 
 // Algorithm returns the algorithm tokens are signed with, e.g. for a
 // start-up log line or a JWKS document.
-func (s *Signer) Algorithm() string { return s.alg }
+func (s *Signer) Algorithm() string { return s.ring.Algorithm() }
 
 // Sign mints a token valid for lifetime (at least one second) from now. It
 // keeps base's subject and scope (each omitted when empty) and every Extra
@@ -255,11 +230,15 @@ func (s *Signer) encode(c *scopes.Claims, extra map[string]any, keep bool) (stri
 	if norm != nil {
 		c.Extra = norm
 	}
-	t := jwt.NewWithClaims(s.method, jc)
-	if s.kid != "" {
-		t.Header["kid"] = s.kid
+	k := s.ring.state.Load().active
+	t := jwt.NewWithClaims(k.method, jc)
+	// Airflow emits kid only for asymmetric keys; with a secret there is
+	// nothing a verifier could look up, and a kid would only tell an
+	// attacker the mode. golang-jwt writes the header's alg and typ.
+	if k.alg != algHS512 {
+		t.Header["kid"] = k.kid
 	}
-	tok, err := t.SignedString(s.key)
+	tok, err := t.SignedString(k.sign)
 	if err != nil {
 		return "", fmt.Errorf("tokens: sign: %w", err)
 	}

@@ -2,12 +2,12 @@ package tokens
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,18 +17,28 @@ import (
 // Validator verifies task tokens. It is safe for concurrent use; build one
 // at start-up and share it.
 type Validator struct {
-	alg     string
-	parser  *jwt.Parser // built once: the algorithm, audience, leeway and clock never come from a token
+	alg     string         // JWKS mode: the configured algorithm
+	parser  *jwt.Parser    // JWKS mode; the ring's parsers are in parsed
+	options []parserOption // everything but the algorithms, which come from configuration or the key set
 	issuers []string
-	secret  []byte           // HS512 mode
-	pub     crypto.PublicKey // private-key mode: the public half
-	jwks    *jwks            // trusted_jwks_url mode
+	ring    *KeyRing // key-set mode: every key of the ring verifies
+	parsed  atomic.Pointer[ringParser]
+	jwks    *jwks // trusted_jwks_url mode
 	now     func() time.Time
 	leeway  time.Duration
 	cache   *verifiedCache // nil when disabled
 
 	// newTicker drives Run; tests replace it to tick by hand.
 	newTicker func(time.Duration) (<-chan time.Time, func())
+}
+
+type parserOption = jwt.ParserOption
+
+// ringParser is the parser for one version of the key ring: its valid
+// methods are the algorithms of that version's keys.
+type ringParser struct {
+	state  *ringState
+	parser *jwt.Parser
 }
 
 // NewValidator builds a Validator. Keys come, in Airflow's priority order,
@@ -53,30 +63,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	case cfg.CacheSize > 0:
 		v.cache = newVerifiedCache(cfg.CacheSize)
 	}
-	var kind keyKind
-	switch {
-	case cfg.TrustedJWKSURL != "":
-		kind = kindJWKS
-	case cfg.PrivateKeyPath != "":
-		priv, k, err := loadPrivateKey(cfg.PrivateKeyPath)
-		if err != nil {
-			return nil, err
-		}
-		v.pub, kind = priv.Public(), k
-	case len(cfg.Secret) > 0:
-		v.secret, kind = slices.Clone(cfg.Secret), kindSecret
-	default:
-		return nil, errors.New("tokens: no verification key: set trusted_jwks_url, jwt_private_key_path or jwt_secret")
-	}
-	alg, err := resolveAlgorithm(cfg.Algorithm, kind)
-	if err != nil {
-		return nil, err
-	}
-	v.alg = alg
-	v.parser = jwt.NewParser(
-		// The one algorithm from configuration: "none", other algorithms and
-		// HS512 "signed" with a public key are refused before any key is used.
-		jwt.WithValidMethods([]string{alg}),
+	v.options = []parserOption{
 		jwt.WithAudience(cfg.Audiences...),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithIssuedAt(),
@@ -86,14 +73,54 @@ func NewValidator(cfg Config) (*Validator, error) {
 		// token text canonical: one signed claim set has exactly one
 		// accepted spelling, so a cache keyed by the token string is sound.
 		jwt.WithStrictDecoding(),
-	)
-	if kind == kindJWKS {
+	}
+	if cfg.TrustedJWKSURL != "" {
+		alg, err := resolveAlgorithm(cfg.Algorithm, kindJWKS)
+		if err != nil {
+			return nil, err
+		}
+		v.alg = alg
+		v.parser = v.newParser([]string{alg})
 		if v.jwks, err = newJWKS(&cfg, alg); err != nil {
 			return nil, err
 		}
 		_ = v.jwks.refreshIfDue(context.Background(), false) // recorded for Health
+		return v, nil
+	}
+	v.ring = cfg.Ring
+	if v.ring == nil {
+		if len(cfg.Secret) == 0 && cfg.PrivateKeyPath == "" {
+			return nil, errors.New("tokens: no verification key: set trusted_jwks_url, jwt_private_key_path or jwt_secret")
+		}
+		k, err := ConfiguredKey(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if v.ring, err = NewKeyRing(KeySet{Keys: []StoredKey{k}}); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
+}
+
+// newParser builds a parser accepting exactly algs: the algorithm comes from
+// configuration (or the stored key set), never from a token. "none", other
+// algorithms and HS512 "signed" with a public key are refused before any
+// key is used.
+func (v *Validator) newParser(algs []string) *jwt.Parser {
+	return jwt.NewParser(append([]parserOption{jwt.WithValidMethods(algs)}, v.options...)...)
+}
+
+// ringParser returns the parser for the ring's current version, building
+// it on the first token after a change of the set.
+func (v *Validator) currentRingParser() *ringParser {
+	st := v.ring.state.Load()
+	if p := v.parsed.Load(); p != nil && p.state == st {
+		return p
+	}
+	p := &ringParser{state: st, parser: v.newParser(st.methods)}
+	v.parsed.Store(p)
+	return p
 }
 
 // Validate verifies raw and returns its claims. Any failure wraps
@@ -119,9 +146,17 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 	if len(raw) > MaxTokenSize {
 		return nil, invalid("token larger than " + strconv.Itoa(MaxTokenSize) + " bytes")
 	}
+	// keys is the key set this validation uses; a cached verification
+	// counts only while the set it was made with is still the current one,
+	// so a retired key or a JWKS that dropped one stops its tokens at once.
 	var keys any
+	parser := v.parser
+	var st *ringState
 	if v.jwks != nil {
 		keys = v.jwks.keys.Load()
+	} else {
+		rp := v.currentRingParser()
+		parser, st, keys = rp.parser, rp.state, rp.state
 	}
 	now := v.now()
 	if v.cache != nil {
@@ -133,8 +168,8 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 		return nil, err
 	}
 	c := &tokenClaims{issuers: v.issuers}
-	tok, err := v.parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
-		return v.keyFor(ctx, t)
+	tok, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t, st)
 	})
 	if err != nil {
 		return nil, v.classify(err, tok)
@@ -178,30 +213,26 @@ func checkAlphabet(raw string) error {
 	return nil
 }
 
-// keyFor is the jwt.Keyfunc. Only "kid" is read from the header, and only
-// in JWKS mode: with one key there is nothing to select, and "jku", "x5u"
-// or "jwk" would let the token choose its own trust anchor.
-func (v *Validator) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+// keyFor is the jwt.Keyfunc. Only "kid" is read from the header: it selects
+// a key of the JWKS or of the key set st. "jku", "x5u" or "jwk" would let
+// the token choose its own trust anchor.
+func (v *Validator) keyFor(ctx context.Context, t *jwt.Token, st *ringState) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		// RFC 7515 §4.1.11: no extension is understood, so none may be critical.
 		return nil, invalid("crit header is not supported")
 	}
-	switch {
-	case v.jwks != nil:
-		raw, ok := t.Header["kid"]
-		if !ok {
-			return nil, invalid("missing kid")
-		}
-		kid, ok := raw.(string)
-		if !ok {
-			return nil, invalid("kid has wrong type")
-		}
-		return v.jwks.key(ctx, kid)
-	case v.pub != nil:
-		return v.pub, nil
-	default:
-		return v.secret, nil
+	if v.jwks == nil {
+		return st.verificationKey(t)
 	}
+	raw, ok := t.Header["kid"]
+	if !ok {
+		return nil, invalid("missing kid")
+	}
+	kid, ok := raw.(string)
+	if !ok {
+		return nil, invalid("kid has wrong type")
+	}
+	return v.jwks.key(ctx, kid)
 }
 
 // classify turns golang-jwt's error into one invalidError with a precise,
@@ -223,7 +254,7 @@ func (v *Validator) classify(err error, tok *jwt.Token) error {
 		// The alg header is missing or names no known method.
 		return invalid("alg not allowed: " + headerAlg(tok))
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		if tok != nil && tok.Method != nil && tok.Method.Alg() != v.alg {
+		if tok != nil && tok.Method != nil && !slices.Contains(v.algorithms(), tok.Method.Alg()) {
 			return invalid("alg not allowed: " + headerAlg(tok))
 		}
 		return invalid("bad signature")
@@ -305,8 +336,22 @@ func (v *Validator) Health() error {
 	return v.jwks.health()
 }
 
-// Algorithm returns the one algorithm tokens must be signed with.
-func (v *Validator) Algorithm() string { return v.alg }
+// Algorithm returns the algorithm tokens must be signed with: the
+// configured one with a JWKS, else the active key's.
+func (v *Validator) Algorithm() string {
+	if v.ring != nil {
+		return v.ring.Algorithm()
+	}
+	return v.alg
+}
+
+// algorithms are the algorithms a token may be signed with now.
+func (v *Validator) algorithms() []string {
+	if v.ring != nil {
+		return v.ring.state.Load().methods
+	}
+	return []string{v.alg}
+}
 
 func realTicker(d time.Duration) (<-chan time.Time, func()) {
 	t := time.NewTicker(d)
