@@ -106,6 +106,15 @@ var migrations = []string{
 		outlet_events       jsonb
 	);
 	CREATE INDEX try_queued_by ON taskgate.try (queued_by) WHERE queued_by <> ''`,
+	// 3: the signing key set (pgstore/keyset.go), one row shared by every
+	// replica: its private keys are Fernet-encrypted with [core] fernet_key
+	// when one is configured, as Airflow keeps connection passwords.
+	3: `CREATE TABLE taskgate.key_set (
+		id           smallint PRIMARY KEY CHECK (id = 1),
+		document     text NOT NULL,
+		is_encrypted boolean NOT NULL,
+		updated_at   timestamptz NOT NULL
+	)`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

@@ -93,7 +93,11 @@ func (db *DB) RotateSecrets(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		n = vars + pwds + extras
+		keys, err := db.rotateKeySet(ctx, tx)
+		if err != nil {
+			return err
+		}
+		n = vars + pwds + extras + keys
 		return nil
 	})
 	if err != nil {
@@ -136,4 +140,23 @@ func (db *DB) rotateColumn(ctx context.Context, tx pgx.Tx, table, idCol, col, fl
 		}
 	}
 	return len(todo), nil
+}
+
+// rotateKeySet re-encrypts the signing key set when it is stored encrypted,
+// and returns how many values it rewrote (0 or 1).
+func (db *DB) rotateKeySet(ctx context.Context, tx pgx.Tx) (int, error) {
+	var tok string
+	err := tx.QueryRow(ctx, `SELECT document FROM taskgate.key_set WHERE id = 1 AND is_encrypted FOR UPDATE`).Scan(&tok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	rotated, err := db.opts.Cipher.Rotate(tok)
+	if err != nil {
+		return 0, fmt.Errorf("%w the signing key set: %w", ErrDecrypt, err)
+	}
+	_, err = tx.Exec(ctx, `UPDATE taskgate.key_set SET document = $1 WHERE id = 1`, rotated)
+	return 1, err
 }

@@ -17,8 +17,8 @@ type KeyStore interface {
 	// KeySetDocument returns the stored document, nil when none is stored.
 	KeySetDocument(ctx context.Context) ([]byte, error)
 	// SwapKeySetDocument stores doc if the stored document is still old
-	// (nil: none stored), and returns ErrKeySetChanged otherwise.
-	SwapKeySetDocument(ctx context.Context, old, doc []byte) error
+	// (nil: none stored), in one transaction, and reports whether it did.
+	SwapKeySetDocument(ctx context.Context, old, doc []byte) (swapped bool, err error)
 }
 
 // ManagerConfig configures a Manager.
@@ -194,14 +194,13 @@ func (m *Manager) change(ctx context.Context, fn func(KeySet) (KeySet, bool, err
 		if err != nil {
 			return err
 		}
-		err = m.cfg.Store.SwapKeySetDocument(ctx, doc, enc)
-		if errors.Is(err, ErrKeySetChanged) {
-			continue
-		}
+		swapped, err := m.cfg.Store.SwapKeySetDocument(ctx, doc, enc)
 		if err != nil {
 			return err
 		}
-		return m.install(enc)
+		if swapped {
+			return m.install(enc)
+		}
 	}
 	return fmt.Errorf("%w %d times; try again", ErrKeySetChanged, maxSwapAttempts)
 }

@@ -72,7 +72,8 @@ var (
 	ErrKeyActive = errors.New("tokens: the active key cannot be retired; rotate first")
 	// ErrKeyInUse: tokens signed by the key may still be valid.
 	ErrKeyInUse = errors.New("tokens: the key may still verify live tokens")
-	// ErrKeySetChanged: another process changed the stored set meanwhile.
+	// ErrKeySetChanged: other processes kept changing the stored set
+	// while this one tried to.
 	ErrKeySetChanged = errors.New("tokens: the key set was changed concurrently")
 )
 

@@ -127,7 +127,7 @@ func (s *memKeyStore) KeySetDocument(context.Context) ([]byte, error) {
 	return s.doc, nil
 }
 
-func (s *memKeyStore) SwapKeySetDocument(_ context.Context, old, doc []byte) error {
+func (s *memKeyStore) SwapKeySetDocument(_ context.Context, old, doc []byte) (bool, error) {
 	if f := s.interfere; f != nil {
 		s.interfere = nil
 		f()
@@ -135,10 +135,10 @@ func (s *memKeyStore) SwapKeySetDocument(_ context.Context, old, doc []byte) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if string(s.doc) != string(old) || (s.doc == nil) != (old == nil) {
-		return ErrKeySetChanged
+		return false, nil
 	}
 	s.doc = doc
-	return nil
+	return true, nil
 }
 
 func newTestManager(t *testing.T, st KeyStore, now func() time.Time, configured *StoredKey) *Manager {
