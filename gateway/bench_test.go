@@ -65,7 +65,7 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 		WorkloadTokenLifetime: time.Hour, APITokenLifetime: time.Hour, CLITokenLifetime: time.Hour,
 		Auth: db, Authenticator: authn, RESTSigner: signer, RESTValidator: validator,
 		NewID:       func() string { return "0190e3e4-0000-7000-8000-000000000001" },
-		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log,
+		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log, Keys: newFakeKeys(time.Now),
 	}
 	for _, o := range opts {
 		o(&cfg)

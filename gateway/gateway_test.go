@@ -167,7 +167,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		WorkloadTokenLifetime: time.Hour, APITokenLifetime: 24 * time.Hour, CLITokenLifetime: time.Hour,
 		Auth: db, Authenticator: authn, RESTSigner: rest, RESTValidator: rest, BcryptCost: bcrypt.MinCost,
 		NewID:        func() string { ids++; return fmt.Sprintf("0190e3e4-0000-7000-8000-%012x", ids) },
-		MaxBodyBytes: 64 << 10, Now: clk.Now, Logger: zap.New(core),
+		MaxBodyBytes: 64 << 10, Now: clk.Now, Logger: zap.New(core), Keys: newFakeKeys(clk.Now),
 	}
 	for _, o := range opts {
 		if o.config != nil {

@@ -26,7 +26,7 @@ import (
 // its task-token signer.
 func (s *Server) operations() (*operator.Operations, error) {
 	return operator.New(operator.Config{
-		Store: s.cfg.Store, Identities: s.cfg.Auth, Revoker: s.revoked, Signer: s.cfg.Signer,
+		Store: s.cfg.Store, Identities: s.cfg.Auth, Revoker: s.revoked, Signer: s.cfg.Signer, Keys: s.cfg.Keys,
 		WorkloadTokenLifetime: s.cfg.WorkloadTokenLifetime, ComponentTokenLifetime: s.cfg.ExecutionTokenLifetime,
 		APITokenLifetime: s.cfg.APITokenLifetime, CLITokenLifetime: s.cfg.CLITokenLifetime,
 		BcryptCost: s.cfg.BcryptCost, NewID: s.cfg.NewID, Now: s.now,

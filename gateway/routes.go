@@ -96,6 +96,8 @@ func (s *Server) routes() []route {
 	return []route{
 		{http.MethodGet, "/execution/health", public, "", s.handleHealth},
 		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
+		// The public keys that verify taskgate's tokens (asymmetric keys only).
+		{http.MethodGet, "/execution/.well-known/jwks.json", public, "", s.handleJWKS},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
 		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},
@@ -156,6 +158,10 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/api/v2/users", nil, admin, s.handleAddUser},
 		{http.MethodDelete, "/api/v2/users/:username", nil, admin, s.handleRemoveUser},
 		{http.MethodPost, "/api/v2/tokens/revoke", nil, admin, s.handleRevokeToken},
+
+		{http.MethodGet, "/api/v2/keys", nil, admin, s.handleListKeys},
+		{http.MethodPost, "/api/v2/keys/rotate", nil, admin, s.handleRotateKey},
+		{http.MethodDelete, "/api/v2/keys/:kid", nil, admin, s.handleRetireKey},
 	}
 }
 

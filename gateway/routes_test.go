@@ -38,7 +38,8 @@ func TestRouteTable(t *testing.T) {
 		case r.Policy != nil && r.Role != "":
 			t.Errorf("%s has both a task-token policy and a role", key)
 		case r.Policy == nil && r.Role == "":
-			if !strings.HasPrefix(r.Path, "/execution/health") && !strings.HasPrefix(r.Path, "/auth/token") {
+			if !strings.HasPrefix(r.Path, "/execution/health") && !strings.HasPrefix(r.Path, "/auth/token") &&
+				r.Path != "/execution/.well-known/jwks.json" {
 				t.Errorf("%s takes no token", key)
 			}
 			continue
@@ -47,7 +48,7 @@ func TestRouteTable(t *testing.T) {
 				t.Errorf("%s: REST roles guard only /api/v2 and /auth routes", key)
 			}
 			if strings.HasPrefix(r.Path, "/api/v2/users") || strings.HasPrefix(r.Path, "/api/v2/components") ||
-				strings.HasPrefix(r.Path, "/api/v2/tokens") {
+				strings.HasPrefix(r.Path, "/api/v2/tokens") || strings.HasPrefix(r.Path, "/api/v2/keys") {
 				if r.Role != auth.RoleAdmin {
 					t.Errorf("%s must require admin, has %s", key, r.Role)
 				}

@@ -91,6 +91,9 @@ type Config struct {
 	// components.
 	Auth          auth.Store
 	Authenticator Authenticator
+	// Keys is the signing key set the admin API manages and the JWKS
+	// route publishes.
+	Keys          Keys
 	RESTSigner    Signer
 	RESTValidator Validator
 	// APITokenLifetime and CLITokenLifetime are [api_auth]
@@ -269,6 +272,7 @@ func checkConfig(cfg *Config) error {
 		{"RESTSigner", cfg.RESTSigner == nil},
 		{"RESTValidator", cfg.RESTValidator == nil},
 		{"NewID", cfg.NewID == nil},
+		{"Keys", cfg.Keys == nil},
 	}
 	for _, r := range required {
 		if r.missing {

@@ -33,7 +33,7 @@ func completeConfig(t *testing.T) Config {
 		Validator: toks, Signer: toks, Store: db, Auth: db, Authenticator: authn,
 		RESTSigner: rest, RESTValidator: rest, NewID: func() string { return "id" },
 		ExecutionTokenLifetime: 600 * time.Second, WorkloadTokenLifetime: time.Hour,
-		APITokenLifetime: 24 * time.Hour, CLITokenLifetime: time.Hour,
+		APITokenLifetime: 24 * time.Hour, CLITokenLifetime: time.Hour, Keys: newFakeKeys(time.Now),
 	}
 }
 
@@ -53,6 +53,7 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		"no RESTSigner":             {func(c *Config) { c.RESTSigner = nil }, &ConfigError{"RESTSigner", "is required"}},
 		"no RESTValidator":          {func(c *Config) { c.RESTValidator = nil }, &ConfigError{"RESTValidator", "is required"}},
 		"no NewID":                  {func(c *Config) { c.NewID = nil }, &ConfigError{"NewID", "is required"}},
+		"no Keys":                   {func(c *Config) { c.Keys = nil }, &ConfigError{"Keys", "is required"}},
 		"no ExecutionTokenLifetime": {func(c *Config) { c.ExecutionTokenLifetime = 0 },
 			&ConfigError{"ExecutionTokenLifetime", "must be positive, not 0s"}},
 		"no WorkloadTokenLifetime": {func(c *Config) { c.WorkloadTokenLifetime = 0 },

@@ -93,6 +93,17 @@ type Service interface {
 	// RemoveComponent removes the component: its tokens are no longer
 	// renewed. ErrNotFound when there is none.
 	RemoveComponent(ctx context.Context, id string) error
+
+	// Keys lists the signing keys, the active one first.
+	Keys(ctx context.Context) ([]SigningKey, error)
+	// RotateKey makes a new key the active signing key; the previous one
+	// keeps verifying until every token it signed has expired. It returns
+	// the keys after the rotation.
+	RotateKey(ctx context.Context) ([]SigningKey, error)
+	// RetireKey drops a key that no longer signs. A key whose tokens may
+	// still be valid is refused (ErrInvalid) unless force; the active key
+	// always is. ErrNotFound for an unknown kid.
+	RetireKey(ctx context.Context, kid string, force bool) ([]SigningKey, error)
 }
 
 // RedactedPassword is shown instead of a stored connection password: an
@@ -194,6 +205,8 @@ type Config struct {
 	Identities Identities
 	Revoker    Revoker
 	Signer     Signer
+	// Keys changes the signing key set.
+	Keys KeyManager
 	// WorkloadTokenLifetime is the life of the workload tokens of queued
 	// task instances.
 	WorkloadTokenLifetime time.Duration
@@ -229,8 +242,8 @@ var _ Service = (*Operations)(nil)
 // is an error here rather than a panic at the first request.
 func New(cfg Config) (*Operations, error) {
 	switch {
-	case cfg.Store == nil || cfg.Identities == nil || cfg.Revoker == nil || cfg.Signer == nil:
-		return nil, errors.New("operator: store, identities, revoker and signer are required")
+	case cfg.Store == nil || cfg.Identities == nil || cfg.Revoker == nil || cfg.Signer == nil || cfg.Keys == nil:
+		return nil, errors.New("operator: store, identities, revoker, signer and key manager are required")
 	case cfg.NewID == nil:
 		return nil, errors.New("operator: NewID is required")
 	case cfg.WorkloadTokenLifetime <= 0 || cfg.ComponentTokenLifetime <= 0 || cfg.APITokenLifetime <= 0 || cfg.CLITokenLifetime <= 0:

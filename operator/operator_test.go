@@ -64,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{db: db, signer: &fakeSigner{}}
 	ids := 0
 	f.ops, err = operator.New(operator.Config{
-		Store: db, Identities: db, Revoker: db, Signer: f.signer,
+		Store: db, Identities: db, Revoker: db, Signer: f.signer, Keys: noKeys{},
 		WorkloadTokenLifetime: workloadLife, ComponentTokenLifetime: componentLife,
 		APITokenLifetime: longestLife, CLITokenLifetime: cliLife,
 		BcryptCost: bcrypt.MinCost,
@@ -360,4 +360,16 @@ func TestNewRefusesMissingDependencies(t *testing.T) {
 	if _, err := operator.New(operator.Config{}); err == nil {
 		t.Error("New without dependencies succeeded")
 	}
+}
+
+// noKeys is a key manager with one key that never changes: Operations only
+// passes key requests on (tokens.Manager holds their rules).
+type noKeys struct{}
+
+func (noKeys) Keys(context.Context) ([]operator.SigningKey, error) {
+	return []operator.SigningKey{{KID: "k", Active: true}}, nil
+}
+func (noKeys) RotateKey(context.Context) ([]operator.SigningKey, error) { return nil, errors.New("fixed") }
+func (noKeys) RetireKey(context.Context, string, bool) ([]operator.SigningKey, error) {
+	return nil, errors.New("fixed")
 }
