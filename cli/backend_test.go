@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/taskgate/taskgate/auth"
@@ -77,12 +78,20 @@ func backends(t *testing.T, failComponents bool) (offline offlineBackend, api *a
 	if failComponents {
 		signer = componentSignFails{task}
 	}
-	offline, err := newOfflineBackend(cfg, signer, offlineDB)
+	offlineKeys, err := openKeys(context.Background(), cfg, offlineDB, time.Now, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline, err = newOfflineBackend(cfg, signer, offlineKeys, offlineDB)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	_, serverDB = open()
+	serverCfg, serverDB := open()
+	serverKeys, err := openKeys(context.Background(), serverCfg, serverDB, time.Now, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	taskValidator, err := tokens.NewValidator(tokens.Config{Secret: []byte("a-test-secret-of-32-bytes-length"), Audiences: cfg.ExecutionAudiences})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +105,7 @@ func backends(t *testing.T, failComponents bool) (offline offlineBackend, api *a
 		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime, WorkloadTokenLifetime: cfg.WorkloadTokenLifetime,
 		Auth: serverDB, Authenticator: authn, RESTSigner: rest, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
-		BcryptCost: bcrypt.MinCost, NewID: newID,
+		BcryptCost: bcrypt.MinCost, NewID: newID, Keys: keyAdmin{serverKeys},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +169,44 @@ func TestRegisterComponentUnsignedLeavesNothing(t *testing.T) {
 	for name, db := range map[string]*store.DB{"offline": offlineDB, "admin API": serverDB} {
 		if cs, err := db.Components(ctx); err != nil || len(cs) != 0 {
 			t.Errorf("%s: components after the failed registration = %+v, %v; want none", name, cs, err)
+		}
+	}
+}
+
+// TestKeyRotationAlike: through the data directory and through the admin
+// API alike, a rotation adds an active key and keeps the old one with its
+// retirement time, the old key's early retirement is refused with the same
+// words, the active key's too, and an unknown kid is not found.
+func TestKeyRotationAlike(t *testing.T) {
+	offline, api, _, _ := backends(t, false)
+	ctx := context.Background()
+	refusals := map[string][]string{}
+	for name, b := range map[string]operator.Service{"offline": offline, "admin API": api} {
+		before, err := b.Keys(ctx)
+		if err != nil || len(before) != 1 || !before[0].Active {
+			t.Fatalf("%s: keys before rotating = %+v, %v", name, before, err)
+		}
+		after, err := b.RotateKey(ctx)
+		if err != nil || len(after) != 2 || !after[0].Active || after[1].KID != before[0].KID || after[1].RetireAfter == nil {
+			t.Fatalf("%s: keys after rotating = %+v, %v", name, after, err)
+		}
+		_, early := b.RetireKey(ctx, after[1].KID, false)
+		_, active := b.RetireKey(ctx, after[0].KID, true)
+		_, unknown := b.RetireKey(ctx, "no-such-kid", false)
+		if !errors.Is(early, operator.ErrInvalid) || !errors.Is(active, operator.ErrInvalid) || !errors.Is(unknown, operator.ErrNotFound) {
+			t.Fatalf("%s: refusals %v / %v / %v", name, early, active, unknown)
+		}
+		refusals[name] = []string{early.Error(), active.Error()}
+		left, err := b.RetireKey(ctx, after[1].KID, true)
+		if err != nil || len(left) != 1 || left[0].KID != after[0].KID {
+			t.Fatalf("%s: forced retirement = %+v, %v", name, left, err)
+		}
+	}
+	for i := range refusals["offline"] {
+		// The early refusal names a time, which differs by the clock read.
+		off, _, _ := strings.Cut(refusals["offline"][i], " until ")
+		if !strings.Contains(refusals["admin API"][i], off) {
+			t.Errorf("the refusals differ:\noffline:   %s\nadmin API: %s", refusals["offline"][i], refusals["admin API"][i])
 		}
 	}
 }

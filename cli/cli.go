@@ -64,41 +64,6 @@ func openStore(cfg *config.Config, now func() time.Time) (*store.DB, error) {
 	return db, err
 }
 
-// keyConfig builds the token configuration. Without configured key material
-// the secret is created once in the data directory and reused on every start:
-// a per-process random key is the most common way Airflow 3 deployments end
-// up refusing their own tokens.
-func keyConfig(cfg *config.Config, now func() time.Time, log *zap.Logger) (tokens.Config, error) {
-	tc := tokens.Config{
-		PrivateKeyPath: cfg.JWTPrivateKeyPath,
-		Algorithm:      cfg.JWTAlgorithm,
-		KID:            cfg.JWTKID,
-		Issuers:        cfg.JWTIssuers,
-		Audiences:      cfg.ExecutionAudiences,
-		Leeway:         cfg.JWTLeeway,
-		TrustedJWKSURL: cfg.TrustedJWKSURL,
-		JWKSRefresh:    cfg.JWKSRefresh,
-		Now:            now,
-	}
-	switch {
-	case cfg.JWTSecret != "":
-		tc.Secret = []byte(cfg.JWTSecret)
-	case cfg.JWTPrivateKeyPath == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return tc, fmt.Errorf("create data directory: %w", err)
-		}
-		path := filepath.Join(cfg.DataDir, "jwt_secret")
-		secret, created, err := tokens.LoadOrCreateSecret(path)
-		if err != nil {
-			return tc, err
-		}
-		tc.Secret = secret
-		log.Info("using the data directory's jwt secret", zap.String("path", path), zap.Bool("created", created),
-			zap.String("secret_fp", tokens.Fingerprint(string(secret))))
-	}
-	return tc, nil
-}
-
 // newLogger builds the JSON logger at the configured level.
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return newLoggerTo(level, zapcore.Lock(zapcore.AddSync(w)))
@@ -151,29 +116,32 @@ func newServerLogger(level string, w io.Writer) (log *zap.Logger, stop func(), e
 	return log, func() { _ = ws.Stop() }, nil
 }
 
-// offline opens what a provisioning command needs: config, signer, store.
-func (e *cliEnv) offline(ctx context.Context) (*config.Config, *tokens.Signer, storage, error) {
+// offline opens what a provisioning command needs: config, the store, and
+// the signing keys in it (the signer mints with their active key).
+func (e *cliEnv) offline(ctx context.Context) (*config.Config, *tokens.Signer, *tokens.Manager, storage, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	log, err := newLogger("warn", e.stderr)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	tc, err := keyConfig(cfg, time.Now, log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	signer, err := tokens.NewSigner(tc)
-	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	db, err := openStorage(ctx, cfg, time.Now)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return cfg, signer, db.storage, nil
+	keys, err := openKeys(ctx, cfg, db, time.Now, log)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	signer, err := tokens.NewSigner(tokenConfig(cfg, keys.Ring(), time.Now))
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	return cfg, signer, keys, db.storage, nil
 }
 
 // newID returns a time-ordered UUID (v7), as Airflow 3 uses for task

@@ -63,8 +63,8 @@ func (e *cliEnv) rotateConnectionKey(ctx context.Context) (err error) {
 			return err
 		}
 		db = pg
-		what = fmt.Sprintf("variable and connection values in Airflow's database with the first of %d [core] fernet_key keys",
-			len(cfg.FernetKeys))
+		what = fmt.Sprintf("variable and connection values (and taskgate's signing key set) in Airflow's database "+
+			"with the first of %d [core] fernet_key keys", len(cfg.FernetKeys))
 	} else {
 		st, err := openStore(cfg, time.Now)
 		if err != nil {

@@ -34,6 +34,7 @@ import (
 	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/internal/atomicfile"
 	"github.com/taskgate/taskgate/operator"
+	"github.com/taskgate/taskgate/tokens"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -201,11 +202,11 @@ func (e *cliEnv) open(server string) (operatorBackend, error) {
 	if err != nil || api != nil {
 		return api, err
 	}
-	cfg, signer, db, err := e.offline(context.Background())
+	cfg, signer, keys, db, err := e.offline(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	b, err := newOfflineBackend(cfg, signer, db)
+	b, err := newOfflineBackend(cfg, signer, keys, db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -214,13 +215,13 @@ func (e *cliEnv) open(server string) (operatorBackend, error) {
 }
 
 // newOfflineBackend runs the operator use cases on the open store db,
-// minting tokens with signer.
-func newOfflineBackend(cfg *config.Config, signer operator.Signer, db storage) (offlineBackend, error) {
+// minting tokens with signer and changing the signing keys through keys.
+func newOfflineBackend(cfg *config.Config, signer operator.Signer, keys *tokens.Manager, db storage) (offlineBackend, error) {
 	ops, err := operator.New(operator.Config{
 		// The store itself records revocations. No server runs on the
 		// data directory (it would hold its lock); servers on a shared
 		// database read them from it (replicaBound).
-		Store: db, Identities: db, Revoker: db, Signer: signer,
+		Store: db, Identities: db, Revoker: db, Signer: signer, Keys: keyAdmin{keys},
 		WorkloadTokenLifetime: cfg.WorkloadTokenLifetime, ComponentTokenLifetime: cfg.ExecutionTokenLifetime,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
 		BcryptCost: cfg.BcryptCost, NewID: newID, Now: time.Now,
@@ -694,4 +695,32 @@ func (c *apiClient) Components(ctx context.Context) ([]auth.Component, error) {
 
 func (c *apiClient) RemoveComponent(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v2/components/"+seg(id), nil, nil, nil)
+}
+
+// ----- signing keys
+
+type keysPage struct {
+	Keys []operator.SigningKey `json:"keys"`
+}
+
+func (c *apiClient) Keys(ctx context.Context) ([]operator.SigningKey, error) {
+	var page keysPage
+	err := c.do(ctx, http.MethodGet, "/api/v2/keys", nil, nil, &page)
+	return page.Keys, err
+}
+
+func (c *apiClient) RotateKey(ctx context.Context) ([]operator.SigningKey, error) {
+	var page keysPage
+	err := c.do(ctx, http.MethodPost, "/api/v2/keys/rotate", nil, nil, &page)
+	return page.Keys, err
+}
+
+func (c *apiClient) RetireKey(ctx context.Context, kid string, force bool) ([]operator.SigningKey, error) {
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
+	}
+	var page keysPage
+	err := c.do(ctx, http.MethodDelete, "/api/v2/keys/"+seg(kid), q, nil, &page)
+	return page.Keys, err
 }

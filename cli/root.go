@@ -146,6 +146,7 @@ func (e *cliEnv) rootCommand() *cobra.Command {
 		e.usersCommand(),
 		e.tokensCommand(),
 		e.componentsCommand(),
+		e.keysCommand(),
 		e.loginCommand(),
 		e.logoutCommand(),
 		e.configCommand(),

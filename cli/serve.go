@@ -64,10 +64,16 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	defer stopLog()
 	now := time.Now
 
-	tc, err := keyConfig(cfg, now, log)
+	db, err := openStorage(ctx, cfg, now)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
+	keys, err := openKeys(ctx, cfg, db, now, log)
+	if err != nil {
+		return err
+	}
+	tc := tokenConfig(cfg, keys.Ring(), now)
 	signer, err := tokens.NewSigner(tc)
 	if err != nil {
 		return err
@@ -87,11 +93,6 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStorage(ctx, cfg, now)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost})
 	if err != nil {
 		return err
@@ -118,6 +119,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		Auth:                   db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
 		Revocations: revocations,
+		Keys:        keyAdmin{keys},
 		NewID:       newID,
 		MaxInFlight: cfg.MaxInFlight,
 		AuthLimiter: limiter,
@@ -185,6 +187,18 @@ func (e *cliEnv) serve(ctx context.Context) error {
 			}
 		}()
 	}
+	if db.shared {
+		// Another replica's rotation or retirement is signed and verified
+		// here within replicaBound.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := keys.Run(runCtx, replicaBound, func(err error) { log.Warn("refreshing the signing keys failed", zap.Error(err)) })
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("signing key refresher stopped", zap.Error(err))
+			}
+		}()
+	}
 	if cfg.PprofListen != "" {
 		stopPprof, err := servePprof(cfg.PprofListen, log)
 		if err != nil {
@@ -195,7 +209,8 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("store", db.describe),
-		zap.String("algorithm", signer.Algorithm()), zap.Any("config", cfg.Redacted()))
+		zap.String("algorithm", signer.Algorithm()), zap.String("signing_kid", keys.Ring().KeySet().Active()),
+		zap.Any("config", cfg.Redacted()))
 
 	select {
 	case err = <-serveErr:

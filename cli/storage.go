@@ -18,6 +18,7 @@ import (
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/pgstore"
 	"github.com/taskgate/taskgate/store"
+	"github.com/taskgate/taskgate/tokens"
 )
 
 var (
@@ -31,6 +32,7 @@ type storage interface {
 	gateway.Store
 	operator.Store
 	auth.Store
+	tokens.KeyStore
 	Close() error
 }
 

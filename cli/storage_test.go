@@ -154,8 +154,9 @@ func TestRotateKeyOnAirflowDatabase(t *testing.T) {
 	if out := runCLI(t, env(oldKey), "", "variables", "set", "k", "v"); out.err != nil {
 		t.Fatalf("variables set: %v\n%s", out.err, out.stderr)
 	}
+	// The variable, and the signing key set the first command stored.
 	out := runCLI(t, env(newKey+","+oldKey), "", "connections", "rotate-key")
-	if out.err != nil || !strings.Contains(out.stdout, "re-encrypted 1 ") {
+	if out.err != nil || !strings.Contains(out.stdout, "re-encrypted 2 ") {
 		t.Fatalf("rotate-key: %v\n%s%s", out.err, out.stdout, out.stderr)
 	}
 	if out := runCLI(t, env(newKey), "", "variables", "get", "k"); out.err != nil || strings.TrimSpace(out.stdout) != "v" {

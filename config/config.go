@@ -151,6 +151,10 @@ type Config struct {
 	// JWKSRefresh is how often a remote TrustedJWKSURL is fetched again, so
 	// rotated keys are picked up without a restart.
 	JWKSRefresh time.Duration
+	// JWKSRetry is the shortest gap between two fetches of a
+	// TrustedJWKSURL; a token whose kid is unknown (a verifier following a
+	// rotation) makes the next fetch as soon as it allows.
+	JWKSRetry time.Duration
 	// MaxInFlight bounds requests handled at once: beyond it the gateway
 	// answers 503 with Retry-After at once instead of queueing without
 	// bound. Health checks are not counted.

@@ -369,7 +369,9 @@ type noKeys struct{}
 func (noKeys) Keys(context.Context) ([]operator.SigningKey, error) {
 	return []operator.SigningKey{{KID: "k", Active: true}}, nil
 }
-func (noKeys) RotateKey(context.Context) ([]operator.SigningKey, error) { return nil, errors.New("fixed") }
+func (noKeys) RotateKey(context.Context) ([]operator.SigningKey, error) {
+	return nil, errors.New("fixed")
+}
 func (noKeys) RetireKey(context.Context, string, bool) ([]operator.SigningKey, error) {
 	return nil, errors.New("fixed")
 }
