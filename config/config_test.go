@@ -64,6 +64,7 @@ func defaultConfig() *Config {
 		WriteTimeout:           60 * time.Second,
 		IdleTimeout:            120 * time.Second,
 		JWKSRefresh:            time.Hour,
+		JWKSRetry:              10 * time.Second,
 		Source:                 allSources("default"),
 	}
 }
