@@ -689,6 +689,7 @@ func TestRedacted(t *testing.T) {
 		"taskgate.write_timeout":                       "1m0s",
 		"taskgate.idle_timeout":                        "2m0s",
 		"taskgate.jwks_refresh_interval":               "1h0m0s",
+		"taskgate.jwks_retry_interval":                 "10s",
 		"taskgate.task_variable_writes":                "all",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
