@@ -75,8 +75,11 @@ func (s *Server) variableWrites(next echo.HandlerFunc) echo.HandlerFunc {
 
 // handlePutVariable is PUT /variables/{key} with {"val", "description"}
 // ("value" is accepted for "val", as Airflow's model populates by name).
+// The value is required (null is a value); FastAPI validates the body before
+// the handler runs, so a bad body is a 422 even when the key is empty, and
+// an empty key with a good body is the handler's 404.
 func (s *Server) handlePutVariable(c echo.Context) error {
-	key, err := variableKey(c)
+	key, err := pathParam(c, "*")
 	if err != nil {
 		return err
 	}
@@ -85,15 +88,22 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 		return err
 	}
 	var val *string
-	if _, ok := o.fields["val"]; ok {
-		val = o.str("val", false, true)
-	} else {
-		val = o.str("value", false, true)
+	switch {
+	case o.has("val"):
+		val = o.str("val", true, true)
+	case o.has("value"):
+		val = o.str("value", true, true)
+	default:
+		// Absent under both names: pydantic names the alias.
+		o.str("val", true, true)
 	}
 	desc := o.str("description", false, true)
 	o.forbidExtra()
 	if verr := o.err(); verr != nil {
 		return verr
+	}
+	if key == "" {
+		return echo.ErrNotFound
 	}
 	if err := s.cfg.Store.PutVariable(c.Request().Context(), workload.Variable{Key: key, Value: val, Description: desc}); err != nil {
 		return err
