@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -28,6 +29,12 @@ func (s *Server) handleGetVariable(c echo.Context) error {
 		return err
 	}
 	return serveCached(c, s.variables, key, func() (any, error) {
+		if v, ok := s.cfg.EnvSecrets.Variable(key); ok {
+			return struct {
+				Key   string  `json:"key"`
+				Value *string `json:"value"`
+			}{key, &v}, nil
+		}
 		v, err := s.cfg.Store.Variable(c.Request().Context(), key)
 		if errors.Is(err, workload.ErrNotFound) {
 			return nil, notFound("Variable with key '" + key + "' not found")
@@ -105,6 +112,13 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 	if key == "" {
 		return echo.ErrNotFound
 	}
+	if s.cfg.EnvSecrets.HasVariable(key) {
+		// As Airflow's Variable.check_for_write_conflict: the write
+		// happens, but reads keep answering the environment's value.
+		s.log.Warn("variable is defined in the environment, which takes precedence over the database: "+
+			"the database value is written, but reads answer the environment's until it is removed from there",
+			zap.String("key", key))
+	}
 	if err := s.cfg.Store.PutVariable(c.Request().Context(), workload.Variable{Key: key, Value: val, Description: desc}); err != nil {
 		return err
 	}
@@ -150,6 +164,13 @@ func (s *Server) handleGetConnection(c echo.Context) error {
 		return err
 	}
 	return serveCached(c, s.connections, id, func() (any, error) {
+		// Airflow skips a secrets backend that fails and reads the next;
+		// the error names the variable, never its value.
+		if conn, err := s.cfg.EnvSecrets.Connection(id); err != nil {
+			s.log.Warn("environment connection ignored; reading the database", zap.Error(err))
+		} else if conn != nil {
+			return conn, nil
+		}
 		conn, err := s.cfg.Store.Connection(c.Request().Context(), id)
 		if errors.Is(err, workload.ErrNotFound) {
 			return nil, notFound("Connection with ID " + id + " not found")
