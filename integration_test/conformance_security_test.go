@@ -127,8 +127,8 @@ func TestConformanceSecurity(t *testing.T) {
 	// the binary: a workload token is refused everywhere but where
 	// Airflow's NON_DEFAULT_TOKEN_POLICY lets it in.
 	nonDefault := map[string][]string{
-		"PATCH /task-instances/{task_instance_id}/run":           {"execution", "workload"},
-		"PATCH /connection-tests/{connection_test_id}":            {"workload"},
+		"PATCH /task-instances/{task_instance_id}/run":          {"execution", "workload"},
+		"PATCH /connection-tests/{connection_test_id}":          {"workload"},
 		"GET /connection-tests/{connection_test_id}/connection": {"workload"},
 	}
 	routes := map[string][]string{} // Airflow's "METHOD path" → token types
