@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/url"
 	"sort"
 	"strconv"
@@ -81,6 +82,44 @@ func TestConformanceXComs(t *testing.T) {
 		} {
 			t.Run("test_xcoms.py::TestXComsGetEndpoint::test_xcom_get_with_offset["+strconv.Itoa(tt.offset)+"]", func(t *testing.T) {
 				wantJSON(t, reader.do("GET", "/execution/xcoms/dag/runid/task/xcom_1/item/"+strconv.Itoa(tt.offset), ""), tt.status, tt.want)
+			})
+		}
+	})
+
+	// versions/v2025_04_28/test_xcom.py: the same fixture read through
+	// GET …/{key}?offset=, the form clients of 2025-04-28 send, answered
+	// with the whole XComResponse.
+	t.Run("test_xcom.py::TestXComsGetEndpoint::test_xcom_get_with_offset", func(t *testing.T) {
+		notFound := func(off int) string {
+			return `{"detail":{"reason":"not_found","message":"XCom with key='xcom_1' offset=` + strconv.Itoa(off) +
+				` not found for task 'task' in DAG run 'runid' of 'dag'"}}`
+		}
+		found := func(v string) string { return `{"key":"xcom_1","value":"` + v + `"}` }
+		for _, tt := range []struct {
+			offset, status int
+			want           string
+		}{
+			{-4, 404, notFound(-4)}, {-3, 200, found("f")}, {-2, 200, found("o")}, {-1, 200, found("b")},
+			{0, 200, found("f")}, {1, 200, found("o")}, {2, 200, found("b")}, {3, 404, notFound(3)},
+		} {
+			t.Run("test_xcom.py::TestXComsGetEndpoint::test_xcom_get_with_offset["+strconv.Itoa(tt.offset)+"]", func(t *testing.T) {
+				req, err := newRequest("GET", srv.URL+"/execution/xcoms/dag/runid/task/xcom_1?offset="+strconv.Itoa(tt.offset),
+					"Bearer "+reader.token, "v2025-04-28-offset", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Airflow-API-Version", "2025-04-28")
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantJSON(t, &response{method: "GET", path: req.URL.RequestURI(), status: resp.StatusCode, header: resp.Header, body: body},
+					tt.status, tt.want)
 			})
 		}
 	})
