@@ -181,7 +181,9 @@ func connectionFromJSON(id, value string) (*Connection, error) {
 			c.Extra = &s
 			hasFields = true
 		default:
-			return nil, errors.New("unexpected member " + strconv.Quote(k))
+			// The member's name is part of the secret value: not quoted.
+			return nil, errors.New("a member other than conn_type, description, host, login, password, " +
+				"schema, port, extra, uri and team_name")
 		}
 	}
 	if uri != nil && *uri != "" {

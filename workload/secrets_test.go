@@ -117,3 +117,27 @@ func TestParseConnection(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConnection: any value parses or is refused without a panic, and
+// a refusal never quotes the value, which is a secret.
+func FuzzParseConnection(f *testing.F) {
+	for _, s := range []string{"postgres://u:p@h:5432/s?a=b", "http://https://x:1/p", `{"conn_type":"x","extra":{"a":[1]}}`,
+		`{"uri":"a://b"}`, "x://h?__extra__=%7B%7D", "a://b://c://d", "x://[::1]:80/", "%zz://%", `{"port":"1_0"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		c, err := ParseConnection("id", value)
+		if err != nil {
+			if len(value) >= 12 && strings.Contains(err.Error(), strings.TrimSpace(value)) {
+				t.Errorf("the error %q quotes the value", err)
+			}
+			return
+		}
+		if c.ConnID != "id" {
+			t.Errorf("conn_id %q", c.ConnID)
+		}
+		if _, err := json.Marshal(c); err != nil {
+			t.Error(err)
+		}
+	})
+}
