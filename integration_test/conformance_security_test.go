@@ -25,6 +25,13 @@ func TestConformanceHealthAndApp(t *testing.T) {
 		wantJSON(t, send(t, srv.URL, "GET", "/execution/health", "", ""), 200, `{"status":"healthy"}`)
 	})
 
+	// routes/test_health_routes.py checks FastAPI's registration of the
+	// health routes; what a caller sees of it is both paths answering.
+	t.Run("test_health_routes.py::test_health_router_avoids_empty_root_path", func(t *testing.T) {
+		mustStatus(t, send(t, srv.URL, "GET", "/execution/health", "", ""), 200)
+		mustStatus(t, send(t, srv.URL, "GET", "/execution/health/ping", "", ""), 200)
+	})
+
 	// withCID sends GET path with the given correlation-id.
 	withCID := func(t *testing.T, path, cid string) *http.Response {
 		t.Helper()
