@@ -41,7 +41,7 @@ func TestPackageBoundaries(t *testing.T) {
 		// main.go only wires the process to the command line.
 		".":        {[]string{mod + "cli"}, nil},
 		"scopes":   {nil, []string{"net/http"}},
-		"workload": {[]string{mod + "scopes"}, []string{"net/http"}},
+		"workload": {[]string{mod + "scopes", mod + "internal/pyjson"}, []string{"net/http"}},
 		"auth":     {[]string{mod + "scopes", "golang.org/x/crypto/bcrypt"}, []string{"net/http"}},
 		"operator": {[]string{mod + "scopes", mod + "workload", mod + "auth"}, []string{"net/http"}},
 		"reissue":  {[]string{mod + "scopes", echo, zap}, nil},

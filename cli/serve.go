@@ -16,6 +16,7 @@ import (
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/gateway"
 	"github.com/taskgate/taskgate/tokens"
+	"github.com/taskgate/taskgate/workload"
 )
 
 // serveCommand is `taskgate serve`.
@@ -62,6 +63,9 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		return err
 	}
 	defer stopLog()
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	now := time.Now
 
 	db, err := openStorage(ctx, cfg, now)
@@ -129,6 +133,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 
 		ReadCacheMaxAge:    readCacheMaxAge(db),
 		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
+		EnvSecrets:         workload.NewEnvSecrets(e.environ),
 	})
 	if err != nil {
 		return err

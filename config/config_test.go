@@ -771,3 +771,37 @@ func TestOverlappingAudiencesRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLoadSecretsBackendsNotConsulted: a secrets backend Airflow would read
+// before the environment and the database is named in a warning, since
+// taskgate serves only those two; the backend's kwargs never appear.
+func TestLoadSecretsBackendsNotConsulted(t *testing.T) {
+	const why = "taskgate serves variables and connections only from AIRFLOW_VAR_*/AIRFLOW_CONN_* " +
+		"environment variables and its database; what that backend holds is not served"
+	_, path := writeFile(t, "airflow.cfg", "[secrets]\nbackend = airflow.providers.hashicorp.secrets.vault.VaultBackend\n"+
+		"backend_kwargs = {\"token\": \"s3cr3t\"}\n\n[workers]\nsecrets_backend = my.Backend\n")
+	c, err := Load(Sources{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"[secrets] backend = airflow.providers.hashicorp.secrets.vault.VaultBackend in " + path + ":2 is not consulted: " + why,
+		"[workers] secrets_backend = my.Backend in " + path + ":6 is not consulted: " + why,
+	}
+	if diff := cmp.Diff(want, c.Warnings); diff != "" {
+		t.Errorf("Warnings mismatch (-want +got):\n%s", diff)
+	}
+
+	// The environment overrides the file; an empty value means no backend.
+	c, err = Load(Sources{File: path, Env: []string{"AIRFLOW__SECRETS__BACKEND=other.Backend", "AIRFLOW__WORKERS__SECRETS_BACKEND="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"AIRFLOW__SECRETS__BACKEND=other.Backend is not consulted: " + why}
+	if diff := cmp.Diff(want, c.Warnings); diff != "" {
+		t.Errorf("Warnings mismatch (-want +got):\n%s", diff)
+	}
+	if c, err = Load(Sources{}); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("no backend: warnings %q, %v", c.Warnings, err)
+	}
+}

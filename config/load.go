@@ -92,6 +92,8 @@ func Load(src Sources) (*Config, error) {
 		}
 	}
 
+	c.Warnings = append(c.Warnings, ignoredSecretsBackends(file, env)...)
+
 	if c.JWTSecret != "" && c.JWTPrivateKeyPath != "" {
 		secret := layers["api_auth.jwt_secret"]
 		return nil, layers["api_auth.jwt_private_key_path"].valueError(byName["api_auth.jwt_private_key_path"], c.JWTPrivateKeyPath,
@@ -211,6 +213,37 @@ func ignoredIndirections(d keyDef, file *iniFile, env map[string]string) []strin
 		if e, ok := file.sections[d.Section][d.Name+suf]; ok {
 			out = append(out, fmt.Sprintf("[%s] %s%s in %s:%d is ignored: %s; set [%s] %s instead",
 				d.Section, d.Name, suf, file.name, e.line, why, d.Section, d.Name))
+		}
+	}
+	return out
+}
+
+// ignoredSecretsBackends lists, as warnings, the secrets backends Airflow
+// would consult before its environment variables and database ([secrets]
+// backend for the API server, [workers] secrets_backend for workers).
+// taskgate serves variables and connections from AIRFLOW_VAR_* and
+// AIRFLOW_CONN_* and its store only, so a task would miss what such a
+// backend holds. The backend's class is named; its kwargs, which may hold
+// credentials, never are.
+func ignoredSecretsBackends(file *iniFile, env map[string]string) []string {
+	const why = "taskgate serves variables and connections only from AIRFLOW_VAR_*/AIRFLOW_CONN_* " +
+		"environment variables and its database; what that backend holds is not served"
+	var out []string
+	for _, k := range [][2]string{{"secrets", "backend"}, {"workers", "secrets_backend"}} {
+		name := envName(k[0], k[1])
+		if v, ok := env[name]; ok {
+			// The environment overrides the file, an empty value included.
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, fmt.Sprintf("%s=%s is not consulted: %s", name, v, why))
+			}
+			continue
+		}
+		if file == nil {
+			continue
+		}
+		if e, ok := file.lookup(k[0], k[1]); ok && strings.TrimSpace(e.value) != "" {
+			out = append(out, fmt.Sprintf("[%s] %s = %s in %s:%d is not consulted: %s",
+				k[0], k[1], strings.TrimSpace(e.value), file.name, e.line, why))
 		}
 	}
 	return out

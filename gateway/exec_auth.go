@@ -68,6 +68,9 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				if !d.OfTry() {
 					s.authFailed(subKey, claims.Subject)
 				}
+				if d.Reason == scopes.ReasonInvalidScope {
+					refuse(c, "token scope names no token type")
+				}
 				return d
 			}
 			stateOf(c).claims = claims

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -28,6 +29,12 @@ func (s *Server) handleGetVariable(c echo.Context) error {
 		return err
 	}
 	return serveCached(c, s.variables, key, func() (any, error) {
+		if v, ok := s.cfg.EnvSecrets.Variable(key); ok {
+			return struct {
+				Key   string  `json:"key"`
+				Value *string `json:"value"`
+			}{key, &v}, nil
+		}
 		v, err := s.cfg.Store.Variable(c.Request().Context(), key)
 		if errors.Is(err, workload.ErrNotFound) {
 			return nil, notFound("Variable with key '" + key + "' not found")
@@ -75,8 +82,11 @@ func (s *Server) variableWrites(next echo.HandlerFunc) echo.HandlerFunc {
 
 // handlePutVariable is PUT /variables/{key} with {"val", "description"}
 // ("value" is accepted for "val", as Airflow's model populates by name).
+// The value is required (null is a value); FastAPI validates the body before
+// the handler runs, so a bad body is a 422 even when the key is empty, and
+// an empty key with a good body is the handler's 404.
 func (s *Server) handlePutVariable(c echo.Context) error {
-	key, err := variableKey(c)
+	key, err := pathParam(c, "*")
 	if err != nil {
 		return err
 	}
@@ -85,15 +95,29 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 		return err
 	}
 	var val *string
-	if _, ok := o.fields["val"]; ok {
-		val = o.str("val", false, true)
-	} else {
-		val = o.str("value", false, true)
+	switch {
+	case o.has("val"):
+		val = o.str("val", true, true)
+	case o.has("value"):
+		val = o.str("value", true, true)
+	default:
+		// Absent under both names: pydantic names the alias.
+		o.str("val", true, true)
 	}
 	desc := o.str("description", false, true)
 	o.forbidExtra()
 	if verr := o.err(); verr != nil {
 		return verr
+	}
+	if key == "" {
+		return echo.ErrNotFound
+	}
+	if s.cfg.EnvSecrets.HasVariable(key) {
+		// As Airflow's Variable.check_for_write_conflict: the write
+		// happens, but reads keep answering the environment's value.
+		s.log.Warn("variable is defined in the environment, which takes precedence over the database: "+
+			"the database value is written, but reads answer the environment's until it is removed from there",
+			zap.String("key", key))
 	}
 	if err := s.cfg.Store.PutVariable(c.Request().Context(), workload.Variable{Key: key, Value: val, Description: desc}); err != nil {
 		return err
@@ -140,6 +164,13 @@ func (s *Server) handleGetConnection(c echo.Context) error {
 		return err
 	}
 	return serveCached(c, s.connections, id, func() (any, error) {
+		// Airflow skips a secrets backend that fails and reads the next;
+		// the error names the variable, never its value.
+		if conn, err := s.cfg.EnvSecrets.Connection(id); err != nil {
+			s.log.Warn("environment connection ignored; reading the database", zap.Error(err))
+		} else if conn != nil {
+			return conn, nil
+		}
 		conn, err := s.cfg.Store.Connection(c.Request().Context(), id)
 		if errors.Is(err, workload.ErrNotFound) {
 			return nil, notFound("Connection with ID " + id + " not found")

@@ -137,6 +137,10 @@ type Config struct {
 	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
 	// tokens may set and delete variables (empty means VariableWritesAll).
 	TaskVariableWrites VariableWrites
+	// EnvSecrets serves AIRFLOW_VAR_{KEY} and AIRFLOW_CONN_{CONN_ID} before
+	// the store, as Airflow's default secrets backend does; nil serves the
+	// store alone.
+	EnvSecrets *workload.EnvSecrets
 
 	Now    func() time.Time
 	Logger *zap.Logger

@@ -266,6 +266,12 @@ func (o *object) get(name string, required bool) (json.RawMessage, bool) {
 	return v, true
 }
 
+// has reports whether the body holds the field, without reading it.
+func (o *object) has(name string) bool {
+	_, ok := o.fields[name]
+	return ok
+}
+
 func isNull(v json.RawMessage) bool { return string(v) == "null" }
 
 func rawInput(v json.RawMessage) any {

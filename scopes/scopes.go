@@ -30,8 +30,17 @@ const (
 	Workload TokenType = "workload"
 )
 
-// Known reports whether t is a token type this gateway understands.
-func (t TokenType) Known() bool { return t == Execution || t == Workload }
+// Known reports whether t is a token type this gateway understands. It is
+// the one list of token types: a scope outside it is refused as an invalid
+// token (ErrInvalidScope) before any route's policy is consulted, so a new
+// token kind is added here and nowhere else.
+func (t TokenType) Known() bool {
+	switch t {
+	case Execution, Workload:
+		return true
+	}
+	return false
+}
 
 // Claims are the verified claims of a task token. A validator fills them only
 // after the signature, audience, issuer and lifetime have been checked.
@@ -207,7 +216,9 @@ const (
 	ReasonMissingToken Reason = iota + 1
 	// ReasonInvalidToken: the token failed validation (HTTP 403).
 	ReasonInvalidToken
-	// ReasonInvalidScope: the scope claim names no known token type (HTTP 403).
+	// ReasonInvalidScope: the scope claim names no known token type (HTTP 403,
+	// with the same detail as any invalid token: Airflow's claims model
+	// refuses an unknown scope while it validates the token).
 	ReasonInvalidScope
 	// ReasonTypeNotAllowed: a known token type the route does not accept (HTTP 403).
 	ReasonTypeNotAllowed
@@ -247,8 +258,13 @@ func (d *Denial) OfTry() bool {
 // the reason a token was refused (expired, bad signature, wrong audience …)
 // is never leaked to the caller; it goes to the log instead.
 var (
-	ErrMissingToken    = &Denial{Reason: ReasonMissingToken, Detail: "Missing auth token"}
-	ErrInvalidToken    = &Denial{Reason: ReasonInvalidToken, Detail: "Invalid auth token"}
+	ErrMissingToken = &Denial{Reason: ReasonMissingToken, Detail: "Missing auth token"}
+	ErrInvalidToken = &Denial{Reason: ReasonInvalidToken, Detail: "Invalid auth token"}
+	// ErrInvalidScope refuses a token whose scope names no token type
+	// (TokenType.Known). Airflow's token model holds the scope as a closed
+	// set of literals, so such a token fails validation like any other
+	// invalid one; only the reason tells them apart in the log.
+	ErrInvalidScope    = &Denial{Reason: ReasonInvalidScope, Detail: "Invalid auth token"}
 	ErrSubjectMismatch = &Denial{
 		Reason: ReasonSubjectMismatch,
 		Detail: "Token subject does not match task instance ID",
@@ -276,7 +292,7 @@ func CheckClaims(c *Claims) *Denial {
 	}
 	t := c.Type()
 	if !t.Known() {
-		return &Denial{Reason: ReasonInvalidScope, Detail: "Invalid token scope: " + c.Scope}
+		return ErrInvalidScope
 	}
 	if !IsUUID(c.Subject) {
 		return ErrInvalidToken

@@ -30,8 +30,10 @@ const (
 	Component = "Component tokens are not allowed for this endpoint"
 )
 
-// WantScope is the detail of a token whose scope names no token type.
-func WantScope(scope string) string { return "Invalid token scope: " + scope }
+// WantScope is the detail of a token whose scope names no token type:
+// Airflow's claims model holds the scope as a closed set of literals, so
+// the token is as invalid as one with a bad signature.
+func WantScope(string) string { return Invalid }
 
 // Object is a JSON object kept as ordered members with raw JSON values, so
 // a variant can hold duplicate names, values of any type or broken JSON,
