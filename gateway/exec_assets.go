@@ -153,6 +153,28 @@ func (s *Server) handleGetAssetByURI(c echo.Context) error {
 	return c.JSON(http.StatusOK, wireAsset(*a))
 }
 
+// handleGetAssetsByAlias is GET /assets/by-alias?alias_name= (API version
+// 2026-06-30): the assets an alias resolves to, as a list of
+// AssetResponse. Airflow's route was not available to read; its shape is
+// the Task SDK client's (AssetOperations.get_by_alias), and an unknown
+// alias resolves to no assets.
+func (s *Server) handleGetAssetsByAlias(c echo.Context) error {
+	var errs []FieldError
+	alias := requiredQuery(c, "alias_name", &errs)
+	if errs != nil {
+		return &ValidationError{errs}
+	}
+	assets, err := s.cfg.Store.AssetsByAlias(c.Request().Context(), alias)
+	if err != nil {
+		return err
+	}
+	out := make([]assetResponse, 0, len(assets))
+	for _, a := range assets {
+		out = append(out, wireAsset(a))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
 // parseExtraFilter reads the repeated extra=key=value parameter (422 with
 // a plain detail for an entry without '=', before anything else is
 // checked, as Airflow's dependency raises it). A later key wins.
@@ -226,7 +248,12 @@ func parseAssetEventQuery(c echo.Context, q *workload.AssetEventQuery, errs *[]F
 // compiled as Go's regexp: a pattern it refuses (backreferences,
 // lookaround) is refused, with Go's reason.
 func partitionFilter(c echo.Context, q *workload.AssetEventQuery) error {
+	// The route names it partition_key_pattern; newer Task SDK clients
+	// send partition_key_regexp_pattern. Both are taken.
 	pattern, ok := queryLast(c, "partition_key_pattern")
+	if !ok {
+		pattern, ok = queryLast(c, "partition_key_regexp_pattern")
+	}
 	if q.PartitionKey != nil && ok {
 		return &APIError{Status: http.StatusBadRequest, Detail: reasonDetail("Mutually exclusive parameters",
 			"partition_key and partition_key_pattern cannot both be provided. "+

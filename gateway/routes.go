@@ -108,6 +108,7 @@ func (s *Server) routes() []route {
 
 		{http.MethodGet, "/execution/assets/by-name", taskRead, "", s.handleGetAssetByName},
 		{http.MethodGet, "/execution/assets/by-uri", taskRead, "", s.handleGetAssetByURI},
+		{http.MethodGet, "/execution/assets/by-alias", taskRead, "", s.handleGetAssetsByAlias},
 		{http.MethodGet, "/execution/asset-events/by-asset", taskRead, "", s.handleGetAssetEventsByAsset},
 		{http.MethodGet, "/execution/asset-events/by-asset-alias", taskRead, "", s.handleGetAssetEventsByAlias},
 

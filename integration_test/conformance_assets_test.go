@@ -362,6 +362,11 @@ func TestConformanceAssetQueries(t *testing.T) {
 					`{"asset_events":[]}`},
 				{"/execution/asset-events/by-asset?name=nothing&uri=", 200, `{"asset_events":[]}`},
 				{"/execution/asset-events/by-asset-alias?name=nothing", 200, `{"asset_events":[]}`},
+				{"/execution/assets/by-alias?alias_name=test_alias", 200,
+					`[{"name":"test_get_asset_by_name","uri":"s3://bucket/key","group":"asset","extra":{"foo":"bar"}}]`},
+				{"/execution/assets/by-alias?alias_name=nothing", 200, `[]`},
+				{"/execution/assets/by-alias", 422,
+					`{"detail":[{"type":"missing","loc":["query","alias_name"],"msg":"Field required","input":null}]}`},
 				{"/execution/assets/by-name", 422,
 					`{"detail":[{"type":"missing","loc":["query","name"],"msg":"Field required","input":null}]}`},
 			} {
@@ -520,6 +525,11 @@ func TestConformanceAssetOutlets(t *testing.T) {
 						t.Errorf("partition keys %v, %v; want 2024-01-15, null", got[0]["partition_key"], got[1]["partition_key"])
 					}
 					if c.alias != "" {
+						r := w.do("GET", "/execution/assets/by-alias?alias_name="+c.alias, "")
+						mustStatus(t, r, 200)
+						if !jsonEqual(r.body, `[{"name":"my-task","uri":"s3://bucket/my-task","group":"asset","extra":{}}]`) {
+							t.Errorf("%s: want my-task", r)
+						}
 						if n := len(tryEvents(t, w, "/execution/asset-events/by-asset-alias?name="+c.alias, q.TaskID)); n != len(c.want) {
 							t.Errorf("%d events through %s, want %d", n, c.alias, len(c.want))
 						}

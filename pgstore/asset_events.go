@@ -46,6 +46,28 @@ func (db *DB) activeAssetWhere(ctx context.Context, where, arg string) (*workloa
 	return &a, nil
 }
 
+// AssetsByAlias returns the assets associated with the alias
+// (asset_alias_asset), by asset id.
+func (db *DB) AssetsByAlias(ctx context.Context, alias string) ([]workload.Asset, error) {
+	rows, err := db.pool.Query(ctx, `SELECT a.name, a.uri, a."group", a.extra::text FROM asset a
+		JOIN asset_alias_asset aaa ON aaa.asset_id = a.id JOIN asset_alias al ON al.id = aaa.alias_id
+		WHERE al.name = $1 ORDER BY a.id`, alias)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: assets of alias %s: %w", alias, classify(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (workload.Asset, error) {
+		var a workload.Asset
+		var extra string
+		err := r.Scan(&a.Name, &a.URI, &a.Group, &extra)
+		a.Extra = json.RawMessage(extra)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: assets of alias %s: %w", alias, classify(err))
+	}
+	return out, nil
+}
+
 // AssetEvents returns the events q selects, ordered by timestamp (then
 // id, for a stable order among equal timestamps).
 func (db *DB) AssetEvents(ctx context.Context, q workload.AssetEventQuery) ([]workload.AssetEvent, error) {

@@ -491,6 +491,40 @@ func (db *DB) activeAsset(ctx context.Context, find func(assetTx) (*assetRecord,
 	return out, nil
 }
 
+// AssetsByAlias returns the assets associated with the alias.
+func (db *DB) AssetsByAlias(ctx context.Context, alias string) ([]workload.Asset, error) {
+	out := []workload.Asset{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAssetAliases)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(alias))
+		if data == nil {
+			return nil
+		}
+		var al aliasRecord
+		if err := decodeJSON("asset alias "+alias, data, &al); err != nil {
+			return err
+		}
+		a := assetTx{tx}
+		for _, id := range al.Assets {
+			r, err := a.get(idKey(id))
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				out = append(out, r.wire())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AssetEvents returns the events q selects, by timestamp.
 func (db *DB) AssetEvents(ctx context.Context, q workload.AssetEventQuery) ([]workload.AssetEvent, error) {
 	var out []workload.AssetEvent

@@ -114,6 +114,10 @@ type Assets interface {
 	// that name or uri, or ErrNotFound.
 	ActiveAssetByName(ctx context.Context, name string) (*Asset, error)
 	ActiveAssetByURI(ctx context.Context, uri string) (*Asset, error)
+	// AssetsByAlias returns the assets associated with the alias (events
+	// emitted through it named them), in the order they were associated;
+	// none for an unknown alias.
+	AssetsByAlias(ctx context.Context, alias string) ([]Asset, error)
 	// AssetEvents returns the events q selects, ordered by timestamp.
 	AssetEvents(ctx context.Context, q AssetEventQuery) ([]AssetEvent, error)
 	// InactiveAssets returns the assets among the task instance's declared
