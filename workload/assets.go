@@ -100,7 +100,7 @@ func (q AssetEventQuery) Matches(e *AssetEvent) bool {
 		for k, want := range q.Extra {
 			var got string
 			v, ok := extra[k]
-			if !ok || json.Unmarshal(v, &got) != nil || got != want {
+			if !ok || string(v) == "null" || json.Unmarshal(v, &got) != nil || got != want {
 				return false
 			}
 		}
@@ -215,7 +215,7 @@ func CheckOutletPartitionKeys(outletEvents json.RawMessage) error {
 	for _, m := range raw {
 		var pk string
 		v, ok := m["partition_key"]
-		if !ok || json.Unmarshal(v, &pk) != nil {
+		if !ok || string(v) == "null" || json.Unmarshal(v, &pk) != nil {
 			continue
 		}
 		if strings.TrimFunc(pk, isPySpace) == "" {
