@@ -245,6 +245,8 @@ func (a assetTx) addEvent(e *eventRecord) error {
 			return err
 		}
 		e.ID = int64(seq)
+	} else if b.Get(idKey(uint64(e.ID))) != nil {
+		return fmt.Errorf("store: asset event %d: %w", e.ID, workload.ErrAlreadyExists)
 	} else if uint64(e.ID) > b.Sequence() {
 		if err := b.SetSequence(uint64(e.ID)); err != nil {
 			return err
