@@ -356,3 +356,48 @@ func (s *Server) handleValidateInletsAndOutlets(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, inactiveAssetsResponse{InactiveAssets: inactive})
 }
+
+// checkOutlets validates a success report's task_outlets (a list of
+// AssetProfile, a strict model) and outlet_events (a list of objects) item
+// by item, recording pydantic's errors on o.
+func checkOutlets(o *object, outlets, events json.RawMessage) {
+	fail := func(loc []any, typ, msg string, input any, ctx map[string]any) {
+		o.errs = append(o.errs, FieldError{Type: typ, Loc: append(append([]any(nil), o.loc...), loc...),
+			Msg: msg, Input: input, Ctx: ctx})
+	}
+	var items []json.RawMessage
+	if len(outlets) > 0 && json.Unmarshal(outlets, &items) == nil {
+		for i, item := range items {
+			var fields map[string]json.RawMessage
+			if len(item) == 0 || item[0] != '{' || json.Unmarshal(item, &fields) != nil {
+				fail([]any{"task_outlets", i}, "model_type",
+					"Input should be a valid dictionary or instance of AssetProfile", rawInput(item),
+					map[string]any{"class_name": "AssetProfile"})
+				continue
+			}
+			for _, name := range []string{"name", "uri", "type"} {
+				v, ok := fields[name]
+				switch {
+				case !ok && name == "type":
+					fail([]any{"task_outlets", i, name}, "missing", "Field required", rawInput(item), nil)
+				case !ok || (isNull(v) && name != "type"):
+				case len(v) == 0 || v[0] != '"':
+					fail([]any{"task_outlets", i, name}, "string_type", "Input should be a valid string", rawInput(v), nil)
+				}
+			}
+			for k, v := range fields {
+				if k != "name" && k != "uri" && k != "type" {
+					fail([]any{"task_outlets", i, k}, "extra_forbidden", "Extra inputs are not permitted", rawInput(v), nil)
+				}
+			}
+		}
+	}
+	items = nil
+	if len(events) > 0 && json.Unmarshal(events, &items) == nil {
+		for i, item := range items {
+			if len(item) == 0 || item[0] != '{' {
+				fail([]any{"outlet_events", i}, "dict_type", "Input should be a valid dictionary", rawInput(item), nil)
+			}
+		}
+	}
+}

@@ -164,8 +164,15 @@ func (e OutletEvent) ViaAlias() bool { return e.viaAlias }
 func ParseOutlets(taskOutlets, outletEvents json.RawMessage) ([]AssetProfile, []OutletEvent, error) {
 	var outlets []AssetProfile
 	if len(taskOutlets) > 0 {
-		if err := json.Unmarshal(taskOutlets, &outlets); err != nil {
+		var items []json.RawMessage
+		if err := json.Unmarshal(taskOutlets, &items); err != nil {
 			return nil, nil, fmt.Errorf("workload: task_outlets: %w", err)
+		}
+		for _, item := range items {
+			var o AssetProfile
+			if json.Unmarshal(item, &o) == nil {
+				outlets = append(outlets, o)
+			}
 		}
 	}
 	var raw []json.RawMessage
@@ -174,15 +181,21 @@ func ParseOutlets(taskOutlets, outletEvents json.RawMessage) ([]AssetProfile, []
 			return nil, nil, fmt.Errorf("workload: outlet_events: %w", err)
 		}
 	}
+	// An event Airflow could not use (no dest_asset_key, a key that is no
+	// name and uri, an extra that is no object) fails the whole try there
+	// (the state update's catch-all marks it failed); here it is skipped.
 	events := make([]OutletEvent, 0, len(raw))
 	for _, r := range raw {
 		var e OutletEvent
 		var keys map[string]json.RawMessage
-		if err := json.Unmarshal(r, &e); err != nil {
-			return nil, nil, fmt.Errorf("workload: outlet event: %w", err)
+		if json.Unmarshal(r, &e) != nil || json.Unmarshal(r, &keys) != nil {
+			continue
 		}
-		if err := json.Unmarshal(r, &keys); err != nil {
-			return nil, nil, fmt.Errorf("workload: outlet event: %w", err)
+		if k, ok := keys["dest_asset_key"]; !ok || len(k) == 0 || k[0] != '{' {
+			continue
+		}
+		if len(e.Extra) > 0 && e.Extra[0] != '{' {
+			continue
 		}
 		_, e.viaAlias = keys["source_alias_name"]
 		events = append(events, e)
