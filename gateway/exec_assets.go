@@ -264,9 +264,7 @@ func partitionFilter(c echo.Context, q *workload.AssetEventQuery) error {
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		msg := err.Error()
-		return &APIError{Status: http.StatusBadRequest, Detail: reasonDetail("Invalid regex",
-			"The partition_key_pattern is not a valid regular expression: "+msg)}
+		return &workload.InvalidPatternError{Reason: err.Error()}
 	}
 	q.PartitionKeyPattern = re
 	return nil

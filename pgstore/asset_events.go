@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/taskgate/taskgate/workload"
 )
@@ -127,6 +128,7 @@ func (db *DB) AssetEvents(ctx context.Context, q workload.AssetEventQuery) ([]wo
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: asset events: %w", classify(err))
 	}
+	defer rows.Close()
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (workload.AssetEvent, error) {
 		var (
 			e                 workload.AssetEvent
@@ -144,6 +146,11 @@ func (db *DB) AssetEvents(ctx context.Context, q workload.AssetEventQuery) ([]wo
 		e.CreatedDagRuns = []workload.DagRunAssetReference{}
 		return e, err
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "2201B" {
+		// A pattern Go's RE2 takes and PostgreSQL's ARE refuses.
+		return nil, &workload.InvalidPatternError{Reason: pgErr.Message}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: asset events: %w", classify(err))
 	}

@@ -108,6 +108,12 @@ func (q AssetEventQuery) Matches(e *AssetEvent) bool {
 	return true
 }
 
+// InvalidPatternError is a partition_key_pattern the store cannot use as
+// a regular expression.
+type InvalidPatternError struct{ Reason string }
+
+func (e *InvalidPatternError) Error() string { return "workload: invalid pattern: " + e.Reason }
+
 // Assets reads assets and their events.
 type Assets interface {
 	// ActiveAssetByName and ActiveAssetByURI return the active asset with
