@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -287,7 +288,8 @@ func registerAssetChanges(tx *bolt.Tx, ti *workload.TaskInstance, now time.Time)
 	}
 	a := assetTx{tx}
 	for _, o := range outlets {
-		if o.Type != "Asset" || o.Name == nil || o.URI == nil || *o.Name == "" || *o.URI == "" {
+		if o.Type != "Asset" || o.Name == nil || o.URI == nil || *o.Name == "" || *o.URI == "" ||
+			!storable(*o.Name, *o.URI) {
 			continue
 		}
 		if _, err := a.ensure(workload.AssetKey{Name: *o.Name, URI: *o.URI}, "asset", nil, true, now); err != nil {
@@ -326,6 +328,9 @@ func registerAssetChanges(tx *bolt.Tx, ti *workload.TaskInstance, now time.Time)
 		}
 	}
 	for _, ae := range plan.Alias {
+		if !storable(append([]string{ae.Asset.Name, ae.Asset.URI}, ae.Aliases...)...) {
+			continue
+		}
 		r, err := a.ensure(ae.Asset, "asset", ae.AssetExtra, false, now)
 		if err != nil {
 			return err
@@ -351,6 +356,20 @@ func registerAssetChanges(tx *bolt.Tx, ti *workload.TaskInstance, now time.Time)
 		}
 	}
 	return nil
+}
+
+// maxAssetName is the width of Airflow's asset and alias name, uri and
+// group columns. Airflow's database refuses a longer one (and the try then
+// fails); the embedded store leaves such an outlet unregistered.
+const maxAssetName = 1500
+
+func storable(names ...string) bool {
+	for _, n := range names {
+		if utf8.RuneCountInString(n) > maxAssetName {
+			return false
+		}
+	}
+	return true
 }
 
 func containsID(ids []uint64, id uint64) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,12 @@ func TestOutletsRegisterAssetsAndEvents(t *testing.T) {
 	if got := eventsOf(t, db, workload.AssetEventQuery{Name: "a", URI: "s3://elsewhere", Ascending: true}); len(got) != 0 {
 		t.Fatalf("an inactive outlet got events: %+v", got)
 	}
+	// Names too long for Airflow's columns (and for bbolt keys) are left
+	// unregistered rather than failing the write.
+	long := strings.Repeat("n", 40000)
+	succeed(t, db, "00000000-0000-0000-0000-000000000003", "t3",
+		`[{"name": "`+long+`", "uri": "s3://long", "type": "Asset"}, {"name": "`+long+`", "type": "AssetAlias"}]`,
+		`[{"dest_asset_key": {"name": "x", "uri": "s3://x"}, "source_alias_name": "`+long+`", "extra": {}}]`, dr)
 	ti, err := db.TaskInstance(ctx, "00000000-0000-0000-0000-000000000002")
 	if err != nil || ti.State != workload.StateSuccess {
 		t.Fatalf("try with an inactive outlet: %+v, %v", ti, err)
