@@ -49,6 +49,9 @@ func statusOf(err error) (int, any) {
 		apiErr   *APIError
 		refusal  *operator.Error
 		httpErr  *echo.HTTPError
+
+		badPartitionKey *workload.InvalidPartitionKeyError
+		badPattern      *workload.InvalidPatternError
 	)
 	switch {
 	case errors.As(err, &denial):
@@ -71,6 +74,11 @@ func statusOf(err error) (int, any) {
 			detail[k] = v
 		}
 		return http.StatusConflict, map[string]any{"detail": detail}
+	case errors.As(err, &badPartitionKey):
+		return http.StatusUnprocessableEntity, map[string]any{"detail": reasonDetail("invalid_partition_key", badPartitionKey.Message)}
+	case errors.As(err, &badPattern):
+		return http.StatusBadRequest, map[string]any{"detail": reasonDetail("Invalid regex",
+			"The partition_key_pattern is not a valid regular expression: "+badPattern.Reason)}
 	case errors.As(err, &apiErr):
 		return apiErr.Status, map[string]any{"detail": apiErr.Detail}
 	case errors.As(err, &refusal):

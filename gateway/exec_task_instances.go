@@ -331,6 +331,7 @@ func decodeStateUpdate(body []byte) (workload.StateUpdate, error) {
 		u.EndDate = o.datetime("end_date", true, false)
 		u.TaskOutlets = o.rawField("task_outlets", false, "[")
 		u.OutletEvents = o.rawField("outlet_events", false, "[")
+		checkOutlets(o, u.TaskOutlets, u.OutletEvents)
 		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
 	case workload.StateFailed, workload.StateSkipped, workload.StateRemoved, workload.StateUpstreamFailed:
 		u.EndDate = o.datetime("end_date", true, false)

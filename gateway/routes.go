@@ -106,6 +106,13 @@ func (s *Server) routes() []route {
 		{http.MethodPatch, ti + "/skip-downstream", executionSelf, "", s.handleSkipDownstream},
 		{http.MethodGet, ti + "/previous-successful-dagrun", selfRead, "", s.handleGetPreviousSuccessfulDagRun},
 		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", taskRead, "", s.handleGetRescheduleStartDate},
+		{http.MethodGet, ti + "/validate-inlets-and-outlets", selfRead, "", s.handleValidateInletsAndOutlets},
+
+		{http.MethodGet, "/execution/assets/by-name", taskRead, "", s.handleGetAssetByName},
+		{http.MethodGet, "/execution/assets/by-uri", taskRead, "", s.handleGetAssetByURI},
+		{http.MethodGet, "/execution/assets/by-alias", taskRead, "", s.handleGetAssetsByAlias},
+		{http.MethodGet, "/execution/asset-events/by-asset", taskRead, "", s.handleGetAssetEventsByAsset},
+		{http.MethodGet, "/execution/asset-events/by-asset-alias", taskRead, "", s.handleGetAssetEventsByAlias},
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
 		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},

@@ -22,44 +22,22 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// assetProfile is an entry of task_outlets (the SDK's AssetProfile).
-type assetProfile struct {
-	Name *string `json:"name"`
-	URI  *string `json:"uri"`
-	Type string  `json:"type"`
-}
-
-// outletEvent is an entry of outlet_events. SourceAliasName is nil when the
-// key is absent (an event of the asset itself).
-type outletEvent struct {
-	DestAssetKey struct {
-		Name string `json:"name"`
-		URI  string `json:"uri"`
-	} `json:"dest_asset_key"`
-	Extra           json.RawMessage `json:"extra"`
-	SourceAliasName json.RawMessage `json:"source_alias_name"`
-	// DestAssetExtra is the extra of the asset an alias event names, for
-	// the asset Airflow creates when it does not know it yet.
-	DestAssetExtra json.RawMessage `json:"dest_asset_extra"`
-}
-
-type assetKey struct{ name, uri string }
-
 type assetRow struct {
 	id        int32
 	name, uri string
 }
 
 // registerAssetChanges is Airflow's register_asset_changes_in_db for ti's
-// outlets: an event (and the queueing of the dags it schedules) for every
-// outlet asset, asset name reference and asset uri reference that names an
-// active asset, then one for every distinct (asset, asset extra, event
-// extra) the task emitted through one of its outlet aliases. Every event
-// carries the partition key of the try's dag run. An outlet naming no
-// active asset gets no event (Airflow logs a warning and goes on; the try
-// still succeeds).
+// outlets (see workload.OutletPlan): an event (and the queueing of the
+// dags it schedules) for every outlet event of every outlet asset, asset
+// name reference and asset uri reference that names an active asset, or
+// one with an empty extra when the task emitted none for it; then one for
+// every distinct (asset, asset extra, event extra) the task emitted
+// through one of its outlet aliases. An event carries its own partition
+// key, or else the try's dag run's. An outlet naming no active asset gets
+// no event: Airflow 3.2 logs a warning and the try still succeeds.
 func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, now time.Time) error {
-	if len(ti.TaskOutlets) == 0 {
+	if len(ti.TaskOutlets) == 0 && len(ti.OutletEvents) == 0 {
 		return nil
 	}
 	var partitionKey *string
@@ -67,200 +45,95 @@ func registerAssetChanges(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 		ti.DagID, ti.RunID).Scan(&partitionKey); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("pgstore: partition key of dag run %s/%s: %w", ti.DagID, ti.RunID, err)
 	}
-	var outlets []assetProfile
-	if err := json.Unmarshal(ti.TaskOutlets, &outlets); err != nil {
-		return fmt.Errorf("pgstore: task_outlets of %s: %w", ti.ID, err)
+	outlets, events, err := workload.ParseOutlets(ti.TaskOutlets, ti.OutletEvents)
+	if err != nil {
+		return fmt.Errorf("pgstore: outlets of %s: %w", ti.ID, err)
 	}
-	var events []outletEvent
-	if len(ti.OutletEvents) > 0 {
-		if err := json.Unmarshal(ti.OutletEvents, &events); err != nil {
-			return fmt.Errorf("pgstore: outlet_events of %s: %w", ti.ID, err)
-		}
-	}
-
-	var keys []assetKey
-	var nameRefs, uriRefs []string
-	aliasNames := map[string]bool{}
-	seenKey, seenName, seenURI := map[assetKey]bool{}, map[string]bool{}, map[string]bool{}
-	for _, o := range outlets {
-		name, uri := deref(o.Name), deref(o.URI)
-		switch o.Type {
-		case "Asset":
-			if k := (assetKey{name, uri}); name != "" && uri != "" && !seenKey[k] {
-				seenKey[k] = true
-				keys = append(keys, k)
-			}
-		case "AssetNameRef":
-			if name != "" && !seenName[name] {
-				seenName[name] = true
-				nameRefs = append(nameRefs, name)
-			}
-		case "AssetUriRef":
-			if uri != "" && !seenURI[uri] {
-				seenURI[uri] = true
-				uriRefs = append(uriRefs, uri)
-			}
-		case "AssetAlias":
-			if name != "" {
-				aliasNames[name] = true
-			}
-		}
-	}
-
-	// The extra of each asset's own event, as Airflow's dicts hold them: a
-	// later event of an asset replaces an earlier one's extra but keeps its
-	// place, and the name and uri lookups follow that order.
-	extras := map[assetKey]json.RawMessage{}
-	var order []assetKey
-	for _, e := range events {
-		if len(e.SourceAliasName) > 0 {
-			continue
-		}
-		k := assetKey{e.DestAssetKey.Name, e.DestAssetKey.URI}
-		if _, seen := extras[k]; !seen {
-			order = append(order, k)
-		}
-		extras[k] = e.Extra
-	}
-	extrasByName, extrasByURI := map[string]json.RawMessage{}, map[string]json.RawMessage{}
-	for _, k := range order {
-		extrasByName[k.name], extrasByURI[k.uri] = extras[k], extras[k]
-	}
-
-	active, err := activeAssets(ctx, tx, keys, nameRefs, uriRefs)
+	lookup := &activeLookup{ctx: ctx, tx: tx, rows: map[workload.AssetKey]assetRow{}}
+	plan, err := workload.PlanOutlets(outlets, events, partitionKey, lookup)
 	if err != nil {
 		return err
 	}
-	byKey, byName, byURI := map[assetKey]assetRow{}, map[string]assetRow{}, map[string]assetRow{}
-	for _, a := range active {
-		byKey[assetKey{a.name, a.uri}], byName[a.name], byURI[a.uri] = a, a, a
-	}
-	for _, k := range keys {
-		a, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		if err := registerAssetChange(ctx, tx, ti, a, extras[k], nil, partitionKey, now); err != nil {
+	for _, d := range plan.Direct {
+		if err := registerAssetChange(ctx, tx, ti, lookup.rows[d.Asset], d.Extra, nil, d.PartitionKey, now); err != nil {
 			return err
 		}
 	}
-	for _, n := range nameRefs {
-		a, ok := byName[n]
-		if !ok {
-			continue
-		}
-		if err := registerAssetChange(ctx, tx, ti, a, extrasByName[n], nil, partitionKey, now); err != nil {
-			return err
-		}
-	}
-	for _, u := range uriRefs {
-		a, ok := byURI[u]
-		if !ok {
-			continue
-		}
-		if err := registerAssetChange(ctx, tx, ti, a, extrasByURI[u], nil, partitionKey, now); err != nil {
-			return err
-		}
-	}
-
-	if len(aliasNames) > 0 {
-		if err := registerAliasEvents(ctx, tx, ti, events, aliasNames, partitionKey, now); err != nil {
+	for _, ae := range plan.Alias {
+		if err := registerAliasEvent(ctx, tx, ti, ae, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// activeAssets reads the assets with an asset_active row (AssetModel.active
-// joins on name and uri) matching a key, a name or a uri.
-func activeAssets(ctx context.Context, tx pgx.Tx, keys []assetKey, names, uris []string) ([]assetRow, error) {
-	if len(keys) == 0 && len(names) == 0 && len(uris) == 0 {
-		return nil, nil
-	}
-	keyNames, keyURIs := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		keyNames[i], keyURIs[i] = k.name, k.uri
-	}
-	rows, err := tx.Query(ctx, `SELECT a.id, a.name, a.uri FROM asset a
+// activeLookup resolves outlets to assets with an asset_active row
+// (AssetModel.active joins on name and uri), remembering their ids.
+type activeLookup struct {
+	ctx  context.Context
+	tx   pgx.Tx
+	rows map[workload.AssetKey]assetRow
+}
+
+func (l *activeLookup) find(where string, args ...any) (workload.AssetKey, bool, error) {
+	var a assetRow
+	err := l.tx.QueryRow(l.ctx, `SELECT a.id, a.name, a.uri FROM asset a
 		JOIN asset_active aa ON aa.name = a.name AND aa.uri = a.uri
-		WHERE (a.name, a.uri) IN (SELECT n, u FROM unnest($1::text[], $2::text[]) k(n, u))
-			OR a.name = ANY($3::text[]) OR a.uri = ANY($4::text[])
-		ORDER BY a.id`, keyNames, keyURIs, names, uris)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: read outlet assets: %w", err)
+		WHERE `+where+` ORDER BY a.id LIMIT 1`, args...).Scan(&a.id, &a.name, &a.uri)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return workload.AssetKey{}, false, nil
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (assetRow, error) {
-		var a assetRow
-		err := r.Scan(&a.id, &a.name, &a.uri)
-		return a, err
-	})
+	if err != nil {
+		return workload.AssetKey{}, false, fmt.Errorf("pgstore: read outlet asset: %w", err)
+	}
+	k := workload.AssetKey{Name: a.name, URI: a.uri}
+	l.rows[k] = a
+	return k, true, nil
 }
 
-// registerAliasEvents registers the events emitted through the task's
-// outlet aliases: one per distinct (asset, asset extra, event extra),
-// carrying every alias that emitted it, with the event's extra keys sorted
-// (Airflow groups by json.dumps(…, sort_keys=True) and loads it back). An
-// asset Airflow does not know yet is created as Airflow's "Dynamically
-// creating AssetModel" does (group "asset", the event's dest_asset_extra,
-// not active); an alias event is registered whether or not its asset is
-// active.
-func registerAliasEvents(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, events []outletEvent,
-	outletAliases map[string]bool, partitionKey *string, now time.Time) error {
-	type group struct {
-		key               assetKey
-		assetExtra, extra string
-		aliases           map[string]bool
+func (l *activeLookup) ActiveByKey(k workload.AssetKey) (bool, error) {
+	_, ok, err := l.find(`a.name = $1 AND a.uri = $2`, k.Name, k.URI)
+	return ok, err
+}
+
+func (l *activeLookup) ActiveByName(name string) (workload.AssetKey, bool, error) {
+	return l.find(`a.name = $1`, name)
+}
+
+func (l *activeLookup) ActiveByURI(uri string) (workload.AssetKey, bool, error) {
+	return l.find(`a.uri = $1`, uri)
+}
+
+// registerAliasEvent registers an event emitted through the task's outlet
+// aliases, carrying every alias that emitted it, with the event's extra
+// keys sorted (Airflow groups by json.dumps(…, sort_keys=True) and loads
+// it back). An asset Airflow does not know yet is created as Airflow's
+// "Dynamically creating AssetModel" does (group "asset", the event's
+// dest_asset_extra, not active); an alias event is registered whether or
+// not its asset is active.
+func registerAliasEvent(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, ae workload.AliasEvent, now time.Time) error {
+	extra, err := canonicalExtra(ae.Extra)
+	if err != nil {
+		return fmt.Errorf("pgstore: outlet event extra of %s: %w", ti.ID, err)
 	}
-	var groups []*group
-	index := map[string]*group{}
-	for _, e := range events {
-		if len(e.SourceAliasName) == 0 {
-			continue
-		}
-		var alias string
-		if json.Unmarshal(e.SourceAliasName, &alias) != nil || !outletAliases[alias] {
-			continue
-		}
-		k := assetKey{e.DestAssetKey.Name, e.DestAssetKey.URI}
-		extra, err := canonicalExtra(e.Extra)
-		if err != nil {
-			return fmt.Errorf("pgstore: outlet event extra of %s: %w", ti.ID, err)
-		}
-		assetExtra, err := canonicalExtra(e.DestAssetExtra)
-		if err != nil {
-			return fmt.Errorf("pgstore: outlet event asset extra of %s: %w", ti.ID, err)
-		}
-		id := k.name + "\x00" + k.uri + "\x00" + assetExtra + "\x00" + extra
-		g := index[id]
-		if g == nil {
-			g = &group{key: k, assetExtra: assetExtra, extra: extra, aliases: map[string]bool{}}
-			index[id] = g
-			groups = append(groups, g)
-		}
-		g.aliases[alias] = true
+	assetExtra, err := canonicalExtra(ae.AssetExtra)
+	if err != nil {
+		return fmt.Errorf("pgstore: outlet event asset extra of %s: %w", ti.ID, err)
 	}
-	for _, g := range groups {
-		var a assetRow
-		err := tx.QueryRow(ctx, `SELECT id, name, uri FROM asset WHERE name = $1 AND uri = $2`, g.key.name, g.key.uri).
-			Scan(&a.id, &a.name, &a.uri)
-		if errors.Is(err, pgx.ErrNoRows) {
-			a = assetRow{name: g.key.name, uri: g.key.uri}
-			err = tx.QueryRow(ctx, `INSERT INTO asset (name, uri, "group", extra, created_at, updated_at)
-				VALUES ($1, $2, 'asset', $3::json, $4, $4) RETURNING id`, a.name, a.uri, g.assetExtra, now).Scan(&a.id)
-		}
-		if err != nil {
-			return fmt.Errorf("pgstore: asset %q of an alias event: %w", g.key.uri, err)
-		}
-		aliases := make([]string, 0, len(g.aliases))
-		for n := range g.aliases {
-			aliases = append(aliases, n)
-		}
-		sort.Strings(aliases)
-		if err := registerAssetChange(ctx, tx, ti, a, json.RawMessage(g.extra), aliases, partitionKey, now); err != nil {
-			return err
-		}
+	var a assetRow
+	err = tx.QueryRow(ctx, `SELECT id, name, uri FROM asset WHERE name = $1 AND uri = $2`, ae.Asset.Name, ae.Asset.URI).
+		Scan(&a.id, &a.name, &a.uri)
+	if errors.Is(err, pgx.ErrNoRows) {
+		a = assetRow{name: ae.Asset.Name, uri: ae.Asset.URI}
+		err = tx.QueryRow(ctx, `INSERT INTO asset (name, uri, "group", extra, created_at, updated_at)
+			VALUES ($1, $2, 'asset', $3::json, $4, $4) RETURNING id`, a.name, a.uri, assetExtra, now).Scan(&a.id)
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("pgstore: asset %q of an alias event: %w", ae.Asset.URI, err)
+	}
+	aliases := append([]string(nil), ae.Aliases...)
+	sort.Strings(aliases)
+	return registerAssetChange(ctx, tx, ti, a, json.RawMessage(extra), aliases, ae.PartitionKey, now)
 }
 
 // canonicalExtra is an extra as Airflow keeps an alias event's:

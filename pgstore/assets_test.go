@@ -215,6 +215,22 @@ func TestSuccessRegistersAssetChanges(t *testing.T) {
 			wantQueue: []adrqRow{queued},
 		},
 		{
+			// Every outlet event of an asset is an event, with its own
+			// partition key (none queues a dag) or the dag run's.
+			name: "outlet events with their own partition keys",
+			update: workload.StateUpdate{State: workload.StateSuccess,
+				TaskOutlets: json.RawMessage(`[` + assetA + `]`),
+				OutletEvents: json.RawMessage(`[{"dest_asset_key": {"name": "a", "uri": "s3://b/a"}, "extra": {"n": 1}, "partition_key": "p1"},
+					{"dest_asset_key": {"name": "a", "uri": "s3://b/a"}, "extra": {"n": 2}}]`)},
+			partitionKey: ptr("run"),
+			wantEvents: []assetEventRow{
+				{URI: "s3://b/a", Extra: `{"n": 1}`, DagID: ptr("producer"), TaskID: ptr("t"),
+					MapIndex: ptr(int32(-1)), Timestamp: t0, PartitionKey: ptr("p1")},
+				{URI: "s3://b/a", Extra: `{"n": 2}`, DagID: ptr("producer"), TaskID: ptr("t"),
+					MapIndex: ptr(int32(-1)), Timestamp: t0, PartitionKey: ptr("run")}},
+			wantQueue: []adrqRow{queued},
+		},
+		{
 			name: "failed",
 			update: workload.StateUpdate{State: workload.StateFailed,
 				TaskOutlets: json.RawMessage(`[` + assetA + `]`)},

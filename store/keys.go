@@ -59,6 +59,22 @@ var (
 	// bucketHeartbeats: ti id → the latest heartbeat time moved out of the
 	// heartbeat log (appendTime), newer than the record's when present
 	bucketHeartbeats = []byte("heartbeats")
+	// bucketAssets: asset id (8 bytes) → assetRecord JSON (assets.go).
+	bucketAssets = []byte("assets")
+	// bucketAssetKeys: (name, uri) → asset id.
+	bucketAssetKeys = []byte("asset_keys")
+	// bucketAssetActiveNames and bucketAssetActiveURIs: name, uri → the
+	// id of the active asset holding it (one at most each).
+	bucketAssetActiveNames = []byte("asset_active_names")
+	bucketAssetActiveURIs  = []byte("asset_active_uris")
+	// bucketAssetAliases: alias name → aliasRecord JSON.
+	bucketAssetAliases = []byte("asset_aliases")
+	// bucketAssetEvents: event id (8 bytes) → eventRecord JSON.
+	bucketAssetEvents = []byte("asset_events")
+	// bucketAssetEventsByAsset: asset id ‖ time ‖ event id → "".
+	bucketAssetEventsByAsset = []byte("asset_events_by_asset")
+	// bucketAssetEventsByAlias: (alias name) ‖ time ‖ event id → "".
+	bucketAssetEventsByAlias = []byte("asset_events_by_alias")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -71,6 +87,8 @@ var (
 		bucketVariables, bucketConnections, bucketXComs,
 		bucketUsers, bucketRevocations, bucketComponents, bucketComponentsByName,
 		bucketHeartbeats,
+		bucketAssets, bucketAssetKeys, bucketAssetActiveNames, bucketAssetActiveURIs,
+		bucketAssetAliases, bucketAssetEvents, bucketAssetEventsByAsset, bucketAssetEventsByAlias,
 	}
 
 	keySchemaVersion = []byte("schema_version")

@@ -132,6 +132,11 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 			ti.TaskID != before.TaskID || ti.MapIndex != before.MapIndex {
 			return fmt.Errorf("store: update of task instance %s changed its identity", id)
 		}
+		if ti.State == workload.StateSuccess && before.State != workload.StateSuccess {
+			if err := registerAssetChanges(tx, ti, db.now().UTC()); err != nil {
+				return err
+			}
+		}
 		enc, err := encodeJSON("task instance "+id, ti)
 		if err != nil {
 			return err

@@ -203,6 +203,12 @@ func ApplyState(ti *TaskInstance, u StateUpdate, now time.Time) (changed bool, e
 			Extra:   map[string]any{"previous_state": string(ti.State)},
 		}
 	}
+	if u.State == StateSuccess {
+		// Checked once the try is known to run, as Airflow does.
+		if err := CheckOutletPartitionKeys(u.OutletEvents); err != nil {
+			return false, err
+		}
+	}
 	now = now.UTC()
 	if u.RenderedMapIndex != nil {
 		ti.RenderedMapIndex = u.RenderedMapIndex

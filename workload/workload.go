@@ -67,9 +67,9 @@ type DagRun struct {
 	State              string          `json:"state"`
 	Conf               json.RawMessage `json:"conf"`
 	TriggeringUserName *string         `json:"triggering_user_name"`
-	// ConsumedAssetEvents is a list on the wire (Airflow requires it). The
-	// store keeps no asset events, so it is omitted from a stored record
-	// while empty; WireDagRun fills in the empty list.
+	// ConsumedAssetEvents is a list on the wire (Airflow requires it).
+	// Nothing here creates dag runs from asset events, so it is omitted
+	// from a stored record while empty; WireDagRun fills in the empty list.
 	ConsumedAssetEvents json.RawMessage `json:"consumed_asset_events,omitempty"`
 	PartitionKey        *string         `json:"partition_key"`
 	Note                *string         `json:"note"`
