@@ -11,10 +11,21 @@ type routeModel struct {
 	Response any
 	// Status is the success status (200 when zero).
 	Status int
+	// Wildcard names the parameter a route's trailing "*" stands for
+	// (Airflow's "{key:path}"), "path" when empty.
+	Wildcard string
+	// Query lists the route's query parameters.
+	Query []string
 }
 
 // modelTables holds each area's models, keyed "METHOD /path" exactly as the
 // route is registered in routes() (for example
 // "PATCH /execution/task-instances/:task_instance_id/run"). Each area keeps
 // its table beside its handlers and adds it here.
-var modelTables = []map[string]routeModel{}
+var modelTables = []map[string]routeModel{
+	healthDocModels,
+	taskInstanceLifecycleModels,
+	variableConnectionModels,
+	xcomRouteModels,
+	tokenRefreshModels,
+}

@@ -96,6 +96,10 @@ func (s *Server) routes() []route {
 	return []route{
 		{http.MethodGet, "/execution/health", public, "", s.handleHealth},
 		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
+		// Public as Airflow's are: the versions' OpenAPI documents and a
+		// page listing them (openapi.go).
+		{http.MethodGet, "/execution/openapi.json", public, "", s.handleOpenAPI},
+		{http.MethodGet, "/execution/docs", public, "", s.handleDocs},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
 		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},
