@@ -500,4 +500,3 @@ func checkOpenAPI(t *testing.T, v string, doc map[string]any) {
 	}
 	walk(doc)
 }
-
