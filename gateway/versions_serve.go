@@ -184,10 +184,18 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		vals, asked := req.Header[versionHeader]
-		if !asked || !strings.HasPrefix(req.URL.Path, "/execution/") {
+		if !asked {
 			return next(c)
 		}
 		v := vals[0]
+		if !strings.HasPrefix(req.URL.Path, "/execution/") {
+			// The operator API has no versions; its responses name the
+			// version asked for, as the Execution API's do.
+			if v != APIVersion {
+				c.Response().Header()[versionHeader] = vals[:1:1]
+			}
+			return next(c)
+		}
 		if v == APIVersion {
 			if unversionedPaths[c.Path()] {
 				return echo.ErrNotFound
