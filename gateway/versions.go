@@ -216,6 +216,9 @@ var modelSites = []modelSite{
 	{model: "TIRunContext", route: "PATCH /task-instances/{task_instance_id}/run"},
 	{model: "DagRun", route: "PATCH /task-instances/{task_instance_id}/run", path: []string{"dag_run"}},
 	{model: "DagRun", route: "GET /dag-runs/{dag_id}/{run_id}"},
+	{model: "DagRun", route: "GET /dag-runs/previous"},
+	// The compat GET /dag-runs/{dag_id}/previous has no response model:
+	// only its own converters (by path) touch its body.
 	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset"},
 	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset-alias"},
 	{model: "AssetEventResponse", route: "GET /asset-events/by-asset", path: []string{"asset_events[]"}},
