@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 )
 
 // BenchmarkAPIVersion is GET /variables/{key} at each way of naming a
@@ -63,5 +65,36 @@ func BenchmarkConvertRunContext(b *testing.B) {
 		if _, ok := convertBody(body, run); !ok {
 			b.Fatal("not converted")
 		}
+	}
+}
+
+// BenchmarkPickVersion is the version middleware alone, its next handler
+// doing nothing: what naming the newest version costs over naming none.
+func BenchmarkPickVersion(b *testing.B) {
+	srv, _, tok := benchServer(b)
+	next := func(echo.Context) error { return nil }
+	mw := srv.pickVersion(next)
+	for _, c := range []struct {
+		name   string
+		header []string
+	}{
+		{"absent", nil},
+		{"newest", []string{APIVersion}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			req := benchRequest(http.MethodGet, "/execution/variables/bench_var", tok, "")
+			if c.header == nil {
+				req.Header.Del(versionHeader)
+			}
+			ctx := srv.echo.NewContext(req, &discardWriter{h: http.Header{}})
+			ctx.SetPath("/execution/variables/*")
+			st := &requestState{Context: ctx}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := mw(st); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

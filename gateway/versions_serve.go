@@ -55,7 +55,16 @@ type responseStep struct {
 
 // unversionedPaths are the routes Cadwyn serves outside every version: a
 // request naming a version does not reach them.
-var unversionedPaths = map[string]bool{"/execution/docs": true, "/execution/openapi.json": true}
+var unversionedPaths = map[string]bool{docsPath: true, openAPIJSONPath: true}
+
+const (
+	docsPath    = "/execution/docs"
+	openAPIJSONPath = "/execution/openapi.json"
+)
+
+// unversioned is unversionedPaths[p] without hashing p: it is asked on
+// every request naming the newest version.
+func unversioned(p string) bool { return p == docsPath || p == openAPIJSONPath }
 
 // buildPlans makes one plan per version older than the newest. routes are
 // the registered Execution API routes with their guarded handlers.
@@ -197,7 +206,7 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if v == APIVersion {
-			if unversionedPaths[c.Path()] {
+			if unversioned(c.Path()) {
 				return echo.ErrNotFound
 			}
 			return next(c)
@@ -206,7 +215,7 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 		if v == "" {
 			// Cadwyn treats an empty version as none: the unversioned
 			// routes only.
-			if unversionedPaths[c.Path()] {
+			if unversioned(c.Path()) {
 				return next(c)
 			}
 			return echo.ErrNotFound
@@ -216,7 +225,7 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 		case vi < 0:
 			return echo.ErrNotFound
 		case vi == len(apiVersions)-1:
-			if unversionedPaths[c.Path()] {
+			if unversioned(c.Path()) {
 				return echo.ErrNotFound
 			}
 			return next(c)
