@@ -58,7 +58,7 @@ type responseStep struct {
 var unversionedPaths = map[string]bool{docsPath: true, openAPIJSONPath: true}
 
 const (
-	docsPath    = "/execution/docs"
+	docsPath        = "/execution/docs"
 	openAPIJSONPath = "/execution/openapi.json"
 )
 
