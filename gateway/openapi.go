@@ -330,16 +330,18 @@ func buildOpenAPIJSON() (openAPIJSON, error) {
 // ?version= (or the Airflow-API-Version header) names, as Cadwyn answers
 // it; no such version, or none named, is Cadwyn's 404.
 func (s *Server) handleOpenAPI(c echo.Context) error {
-	v := c.QueryParam("version")
-	if v == "" {
-		v = c.Request().Header.Get(versionHeader)
+	// Python's `query or header`: an empty ?version= falls back to the
+	// header, and neither given is None.
+	v, shown := c.QueryParam("version"), ""
+	if v != "" {
+		shown = v
+	} else if vals, ok := c.Request().Header[versionHeader]; ok {
+		v, shown = vals[0], vals[0]
+	} else {
+		shown = "None"
 	}
 	if doc, ok := s.openAPI[v]; ok {
 		return c.JSONBlob(http.StatusOK, doc)
-	}
-	shown := v
-	if shown == "" {
-		shown = "None" // Python's None: neither was given
 	}
 	return &APIError{Status: http.StatusNotFound, Detail: "OpenApi file of with version `" + shown + "` not found"}
 }

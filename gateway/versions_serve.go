@@ -445,12 +445,3 @@ func at(v any, path []string, fn func(map[string]any)) {
 		at(it, path[1:], fn)
 	}
 }
-
-// versionOfQuery is the version ?version= or the header asks the OpenAPI
-// document for, as Cadwyn reads it.
-func versionOfQuery(c echo.Context) string {
-	if v := c.QueryParam("version"); v != "" {
-		return v
-	}
-	return c.Request().Header.Get(versionHeader)
-}

@@ -573,3 +573,17 @@ func TestDagRunRoutesPerVersion(t *testing.T) {
 		t.Errorf("trigger at 2025-11-05 forbids %v", got)
 	}
 }
+
+func TestOpenAPIVersionParameter(t *testing.T) {
+	h := newHarness(t)
+	// An empty header reaches the unversioned routes; Cadwyn then reads the
+	// version from it: "" names no document.
+	wantJSON(t, h.do("GET", "/execution/openapi.json", "", "", "Airflow-API-Version", ""), 404,
+		"{\"detail\":\"OpenApi file of with version `` not found\"}")
+	wantJSON(t, h.do("GET", "/execution/openapi.json?version=", "", ""), 404,
+		"{\"detail\":\"OpenApi file of with version `None` not found\"}")
+	if r := h.do("GET", "/execution/openapi.json?version="+APIVersion, "", ""); r.status != 200 ||
+		r.header.Get("Airflow-API-Version") != APIVersion {
+		t.Errorf("openapi.json?version=%s = %d %v", APIVersion, r.status, r.header)
+	}
+}
