@@ -11,6 +11,11 @@ type routeModel struct {
 	Response any
 	// Status is the success status (200 when zero).
 	Status int
+	// Wildcard names the parameter a route's trailing "*" stands for
+	// (Airflow's "{key:path}"), "path" when empty.
+	Wildcard string
+	// Query lists the route's query parameters.
+	Query []string
 }
 
 // modelTables holds each area's models, keyed "METHOD /path" exactly as the
@@ -19,4 +24,10 @@ type routeModel struct {
 // its table beside its handlers and adds it here.
 var modelTables = []map[string]routeModel{
 	assetModels,
+	keyModels,
+	healthDocModels,
+	taskInstanceLifecycleModels,
+	variableConnectionModels,
+	xcomRouteModels,
+	tokenRefreshModels,
 }

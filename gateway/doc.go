@@ -24,6 +24,11 @@
 //   - exec_renew.go: which due execution tokens reissue renews, and the
 //     explicit /execution/token/refresh.
 //   - exec_health.go: /execution/health and /execution/health/ping.
+//   - versions.go: the Execution API's versions and what each of Airflow's
+//     version changes added, as data; versions_serve.go applies it (the
+//     version a request names, its routes, its request and response shapes).
+//   - openapi.go, apimodels*.go: each version's OpenAPI document, generated
+//     from the route table and each route's body types, and /docs.
 //
 // # Operator REST API (/auth/…, /api/v2/…, REST tokens with roles)
 //

@@ -67,6 +67,7 @@ type dagRunAssetReference struct {
 	State             string  `json:"state"`
 	DataIntervalStart *pyTime `json:"data_interval_start"`
 	DataIntervalEnd   *pyTime `json:"data_interval_end"`
+	PartitionKey      *string `json:"partition_key"`
 }
 
 // assetEventResponse is AssetEventResponse.
@@ -97,6 +98,7 @@ type inactiveAssetsResponse struct {
 var assetModels = map[string]routeModel{
 	"GET /execution/assets/by-name":                                               {Response: assetResponse{}},
 	"GET /execution/assets/by-uri":                                                {Response: assetResponse{}},
+	"GET /execution/assets/by-alias":                                              {Response: []assetResponse{}},
 	"GET /execution/asset-events/by-asset":                                        {Response: assetEventsResponse{}},
 	"GET /execution/asset-events/by-asset-alias":                                  {Response: assetEventsResponse{}},
 	"GET /execution/task-instances/:task_instance_id/validate-inlets-and-outlets": {Response: inactiveAssetsResponse{}},
@@ -324,7 +326,8 @@ func (s *Server) serveAssetEvents(c echo.Context, q workload.AssetEventQuery) er
 		for _, r := range e.CreatedDagRuns {
 			runs = append(runs, dagRunAssetReference{RunID: r.RunID, DagID: r.DagID,
 				LogicalDate: pyTimePtr(r.LogicalDate), StartDate: pyTimePtr(r.StartDate), EndDate: pyTimePtr(r.EndDate),
-				State: r.State, DataIntervalStart: pyTimePtr(r.DataIntervalStart), DataIntervalEnd: pyTimePtr(r.DataIntervalEnd)})
+				State: r.State, DataIntervalStart: pyTimePtr(r.DataIntervalStart), DataIntervalEnd: pyTimePtr(r.DataIntervalEnd),
+				PartitionKey: r.PartitionKey})
 		}
 		extra := e.Extra
 		if len(extra) == 0 {

@@ -76,6 +76,11 @@ type runContext struct {
 	NextMethod          *string         `json:"next_method,omitempty"`
 	NextKwargs          json.RawMessage `json:"next_kwargs,omitempty"`
 	StartDate           *time.Time      `json:"start_date,omitempty"`
+	// ArgBindings is Airflow's argument-binding spec of a stub (foreign
+	// runtime) task, derived from its serialized DAG; taskgate keeps no
+	// serialized DAGs, so it is never set, as Airflow leaves it unset for
+	// every other task.
+	ArgBindings json.RawMessage `json:"arg_bindings,omitempty"`
 }
 
 // decodeRunRequest validates a TIEnterRunningPayload.

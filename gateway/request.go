@@ -34,7 +34,10 @@ type requestState struct {
 	// loggedOut: the handler revoked the request's own REST token, which
 	// must then not be renewed on the way out.
 	loggedOut bool
-	fields    [accessFields]zap.Field
+	// plan serves an Execution API version older than the newest; nil
+	// for the newest (pickVersion).
+	plan   *versionPlan
+	fields [accessFields]zap.Field
 }
 
 // stateOf returns the state of the request c belongs to. Every handler and

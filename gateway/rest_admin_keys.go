@@ -64,6 +64,28 @@ func (s *Server) handleRetireKey(c echo.Context) error {
 	return keysResponse(c, http.StatusOK, ks)
 }
 
+// jwksDocument is the JWKS route's body (RFC 7517): public keys only.
+type jwksDocument struct {
+	Keys []jwkBody `json:"keys"`
+}
+
+// jwkBody is one public key: kty RSA with n and e, or OKP Ed25519 with x.
+type jwkBody struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg,omitempty"`
+	Use string `json:"use,omitempty"`
+	N   string `json:"n,omitempty"`
+	E   string `json:"e,omitempty"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+}
+
+// keyModels are the bodies of the key set's public route (see modelTables).
+var keyModels = map[string]routeModel{
+	"GET /execution/.well-known/jwks.json": {Response: jwksDocument{}},
+}
+
 // handleJWKS is GET /execution/.well-known/jwks.json, public: the keys that
 // verify taskgate's tokens, for another taskgate or Airflow's api-server
 // configured with [api_auth] trusted_jwks_url. Verifiers cache it; a

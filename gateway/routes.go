@@ -98,6 +98,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
 		// The public keys that verify taskgate's tokens (asymmetric keys only).
 		{http.MethodGet, "/execution/.well-known/jwks.json", public, "", s.handleJWKS},
+		// Public as Airflow's are: the versions' OpenAPI documents and a
+		// page listing them (openapi.go).
+		{http.MethodGet, "/execution/openapi.json", public, "", s.handleOpenAPI},
+		{http.MethodGet, "/execution/docs", public, "", s.handleDocs},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
 		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},

@@ -30,8 +30,17 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("%s %s is registered but not in the route table", r.Method, r.Path)
 		}
 	}
-	if registered != len(table) {
-		t.Errorf("echo has %d routes, the table %d", registered, len(table))
+	// A route only older versions serve (versions.go) is not in Echo's
+	// own router.
+	inHead := 0
+	for _, r := range table {
+		tmpl, execution := airflowTemplate(r.Path)
+		if present, _ := endpointAt(r.Method, tmpl, len(apiVersions)-1); present || !execution {
+			inHead++
+		}
+	}
+	if registered != inHead {
+		t.Errorf("echo has %d routes, the table %d", registered, inHead)
 	}
 	for key, r := range table {
 		switch {
@@ -39,7 +48,7 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("%s has both a task-token policy and a role", key)
 		case r.Policy == nil && r.Role == "":
 			if !strings.HasPrefix(r.Path, "/execution/health") && !strings.HasPrefix(r.Path, "/auth/token") &&
-				r.Path != "/execution/.well-known/jwks.json" {
+				!unversionedPaths[r.Path] && r.Path != "/execution/.well-known/jwks.json" {
 				t.Errorf("%s takes no token", key)
 			}
 			continue

@@ -21,12 +21,9 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
-// APIVersion is the Execution API version this gateway serves, sent back in
-// the Airflow-API-Version header of every response.
-const APIVersion = "2026-06-30"
-
-// apiVersionValue is the Airflow-API-Version header's value, shared by every
-// response; it is never modified.
+// apiVersionValue is the Airflow-API-Version header's value (APIVersion,
+// versions.go) of a response to a request that names no version, shared by
+// every such response; it is never modified.
 var apiVersionValue = []string{APIVersion}
 
 const (
@@ -168,6 +165,11 @@ type Server struct {
 	// unavailableLogged is when (Unix ns) an unreachable store was last
 	// logged (logUnavailable).
 	unavailableLogged atomic.Int64
+	// plans serve the Execution API versions older than APIVersion, by
+	// their index in apiVersions (versions_serve.go).
+	plans []*versionPlan
+	// openAPI holds each version's OpenAPI document (openapi.go).
+	openAPI openAPIJSON
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -209,6 +211,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.ops = ops
+	if s.openAPI, err = buildOpenAPIJSON(); err != nil {
+		return nil, fmt.Errorf("gateway: openapi: %w", err)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -226,8 +231,9 @@ func New(cfg Config) (*Server, error) {
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
 	// it; Echo's one middleware hands out that chain.
-	chain := s.accessLog(s.refuseAmbiguous(s.recoverPanics(s.limitBody(renew(callRoute)))))
+	chain := s.accessLog(s.refuseAmbiguous(s.pickVersion(s.recoverPanics(s.limitBody(renew(callRoute))))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
+	var execRoutes []route
 	for _, r := range s.routes() {
 		var guard echo.MiddlewareFunc
 		switch {
@@ -240,11 +246,24 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w (route %s %s)", err, r.method, r.path)
 		}
 		h := r.handler
+		tmpl, execution := airflowTemplate(r.path)
+		if execution {
+			// Inside the token check: an older version's body rules
+			// run only for a caller that may call the route.
+			h = convertVersion(h)
+		}
 		if guard != nil {
 			h = guard(h)
 		}
+		if execution {
+			execRoutes = append(execRoutes, route{method: r.method, path: r.path, handler: h})
+			if present, _ := endpointAt(r.method, tmpl, len(apiVersions)-1); !present {
+				continue // served by older versions only (versions.go)
+			}
+		}
 		e.Add(r.method, r.path, h)
 	}
+	s.plans = buildPlans(e, execRoutes)
 	// Unknown paths and methods answer in FastAPI's words.
 	e.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 	s.echo = e

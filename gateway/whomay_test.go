@@ -106,7 +106,7 @@ func executionRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution
 
 func publicRoute(r Route) bool {
 	return strings.HasPrefix(r.Path, "/execution/health") || strings.HasPrefix(r.Path, "/auth/token") ||
-		r.Path == "/execution/.well-known/jwks.json"
+		unversionedPaths[r.Path] || r.Path == "/execution/.well-known/jwks.json"
 }
 
 // expect is the promise, route by route.

@@ -169,7 +169,7 @@ func (db *DB) createdDagRuns(ctx context.Context, events []workload.AssetEvent) 
 		ids[i], index[e.ID] = int32(e.ID), i
 	}
 	rows, err := db.pool.Query(ctx, `SELECT dae.event_id, dr.run_id, dr.dag_id, dr.logical_date, dr.start_date,
-			dr.end_date, dr.state, dr.data_interval_start, dr.data_interval_end
+			dr.end_date, dr.state, dr.data_interval_start, dr.data_interval_end, dr.partition_key
 		FROM dagrun_asset_event dae JOIN dag_run dr ON dr.id = dae.dag_run_id
 		WHERE dae.event_id = ANY($1) ORDER BY dr.id`, ids)
 	if err != nil {
@@ -183,7 +183,7 @@ func (db *DB) createdDagRuns(ctx context.Context, events []workload.AssetEvent) 
 			state   *string
 		)
 		if err := rows.Scan(&eventID, &r.RunID, &r.DagID, &r.LogicalDate, &r.StartDate, &r.EndDate, &state,
-			&r.DataIntervalStart, &r.DataIntervalEnd); err != nil {
+			&r.DataIntervalStart, &r.DataIntervalEnd, &r.PartitionKey); err != nil {
 			return fmt.Errorf("pgstore: dag runs of asset events: %w", err)
 		}
 		if state != nil {

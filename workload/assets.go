@@ -35,6 +35,7 @@ type DagRunAssetReference struct {
 	State             string     `json:"state"`
 	DataIntervalStart *time.Time `json:"data_interval_start"`
 	DataIntervalEnd   *time.Time `json:"data_interval_end"`
+	PartitionKey      *string    `json:"partition_key"`
 }
 
 // AssetEvent is one recorded change of an asset.

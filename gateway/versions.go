@@ -1,0 +1,427 @@
+package gateway
+
+import (
+	"encoding/json"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// The Execution API's versions, as Airflow's Cadwyn bundle names them
+// (airflow-core/src/airflow/api_fastapi/execution_api/versions/__init__.py
+// at apache/airflow 00414da86b29a41513bb8fcbbf8766e6cb886e2f). Handlers
+// answer in the newest version's shapes; versionChanges says how each older
+// version differs, and pickVersion and convertVersion apply it.
+
+// APIVersion is the newest Execution API version, the one every handler
+// serves and the one a request without an Airflow-API-Version header gets
+// (Cadwyn's api_version_default_value is the bundle's newest version).
+const APIVersion = "2026-11-13"
+
+// apiVersions lists every version, oldest first, as Cadwyn sorts them to
+// pick the closest version not newer than a requested one.
+var apiVersions = []string{
+	"2025-04-11",
+	"2025-04-28",
+	"2025-05-20",
+	"2025-08-10",
+	"2025-09-23",
+	"2025-10-27",
+	"2025-11-05",
+	"2026-04-06",
+	"2026-06-30",
+	"2026-10-30",
+	"2026-11-13",
+}
+
+// versionChange is one of Airflow's VersionChange classes: what its version
+// added, relative to the version before it. Everything is named as Airflow
+// names it: endpoints by Airflow's path template (under /execution), fields
+// by the pydantic model that holds them; modelSites says where a model
+// appears in which route's request or response.
+type versionChange struct {
+	// version is the first version with the change.
+	version string
+	// name is Airflow's class name.
+	name string
+	// endpoints the change added (or, with existed, removed).
+	endpoints []endpointChange
+	// fields added to a model: older versions' requests may not carry
+	// them (the models forbid extra fields), older responses lose them.
+	fields []modelField
+	// queryParams added to a route: an older request's value never reaches
+	// the handler.
+	queryParams []queryParam
+	// stateValues added to a request model's "state" literal.
+	stateValues []modelField
+	// narrowed request fields: before the change they took only the JSON
+	// kinds listed.
+	narrowed []narrowedField
+	// convert rewrites a response body of a model's sites (Airflow's
+	// convert_response_to_previous_version_for), after fields are dropped.
+	convert []responseConverter
+}
+
+// endpointChange is endpoint(path, [method]).didnt_exist, or .existed when
+// existed is set: the endpoint is served only by versions older than the
+// change.
+type endpointChange struct {
+	method, path string
+	existed      bool
+}
+
+// modelField is schema(model).field(name).
+type modelField struct{ model, name string }
+
+// queryParam is a query parameter of route (METHOD and Airflow path).
+type queryParam struct{ method, path, name string }
+
+// narrowedField is schema(model).field(name).had(type=…): the JSON kinds
+// the older type accepted ("object", "string").
+type narrowedField struct {
+	model, name string
+	kinds       []string
+}
+
+// responseConverter rewrites one model's body (a decoded JSON value) for
+// the version before the change. path addresses a route instead of a
+// model, as Airflow does for routes without a response model.
+type responseConverter struct {
+	model string
+	path  string // "METHOD /airflow/path"
+	fn    func(body map[string]any)
+}
+
+// versionChanges is the whole difference between versions, newest first,
+// as the bundle lists them. Routes other areas add are named here too: an
+// entry whose route is not registered has no effect.
+var versionChanges = []versionChange{
+	{version: "2026-11-13", name: "AddOnlyFailedToClearDagRunPayload",
+		fields: []modelField{{"ClearDagRunPayload", "only_failed"}}},
+
+	{version: "2026-10-30", name: "AddArgBindingsToTIRunContext",
+		fields: []modelField{{"TIRunContext", "arg_bindings"}}},
+	{version: "2026-10-30", name: "AddCallbackRunEndpoint",
+		endpoints: []endpointChange{{method: "PATCH", path: "/callbacks/{callback_id}/run"}}},
+
+	{version: "2026-06-30", name: "AddVariableKeysEndpoint",
+		endpoints: []endpointChange{{method: "GET", path: "/variables/keys"}}},
+	{version: "2026-06-30", name: "AddConnectionTestEndpoint",
+		endpoints: []endpointChange{
+			{method: "PATCH", path: "/connection-tests/{connection_test_id}"},
+			{method: "GET", path: "/connection-tests/{connection_test_id}/connection"},
+		}},
+	{version: "2026-06-30", name: "AddAwaitingInputStatePayload",
+		stateValues: []modelField{{"TIStateUpdate", "awaiting_input"}}},
+	{version: "2026-06-30", name: "AddTaskInstanceQueueField",
+		fields: []modelField{{"TaskInstance", "queue"}}},
+	{version: "2026-06-30", name: "AddRetryPolicyFields",
+		fields: []modelField{{"TIRetryStatePayload", "retry_delay_seconds"}, {"TIRetryStatePayload", "retry_reason"}}},
+	{version: "2026-06-30", name: "AddTeamNameField",
+		fields: []modelField{{"DagRun", "team_name"}}},
+	{version: "2026-06-30", name: "AddTaskAndAssetStateStoreEndpoints",
+		endpoints: []endpointChange{
+			{method: "GET", path: "/store/ti/{task_instance_id}/{key}"},
+			{method: "PUT", path: "/store/ti/{task_instance_id}/{key}"},
+			{method: "DELETE", path: "/store/ti/{task_instance_id}/{key}"},
+			{method: "DELETE", path: "/store/ti/{task_instance_id}"},
+			{method: "GET", path: "/store/asset/by-name/value"},
+			{method: "PUT", path: "/store/asset/by-name/value"},
+			{method: "DELETE", path: "/store/asset/by-name/value"},
+			{method: "DELETE", path: "/store/asset/by-name/clear"},
+			{method: "GET", path: "/store/asset/by-uri/value"},
+			{method: "PUT", path: "/store/asset/by-uri/value"},
+			{method: "DELETE", path: "/store/asset/by-uri/value"},
+			{method: "DELETE", path: "/store/asset/by-uri/clear"},
+		}},
+	{version: "2026-06-30", name: "AddAssetsByAliasEndpoint",
+		endpoints: []endpointChange{{method: "GET", path: "/assets/by-alias"}}},
+	{version: "2026-06-30", name: "AddPartitionDateField",
+		fields: []modelField{{"DagRun", "partition_date"}}},
+
+	{version: "2026-04-06", name: "AddPartitionKeyField",
+		fields: []modelField{{"DagRun", "partition_key"}, {"AssetEventResponse", "partition_key"},
+			{"TriggerDAGRunPayload", "partition_key"}, {"DagRunAssetReference", "partition_key"}},
+		convert: []responseConverter{{path: "GET /dag-runs/{dag_id}/previous", fn: dropKeys("partition_key")}}},
+	{version: "2026-04-06", name: "MovePreviousRunEndpoint",
+		endpoints: []endpointChange{
+			{method: "GET", path: "/dag-runs/previous"},
+			{method: "GET", path: "/dag-runs/{dag_id}/previous", existed: true},
+		}},
+	{version: "2026-04-06", name: "AddDagRunDetailEndpoint",
+		endpoints: []endpointChange{{method: "GET", path: "/dag-runs/{dag_id}/{run_id}"}}},
+	{version: "2026-04-06", name: "MakeDagRunStartDateNullable",
+		convert: []responseConverter{
+			{model: "DagRun", fn: startDateFromRunAfter},
+			{path: "GET /dag-runs/{dag_id}/previous", fn: startDateFromRunAfter},
+		}},
+	{version: "2026-04-06", name: "ModifyDeferredTaskKwargsToJsonValue",
+		narrowed: []narrowedField{
+			{"TIDeferredStatePayload", "trigger_kwargs", []string{"object", "string"}},
+			{"TIDeferredStatePayload", "next_kwargs", []string{"object"}},
+		},
+		convert: []responseConverter{{model: "TIRunContext", fn: nextKwargsToBaseSerialization}}},
+	{version: "2026-04-06", name: "RemoveUpstreamMapIndexesField",
+		convert: []responseConverter{{model: "TIRunContext", fn: func(b map[string]any) { b["upstream_map_indexes"] = nil }}}},
+	{version: "2026-04-06", name: "AddNoteField",
+		fields:  []modelField{{"DagRun", "note"}, {"TriggerDAGRunPayload", "note"}},
+		convert: []responseConverter{{path: "GET /dag-runs/{dag_id}/previous", fn: dropKeys("note")}}},
+	{version: "2026-04-06", name: "AddTaskInstanceStartDateField",
+		fields: []modelField{{"TIRunContext", "start_date"}}},
+	{version: "2026-04-06", name: "AddRunAfterField",
+		fields: []modelField{{"TriggerDAGRunPayload", "run_after"}}},
+	{version: "2026-04-06", name: "AddDagEndpoint",
+		endpoints: []endpointChange{{method: "GET", path: "/dags/{dag_id}"}}},
+
+	{version: "2025-11-05", name: "AddTriggeringUserNameField",
+		fields: []modelField{{"DagRun", "triggering_user_name"}}},
+
+	{version: "2025-10-27", name: "MakeDagRunConfNullable",
+		convert: []responseConverter{{model: "DagRun", fn: confNeverNull}}},
+
+	{version: "2025-09-23", name: "AddDagVersionIdField",
+		fields: []modelField{{"TaskInstance", "dag_version_id"}}},
+
+	{version: "2025-08-10", name: "AddDagRunStateFieldAndPreviousEndpoint",
+		fields:    []modelField{{"DagRun", "state"}},
+		endpoints: []endpointChange{{method: "GET", path: "/dag-runs/{dag_id}/previous"}}},
+	{version: "2025-08-10", name: "AddIncludePriorDatesToGetXComSlice",
+		queryParams: []queryParam{{"GET", "/xcoms/{dag_id}/{run_id}/{task_id}/{key}/slice", "include_prior_dates"}}},
+
+	{version: "2025-05-20", name: "DowngradeUpstreamMapIndexes",
+		convert: []responseConverter{{model: "TIRunContext", fn: downgradeUpstreamMapIndexes}}},
+
+	{version: "2025-04-28", name: "AddRenderedMapIndexField",
+		fields: []modelField{{"TITerminalStatePayload", "rendered_map_index"}, {"TISuccessStatePayload", "rendered_map_index"},
+			{"TIDeferredStatePayload", "rendered_map_index"}, {"TIRetryStatePayload", "rendered_map_index"}}},
+}
+
+// modelSite is where an Airflow model appears on the wire: in the request
+// (request) or success response of route (METHOD and Airflow path, under
+// /execution), at path (keys from the body's root; a key ending in "[]" is
+// a list whose every item continues the path). A request model chosen by
+// the body's "state" (TIStateUpdate's discriminator) names its states.
+type modelSite struct {
+	model   string
+	route   string
+	request bool
+	path    []string
+	states  []string
+}
+
+// modelSites places every model versionChanges names in a route body. A
+// model with no site (TaskInstance, part of the workload a worker
+// receives, not of any route) changes only the OpenAPI document.
+var modelSites = []modelSite{
+	{model: "TIRunContext", route: "PATCH /task-instances/{task_instance_id}/run"},
+	{model: "DagRun", route: "PATCH /task-instances/{task_instance_id}/run", path: []string{"dag_run"}},
+	{model: "DagRun", route: "GET /dag-runs/{dag_id}/{run_id}"},
+	{model: "DagRun", route: "GET /dag-runs/previous"},
+	// The compat GET /dag-runs/{dag_id}/previous has no response model:
+	// only its own converters (by path) touch its body.
+	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset"},
+	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset-alias"},
+	{model: "AssetEventResponse", route: "GET /asset-events/by-asset", path: []string{"asset_events[]"}},
+	{model: "AssetEventResponse", route: "GET /asset-events/by-asset-alias", path: []string{"asset_events[]"}},
+	{model: "DagRunAssetReference", route: "GET /asset-events/by-asset", path: []string{"asset_events[]", "created_dagruns[]"}},
+	{model: "DagRunAssetReference", route: "GET /asset-events/by-asset-alias", path: []string{"asset_events[]", "created_dagruns[]"}},
+
+	{model: "TIStateUpdate", route: "PATCH /task-instances/{task_instance_id}/state", request: true},
+	{model: "TISuccessStatePayload", route: "PATCH /task-instances/{task_instance_id}/state", request: true,
+		states: []string{"success"}},
+	{model: "TITerminalStatePayload", route: "PATCH /task-instances/{task_instance_id}/state", request: true,
+		states: []string{"failed", "skipped", "removed", "upstream_failed"}},
+	{model: "TIRetryStatePayload", route: "PATCH /task-instances/{task_instance_id}/state", request: true,
+		states: []string{"up_for_retry"}},
+	{model: "TIDeferredStatePayload", route: "PATCH /task-instances/{task_instance_id}/state", request: true,
+		states: []string{"deferred"}},
+	{model: "TriggerDAGRunPayload", route: "POST /dag-runs/{dag_id}/{run_id}", request: true},
+	{model: "ClearDagRunPayload", route: "POST /dag-runs/{dag_id}/{run_id}/clear", request: true},
+}
+
+// dropKeys returns a converter that removes keys from a body.
+func dropKeys(keys ...string) func(map[string]any) {
+	return func(b map[string]any) {
+		for _, k := range keys {
+			delete(b, k)
+		}
+	}
+}
+
+// startDateFromRunAfter keeps start_date non-null for clients that declare
+// it so: a run not started yet reports its run_after.
+func startDateFromRunAfter(b map[string]any) {
+	if b["start_date"] == nil {
+		b["start_date"] = b["run_after"]
+	}
+}
+
+// confNeverNull gives older clients, whose DagRun.conf is a dict, {} for a
+// run without conf.
+func confNeverNull(b map[string]any) {
+	if b["conf"] == nil {
+		b["conf"] = map[string]any{}
+	}
+}
+
+// downgradeUpstreamMapIndexes turns upstream_map_indexes' values into the
+// single integers 2025-04-11 clients expect.
+func downgradeUpstreamMapIndexes(b map[string]any) {
+	m, ok := b["upstream_map_indexes"].(map[string]any)
+	if !ok {
+		return
+	}
+	for k, v := range m {
+		switch x := v.(type) {
+		case jsonNumber:
+			continue
+		case []any:
+			if len(x) > 0 && allIntegers(x) {
+				m[k] = x[0]
+				continue
+			}
+		}
+		m[k] = jsonNumber("0")
+	}
+}
+
+// jsonNumber is how converted bodies hold numbers, exactly as sent.
+type jsonNumber = json.Number
+
+func allIntegers(xs []any) bool {
+	for _, x := range xs {
+		n, ok := x.(jsonNumber)
+		if !ok || strings.ContainsAny(string(n), ".eE") {
+			return false
+		}
+	}
+	return true
+}
+
+// nextKwargsToBaseSerialization rewrites a resumed task's next_kwargs from
+// the SDK's serde format (plain JSON for JSON values) to the
+// BaseSerialization format task-sdk < 1.2 decodes: every dict wrapped as
+// {"__type": "dict", "__var": {...}}. Values already in BaseSerialization
+// form, or serde-encoded objects (datetimes and other classes, which only
+// Airflow's Python serializers can translate), are left as they are.
+func nextKwargsToBaseSerialization(b map[string]any) {
+	v, ok := b["next_kwargs"]
+	if !ok || v == nil || !plainJSON(v) {
+		return
+	}
+	b["next_kwargs"] = baseSerialize(v)
+}
+
+// plainJSON reports whether v holds no serde or BaseSerialization markers.
+func plainJSON(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.HasPrefix(k, "__") || !plainJSON(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func baseSerialize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		inner := make(map[string]any, len(x))
+		for k, e := range x {
+			inner[k] = baseSerialize(e)
+		}
+		return map[string]any{"__type": "dict", "__var": inner}
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = baseSerialize(e)
+		}
+		return out
+	}
+	return v
+}
+
+// versionIndex returns the index in apiVersions of the version Cadwyn
+// serves a request that asks for v: v itself, else the newest version older
+// than v (comparing the strings, as Cadwyn bisects them), or -1 when v is
+// older than every version.
+func versionIndex(v string) int {
+	i := sort.SearchStrings(apiVersions, v)
+	if i < len(apiVersions) && apiVersions[i] == v {
+		return i
+	}
+	return i - 1
+}
+
+// airflowTemplate turns an Echo route path under /execution into Airflow's
+// path template: ":name" becomes "{name}"; a trailing "*" stays.
+func airflowTemplate(echoPath string) (string, bool) {
+	p, ok := strings.CutPrefix(echoPath, "/execution")
+	if !ok {
+		return "", false
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if name, ok := strings.CutPrefix(s, ":"); ok {
+			segs[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(segs, "/"), true
+}
+
+// templatePattern compiles an Airflow path template into a pattern matching
+// request paths under /execution.
+func templatePattern(template string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^/execution")
+	for _, s := range strings.Split(strings.TrimPrefix(template, "/"), "/") {
+		b.WriteString("/")
+		switch {
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, ":path}"):
+			b.WriteString(".+")
+		case strings.HasPrefix(s, "{"):
+			b.WriteString("[^/]+")
+		default:
+			b.WriteString(regexp.QuoteMeta(s))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// splitRoute splits "METHOD /path".
+func splitRoute(r string) (method, path string) {
+	method, path, _ = strings.Cut(r, " ")
+	return method, path
+}
+
+// endpointAt reports whether the endpoint method+template (Airflow's) is
+// served at version index vi, and whether the table names it at all. Cadwyn
+// starts from the newest version's routes and walks the changes of every
+// version newer than the one asked for, newest first.
+func endpointAt(method, template string, vi int) (present, named bool) {
+	present = true
+	for _, ch := range versionChanges {
+		for _, e := range ch.endpoints {
+			if e.method != method || e.path != template {
+				continue
+			}
+			if !named {
+				// The newest change naming it says whether the head has it.
+				named, present = true, !e.existed
+			}
+			if vi < 0 || ch.version > apiVersions[vi] {
+				present = e.existed
+			}
+		}
+	}
+	return present, named
+}
