@@ -206,7 +206,7 @@ func (db *DB) ClearDagRun(ctx context.Context, dagID, runID string, onlyFailed b
 			return err
 		}
 		type clearing struct {
-			coord         []byte
+			coord          []byte
 			archived, next workload.TaskInstance
 		}
 		var cleared []clearing
