@@ -59,6 +59,7 @@ type Store interface {
 	workload.Connections
 	workload.XComs
 	workload.Catalog
+	workload.DagRuns
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
