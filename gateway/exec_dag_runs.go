@@ -155,6 +155,9 @@ func decodeTrigger(body []byte) (*triggerDagRunPayload, json.RawMessage, error) 
 		}
 		conf = nil
 	}
+	if conf == nil {
+		conf = json.RawMessage("{}") // conf: dict = Field(default_factory=dict)
+	}
 	p.ResetDagRun = o.boolField("reset_dag_run", true)
 	p.PartitionKey = o.str("partition_key", false, true)
 	p.Note = o.str("note", false, true)
