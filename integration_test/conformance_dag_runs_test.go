@@ -728,12 +728,16 @@ func TestConformanceDags(t *testing.T) {
 	yes, no := true, false
 	var cases []drCase
 	for _, c := range []struct {
-		param  string
+		name   string
 		paused *bool
 		want   bool
-	}{{"True-True", &yes, true}, {"False-False", &no, false}, {"None-False", nil, false}} {
+	}{
+		{"test_dags.py::TestDagState::test_dag_is_paused[True-True]", &yes, true},
+		{"test_dags.py::TestDagState::test_dag_is_paused[False-False]", &no, false},
+		{"test_dags.py::TestDagState::test_dag_is_paused[None-False]", nil, false},
+	} {
 		cases = append(cases, drCase{
-			name: "test_dags.py::TestDagState::test_dag_is_paused[" + c.param + "]",
+			name: c.name,
 			setup: func(f drFixtures) {
 				f.dag(workload.Dag{DagID: "test_dag_is_paused", IsPaused: c.paused})
 			},
