@@ -778,3 +778,27 @@ func TestConformanceDags(t *testing.T) {
 	})
 	runDagRunCases(t, cases)
 }
+
+// The dag run of a task's /run context and of GET /dag-runs carries
+// team_name (2026-06-30): on Airflow's database the team of the DAG's bundle.
+func TestDagRunTeamNameOnAirflowDatabase(t *testing.T) {
+	d := newPGDeployment(t)
+	run := d.insertDagRun("team_dag", "r")
+	ti := d.insertQueuedTI(run, "t", 1, 0)
+	d.exec(`INSERT INTO team (name) VALUES ('blue')`)
+	d.exec(`INSERT INTO dag_bundle_team (dag_bundle_name, team_name) VALUES ($1, 'blue')`, pgtest.DefaultBundle)
+	s := d.startReplica(t)
+	w := newWorker(t, s.URL, ti.q(d.minter(t)).Token)
+	r := w.do("PATCH", tiPath(ti.id, "run"), host{"h", "airflow", 4242}.runPayload(t))
+	mustStatus(t, r, 200)
+	var rc struct {
+		DagRun map[string]any `json:"dag_run"`
+	}
+	if err := json.Unmarshal(r.body, &rc); err != nil || rc.DagRun["team_name"] != "blue" {
+		t.Fatalf("/run context: %s", r.body)
+	}
+	e := &drEnv{t: t, url: s.URL, token: w.token}
+	if got := drField(t, e.do("GET", "/execution/dag-runs/team_dag/r", ""), "team_name"); got != "blue" {
+		t.Fatalf("dag run team_name = %v", got)
+	}
+}
