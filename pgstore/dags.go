@@ -92,8 +92,8 @@ func activeDag(ctx context.Context, tx pgx.Tx, dagID string) (*workload.Dag, err
 // queued_at now, triggered_by "operator", the run's conf, dates, partition
 // key and triggering_user_name (that of the triggering task's dag run),
 // bundle_version and created_dag_version_id from the DAG's latest version,
-// log_template_id the newest log template, clear_number 0 and span_status
-// its default. The DAG's task instances are not created: Airflow makes them
+// log_template_id the newest log template, clear_number 0, context_carrier
+// an empty carrier (as task instances get one) and span_status its default. The DAG's task instances are not created: Airflow makes them
 // from the serialized DAG, which taskgate does not read, and its scheduler
 // creates missing ones when it verifies the run's integrity. The run's note
 // (dag_run_note) is not written.
@@ -123,15 +123,16 @@ func (db *DB) TriggerDagRun(ctx context.Context, dr workload.DagRun, parentTI st
 		tag, err := tx.Exec(ctx, `INSERT INTO dag_run (dag_id, run_id, queued_at, logical_date, start_date, end_date,
 				state, run_type, triggered_by, triggering_user_name, conf, data_interval_start, data_interval_end,
 				run_after, clear_number, log_template_id, created_at, updated_at, bundle_version,
-				created_dag_version_id, partition_key)
+				created_dag_version_id, partition_key, context_carrier)
 			SELECT $1, $2, $3, $4, NULL, NULL, 'queued', $5, 'operator', $6, $7::jsonb, $8, $9, $10, 0,
-				(SELECT max(id) FROM log_template), $3, $3, v.bundle_version, v.id, $11
+				(SELECT max(id) FROM log_template), $3, $3, v.bundle_version, v.id, $11, $12::json
 			FROM (SELECT NULL) one
 			LEFT JOIN LATERAL (SELECT id, bundle_version FROM dag_version WHERE dag_id = $1
 				ORDER BY version_number DESC LIMIT 1) v ON true
 			ON CONFLICT DO NOTHING`,
 			dr.DagID, dr.RunID, now, timeArg(dr.LogicalDate), dr.RunType, user, conf,
-			timeArg(dr.DataIntervalStart), timeArg(dr.DataIntervalEnd), dr.RunAfter.UTC(), dr.PartitionKey)
+			timeArg(dr.DataIntervalStart), timeArg(dr.DataIntervalEnd), dr.RunAfter.UTC(), dr.PartitionKey,
+			string(emptyCarrier))
 		if err != nil {
 			return fmt.Errorf("pgstore: insert dag run %s/%s: %w", dr.DagID, dr.RunID, err)
 		}
