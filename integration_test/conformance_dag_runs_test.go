@@ -305,6 +305,19 @@ func (e *drEnv) do(method, path, body string) *response {
 	return r
 }
 
+// checkDagRunBody validates a DagRun body against the client's model (the
+// real client forbids unknown fields).
+func checkDagRunBody(t *testing.T, r *response) {
+	t.Helper()
+	var p problems
+	if obj := p.object("", r.body); obj != nil {
+		p.model("", obj, dagRunModel)
+	}
+	for _, msg := range p {
+		t.Errorf("%s: %s", r, msg)
+	}
+}
+
 // want checks a response's status and, when body is not empty, its JSON.
 func (e *drEnv) want(r *response, status int, body string) {
 	e.t.Helper()
@@ -379,6 +392,7 @@ func TestConformanceDagRunTrigger(t *testing.T) {
 				`{"logical_date": "2025-02-20T00:00:00+00:00", "conf": {"key1": "value1"}}`)
 			e.want(r, 204, "")
 			r = e.do("GET", "/execution/dag-runs/test_trigger_dag_run/test_run_id", "")
+			checkDagRunBody(t, r)
 			e.want(r, 200, `{"dag_id": "test_trigger_dag_run", "run_id": "test_run_id",
 				"logical_date": "2025-02-20T00:00:00Z", "data_interval_start": "2025-02-20T00:00:00Z",
 				"data_interval_end": "2025-02-20T00:00:00Z", "run_after": "2025-02-20T00:00:00Z",
@@ -668,6 +682,7 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 			r := e.do("GET", prev(url.Values{"dag_id": {"test_get_previous_basic"},
 				"logical_date": {"2025-01-10T00:00:00+00:00"}}), "")
 			e.want(r, 200, "")
+			checkDagRunBody(t, r)
 			if drField(t, r, "dag_id") != "test_get_previous_basic" || drField(t, r, "run_id") != "run2" ||
 				drField(t, r, "state") != "failed" {
 				t.Errorf("previous: %s", r.body)
