@@ -388,17 +388,33 @@ func TestConformanceDagRunTrigger(t *testing.T) {
 		name:  "test_dag_runs.py::TestDagRunTrigger::test_trigger_dag_run",
 		setup: func(f drFixtures) { simpleDag(f, "test_trigger_dag_run") },
 		check: func(t *testing.T, e *drEnv) {
+			before := time.Now().Add(-time.Second)
 			r := e.do("POST", "/execution/dag-runs/test_trigger_dag_run/test_run_id",
 				`{"logical_date": "2025-02-20T00:00:00+00:00", "conf": {"key1": "value1"}}`)
 			e.want(r, 204, "")
 			r = e.do("GET", "/execution/dag-runs/test_trigger_dag_run/test_run_id", "")
 			checkDagRunBody(t, r)
-			e.want(r, 200, `{"dag_id": "test_trigger_dag_run", "run_id": "test_run_id",
-				"logical_date": "2025-02-20T00:00:00Z", "data_interval_start": "2025-02-20T00:00:00Z",
-				"data_interval_end": "2025-02-20T00:00:00Z", "run_after": "2025-02-20T00:00:00Z",
-				"start_date": null, "end_date": null, "clear_number": 0, "run_type": "operator_triggered",
-				"state": "queued", "conf": {"key1": "value1"}, "triggering_user_name": "alice",
-				"consumed_asset_events": [], "partition_key": null, "note": null, "team_name": null}`)
+			e.want(r, 200, "")
+			// run_after is the trigger's time (trigger_dag), and the data
+			// interval the exact one after it.
+			var m map[string]any
+			_ = json.Unmarshal(r.body, &m)
+			runAfter, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["run_after"]))
+			if err != nil || runAfter.Before(before) || runAfter.After(time.Now().Add(time.Second)) ||
+				m["data_interval_start"] != m["run_after"] || m["data_interval_end"] != m["run_after"] {
+				t.Errorf("run_after and data interval: %s", r.body)
+			}
+			for _, k := range []string{"run_after", "data_interval_start", "data_interval_end"} {
+				delete(m, k)
+			}
+			want := map[string]any{"dag_id": "test_trigger_dag_run", "run_id": "test_run_id",
+				"logical_date": "2025-02-20T00:00:00Z", "start_date": nil, "end_date": nil, "clear_number": 0.0,
+				"run_type": "operator_triggered", "state": "queued", "conf": map[string]any{"key1": "value1"},
+				"triggering_user_name": "alice", "consumed_asset_events": []any{}, "partition_key": nil,
+				"note": nil, "team_name": nil}
+			if !reflect.DeepEqual(m, want) {
+				t.Errorf("triggered run: %s", r.body)
+			}
 		},
 	}, {
 		name: "test_dag_runs.py::TestDagRunTrigger::test_trigger_dag_run_dag_not_found",

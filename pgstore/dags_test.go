@@ -75,7 +75,7 @@ func TestTriggerDagRunRows(t *testing.T) {
 		t.Fatalf("again: %v", err)
 	}
 	got, err := db.DagRun(ctx, "child", "c")
-	if err != nil || !got.LogicalDate.Equal(ld) || !got.DataIntervalEnd.Equal(ld) || got.StartDate != nil {
+	if err != nil || !got.LogicalDate.Equal(ld) || !got.DataIntervalEnd.Equal(t0) || !got.RunAfter.Equal(t0) || got.StartDate != nil {
 		t.Fatalf("read back: %+v, %v", got, err)
 	}
 }

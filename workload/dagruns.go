@@ -101,27 +101,23 @@ func AdmitClear(d *Dag) error {
 }
 
 // NewTriggeredRun is the dag run trigger_dag records for a task's trigger:
-// queued, run type operator_triggered, run_after the given one or else the
-// logical date or else now, and, with a logical date, the data interval of
-// a manual run at that date (Airflow asks the DAG's timetable; without the
-// DAG's code taskgate records the exact interval [logical_date,
-// logical_date], what the timetables of unscheduled and asset-triggered DAGs
+// queued, run type operator_triggered, run_after the given one or else now,
+// and, with a logical date, the data interval of a manual run after
+// run_after (Airflow asks the DAG's timetable, infer_manual_data_interval;
+// without the DAG's code taskgate records the exact interval [run_after,
+// run_after], what the timetables of unscheduled and asset-triggered DAGs
 // infer). triggeringUser comes from the triggering task's own dag run.
 func NewTriggeredRun(dagID, runID string, logicalDate, runAfter *time.Time, conf []byte, partitionKey, note,
 	triggeringUser *string, now time.Time) DagRun {
 	dr := DagRun{DagID: dagID, RunID: runID, RunType: RunTypeOperatorTriggered, State: DagRunQueued,
 		Conf: conf, PartitionKey: partitionKey, Note: note, TriggeringUserName: triggeringUser}
-	switch {
-	case runAfter != nil:
+	dr.RunAfter = now.UTC()
+	if runAfter != nil {
 		dr.RunAfter = runAfter.UTC()
-	case logicalDate != nil:
-		dr.RunAfter = logicalDate.UTC()
-	default:
-		dr.RunAfter = now.UTC()
 	}
 	if logicalDate != nil {
-		ld := logicalDate.UTC()
-		dr.LogicalDate, dr.DataIntervalStart, dr.DataIntervalEnd = &ld, &ld, &ld
+		ld, ra := logicalDate.UTC(), dr.RunAfter
+		dr.LogicalDate, dr.DataIntervalStart, dr.DataIntervalEnd = &ld, &ra, &ra
 	}
 	return dr
 }

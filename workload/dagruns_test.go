@@ -53,8 +53,8 @@ func TestNewTriggeredRun(t *testing.T) {
 	user := "alice"
 
 	dr := NewTriggeredRun("d", "r", &ld, nil, []byte(`{"a":1}`), nil, nil, &user, now)
-	if dr.State != "queued" || dr.RunType != "operator_triggered" || !dr.RunAfter.Equal(ld) ||
-		!dr.LogicalDate.Equal(ld) || !dr.DataIntervalStart.Equal(ld) || !dr.DataIntervalEnd.Equal(ld) ||
+	if dr.State != "queued" || dr.RunType != "operator_triggered" || !dr.RunAfter.Equal(now) ||
+		!dr.LogicalDate.Equal(ld) || !dr.DataIntervalStart.Equal(now) || !dr.DataIntervalEnd.Equal(now) ||
 		dr.LogicalDate.Location() != time.UTC || *dr.TriggeringUserName != "alice" || string(dr.Conf) != `{"a":1}` {
 		t.Errorf("with a logical date: %+v", dr)
 	}
@@ -63,7 +63,7 @@ func TestNewTriggeredRun(t *testing.T) {
 		t.Errorf("without dates: %+v", dr)
 	}
 	dr = NewTriggeredRun("d", "r", &ld, &ra, nil, nil, nil, nil, now)
-	if !dr.RunAfter.Equal(ra) {
+	if !dr.RunAfter.Equal(ra) || !dr.DataIntervalStart.Equal(ra) || !dr.LogicalDate.Equal(ld) {
 		t.Errorf("run_after given: %v", dr.RunAfter)
 	}
 }
