@@ -148,7 +148,8 @@ func (db *DB) TriggerDagRun(ctx context.Context, dr workload.DagRun, parentTI st
 // only_failed=…) does through clear_task_instances, in one transaction:
 // each selected task_instance row (locked) has its try recorded into
 // task_instance_history (record_ti), its task_reschedule rows deleted and a
-// new id (prepare_db_for_next_try); a running one becomes restarting, any
+// new id (prepare_db_for_next_try), and when unfinished an end_date now and
+// its duration (record_ti sets them on the row); a running one becomes restarting, any
 // other loses its state, external_executor_id, next_method and next_kwargs
 // and has max_tries raised to its try_number when lower (the fallback
 // Airflow uses without the task's retries: taskgate does not read the
@@ -213,13 +214,17 @@ func (db *DB) ClearDagRun(ctx context.Context, dagID, runID string, onlyFailed b
 			}
 			if c.oldState == workload.StateRunning {
 				c.newState = workload.StateRestarting
-				_, err = tx.Exec(ctx, `UPDATE task_instance SET id = $2::uuid, state = 'restarting', updated_at = $3
+				_, err = tx.Exec(ctx, `UPDATE task_instance SET id = $2::uuid, state = 'restarting', updated_at = $3,
+						end_date = $3, duration = EXTRACT(EPOCH FROM ($3 - start_date))::float8
 					WHERE id = $1::uuid`, c.oldID, c.newID, now)
 			} else {
 				_, err = tx.Exec(ctx, `UPDATE task_instance SET id = $2::uuid, state = NULL,
 						max_tries = GREATEST(max_tries, try_number), external_executor_id = NULL,
-						next_method = NULL, next_kwargs = NULL, updated_at = $3
-					WHERE id = $1::uuid`, c.oldID, c.newID, now)
+						next_method = NULL, next_kwargs = NULL, updated_at = $3,
+						end_date = CASE WHEN fin THEN end_date ELSE $3 END,
+						duration = CASE WHEN fin THEN duration ELSE EXTRACT(EPOCH FROM ($3 - start_date))::float8 END
+					FROM (SELECT coalesce(state = ANY($4), false) FROM task_instance WHERE id = $1::uuid) f(fin)
+					WHERE id = $1::uuid`, c.oldID, c.newID, now, finishedStates)
 			}
 			if err != nil {
 				return fmt.Errorf("pgstore: clear task instance %s: %w", c.oldID, err)

@@ -117,6 +117,13 @@ func TestClearDagRunRows(t *testing.T) {
 	if r := read("c"); r.id == running.ID || r.state != "restarting" {
 		t.Errorf("running try: %+v", r)
 	}
+	var ended, failedEnd bool
+	scanRow(t, db, `SELECT end_date = $1 FROM task_instance WHERE dag_id = 'etl' AND task_id = 'c'`,
+		[]any{t0.Add(time.Minute)}, &ended)
+	scanRow(t, db, `SELECT end_date IS NULL FROM task_instance WHERE dag_id = 'etl' AND task_id = 'a'`, nil, &failedEnd)
+	if !ended || !failedEnd {
+		t.Errorf("end dates: the running try's set %v, the failed try's kept %v", ended, failedEnd)
+	}
 	var hist int
 	scanRow(t, db, `SELECT count(*) FROM task_instance_history WHERE task_instance_id = ANY($1::uuid[])
 		AND state IN ('failed', 'success')`, []any{[]string{failed.ID, ok.ID, running.ID}}, &hist)

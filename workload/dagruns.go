@@ -138,7 +138,8 @@ func ClearSelects(ti *TaskInstance, onlyFailed bool) bool {
 // it, and Airflow falls back to this too) and no next_method or next_kwargs.
 // Its reschedules are dropped (Airflow deletes the archived try's
 // task_reschedule rows), and so is what taskgate keeps per try (the /run
-// grant, the reported outcome). The returned value is the new
+// grant, the reported outcome); an unfinished try's end date becomes now, as
+// Airflow's record_ti sets it on the row. The returned value is the new
 // try; ti is not changed.
 func ClearTry(ti *TaskInstance, newID string, now time.Time) TaskInstance {
 	t := *ti
@@ -149,6 +150,11 @@ func ClearTry(ti *TaskInstance, newID string, now time.Time) TaskInstance {
 	t.TaskOutlets, t.OutletEvents = nil, nil
 	t.QueuedBy = ""
 	t.UpdatedAt = now.UTC()
+	if !ti.State.Terminal() {
+		// record_ti ends an unfinished try on the row it archives.
+		end := now.UTC()
+		t.EndDate = &end
+	}
 	if ti.State == StateRunning {
 		t.State = StateRestarting
 		return t

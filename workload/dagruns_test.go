@@ -97,6 +97,9 @@ func TestClearTry(t *testing.T) {
 			!got.UpdatedAt.Equal(now) || got.Hostname != "h" {
 			t.Errorf("clear of a %q try: %+v", c.state, got)
 		}
+		if ended := got.EndDate != nil && got.EndDate.Equal(now); ended == c.state.Terminal() {
+			t.Errorf("clear of a %q try: end date %v", c.state, got.EndDate)
+		}
 		if ti.ID != "old" || ti.State != c.state {
 			t.Errorf("clear of a %q try changed the try itself: %+v", c.state, ti)
 		}
