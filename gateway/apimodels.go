@@ -30,4 +30,5 @@ var modelTables = []map[string]routeModel{
 	variableConnectionModels,
 	xcomRouteModels,
 	tokenRefreshModels,
+	dagRunModels,
 }

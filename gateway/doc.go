@@ -19,6 +19,8 @@
 //   - exec_task_instances.go: the task-instance lifecycle (/run, /state,
 //     /heartbeat, /rtif, /skip-downstream) and reads about a try.
 //   - exec_variables.go, exec_xcoms.go: variables, connections and XComs.
+//   - exec_dag_runs.go: dag runs and DAGs (trigger, clear, a run's detail
+//     and state, counts, the previous run, a DAG and its paused flag).
 //   - exec_readcache.go: the cache of variable and connection bodies behind
 //     repeated GETs, kept coherent by the one store wrapper writes go through.
 //   - exec_renew.go: which due execution tokens reissue renews, and the

@@ -202,6 +202,12 @@ func queryDatetime(c echo.Context, name string, errs *[]FieldError) *time.Time {
 	if !ok {
 		return nil
 	}
+	return parseQueryDatetime(v, errs, "query", name)
+}
+
+// parseQueryDatetime reads one UtcDateTime query value, found at loc, as
+// pydantic does: an ISO 8601 text or a number of seconds since the epoch.
+func parseQueryDatetime(v string, errs *[]FieldError, loc ...any) *time.Time {
 	raw, _ := json.Marshal(v)
 	if t, ok := parseDatetime(raw); ok {
 		return &t
@@ -211,7 +217,7 @@ func queryDatetime(c echo.Context, name string, errs *[]FieldError) *time.Time {
 			return &t
 		}
 	}
-	*errs = append(*errs, FieldError{Type: "datetime_parsing", Loc: []any{"query", name},
+	*errs = append(*errs, FieldError{Type: "datetime_parsing", Loc: loc,
 		Msg: "Input should be a valid datetime", Input: v})
 	return nil
 }

@@ -277,7 +277,7 @@ func TestRunSuccessBody(t *testing.T) {
 			"data_interval_end": "2026-11-27T10:00:00Z", "run_after": "2026-11-27T10:00:00Z",
 			"start_date": "2026-11-27T10:00:00Z", "end_date": null, "clear_number": 0,
 			"run_type": "manual", "state": "running", "conf": {}, "triggering_user_name": null,
-			"consumed_asset_events": [], "partition_key": null, "note": null
+			"consumed_asset_events": [], "partition_key": null, "note": null, "team_name": null
 		},
 		"task_reschedule_count": 0, "max_tries": 2, "variables": [], "connections": [],
 		"xcom_keys_to_clear": [], "should_retry": true

@@ -135,6 +135,20 @@ func (s *Server) routes() []route {
 
 		{http.MethodPost, "/execution/token/refresh", refresh, "", s.handleRefreshToken},
 
+		// A task triggers or clears a dag run (TriggerDagRunOperator); tasks
+		// and the triggerer read runs and DAGs while they wait on them.
+		{http.MethodPost, dagRunPath, execution, "", s.handleTriggerDagRun},
+		{http.MethodGet, dagRunPath, executionRead, "", s.handleGetDagRun},
+		{http.MethodPost, dagRunPath + "/clear", execution, "", s.handleClearDagRun},
+		{http.MethodGet, dagRunPath + "/state", executionRead, "", s.handleGetDagRunState},
+		{http.MethodGet, "/execution/dag-runs/count", executionRead, "", s.handleCountDagRuns},
+		{http.MethodGet, "/execution/dag-runs/previous", executionRead, "", s.handleGetPreviousDagRun},
+		// Where versions before 2026-04-06 ask for it (versions.go serves it
+		// to them alone).
+		{http.MethodGet, "/execution/dag-runs/:dag_id/previous", executionRead, "", s.handleGetPreviousDagRunByPath},
+		{http.MethodGet, dagPath + "/state", executionRead, "", s.handleGetDagState},
+		{http.MethodGet, dagPath, executionRead, "", s.handleGetDag},
+
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},
 		{http.MethodPost, "/auth/token/cli", public, "", s.handleLogin(true)},

@@ -57,6 +57,7 @@ type Store interface {
 	workload.XComs
 	workload.Catalog
 	workload.Assets
+	workload.DagRuns
 }
 
 // HealthCheck is one named dependency reported by /health/ping.

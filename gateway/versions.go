@@ -217,8 +217,12 @@ var modelSites = []modelSite{
 	{model: "DagRun", route: "PATCH /task-instances/{task_instance_id}/run", path: []string{"dag_run"}},
 	{model: "DagRun", route: "GET /dag-runs/{dag_id}/{run_id}"},
 	{model: "DagRun", route: "GET /dag-runs/previous"},
-	// The compat GET /dag-runs/{dag_id}/previous has no response model:
-	// only its own converters (by path) touch its body.
+	// Airflow's compat GET /dag-runs/{dag_id}/previous declares no response
+	// model, so only its own converters (by path) touch its body there, and
+	// a DagRun field newer than the client's version reaches a client whose
+	// DagRun model forbids unknown fields. taskgate converts it as the
+	// DagRun it is.
+	{model: "DagRun", route: "GET /dag-runs/{dag_id}/previous"},
 	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset"},
 	{model: "AssetEventsResponse", route: "GET /asset-events/by-asset-alias"},
 	{model: "AssetEventResponse", route: "GET /asset-events/by-asset", path: []string{"asset_events[]"}},

@@ -60,10 +60,12 @@ func TestVersionTable(t *testing.T) {
 	}
 }
 
-// headGaps are fields the newest version defines that no handler serves
-// yet (DagRun's 2026-06-30 fields belong to the task-instance and dag-run
-// routes); each is named, none is waved through silently.
-var headGaps = map[string]bool{"DagRun.team_name": true, "DagRun.partition_date": true}
+// headGaps are fields the newest version defines that no handler serves;
+// each is named, none is waved through silently. DagRun.partition_date is
+// optional in the client's model, and Task SDKs generated at 2026-06-30
+// before the field was added forbid fields they do not know in DagRun: a
+// run context that omits it is read by both.
+var headGaps = map[string]bool{"DagRun.partition_date": true}
 
 // TestVersionTableAgainstRoutes holds the table to the routes present: a
 // site's route, once registered, has its models in modelTables, and each
@@ -199,7 +201,7 @@ func runShapes(version string) (top, dagRun []string) {
 	top = []string{"connections", "dag_run", "max_tries", "should_retry", "task_reschedule_count", "variables", "xcom_keys_to_clear"}
 	dagRun = []string{"clear_number", "conf", "consumed_asset_events", "dag_id", "data_interval_end", "data_interval_start",
 		"end_date", "logical_date", "note", "partition_key", "run_after", "run_id", "run_type", "start_date", "state",
-		"triggering_user_name"}
+		"team_name", "triggering_user_name"}
 	drop := func(xs []string, names ...string) []string {
 		var out []string
 		for _, x := range xs {
@@ -208,6 +210,9 @@ func runShapes(version string) (top, dagRun []string) {
 			}
 		}
 		return out
+	}
+	if version < "2026-06-30" { // AddTeamNameField
+		dagRun = drop(dagRun, "team_name")
 	}
 	if version < "2026-04-06" { // AddPartitionKeyField, AddNoteField, RemoveUpstreamMapIndexesField
 		dagRun = drop(dagRun, "partition_key", "note")
@@ -541,9 +546,10 @@ func TestDagRunRoutesPerVersion(t *testing.T) {
 		{"detail at the newest", APIVersion, "GET", "/execution/dag-runs/d/r", full},
 		{"detail at 2026-04-06 lacks 2026-06-30's fields", "2026-04-06", "GET", "/execution/dag-runs/d/r",
 			`{"conf":null,"dag_id":"d","note":"n","partition_key":"p","run_after":"ra","run_id":"r","start_date":null,"state":"queued","triggering_user_name":"u"}`},
-		// The compat route has no response model: only its converters run.
+		// The compat route's body is converted as the DagRun it is: no
+		// field newer than the client's version reaches it.
 		{"compat previous at 2025-11-05", "2025-11-05", "GET", "/execution/dag-runs/d/previous",
-			`{"conf":null,"dag_id":"d","partition_date":"pd","run_after":"ra","run_id":"r","start_date":"ra","state":"queued","team_name":"t","triggering_user_name":"u"}`},
+			`{"conf":null,"dag_id":"d","run_after":"ra","run_id":"r","start_date":"ra","state":"queued","triggering_user_name":"u"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -631,4 +637,34 @@ func FuzzVersionedBodies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPreviousDagRunWhereOlderClientsAsk: a client of a version before
+// 2026-04-06 asks GET /dag-runs/{dag_id}/previous and gets the previous
+// run in its own version's shape; at the newest version the same path is
+// a run named "previous".
+func TestPreviousDagRunWhereOlderClientsAsk(t *testing.T) {
+	h := newHarness(t)
+	tok := h.start(h.queue("etl", "r1", "t", -1))
+	path := "/execution/dag-runs/etl/previous?logical_date=2100-01-01T00:00:00Z"
+	r := h.do("GET", path, tok, "", "Airflow-API-Version", "2025-08-10")
+	if r.status != 200 {
+		t.Fatalf("at 2025-08-10: %d %s", r.status, r.body)
+	}
+	run, ok := r.json(t).(map[string]any)
+	if !ok || run["run_id"] != "r1" || run["dag_id"] != "etl" {
+		t.Fatalf("at 2025-08-10: %s", r.body)
+	}
+	for _, newer := range []string{"partition_key", "note", "team_name", "triggering_user_name"} {
+		if _, ok := run[newer]; ok {
+			t.Errorf("at 2025-08-10 the run carries %s, added later", newer)
+		}
+	}
+	if r := h.do("GET", path, tok, "", "Airflow-API-Version", APIVersion); r.status != 404 {
+		t.Errorf("at the newest version: %d %s, want the 404 of a run named previous", r.status, r.body)
+	}
+	if r := h.do("GET", "/execution/dag-runs/previous?dag_id=etl&logical_date=2100-01-01T00:00:00Z", tok, "",
+		"Airflow-API-Version", "2025-08-10"); r.status != 404 {
+		t.Errorf("the newest path at 2025-08-10: %d %s, want 404 (it did not exist)", r.status, r.body)
+	}
 }

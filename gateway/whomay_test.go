@@ -99,6 +99,10 @@ func sharedRead(r Route) bool {
 			return true
 		}
 	}
+	// Dag runs and DAGs: a task or the triggerer waiting on a run.
+	if (strings.HasPrefix(r.Path, "/execution/dag-runs/") || strings.HasPrefix(r.Path, "/execution/dags/")) && readRoute(r) {
+		return true
+	}
 	return r.Path == "/execution/token/refresh"
 }
 

@@ -2,8 +2,10 @@ package pgstore
 
 // Dag runs on Airflow's dag_run rows. Mapping (workload.DagRun ⇄ dag_run):
 // every field is the column of its name (conf plain jsonb, the dates
-// UtcDateTime); Note and ConsumedAssetEvents are left empty (dag_run_note
-// and the asset events a run consumed are not read here).
+// UtcDateTime); TeamName is the team of the DAG's bundle (dag.bundle_name →
+// dag_bundle_team.team_name, as Airflow's DagRun.team_name reads it), NULL
+// outside multi-team mode; Note and ConsumedAssetEvents are left empty
+// (dag_run_note and the asset events a run consumed are not read here).
 
 import (
 	"context"
@@ -18,7 +20,9 @@ import (
 
 const dagRunColumns = `dr.dag_id, dr.run_id, dr.logical_date, dr.data_interval_start, dr.data_interval_end,
 	dr.run_after, dr.start_date, dr.end_date, dr.clear_number, dr.run_type, dr.state, dr.conf,
-	dr.triggering_user_name, dr.partition_key
+	dr.triggering_user_name, dr.partition_key,
+	(SELECT bt.team_name FROM dag d JOIN dag_bundle_team bt ON bt.dag_bundle_name = d.bundle_name
+		WHERE d.dag_id = dr.dag_id)
 	FROM dag_run dr`
 
 func scanDagRun(row pgx.Row) (*workload.DagRun, error) {
@@ -29,7 +33,7 @@ func scanDagRun(row pgx.Row) (*workload.DagRun, error) {
 	)
 	err := row.Scan(&dr.DagID, &dr.RunID, &dr.LogicalDate, &dr.DataIntervalStart, &dr.DataIntervalEnd,
 		&dr.RunAfter, &dr.StartDate, &dr.EndDate, &clear, &dr.RunType, &state, &conf,
-		&dr.TriggeringUserName, &dr.PartitionKey)
+		&dr.TriggeringUserName, &dr.PartitionKey, &dr.TeamName)
 	if err != nil {
 		return nil, err
 	}

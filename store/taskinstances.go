@@ -75,7 +75,10 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 	if _, ok := db.live.Load(id); ok {
 		return workload.TryStatus{State: workload.StateRunning, Current: true}, nil
 	}
-	var st workload.TryStatus
+	var (
+		st    workload.TryStatus
+		found bool // a cleared task instance has no state
+	)
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		ti, err := db.getTI(tx, id)
 		if err != nil || ti == nil {
@@ -83,13 +86,13 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 		}
 		cur := tx.Bucket(bucketCurrentTI)
 		current := cur != nil && bytes.Equal(cur.Get(currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)), []byte(id))
-		st = workload.StatusOf(ti, current)
+		st, found = workload.StatusOf(ti, current), true
 		return nil
 	})
 	if err != nil {
 		return workload.TryStatus{}, err
 	}
-	if st.State == "" {
+	if !found {
 		return workload.TryStatus{}, notFound("task instance %s", id)
 	}
 	return st, nil

@@ -49,7 +49,9 @@ func (s State) Terminal() bool {
 }
 
 // DagRun is the dag run a task instance belongs to: Airflow's DagRun model at
-// API version 2026-06-30, the dag_run of a TIRunContext. It is the one
+// the newest API version (2026-11-13; its fields last changed at 2026-06-30,
+// which added team_name), the dag_run of a TIRunContext and the body of GET
+// /dag-runs/{dag_id}/{run_id}. It is the one
 // definition of that model: the store keeps it, the gateway sends it (see
 // WireDagRun) and the client decodes it. The real Airflow client forbids
 // unknown fields here, so it carries exactly these.
@@ -73,6 +75,9 @@ type DagRun struct {
 	ConsumedAssetEvents json.RawMessage `json:"consumed_asset_events,omitempty"`
 	PartitionKey        *string         `json:"partition_key"`
 	Note                *string         `json:"note"`
+	// TeamName is the team of the DAG's bundle in multi-team mode (Airflow's
+	// dag → dag_bundle_team), null otherwise.
+	TeamName *string `json:"team_name"`
 }
 
 // WireDagRun returns dr as the Execution API sends it: conf is an object

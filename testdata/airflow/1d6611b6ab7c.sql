@@ -172,6 +172,26 @@ CREATE TABLE team (
     CONSTRAINT team_pkey PRIMARY KEY (name)
 );
 
+-- The team of a dag bundle in multi-team mode (models/team.py
+-- dag_bundle_team_association_table): the dag run's team_name in a task's /run context.
+CREATE TABLE dag_bundle_team (
+    dag_bundle_name varchar(250) NOT NULL,
+    team_name varchar(50) NOT NULL,
+    CONSTRAINT dag_bundle_team_pkey PRIMARY KEY (dag_bundle_name, team_name),
+    CONSTRAINT dag_bundle_team_dag_bundle_name_fkey FOREIGN KEY (dag_bundle_name) REFERENCES dag_bundle (name) ON DELETE CASCADE,
+    CONSTRAINT dag_bundle_team_team_name_fkey FOREIGN KEY (team_name) REFERENCES team (name) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX idx_dag_bundle_team_dag_bundle_name ON dag_bundle_team (dag_bundle_name);
+CREATE INDEX idx_dag_bundle_team_team_name ON dag_bundle_team (team_name);
+
+-- A DAG's tags (models/dag.py DagTag): GET /execution/dags/{dag_id} lists them.
+CREATE TABLE dag_tag (
+    name varchar(100) NOT NULL,
+    dag_id varchar(250) NOT NULL,
+    CONSTRAINT dag_tag_pkey PRIMARY KEY (name, dag_id),
+    CONSTRAINT dag_tag_dag_id_fkey FOREIGN KEY (dag_id) REFERENCES dag (dag_id) ON DELETE CASCADE
+);
+
 CREATE TABLE trigger (
     id serial NOT NULL,
     classpath varchar(1000) NOT NULL,
