@@ -349,7 +349,7 @@ func drField(t *testing.T, r *response, name string) any {
 	return m[name]
 }
 
-func day(y int, m time.Month, d int) *time.Time {
+func dateOn(y int, m time.Month, d int) *time.Time {
 	t := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	return &t
 }
@@ -530,11 +530,11 @@ func TestConformanceDagRunClear(t *testing.T) {
 		name: "clear: only_failed (2026-11-13) clears the failed and upstream_failed tries alone; a running try restarts",
 		setup: func(f drFixtures) {
 			f.dag(workload.Dag{DagID: "d"})
-			f.run(workload.DagRun{DagID: "d", RunID: "r", State: "failed", StartDate: day(2025, 1, 1), EndDate: day(2025, 1, 2)})
+			f.run(workload.DagRun{DagID: "d", RunID: "r", State: "failed", StartDate: dateOn(2025, 1, 1), EndDate: dateOn(2025, 1, 2)})
 			before = []string{f.ti("d", "r", "a_failed", workload.StateFailed),
 				f.ti("d", "r", "b_ok", workload.StateSuccess),
 				f.ti("d", "r", "c_upstream", workload.StateUpstreamFailed)}
-			f.run(workload.DagRun{DagID: "d", RunID: "live", State: "running", StartDate: day(2025, 1, 1)})
+			f.run(workload.DagRun{DagID: "d", RunID: "live", State: "running", StartDate: dateOn(2025, 1, 1)})
 			f.ti("d", "live", "running", workload.StateRunning)
 		},
 		check: func(t *testing.T, e *drEnv) {
@@ -581,7 +581,7 @@ func TestConformanceDagRunReads(t *testing.T) {
 			simpleDag(f, "test_dag_id")
 			end := time.Date(2025, 12, 13, 0, 0, 0, 0, time.UTC)
 			f.run(workload.DagRun{DagID: "test_dag_id", RunID: "test_run_id", RunType: "manual", State: "success",
-				RunAfter: end, StartDate: day(2023, 1, 2), EndDate: &end})
+				RunAfter: end, StartDate: dateOn(2023, 1, 2), EndDate: &end})
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/test_dag_id/test_run_id", ""), 200, `{
@@ -616,7 +616,7 @@ func TestConformanceDagRunReads(t *testing.T) {
 		name: "test_dag_runs.py::TestGetDagRunCount::test_get_count_basic",
 		setup: func(f drFixtures) {
 			simpleDag(f, "test_dag")
-			runWithTask(f, "test_dag", "run", "running", day(2025, 1, 1))
+			runWithTask(f, "test_dag", "run", "running", dateOn(2025, 1, 1))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/count?dag_id=test_dag", ""), 200, `1`)
@@ -626,9 +626,9 @@ func TestConformanceDagRunReads(t *testing.T) {
 		setup: func(f drFixtures) {
 			d := "test_get_count_with_states"
 			simpleDag(f, d)
-			runWithTask(f, d, "test_run_id1", "success", day(2025, 1, 1))
-			runWithTask(f, d, "test_run_id2", "failed", day(2025, 1, 2))
-			runWithTask(f, d, "test_run_id3", "running", day(2025, 1, 3))
+			runWithTask(f, d, "test_run_id1", "success", dateOn(2025, 1, 1))
+			runWithTask(f, d, "test_run_id2", "failed", dateOn(2025, 1, 2))
+			runWithTask(f, d, "test_run_id3", "running", dateOn(2025, 1, 3))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/count?dag_id=test_get_count_with_states&states=success&states=failed", ""), 200, `2`)
@@ -638,8 +638,8 @@ func TestConformanceDagRunReads(t *testing.T) {
 		setup: func(f drFixtures) {
 			d := "test_get_count_with_logical_dates"
 			simpleDag(f, d)
-			runWithTask(f, d, "test_run_id1", "running", day(2025, 1, 1))
-			runWithTask(f, d, "test_run_id2", "running", day(2025, 1, 2))
+			runWithTask(f, d, "test_run_id1", "running", dateOn(2025, 1, 1))
+			runWithTask(f, d, "test_run_id2", "running", dateOn(2025, 1, 2))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			q := url.Values{"dag_id": {"test_get_count_with_logical_dates"},
@@ -657,8 +657,8 @@ func TestConformanceDagRunReads(t *testing.T) {
 		setup: func(f drFixtures) {
 			d := "test_get_count_with_run_ids"
 			simpleDag(f, d)
-			runWithTask(f, d, "run1", "running", day(2025, 1, 1))
-			runWithTask(f, d, "run2", "running", day(2025, 1, 2))
+			runWithTask(f, d, "run1", "running", dateOn(2025, 1, 1))
+			runWithTask(f, d, "run2", "running", dateOn(2025, 1, 2))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/count?dag_id=test_get_count_with_run_ids&run_ids=run1&run_ids=run2", ""), 200, `2`)
@@ -670,8 +670,8 @@ func TestConformanceDagRunReads(t *testing.T) {
 		setup: func(f drFixtures) {
 			d := "test_get_count_with_mixed"
 			simpleDag(f, d)
-			runWithTask(f, d, "runid1", "success", day(2025, 1, 1))
-			runWithTask(f, d, "runid2", "queued", day(2025, 1, 2))
+			runWithTask(f, d, "runid1", "success", dateOn(2025, 1, 1))
+			runWithTask(f, d, "runid2", "queued", dateOn(2025, 1, 2))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/count?dag_id=test_get_count_with_mixed&states=success&states=queued", ""), 200, `2`)
@@ -683,8 +683,8 @@ func TestConformanceDagRunReads(t *testing.T) {
 func previousRuns(dagID string, third *time.Time) func(f drFixtures) {
 	return func(f drFixtures) {
 		simpleDag(f, dagID)
-		runWithTask(f, dagID, "run1", "success", day(2025, 1, 1))
-		runWithTask(f, dagID, "run2", "failed", day(2025, 1, 5))
+		runWithTask(f, dagID, "run1", "success", dateOn(2025, 1, 1))
+		runWithTask(f, dagID, "run2", "failed", dateOn(2025, 1, 5))
 		runWithTask(f, dagID, "run3", "success", third)
 	}
 }
@@ -693,7 +693,7 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 	prev := func(q url.Values) string { return "/execution/dag-runs/previous?" + q.Encode() }
 	runDagRunCases(t, []drCase{{
 		name:  "test_dag_runs.py::TestGetPreviousDagRun::test_get_previous_dag_run_basic",
-		setup: previousRuns("test_get_previous_basic", day(2025, 1, 10)),
+		setup: previousRuns("test_get_previous_basic", dateOn(2025, 1, 10)),
 		check: func(t *testing.T, e *drEnv) {
 			r := e.do("GET", prev(url.Values{"dag_id": {"test_get_previous_basic"},
 				"logical_date": {"2025-01-10T00:00:00+00:00"}}), "")
@@ -706,7 +706,7 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 		},
 	}, {
 		name:  "test_dag_runs.py::TestGetPreviousDagRun::test_get_previous_dag_run_with_state_filter",
-		setup: previousRuns("test_get_previous_with_state", day(2025, 1, 8)),
+		setup: previousRuns("test_get_previous_with_state", dateOn(2025, 1, 8)),
 		check: func(t *testing.T, e *drEnv) {
 			r := e.do("GET", prev(url.Values{"dag_id": {"test_get_previous_with_state"},
 				"logical_date": {"2025-01-10T00:00:00+00:00"}, "state": {"success"}}), "")
@@ -719,7 +719,7 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 		name: "test_dag_runs.py::TestGetPreviousDagRun::test_get_previous_dag_run_no_previous_found",
 		setup: func(f drFixtures) {
 			simpleDag(f, "test_get_previous_none")
-			runWithTask(f, "test_get_previous_none", "run1", "success", day(2025, 1, 1))
+			runWithTask(f, "test_get_previous_none", "run1", "success", dateOn(2025, 1, 1))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/previous?dag_id=test_get_previous_none&logical_date=2025-01-01T00:00:00Z", ""), 200, `null`)
@@ -728,8 +728,8 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 		name: "test_dag_runs.py::TestGetPreviousDagRun::test_get_previous_dag_run_no_matching_state",
 		setup: func(f drFixtures) {
 			simpleDag(f, "test_get_previous_no_match")
-			runWithTask(f, "test_get_previous_no_match", "run1", "failed", day(2025, 1, 1))
-			runWithTask(f, "test_get_previous_no_match", "run2", "failed", day(2025, 1, 2))
+			runWithTask(f, "test_get_previous_no_match", "run1", "failed", dateOn(2025, 1, 1))
+			runWithTask(f, "test_get_previous_no_match", "run2", "failed", dateOn(2025, 1, 2))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/previous?dag_id=test_get_previous_no_match&logical_date=2025-01-03T00:00:00Z&state=success", ""), 200, `null`)
@@ -743,7 +743,7 @@ func TestConformanceDagRunPrevious(t *testing.T) {
 		name: "test_dag_runs.py::TestGetPreviousDagRun::test_get_previous_dag_run_invalid_state_parameter",
 		setup: func(f drFixtures) {
 			simpleDag(f, "test_get_previous_invalid_state")
-			runWithTask(f, "test_get_previous_invalid_state", "run1", "success", day(2025, 1, 1))
+			runWithTask(f, "test_get_previous_invalid_state", "run1", "success", dateOn(2025, 1, 1))
 		},
 		check: func(t *testing.T, e *drEnv) {
 			e.want(e.do("GET", "/execution/dag-runs/previous?dag_id=test_get_previous_invalid_state&logical_date=2025-01-02T00:00:00Z&state=invalid_state", ""), 422,
