@@ -354,6 +354,7 @@ func decodeStateUpdate(body []byte) (workload.StateUpdate, error) {
 		u.NextMethod = o.str("next_method", true, false)
 		u.NextKwargs = o.rawField("next_kwargs", false, `{"`)
 		u.TriggerTimeout = o.duration("timeout")
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
 	case workload.StateUpForReschedule:
 		u.RescheduleDate = o.datetime("reschedule_date", true, false)
 		u.EndDate = o.datetime("end_date", true, false)
@@ -391,11 +392,22 @@ func (s *Server) handleUpdateState(c echo.Context) error {
 	}
 	now := s.now()
 	var changed bool
-	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
-		var err error
-		changed, err = workload.ApplyState(ti, u, now)
-		return err
-	})
+	if u.State == workload.StateAwaitingInput {
+		// Whether the task parks depends on its Human-in-the-loop request,
+		// read in the same transaction (workload.ApplyAwaitingInput).
+		_, err = s.cfg.Store.UpdateTaskInstanceHITL(c.Request().Context(), id,
+			func(ti *workload.TaskInstance, h *workload.HITLDetail) error {
+				var err error
+				changed, err = workload.ApplyAwaitingInput(ti, h, u, now)
+				return err
+			})
+	} else {
+		_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+			var err error
+			changed, err = workload.ApplyState(ti, u, now)
+			return err
+		})
+	}
 	if err != nil {
 		return mapTIError(err)
 	}

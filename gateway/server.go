@@ -59,6 +59,9 @@ type Store interface {
 	workload.Connections
 	workload.XComs
 	workload.Catalog
+	workload.HITL
+	workload.TaskStateStore
+	workload.AssetStateStore
 }
 
 // HealthCheck is one named dependency reported by /health/ping.

@@ -99,6 +99,10 @@ func sharedRead(r Route) bool {
 			return true
 		}
 	}
+	// The asset state store: watchers (the triggerer) read it too.
+	if strings.HasPrefix(r.Path, "/execution/store/asset/") && readRoute(r) {
+		return true
+	}
 	return r.Path == "/execution/token/refresh"
 }
 

@@ -59,6 +59,14 @@ var (
 	// bucketHeartbeats: ti id → the latest heartbeat time moved out of the
 	// heartbeat log (appendTime), newer than the record's when present
 	bucketHeartbeats = []byte("heartbeats")
+	// bucketHITL: ti id → HITLDetail JSON (Airflow's hitl_detail).
+	bucketHITL = []byte("hitl_details")
+	// bucketTaskState: (dag_id, run_id, task_id) ‖ mapindex ‖ (key) →
+	// taskStateRecord JSON (Airflow's task_state_store).
+	bucketTaskState = []byte("task_state_store")
+	// bucketAssetState: ("name" or "uri", the asset's name or URI, key) →
+	// assetStateRecord JSON (Airflow's asset_state_store, see AssetState).
+	bucketAssetState = []byte("asset_state_store")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -71,6 +79,7 @@ var (
 		bucketVariables, bucketConnections, bucketXComs,
 		bucketUsers, bucketRevocations, bucketComponents, bucketComponentsByName,
 		bucketHeartbeats,
+		bucketHITL, bucketTaskState, bucketAssetState,
 	}
 
 	keySchemaVersion = []byte("schema_version")
