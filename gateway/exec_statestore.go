@@ -287,15 +287,20 @@ func (s *Server) handlePutAssetStore(byName bool) echo.HandlerFunc {
 		if errs != nil {
 			return &ValidationError{Errors: errs}
 		}
-		// The token's try (the policy admits task tokens only).
-		sub, _ := scopes.CanonicalUUID(claimsOf(c).Subject)
-		ti, err := s.cfg.Store.TaskInstance(c.Request().Context(), sub)
-		if errors.Is(err, workload.ErrNotFound) {
-			return notFound("Task instance " + pyRepr(sub) + " not found")
-		} else if err != nil {
-			return err
+		// The policy admits task tokens only here; a component's write
+		// would be a watcher's, as Airflow records its triggerer's.
+		w := workload.AssetWriter{Kind: workload.AssetWriterWatcher}
+		if claimsOf(c).Component() == "" {
+			sub, _ := scopes.CanonicalUUID(claimsOf(c).Subject)
+			ti, err := s.cfg.Store.TaskInstance(c.Request().Context(), sub)
+			if errors.Is(err, workload.ErrNotFound) {
+				return notFound("Task instance " + pyRepr(sub) + " not found")
+			} else if err != nil {
+				return err
+			}
+			w = workload.AssetWriter{Kind: workload.AssetWriterTask, DagID: ti.DagID, RunID: ti.RunID,
+				TaskID: ti.TaskID, MapIndex: ti.MapIndex, TryNumber: ti.TryNumber, TIID: ti.ID}
 		}
-		w := workload.AssetWriter{DagID: ti.DagID, RunID: ti.RunID, TaskID: ti.TaskID, MapIndex: ti.MapIndex}
 		if err := s.cfg.Store.SetAssetState(c.Request().Context(), a, key, value, w); err != nil {
 			return assetStoreError(err, a, key)
 		}

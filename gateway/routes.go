@@ -136,7 +136,8 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, taskStorePath, executionSelf, "", s.handleClearTaskStore},
 
 		// The asset state store: any execution token (Airflow's routes
-		// have no ti:self); components (watchers) may read it.
+		// have no ti:self). Components (the triggerer's event triggers,
+		// Airflow's watchers) read it; writes are a running task's.
 		{http.MethodGet, assetStoreByName + storeValueSuffix, executionRead, "", s.handleGetAssetStore(true)},
 		{http.MethodPut, assetStoreByName + storeValueSuffix, execution, "", s.handlePutAssetStore(true)},
 		{http.MethodDelete, assetStoreByName + storeValueSuffix, execution, "", s.handleDeleteAssetStore(true)},

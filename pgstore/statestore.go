@@ -125,13 +125,17 @@ func (db *DB) AssetState(ctx context.Context, a workload.AssetRef, key string) (
 	return json.RawMessage(v), nil
 }
 
-// SetAssetState upserts key for the asset, recording w as a task writer
-// (last_updated_by_kind "task").
+// SetAssetState upserts key for the asset, recording w as its writer (a
+// watcher with no task fields).
 func (db *DB) SetAssetState(ctx context.Context, a workload.AssetRef, key string, value json.RawMessage, w workload.AssetWriter) error {
 	now := db.now().UTC()
 	text, err := pyjson.Dumps(value, false)
 	if err != nil {
 		return err
+	}
+	var mapIndex, tryNumber any
+	if w.Kind == workload.AssetWriterTask {
+		mapIndex, tryNumber = w.MapIndex, w.TryNumber
 	}
 	return db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		id, err := activeAssetID(ctx, tx, a)
@@ -140,15 +144,17 @@ func (db *DB) SetAssetState(ctx context.Context, a workload.AssetRef, key string
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO taskgate.asset_state_store (asset_id, key, value, updated_at,
 				last_updated_by_kind, last_updated_by_dag_id, last_updated_by_run_id, last_updated_by_task_id,
-				last_updated_by_map_index)
-			VALUES ($1, $2, $3, $4, 'task', $5, $6, $7, $8)
+				last_updated_by_map_index, last_updated_by_task_instance_id, last_updated_by_try_number)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::uuid, $11)
 			ON CONFLICT (asset_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,
 				last_updated_by_kind = excluded.last_updated_by_kind,
 				last_updated_by_dag_id = excluded.last_updated_by_dag_id,
 				last_updated_by_run_id = excluded.last_updated_by_run_id,
 				last_updated_by_task_id = excluded.last_updated_by_task_id,
-				last_updated_by_map_index = excluded.last_updated_by_map_index`,
-			id, key, text, now, w.DagID, w.RunID, w.TaskID, w.MapIndex)
+				last_updated_by_map_index = excluded.last_updated_by_map_index,
+				last_updated_by_task_instance_id = excluded.last_updated_by_task_instance_id,
+				last_updated_by_try_number = excluded.last_updated_by_try_number`,
+			id, key, text, now, w.Kind, nullable(w.DagID), nullable(w.RunID), nullable(w.TaskID), mapIndex, nullable(w.TIID), tryNumber)
 		return err
 	})
 }

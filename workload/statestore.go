@@ -43,12 +43,23 @@ type AssetRef struct {
 	Name, URI string
 }
 
-// AssetWriter says who writes an asset state store entry: a task (the
-// try's coordinates), recorded as Airflow's last_updated_by_* columns.
+// AssetWriter says who writes an asset state store entry, recorded as
+// Airflow's last_updated_by_* columns: a task (its try's coordinates) or a
+// watcher (the triggerer's event triggers, no task instance).
 type AssetWriter struct {
+	// Kind is AssetWriterTask or AssetWriterWatcher.
+	Kind string
+	// The task's try; empty for a watcher.
 	DagID, RunID, TaskID string
-	MapIndex             int
+	MapIndex, TryNumber  int
+	TIID                 string
 }
+
+// Asset writer kinds, as Airflow's AssetStateStoreWriterKind spells them.
+const (
+	AssetWriterTask    = "task"
+	AssetWriterWatcher = "watcher"
+)
 
 // ErrAssetNotFound is an asset state store call naming no active asset.
 var ErrAssetNotFound = errors.New("workload: asset not found")
