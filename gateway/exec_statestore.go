@@ -190,9 +190,16 @@ func (s *Server) handleDeleteTaskStore(c echo.Context) error {
 }
 
 // handleClearTaskStore is DELETE /store/ti/{id}: every key of the task
-// instance's map index.
+// instance's map index, or with ?all_map_indices=true of every map index of
+// the task in the dag run (the stored task_state_store.py of commit
+// c338c62d and test_task_store.py have it; the key:path version of commit
+// 133e47a0 does not, and ignores the parameter).
 func (s *Server) handleClearTaskStore(c echo.Context) error {
 	id, err := taskInstanceID(c)
+	if err != nil {
+		return err
+	}
+	all, err := queryBool(c, "all_map_indices")
 	if err != nil {
 		return err
 	}
@@ -200,7 +207,7 @@ func (s *Server) handleClearTaskStore(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.ClearTaskState(c.Request().Context(), scope, false); err != nil {
+	if err := s.cfg.Store.ClearTaskState(c.Request().Context(), scope, all); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
