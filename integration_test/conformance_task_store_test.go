@@ -57,10 +57,6 @@ type taskStoreCase struct {
 }
 
 func taskStoreCases() []taskStoreCase {
-	both := func(class, fn string) []string {
-		return []string{"test_task_state_store.py::" + class + "::" + fn, "test_task_store.py::" + class + "::" + fn}
-	}
-	only := func(file, class, fn string) []string { return []string{file + "::" + class + "::" + fn} }
 	put := func(t *testing.T, ti storeTI, key, value string) {
 		t.Helper()
 		wantNoContent(t, ti.w.do("PUT", taskStorePath(ti.q.TIID, key), `{"value":`+value+`}`), 204)
@@ -95,43 +91,43 @@ func taskStoreCases() []taskStoreCase {
 		}
 	}
 	return []taskStoreCase{
-		{names: both("TestGetTaskState", "test_get_returns_value"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestGetTaskState::test_get_returns_value", "test_task_store.py::TestGetTaskState::test_get_returns_value"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "job_id", `"spark_001"`)
 			get(t, tis[-1], "job_id", 200, `{"value":"spark_001"}`)
 		}},
-		{names: both("TestGetTaskState", "test_get_missing_key_returns_404"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestGetTaskState::test_get_missing_key_returns_404", "test_task_store.py::TestGetTaskState::test_get_missing_key_returns_404"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			get(t, tis[-1], "never_set", 404, `{"detail":{"reason":"not_found","message":"Task state store key 'never_set' not found"}}`)
 		}},
-		{names: both("TestGetTaskState", "test_get_missing_ti_returns_404"), run: func(t *testing.T, e *taskStoreEnv, _ map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestGetTaskState::test_get_missing_ti_returns_404", "test_task_store.py::TestGetTaskState::test_get_missing_ti_returns_404"}, run: func(t *testing.T, e *taskStoreEnv, _ map[int]storeTI) {
 			unknownTI(t, e, "GET", "any_key", "")
 		}},
-		{names: only("test_task_state_store.py", "TestGetTaskState", "test_get_key_with_slash"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestGetTaskState::test_get_key_with_slash"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "spark/job_id", `"spark_001"`)
 			get(t, tis[-1], "spark/job_id", 200, `{"value":"spark_001"}`)
 			get(t, tis[-1], url.PathEscape("spark/job_id"), 200, `{"value":"spark_001"}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_creates_row"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_creates_row", "test_task_store.py::TestPutTaskState::test_put_creates_row"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "job_id", `"spark_001"`)
 			if v, _, found, checked := e.row(t, tis[-1].q, "job_id"); checked && (!found || v != `"spark_001"`) {
 				t.Errorf("row value = %q (found %v), want %q", v, found, `"spark_001"`)
 			}
 		}},
-		{names: both("TestPutTaskState", "test_put_int_value_roundtrip"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_int_value_roundtrip", "test_task_store.py::TestPutTaskState::test_put_int_value_roundtrip"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "retry_count", `3`)
 			get(t, tis[-1], "retry_count", 200, `{"value":3}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_dict_value_roundtrip"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_dict_value_roundtrip", "test_task_store.py::TestPutTaskState::test_put_dict_value_roundtrip"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "poll_result", `{"status":"succeeded","rows":1234}`)
 			get(t, tis[-1], "poll_result", 200, `{"value":{"status":"succeeded","rows":1234}}`)
 			if v, _, _, checked := e.row(t, tis[-1].q, "poll_result"); checked && v != `{"status": "succeeded", "rows": 1234}` {
 				t.Errorf("row value = %q, want json.dumps's", v)
 			}
 		}},
-		{names: both("TestPutTaskState", "test_put_list_value_roundtrip"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_list_value_roundtrip", "test_task_store.py::TestPutTaskState::test_put_list_value_roundtrip"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "checkpoints", `[1,2,3]`)
 			get(t, tis[-1], "checkpoints", 200, `{"value":[1,2,3]}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_with_expires_at_creates_row"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_with_expires_at_creates_row", "test_task_store.py::TestPutTaskState::test_put_with_expires_at_creates_row"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			wantNoContent(t, tis[-1].w.do("PUT", taskStorePath(tis[-1].q.TIID, "job_id"),
 				`{"value":"spark_001","expires_at":"2026-05-15T12:00:00+00:00"}`), 204)
 			want := time.Date(2026, 5, 15, 12, 0, 0, 0, time.UTC)
@@ -140,21 +136,21 @@ func taskStoreCases() []taskStoreCase {
 			}
 			get(t, tis[-1], "job_id", 200, `{"value":"spark_001"}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_overwrites_existing"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_overwrites_existing", "test_task_store.py::TestPutTaskState::test_put_overwrites_existing"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "job_id", `"spark_001"`)
 			put(t, tis[-1], "job_id", `"spark_002"`)
 			get(t, tis[-1], "job_id", 200, `{"value":"spark_002"}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_empty_body_returns_422"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_empty_body_returns_422", "test_task_store.py::TestPutTaskState::test_put_empty_body_returns_422"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			wantJSON(t, tis[-1].w.do("PUT", taskStorePath(tis[-1].q.TIID, "job_id"), `{}`), 422,
 				`{"detail":[{"type":"missing","loc":["body","value"],"msg":"Field required","input":{}}]}`)
 		}},
-		{names: both("TestPutTaskState", "test_put_extra_field_returns_422"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_extra_field_returns_422", "test_task_store.py::TestPutTaskState::test_put_extra_field_returns_422"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			wantJSON(t, tis[-1].w.do("PUT", taskStorePath(tis[-1].q.TIID, "job_id"), `{"value":"x","extra":"y"}`), 422,
 				`{"detail":[{"type":"extra_forbidden","loc":["body","extra"],"msg":"Extra inputs are not permitted","input":"y"}]}`)
 			get(t, tis[-1], "job_id", 404, "")
 		}},
-		{names: both("TestPutTaskState", "test_put_null_value_returns_422"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_null_value_returns_422", "test_task_store.py::TestPutTaskState::test_put_null_value_returns_422"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			r := tis[-1].w.do("PUT", taskStorePath(tis[-1].q.TIID, "job_id"), `{"value":null}`)
 			if r.status != 422 {
 				t.Errorf("%s: status %d, want 422", r, r.status)
@@ -163,7 +159,7 @@ func taskStoreCases() []taskStoreCase {
 		}},
 		// Python's client refuses to encode NaN and infinities; sent raw,
 		// as json.dumps(allow_nan=True) writes them, the server refuses them.
-		{names: withParams(both("TestPutTaskState", "test_put_non_finite_float_returns_422"), "nan", "inf", "-inf"),
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[nan]", "test_task_state_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[inf]", "test_task_state_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[-inf]", "test_task_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[nan]", "test_task_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[inf]", "test_task_store.py::TestPutTaskState::test_put_non_finite_float_returns_422[-inf]"},
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				for _, v := range []string{"NaN", "Infinity", "-Infinity"} {
 					r := tis[-1].w.do("PUT", taskStorePath(tis[-1].q.TIID, "job_id"), `{"value": `+v+`}`)
@@ -173,34 +169,34 @@ func taskStoreCases() []taskStoreCase {
 				}
 				get(t, tis[-1], "job_id", 404, "")
 			}},
-		{names: both("TestPutTaskState", "test_put_missing_ti_returns_404"), run: func(t *testing.T, e *taskStoreEnv, _ map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_missing_ti_returns_404", "test_task_store.py::TestPutTaskState::test_put_missing_ti_returns_404"}, run: func(t *testing.T, e *taskStoreEnv, _ map[int]storeTI) {
 			unknownTI(t, e, "PUT", "job_id", `{"value":"x"}`)
 		}},
-		{names: only("test_task_state_store.py", "TestPutTaskState", "test_put_key_with_slash"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestPutTaskState::test_put_key_with_slash"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "spark/job_id", `"spark_001"`)
 			get(t, tis[-1], "spark/job_id", 200, `{"value":"spark_001"}`)
 		}},
-		{names: both("TestDeleteTaskState", "test_delete_removes_key"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestDeleteTaskState::test_delete_removes_key", "test_task_store.py::TestDeleteTaskState::test_delete_removes_key"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "job_id", `"spark_001"`)
 			wantNoContent(t, tis[-1].w.do("DELETE", taskStorePath(tis[-1].q.TIID, "job_id"), ""), 204)
 			get(t, tis[-1], "job_id", 404, "")
 		}},
-		{names: both("TestDeleteTaskState", "test_delete_missing_key_is_noop"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestDeleteTaskState::test_delete_missing_key_is_noop", "test_task_store.py::TestDeleteTaskState::test_delete_missing_key_is_noop"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			wantNoContent(t, tis[-1].w.do("DELETE", taskStorePath(tis[-1].q.TIID, "never_existed"), ""), 204)
 		}},
-		{names: both("TestDeleteTaskState", "test_delete_only_targets_one_key"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestDeleteTaskState::test_delete_only_targets_one_key", "test_task_store.py::TestDeleteTaskState::test_delete_only_targets_one_key"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "job_id", `"a"`)
 			put(t, tis[-1], "checkpoint", `"b"`)
 			wantNoContent(t, tis[-1].w.do("DELETE", taskStorePath(tis[-1].q.TIID, "job_id"), ""), 204)
 			get(t, tis[-1], "job_id", 404, "")
 			get(t, tis[-1], "checkpoint", 200, `{"value":"b"}`)
 		}},
-		{names: only("test_task_state_store.py", "TestDeleteTaskState", "test_delete_key_with_slash"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestDeleteTaskState::test_delete_key_with_slash"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			put(t, tis[-1], "spark/job_id", `"spark_001"`)
 			wantNoContent(t, tis[-1].w.do("DELETE", taskStorePath(tis[-1].q.TIID, "spark/job_id"), ""), 204)
 			get(t, tis[-1], "spark/job_id", 404, "")
 		}},
-		{names: both("TestClearTaskState", "test_clear_removes_all_keys"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestClearTaskState::test_clear_removes_all_keys", "test_task_store.py::TestClearTaskState::test_clear_removes_all_keys"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			for _, k := range []string{"job_id", "checkpoint", "retry_count"} {
 				put(t, tis[-1], k, `"v"`)
 			}
@@ -209,10 +205,10 @@ func taskStoreCases() []taskStoreCase {
 				get(t, tis[-1], k, 404, "")
 			}
 		}},
-		{names: both("TestClearTaskState", "test_clear_when_empty_is_noop"), run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
+		{names: []string{"test_task_state_store.py::TestClearTaskState::test_clear_when_empty_is_noop", "test_task_store.py::TestClearTaskState::test_clear_when_empty_is_noop"}, run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 			wantNoContent(t, tis[-1].w.do("DELETE", taskStorePath(tis[-1].q.TIID, ""), ""), 204)
 		}},
-		{names: both("TestClearTaskState", "test_clear_default_only_clears_this_map_index"), fleet: true,
+		{names: []string{"test_task_state_store.py::TestClearTaskState::test_clear_default_only_clears_this_map_index", "test_task_store.py::TestClearTaskState::test_clear_default_only_clears_this_map_index"}, fleet: true,
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				for i := 0; i <= 2; i++ {
 					put(t, tis[i], "job_id", fmt.Sprintf(`"app_%d"`, i))
@@ -222,7 +218,7 @@ func taskStoreCases() []taskStoreCase {
 				get(t, tis[1], "job_id", 200, `{"value":"app_1"}`)
 				get(t, tis[2], "job_id", 404, "")
 			}},
-		{names: only("test_task_store.py", "TestClearTaskState", "test_clear_with_all_map_indices_query_param_wipes_fleet"), fleet: true,
+		{names: []string{"test_task_store.py::TestClearTaskState::test_clear_with_all_map_indices_query_param_wipes_fleet"}, fleet: true,
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				for i := 0; i <= 2; i++ {
 					put(t, tis[i], "job_id", fmt.Sprintf(`"app_%d"`, i))
@@ -232,31 +228,20 @@ func taskStoreCases() []taskStoreCase {
 					get(t, tis[i], "job_id", 404, "")
 				}
 			}},
-		{names: both("TestTiSelfEnforcement", "test_get_with_wrong_ti_token_returns_403"), fleet: true,
+		{names: []string{"test_task_state_store.py::TestTiSelfEnforcement::test_get_with_wrong_ti_token_returns_403", "test_task_store.py::TestTiSelfEnforcement::test_get_with_wrong_ti_token_returns_403"}, fleet: true,
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				wrongTI(t, map[int]storeTI{-1: tis[0]}, tis[1], "GET", "some_key", "")
 			}},
-		{names: both("TestTiSelfEnforcement", "test_put_with_wrong_ti_token_returns_403"), fleet: true,
+		{names: []string{"test_task_state_store.py::TestTiSelfEnforcement::test_put_with_wrong_ti_token_returns_403", "test_task_store.py::TestTiSelfEnforcement::test_put_with_wrong_ti_token_returns_403"}, fleet: true,
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				wrongTI(t, map[int]storeTI{-1: tis[0]}, tis[1], "PUT", "some_key", `{"value":"x"}`)
 				get(t, tis[0], "some_key", 404, "")
 			}},
-		{names: both("TestTiSelfEnforcement", "test_clear_with_wrong_ti_token_returns_403"), fleet: true,
+		{names: []string{"test_task_state_store.py::TestTiSelfEnforcement::test_clear_with_wrong_ti_token_returns_403", "test_task_store.py::TestTiSelfEnforcement::test_clear_with_wrong_ti_token_returns_403"}, fleet: true,
 			run: func(t *testing.T, e *taskStoreEnv, tis map[int]storeTI) {
 				wrongTI(t, map[int]storeTI{-1: tis[0]}, tis[1], "DELETE", "", "")
 			}},
 	}
-}
-
-// withParams names each parametrization of the cases.
-func withParams(names []string, params ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, p := range params {
-			out = append(out, n+"["+p+"]")
-		}
-	}
-	return out
 }
 
 // wantReason requires a {"detail": {"reason": reason, …}} body.
