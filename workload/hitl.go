@@ -73,7 +73,7 @@ func UpsertHITL(tiID string, existing *HITLDetail, r HITLRequest, now time.Time)
 		}
 		return &HITLDetail{
 			TIID: tiID, Options: r.Options, Subject: r.Subject, Body: r.Body, Defaults: r.Defaults,
-			Multiple: r.Multiple, Params: params, Assignees: r.Assignees, CreatedAt: now.UTC(),
+			Multiple: r.Multiple, Params: params, Assignees: r.Assignees, CreatedAt: now.UTC().Truncate(time.Microsecond),
 			ParamsInput: emptyObject,
 		}, true
 	}
@@ -110,7 +110,7 @@ func RespondHITL(existing *HITLDetail, r HITLResponse, now time.Time) (*HITLDeta
 	}
 	h := new(HITLDetail)
 	*h = *existing
-	t := now.UTC()
+	t := now.UTC().Truncate(time.Microsecond) // Python's datetime, and the database, keep microseconds
 	h.RespondedAt, h.RespondedBy = &t, nil
 	h.ChosenOptions = r.ChosenOptions
 	h.ParamsInput = r.ParamsInput
