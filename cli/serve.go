@@ -125,8 +125,9 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		Now:         now,
 		Logger:      log,
 
-		ReadCacheMaxAge:    readCacheMaxAge(db),
-		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
+		ReadCacheMaxAge:          readCacheMaxAge(db),
+		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),
+		StateStoreClearOnSuccess: cfg.StateStoreClearOnSuccess,
 	})
 	if err != nil {
 		return err

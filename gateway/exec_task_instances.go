@@ -392,17 +392,18 @@ func (s *Server) handleUpdateState(c echo.Context) error {
 	}
 	now := s.now()
 	var changed bool
+	var ti *workload.TaskInstance
 	if u.State == workload.StateAwaitingInput {
 		// Whether the task parks depends on its Human-in-the-loop request,
 		// read in the same transaction (workload.ApplyAwaitingInput).
-		_, err = s.cfg.Store.UpdateTaskInstanceHITL(c.Request().Context(), id,
+		ti, err = s.cfg.Store.UpdateTaskInstanceHITL(c.Request().Context(), id,
 			func(ti *workload.TaskInstance, h *workload.HITLDetail) error {
 				var err error
 				changed, err = workload.ApplyAwaitingInput(ti, h, u, now)
 				return err
 			})
 	} else {
-		_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+		ti, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
 			var err error
 			changed, err = workload.ApplyState(ti, u, now)
 			return err
@@ -410,6 +411,13 @@ func (s *Server) handleUpdateState(c echo.Context) error {
 	}
 	if err != nil {
 		return mapTIError(err)
+	}
+	if changed && u.State == workload.StateSuccess && s.cfg.StateStoreClearOnSuccess {
+		// As in Airflow, a failure to clear is logged and the success
+		// stands: the state was reported and written.
+		if err := s.cfg.Store.ClearTaskState(c.Request().Context(), workload.ScopeOf(ti), false); err != nil {
+			s.log.Warn("clear task state store on success", zap.String("ti_id", id), zap.Error(err))
+		}
 	}
 	if !changed {
 		return c.NoContent(http.StatusOK)

@@ -137,6 +137,9 @@ type Config struct {
 	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
 	// tokens may set and delete variables (empty means VariableWritesAll).
 	TaskVariableWrites VariableWrites
+	// StateStoreClearOnSuccess is [state_store] clear_on_success: a task's
+	// state store is cleared when the task reports success.
+	StateStoreClearOnSuccess bool
 
 	Now    func() time.Time
 	Logger *zap.Logger

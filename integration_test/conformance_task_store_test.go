@@ -336,3 +336,27 @@ func TestConformanceTaskStorePostgres(t *testing.T) {
 	}
 	runTaskStoreCases(t, e, cases)
 }
+
+// TestTaskStoreClearOnSuccess: with [state_store] clear_on_success a task's
+// success clears its map index's keys, as Airflow's ti_update_state does;
+// without it (the default) they stay, for the callbacks that still read
+// them and for the rest of the dag run.
+func TestTaskStoreClearOnSuccess(t *testing.T) {
+	for _, clear := range []bool{false, true} {
+		t.Run(fmt.Sprintf("clear_on_success=%v", clear), func(t *testing.T) {
+			dataDir := newDataDir(t)
+			q := queueTask(t, dataDir, "store_dag", "manual__2026-12-01T00:00:00+00:00", "t")
+			srv := startServer(t, dataDir, fmt.Sprintf("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS=%v", clear))
+			w := newWorker(t, srv.URL, startedToken(t, srv.URL, q))
+			wantNoContent(t, w.do("PUT", taskStorePath(q.TIID, "job_id"), `{"value":"spark_001"}`), 204)
+			wantNoContent(t, w.do("PATCH", tiPath(q.TIID, "state"), successPayload(t)), 204)
+			// The try's callbacks may still read, within the overtime.
+			r := w.do("GET", taskStorePath(q.TIID, "job_id"), "")
+			if clear {
+				wantJSON(t, r, 404, `{"detail":{"reason":"not_found","message":"Task state store key 'job_id' not found"}}`)
+			} else {
+				wantJSON(t, r, 200, `{"value":"spark_001"}`)
+			}
+		})
+	}
+}
