@@ -123,8 +123,7 @@ var migrations = []string{
 		value        text NOT NULL,
 		updated_at   timestamptz NOT NULL,
 		expires_at   timestamptz,
-		CONSTRAINT task_state_store_uq UNIQUE (dag_run_id, task_id, region_id, map_index, key),
-		CONSTRAINT task_state_store_dag_run_fkey FOREIGN KEY (dag_run_id) REFERENCES public.dag_run (id) ON DELETE CASCADE
+		CONSTRAINT task_state_store_uq UNIQUE (dag_run_id, task_id, region_id, map_index, key)
 	);
 	CREATE INDEX idx_task_state_store_lookup ON taskgate.task_state_store (dag_id, run_id, task_id, map_index);
 	CREATE INDEX idx_task_state_store_expires_at ON taskgate.task_state_store (expires_at);
@@ -142,9 +141,21 @@ var migrations = []string{
 		last_updated_by_region_id        uuid,
 		last_updated_by_region_index     integer,
 		last_updated_by_try_number       integer,
-		CONSTRAINT asset_state_store_pkey PRIMARY KEY (asset_id, key),
-		CONSTRAINT asset_state_store_asset_fkey FOREIGN KEY (asset_id) REFERENCES public.asset (id) ON DELETE CASCADE
-	)`,
+		CONSTRAINT asset_state_store_pkey PRIMARY KEY (asset_id, key)
+	);
+	-- Airflow's foreign keys, to its tables in the search path (a database
+	-- holding Airflow's schema always has them; the check spares tests
+	-- that run migrations on an empty one).
+	DO $$ BEGIN
+		IF to_regclass('dag_run') IS NOT NULL THEN
+			ALTER TABLE taskgate.task_state_store ADD CONSTRAINT task_state_store_dag_run_fkey
+				FOREIGN KEY (dag_run_id) REFERENCES dag_run (id) ON DELETE CASCADE;
+		END IF;
+		IF to_regclass('asset') IS NOT NULL THEN
+			ALTER TABLE taskgate.asset_state_store ADD CONSTRAINT asset_state_store_asset_fkey
+				FOREIGN KEY (asset_id) REFERENCES asset (id) ON DELETE CASCADE;
+		END IF;
+	END $$`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.
