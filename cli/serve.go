@@ -131,9 +131,10 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		Now:         now,
 		Logger:      log,
 
-		ReadCacheMaxAge:    readCacheMaxAge(db),
-		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
-		EnvSecrets:         workload.NewEnvSecrets(e.environ),
+		ReadCacheMaxAge:          readCacheMaxAge(db),
+		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),
+		EnvSecrets:               workload.NewEnvSecrets(e.environ),
+		StateStoreClearOnSuccess: cfg.StateStoreClearOnSuccess,
 	})
 	if err != nil {
 		return err

@@ -177,6 +177,14 @@ type Config struct {
 	// through the admin API and the CLI).
 	TaskVariableWrites string
 
+	// [state_store]
+
+	// StateStoreClearOnSuccess is [state_store] clear_on_success: whether a
+	// task's state store (its map index's keys) is cleared when the task
+	// reports success, as Airflow's ti_update_state does. Off, its keys stay
+	// for the rest of the dag run.
+	StateStoreClearOnSuccess bool
+
 	// Source maps "section.key" to where the effective value came from:
 	// "default", "file", "env" or "flag". It exists for a `config show` style
 	// listing and so an operator can tell why a value is what it is.

@@ -674,6 +674,7 @@ func TestRedacted(t *testing.T) {
 		"database.sql_alchemy_max_overflow":            "10",
 		"database.sql_alchemy_pool_recycle":            "1800",
 		"database.sql_alchemy_pool_pre_ping":           "True",
+		"state_store.clear_on_success":                 "False",
 		"taskgate.auth_failures_per_minute":            "60",
 		"taskgate.bcrypt_cost":                         "10",
 		"taskgate.max_in_flight":                       "4096",

@@ -232,6 +232,23 @@ func keyDefs() []keyDef {
 			},
 		},
 
+		// [state_store]
+		{
+			Key: Key{"state_store", "clear_on_success", "False",
+				"Clear a task's state store (/execution/store/ti, its map index's keys) when the task reports success: True or False."},
+			set: func(c *Config, v string) error {
+				b, err := parseBool(v)
+				c.StateStoreClearOnSuccess = b
+				return err
+			},
+			get: func(c *Config) string {
+				if c.StateStoreClearOnSuccess {
+					return "True"
+				}
+				return "False"
+			},
+		},
+
 		// [taskgate]
 		{
 			Key: Key{"taskgate", "listen", "127.0.0.1:8080",

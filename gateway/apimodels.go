@@ -31,4 +31,6 @@ var modelTables = []map[string]routeModel{
 	xcomRouteModels,
 	tokenRefreshModels,
 	dagRunModels,
+	hitlModels,
+	stateStoreModels,
 }

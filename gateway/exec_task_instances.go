@@ -360,6 +360,7 @@ func decodeStateUpdate(body []byte) (workload.StateUpdate, error) {
 		u.NextMethod = o.str("next_method", true, false)
 		u.NextKwargs = o.rawField("next_kwargs", false, `{"`)
 		u.TriggerTimeout = o.duration("timeout")
+		u.RenderedMapIndex = o.str("rendered_map_index", false, true)
 	case workload.StateUpForReschedule:
 		u.RescheduleDate = o.datetime("reschedule_date", true, false)
 		u.EndDate = o.datetime("end_date", true, false)
@@ -397,13 +398,32 @@ func (s *Server) handleUpdateState(c echo.Context) error {
 	}
 	now := s.now()
 	var changed bool
-	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
-		var err error
-		changed, err = workload.ApplyState(ti, u, now)
-		return err
-	})
+	var ti *workload.TaskInstance
+	if u.State == workload.StateAwaitingInput {
+		// Whether the task parks depends on its Human-in-the-loop request,
+		// read in the same transaction (workload.ApplyAwaitingInput).
+		ti, err = s.cfg.Store.UpdateTaskInstanceHITL(c.Request().Context(), id,
+			func(ti *workload.TaskInstance, h *workload.HITLDetail) error {
+				var err error
+				changed, err = workload.ApplyAwaitingInput(ti, h, u, now)
+				return err
+			})
+	} else {
+		ti, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+			var err error
+			changed, err = workload.ApplyState(ti, u, now)
+			return err
+		})
+	}
 	if err != nil {
 		return mapTIError(err)
+	}
+	if changed && u.State == workload.StateSuccess && s.cfg.StateStoreClearOnSuccess {
+		// As in Airflow, a failure to clear is logged and the success
+		// stands: the state was reported and written.
+		if err := s.cfg.Store.ClearTaskState(c.Request().Context(), workload.ScopeOf(ti), false); err != nil {
+			s.log.Warn("clear task state store on success", zap.String("ti_id", id), zap.Error(err))
+		}
 	}
 	if !changed {
 		return c.NoContent(http.StatusOK)

@@ -180,7 +180,7 @@ func FuzzDecodeStateUpdate(f *testing.F) {
 		"upstream_failed":   {"end_date", "rendered_map_index"},
 		"up_for_retry":      {"end_date", "rendered_map_index", "retry_delay_seconds", "retry_reason"},
 		"deferred":          {"classpath", "trigger_kwargs", "trigger_timeout", "queue", "next_method", "next_kwargs", "rendered_map_index"},
-		"awaiting_input":    {"next_method", "next_kwargs", "timeout"},
+		"awaiting_input":    {"next_method", "next_kwargs", "timeout", "rendered_map_index"},
 		"up_for_reschedule": {"reschedule_date", "end_date"},
 	}
 	required := map[string][]string{

@@ -149,6 +149,31 @@ func (s *Server) routes() []route {
 		{http.MethodGet, dagPath + "/state", executionRead, "", s.handleGetDagState},
 		{http.MethodGet, dagPath, executionRead, "", s.handleGetDag},
 
+		// Human in the loop (ti:self): a task asks while it runs, reads the
+		// answer once resumed (and from its callbacks).
+		{http.MethodPost, hitlPath, executionSelf, "", s.handleUpsertHITLDetail},
+		{http.MethodPatch, hitlPath, executionSelf, "", s.handleUpdateHITLDetail},
+		{http.MethodGet, hitlPath, selfRead, "", s.handleGetHITLDetail},
+
+		// The task state store (ti:self): the task's own namespace, shared
+		// by its tries. The clear route is the same path without a key.
+		{http.MethodGet, taskStoreKeyPath, selfRead, "", s.handleGetTaskStore},
+		{http.MethodPut, taskStoreKeyPath, executionSelf, "", s.handlePutTaskStore},
+		{http.MethodDelete, taskStoreKeyPath, executionSelf, "", s.handleDeleteTaskStore},
+		{http.MethodDelete, taskStorePath, executionSelf, "", s.handleClearTaskStore},
+
+		// The asset state store: any execution token (Airflow's routes
+		// have no ti:self). Components (the triggerer's event triggers,
+		// Airflow's watchers) read it; writes are a running task's.
+		{http.MethodGet, assetStoreByName + storeValueSuffix, executionRead, "", s.handleGetAssetStore(true)},
+		{http.MethodPut, assetStoreByName + storeValueSuffix, execution, "", s.handlePutAssetStore(true)},
+		{http.MethodDelete, assetStoreByName + storeValueSuffix, execution, "", s.handleDeleteAssetStore(true)},
+		{http.MethodDelete, assetStoreByName + storeClearSuffix, execution, "", s.handleClearAssetStore(true)},
+		{http.MethodGet, assetStoreByURI + storeValueSuffix, executionRead, "", s.handleGetAssetStore(false)},
+		{http.MethodPut, assetStoreByURI + storeValueSuffix, execution, "", s.handlePutAssetStore(false)},
+		{http.MethodDelete, assetStoreByURI + storeValueSuffix, execution, "", s.handleDeleteAssetStore(false)},
+		{http.MethodDelete, assetStoreByURI + storeClearSuffix, execution, "", s.handleClearAssetStore(false)},
+
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},
 		{http.MethodPost, "/auth/token/cli", public, "", s.handleLogin(true)},

@@ -58,6 +58,9 @@ type Store interface {
 	workload.Catalog
 	workload.Assets
 	workload.DagRuns
+	workload.HITL
+	workload.TaskStateStore
+	workload.AssetStateStore
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
@@ -140,6 +143,9 @@ type Config struct {
 	// the store, as Airflow's default secrets backend does; nil serves the
 	// store alone.
 	EnvSecrets *workload.EnvSecrets
+	// StateStoreClearOnSuccess is [state_store] clear_on_success: a task's
+	// state store is cleared when the task reports success.
+	StateStoreClearOnSuccess bool
 
 	Now    func() time.Time
 	Logger *zap.Logger

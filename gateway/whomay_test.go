@@ -103,6 +103,10 @@ func sharedRead(r Route) bool {
 	if (strings.HasPrefix(r.Path, "/execution/dag-runs/") || strings.HasPrefix(r.Path, "/execution/dags/")) && readRoute(r) {
 		return true
 	}
+	// The asset state store: watchers (the triggerer) read it too.
+	if strings.HasPrefix(r.Path, "/execution/store/asset/") && readRoute(r) {
+		return true
+	}
 	return r.Path == "/execution/token/refresh"
 }
 

@@ -115,6 +115,56 @@ var migrations = []string{
 		is_encrypted boolean NOT NULL,
 		updated_at   timestamptz NOT NULL
 	)`,
+	// 4: the task and asset state stores (pgstore/statestore.go), Airflow's
+	// task_state_store and asset_state_store tables, which Airflow's schema
+	// gains only after 3.2 (API version 2026-06-30): kept here, with
+	// Airflow's columns, keys and indexes, until taskgate supports a schema
+	// revision that has them.
+	4: `CREATE TABLE taskgate.task_state_store (
+		id           serial PRIMARY KEY,
+		dag_run_id   integer NOT NULL,
+		task_id      varchar(250) NOT NULL,
+		map_index    integer NOT NULL DEFAULT -1,
+		region_id    uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+		key          varchar(512) NOT NULL,
+		dag_id       varchar(250) NOT NULL,
+		run_id       varchar(250) NOT NULL,
+		value        text NOT NULL,
+		updated_at   timestamptz NOT NULL,
+		expires_at   timestamptz,
+		CONSTRAINT task_state_store_uq UNIQUE (dag_run_id, task_id, region_id, map_index, key)
+	);
+	CREATE INDEX idx_task_state_store_lookup ON taskgate.task_state_store (dag_id, run_id, task_id, map_index);
+	CREATE INDEX idx_task_state_store_expires_at ON taskgate.task_state_store (expires_at);
+	CREATE TABLE taskgate.asset_state_store (
+		asset_id                         integer NOT NULL,
+		key                              varchar(512) NOT NULL,
+		value                            text NOT NULL,
+		updated_at                       timestamptz NOT NULL,
+		last_updated_by_kind             varchar(16),
+		last_updated_by_dag_id           varchar(250),
+		last_updated_by_run_id           varchar(250),
+		last_updated_by_task_id          varchar(250),
+		last_updated_by_map_index        integer,
+		last_updated_by_task_instance_id uuid,
+		last_updated_by_region_id        uuid,
+		last_updated_by_region_index     integer,
+		last_updated_by_try_number       integer,
+		CONSTRAINT asset_state_store_pkey PRIMARY KEY (asset_id, key)
+	);
+	-- Airflow's foreign keys, to its tables in the search path (a database
+	-- holding Airflow's schema always has them; the check spares tests
+	-- that run migrations on an empty one).
+	DO $$ BEGIN
+		IF to_regclass('dag_run') IS NOT NULL THEN
+			ALTER TABLE taskgate.task_state_store ADD CONSTRAINT task_state_store_dag_run_fkey
+				FOREIGN KEY (dag_run_id) REFERENCES dag_run (id) ON DELETE CASCADE;
+		END IF;
+		IF to_regclass('asset') IS NOT NULL THEN
+			ALTER TABLE taskgate.asset_state_store ADD CONSTRAINT asset_state_store_asset_fkey
+				FOREIGN KEY (asset_id) REFERENCES asset (id) ON DELETE CASCADE;
+		END IF;
+	END $$`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

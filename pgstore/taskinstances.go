@@ -388,6 +388,14 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 // returned value is fn's result; its ID stays the try's id even when
 // Airflow's row took a new one (up_for_retry).
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
+	return db.updateTI(ctx, id, false, func(ti *workload.TaskInstance, _ *workload.HITLDetail) error { return fn(ti) })
+}
+
+// updateTI is UpdateTaskInstance, whose fn also receives the try's
+// Human-in-the-loop detail, locked after the task instance row (Airflow's
+// lock order), when withHITL is set.
+func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
+	fn func(ti *workload.TaskInstance, h *workload.HITLDetail) error) (*workload.TaskInstance, error) {
 	var out *workload.TaskInstance
 	var archived bool
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
@@ -396,9 +404,15 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 		if err != nil {
 			return err
 		}
+		var h *workload.HITLDetail
+		if withHITL && loc.current {
+			if h, err = selectHITL(ctx, tx, loc.row.rowID, true); err != nil {
+				return err
+			}
+		}
 		before := loc.row.ti
 		ti := cloneTI(&before)
-		if err := fn(ti); err != nil {
+		if err := fn(ti, h); err != nil {
 			return err
 		}
 		if ti.ID != before.ID || ti.DagID != before.DagID || ti.RunID != before.RunID ||

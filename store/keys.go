@@ -75,6 +75,14 @@ var (
 	bucketAssetEventsByAsset = []byte("asset_events_by_asset")
 	// bucketAssetEventsByAlias: (alias name) ‖ time ‖ event id → "".
 	bucketAssetEventsByAlias = []byte("asset_events_by_alias")
+	// bucketHITL: ti id → HITLDetail JSON (Airflow's hitl_detail).
+	bucketHITL = []byte("hitl_details")
+	// bucketTaskState: (dag_id, run_id, task_id) ‖ mapindex ‖ (key) →
+	// taskStateRecord JSON (Airflow's task_state_store).
+	bucketTaskState = []byte("task_state_store")
+	// bucketAssetState: ("name" or "uri", the asset's name or URI, key) →
+	// assetStateRecord JSON (Airflow's asset_state_store, see AssetState).
+	bucketAssetState = []byte("asset_state_store")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -89,6 +97,7 @@ var (
 		bucketHeartbeats,
 		bucketAssets, bucketAssetKeys, bucketAssetActiveNames, bucketAssetActiveURIs,
 		bucketAssetAliases, bucketAssetEvents, bucketAssetEventsByAsset, bucketAssetEventsByAlias,
+		bucketHITL, bucketTaskState, bucketAssetState,
 	}
 
 	keySchemaVersion = []byte("schema_version")

@@ -109,6 +109,13 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 // shared transaction, so it must be quick and must not call the DB (a write
 // from fn would wait for itself).
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
+	return db.updateTI(ctx, id, false, func(ti *workload.TaskInstance, _ *workload.HITLDetail) error { return fn(ti) })
+}
+
+// updateTI is UpdateTaskInstance, whose fn also receives the task
+// instance's Human-in-the-loop detail when withHITL is set.
+func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
+	fn func(ti *workload.TaskInstance, h *workload.HITLDetail) error) (*workload.TaskInstance, error) {
 	if err := checkKey("task instance id", []byte(id)); err != nil {
 		return nil, err
 	}
@@ -127,8 +134,14 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 		if err != nil {
 			return err
 		}
+		var h *workload.HITLDetail
+		if withHITL {
+			if h, err = getHITL(tx, id); err != nil {
+				return err
+			}
+		}
 		before := *ti
-		if err := fn(ti); err != nil {
+		if err := fn(ti, h); err != nil {
 			return err
 		}
 		if ti.ID != before.ID || ti.DagID != before.DagID || ti.RunID != before.RunID ||
