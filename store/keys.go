@@ -59,6 +59,11 @@ var (
 	// bucketHeartbeats: ti id → the latest heartbeat time moved out of the
 	// heartbeat log (appendTime), newer than the record's when present
 	bucketHeartbeats = []byte("heartbeats")
+	// bucketConnectionTests: connection test id → connectionTestRecord
+	// JSON (its connection encoded as bucketConnections keeps one).
+	bucketConnectionTests = []byte("connection_tests")
+	// bucketCallbacks: callback id → workload.Callback JSON.
+	bucketCallbacks = []byte("callbacks")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -71,6 +76,7 @@ var (
 		bucketVariables, bucketConnections, bucketXComs,
 		bucketUsers, bucketRevocations, bucketComponents, bucketComponentsByName,
 		bucketHeartbeats,
+		bucketConnectionTests, bucketCallbacks,
 	}
 
 	keySchemaVersion = []byte("schema_version")
