@@ -56,6 +56,14 @@ var (
 	// execution token.
 	runSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.Workload}, SubjectIsTaskInstance: true,
 		Phases: lifecycle}
+	// connectionTestSelf: a connection test's own token, a workload token
+	// whose sub is the path's test ("ct:self"), as Airflow mints it.
+	connectionTestSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Workload}, Self: scopes.SelfConnectionTest}
+	// callbackRun: a callback's single-use token, on its own /run
+	// ("cb:self").
+	callbackRun = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Callback}, Self: scopes.SelfCallback}
+	// callbackSelf: the execution token a callback's /run minted.
+	callbackSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Self: scopes.SelfCallback}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -121,6 +129,12 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, xcom, execution, "", s.handleDeleteXCom},
 
 		{http.MethodPost, "/execution/token/refresh", refresh, "", s.handleRefreshToken},
+
+		{http.MethodPatch, "/execution/connection-tests/:connection_test_id", connectionTestSelf, "", s.handlePatchConnectionTest},
+		{http.MethodGet, "/execution/connection-tests/:connection_test_id/connection", connectionTestSelf, "", s.handleGetConnectionTestConnection},
+
+		{http.MethodPatch, "/execution/callbacks/:callback_id/run", callbackRun, "", s.handleRunCallback},
+		{http.MethodPatch, "/execution/callbacks/:callback_id/state", callbackSelf, "", s.handleCallbackState},
 
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},

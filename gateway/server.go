@@ -59,6 +59,8 @@ type Store interface {
 	workload.Connections
 	workload.XComs
 	workload.Catalog
+	workload.ConnectionTests
+	workload.Callbacks
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
