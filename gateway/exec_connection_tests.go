@@ -35,7 +35,7 @@ type connectionTestConnection struct {
 }
 
 var connectionTestModels = map[string]routeModel{
-	"PATCH /execution/connection-tests/:connection_test_id": {Request: connectionTestResult{}, Status: http.StatusNoContent},
+	"PATCH /execution/connection-tests/:connection_test_id":          {Request: connectionTestResult{}, Status: http.StatusNoContent},
 	"GET /execution/connection-tests/:connection_test_id/connection": {Response: connectionTestConnection{}},
 }
 

@@ -100,7 +100,9 @@ func typeRefused(t, allowed string) outcome {
 
 // connectionTestRoute, callbackRunRoute, callbackRoute: the routes of a
 // connection test's and a callback's own tokens.
-func connectionTestRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution/connection-tests/") }
+func connectionTestRoute(r Route) bool {
+	return strings.HasPrefix(r.Path, "/execution/connection-tests/")
+}
 func callbackRunRoute(r Route) bool {
 	return strings.HasPrefix(r.Path, "/execution/callbacks/") && strings.HasSuffix(r.Path, "/run")
 }
