@@ -161,6 +161,11 @@ func (s *Server) routes() []route {
 		// A workload token is a task's whole access (connection secrets in
 		// clear included), more than op may read: queueing is admin's.
 		{http.MethodPost, "/api/v2/workloads", nil, admin, s.handleQueueWorkload},
+		// A connection test's token reads only the connection its queuer
+		// gave, and saves it only as op may: op's. A callback runs code on
+		// a worker, as a workload does: admin's.
+		{http.MethodPost, "/api/v2/connection-tests", nil, op, s.handleQueueConnectionTest},
+		{http.MethodPost, "/api/v2/callbacks", nil, admin, s.handleQueueCallback},
 
 		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
 		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},
