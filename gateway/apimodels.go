@@ -20,4 +20,5 @@ type routeModel struct {
 var modelTables = []map[string]routeModel{
 	connectionTestModels,
 	callbackModels,
+	metricsModels,
 }

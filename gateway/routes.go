@@ -64,6 +64,10 @@ var (
 	callbackRun = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Callback}, Self: scopes.SelfCallback}
 	// callbackSelf: the execution token a callback's /run minted.
 	callbackSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Self: scopes.SelfCallback}
+	// taskReport: what a task reports about itself besides its state
+	// (forwarded metrics), while it runs or in the overtime after its end,
+	// when the Task SDK sends its last batch.
+	taskReport = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Phases: readable}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -135,6 +139,8 @@ func (s *Server) routes() []route {
 
 		{http.MethodPatch, "/execution/callbacks/:callback_id/run", callbackRun, "", s.handleRunCallback},
 		{http.MethodPatch, "/execution/callbacks/:callback_id/state", callbackSelf, "", s.handleCallbackState},
+
+		{http.MethodPost, "/execution/metrics", taskReport, "", s.handleForwardMetrics},
 
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},

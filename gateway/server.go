@@ -162,6 +162,9 @@ type Server struct {
 	// unavailableLogged is when (Unix ns) an unreachable store was last
 	// logged (logUnavailable).
 	unavailableLogged atomic.Int64
+
+	// forwarded counts what POST /execution/metrics received.
+	forwarded metricCounters
 }
 
 // New builds the server and registers every route of routes.go. A Config

@@ -188,6 +188,10 @@ func lifecycleRoute(r Route) bool {
 // readRoute: reads, which a try's callbacks may still make after its end.
 func readRoute(r Route) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
 
+// reportRoute: what a task reports about itself besides its state (its
+// forwarded metrics), also in the overtime after its own final report.
+func reportRoute(r Route) bool { return r.Path == "/execution/metrics" }
+
 // refreshRoute: an explicit renewal, only while the try may be renewed.
 func refreshRoute(r Route) bool { return r.Path == "/execution/token/refresh" }
 
@@ -244,7 +248,7 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 			return served
 		case refreshRoute(r) && state == workload.StateQueued:
 			return served // an Airflow 3.0 or 3.1 execution token before its /run
-		case readRoute(r) && (state == workload.StateUpForRetry || state == workload.StateSuccess):
+		case (readRoute(r) || reportRoute(r)) && (state == workload.StateUpForRetry || state == workload.StateSuccess):
 			return served // within the overtime after its own report
 		}
 		return notRunning
