@@ -215,11 +215,17 @@ func RouteTableMarkdown() string {
 			if r.Policy.SubjectIsTaskInstance {
 				self = "yes"
 			}
+			if r.Policy.Self != scopes.SelfNone {
+				self = "`{" + r.Policy.SelfParam() + "}` instead"
+			}
 			names = names[:0]
 			for _, p := range r.Policy.Phases.List() {
 				names = append(names, p.String())
 			}
 			phases = strings.Join(names, ", ")
+			if r.Policy.Self != scopes.SelfNone {
+				phases = "none: the token names no try"
+			}
 		case r.Role != "":
 			tokens = "REST token, role ≥ " + string(r.Role)
 		}
