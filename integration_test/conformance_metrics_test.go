@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Airflow's test_metrics.py (execution_api/versions/head). Airflow replays
@@ -44,25 +45,25 @@ func TestConformanceMetrics(t *testing.T) {
 			if r.status != 204 {
 				t.Fatalf("%s, want 204", r)
 			}
-			var found bool
-			for _, line := range strings.Split(srv.logs.String(), "\n") {
-				var entry map[string]any
-				if json.Unmarshal([]byte(line), &entry) != nil || entry["msg"] != "forwarded metric" ||
-					entry["name"] != tt.want["name"] {
-					continue
-				}
-				found = true
-				for k, v := range tt.want {
-					if entry[k] != v {
-						t.Errorf("log %s = %v, want %v", k, entry[k], v)
+			// The server's log is flushed every 200 ms.
+			var entry map[string]any
+			waitFor(t, 5*time.Second, "the forwarded metric's log line", func() (bool, string) {
+				for _, line := range strings.Split(srv.logs.String(), "\n") {
+					var e map[string]any
+					if json.Unmarshal([]byte(line), &e) == nil && e["msg"] == "forwarded metric" && e["name"] == tt.want["name"] {
+						entry = e
+						return true, ""
 					}
 				}
-				if entry["ti_id"] != q.TIID {
-					t.Errorf("log ti_id = %v", entry["ti_id"])
+				return false, "no line yet"
+			})
+			for k, v := range tt.want {
+				if entry[k] != v {
+					t.Errorf("log %s = %v, want %v", k, entry[k], v)
 				}
 			}
-			if !found {
-				t.Errorf("no \"forwarded metric\" line for %v", tt.want["name"])
+			if entry["ti_id"] != q.TIID {
+				t.Errorf("log ti_id = %v", entry["ti_id"])
 			}
 		})
 	}
