@@ -24,6 +24,9 @@
 //   - exec_renew.go: which due execution tokens reissue renews, and the
 //     explicit /execution/token/refresh.
 //   - exec_health.go: /execution/health and /execution/health/ping.
+//   - exec_connection_tests.go, exec_callbacks.go: the routes of a queued
+//     connection test's and callback's own tokens ("ct:self", "cb:self").
+//   - exec_metrics.go: /execution/metrics, the Task SDK's forwarded metrics.
 //
 // # Operator REST API (/auth/…, /api/v2/…, REST tokens with roles)
 //
@@ -36,7 +39,8 @@
 //   - rest_csrf.go: decideRESTRequest, the shape and origin rules that keep a
 //     foreign page from writing with a browser's cookie.
 //   - rest_admin*.go: the /api/v2 resources (variables, connections, task
-//     instances, workloads, components, users): HTTP decoding and encoding
+//     instances, workloads, connection tests and callbacks, components,
+//     users): HTTP decoding and encoding
 //     around the operator package's use cases, which the CLI's offline mode
 //     runs too.
 //
