@@ -84,7 +84,8 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 }
 
 // phaseOf places the try a task token names (scopes.PhaseNone for a
-// component token, or claims Decide refuses anyway).
+// component token, or claims Decide refuses anyway), or the callback an
+// execution token names (workload.CallbackPhase).
 func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
 	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
 		return scopes.PhaseNone, nil
@@ -92,6 +93,15 @@ func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Pha
 	id, _ := scopes.CanonicalUUID(claims.Subject)
 	st, err := s.cfg.Store.TryStatus(ctx, id)
 	if errors.Is(err, workload.ErrNotFound) {
+		if claims.Type() == scopes.Execution {
+			// The execution token of a callback's /run names the callback.
+			cb, err := s.cfg.Store.Callback(ctx, id)
+			if err == nil {
+				return workload.CallbackPhase(cb), nil
+			} else if !errors.Is(err, workload.ErrNotFound) {
+				return scopes.PhaseNone, err
+			}
+		}
 		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
 	} else if err != nil {
 		return scopes.PhaseNone, err

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/taskgate/taskgate/auth"
@@ -85,11 +86,23 @@ func TestQueuedCallbackRoundTrip(t *testing.T) {
 		t.Errorf("second run: %d %s", r.status, r.body)
 	}
 	exec := run.header.Get("Refreshed-API-Token")
+	// While the callback runs its token reads shared data, and writes no
+	// task's XCom.
+	if err := h.db.PutVariable(context.Background(), workload.Variable{Key: "k", Value: ptrTo("v")}); err != nil {
+		t.Fatal(err)
+	}
+	wantJSON(t, h.do("GET", "/execution/variables/k", exec, ""), 200, `{"key":"k","value":"v"}`)
+	if r := h.do("POST", "/execution/xcoms/d/r/t/k", exec, `1`); r.status != 403 || !strings.Contains(r.body, "access_denied") {
+		t.Errorf("an XCom write: %d %s", r.status, r.body)
+	}
 	if r := h.do("PATCH", base+"/state", exec, `{"state":"running"}`); r.status != 422 {
 		t.Errorf("state running: %d %s", r.status, r.body)
 	}
 	if r := h.do("PATCH", base+"/state", exec, `{"state":"success","output":"sent"}`); r.status != 204 {
 		t.Fatalf("state: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/execution/variables/k", exec, ""); r.status != 404 || !strings.Contains(r.body, "Task Instance not found") {
+		t.Errorf("a variable read after the callback ended: %d %s", r.status, r.body)
 	}
 	cb, err := h.db.Callback(context.Background(), w.Callback.ID)
 	if err != nil || cb.State != workload.CallbackSuccess || cb.Output == nil || *cb.Output != "sent" || cb.QueuedBy != "ada" {
@@ -110,3 +123,5 @@ func TestForwardedMetricsCounted(t *testing.T) {
 		t.Errorf("ForwardedMetrics = %+v", got)
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }

@@ -157,7 +157,8 @@ func TestConformanceCallbacks(t *testing.T) {
 }
 
 // TestCallbackTokens: a callback's token buys its own /run once and nothing
-// else; the execution token it buys reaches its own callback's routes only.
+// else; the execution token it buys reports on its own callback only, and
+// acts on shared data only while the callback runs.
 func TestCallbackTokens(t *testing.T) {
 	for _, b := range workersBackends {
 		t.Run(string(b), func(t *testing.T) {
@@ -182,8 +183,19 @@ func TestCallbackTokens(t *testing.T) {
 			if r := e.send("PATCH", "/execution/callbacks/"+other.ID+"/state", exec, `{"state":"success"}`); r.status != 403 {
 				t.Errorf("the execution token on another callback: %s", r)
 			}
-			if r := e.send("PUT", "/execution/variables/x", exec, `{"val":"v"}`); r.status != 404 {
-				t.Errorf("the execution token writing a variable: %s, want 404 (no such task instance)", r)
+			// While its callback runs, the token acts on shared data as a
+			// running task's does; once the callback ended, on nothing.
+			if r := e.send("PUT", "/execution/variables/x", exec, `{"val":"v"}`); r.status != 201 {
+				t.Errorf("the execution token writing a variable: %s, want 201", r)
+			}
+			if r := e.send("GET", "/execution/variables/x", exec, ""); r.status != 200 {
+				t.Errorf("the execution token reading a variable: %s, want 200", r)
+			}
+			if r := e.send("PATCH", "/execution/callbacks/"+cb.ID+"/state", exec, `{"state":"success"}`); r.status != 204 {
+				t.Fatalf("state: %s", r)
+			}
+			if r := e.send("GET", "/execution/variables/x", exec, ""); r.status != 404 {
+				t.Errorf("the token of an ended callback reading a variable: %s, want 404", r)
 			}
 		})
 	}

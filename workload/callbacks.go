@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/taskgate/taskgate/scopes"
 )
 
 // CallbackState is the state of a callback, spelled as Airflow's
@@ -70,6 +72,18 @@ func FinishCallback(cb *Callback, state CallbackState, output *string) error {
 		cb.Output = output
 	}
 	return nil
+}
+
+// CallbackPhase places the execution token a callback's /run minted, whose
+// sub is the callback's id: while the callback runs, the token acts as a
+// running try's does on the routes that name no task instance (it reads
+// variables, connections and XComs, as Airflow lets a callback's token);
+// once the callback ended it names nothing.
+func CallbackPhase(cb *Callback) scopes.Phase {
+	if cb != nil && cb.State == CallbackRunning {
+		return scopes.PhaseRunning
+	}
+	return scopes.PhaseUnknown
 }
 
 // Callbacks stores callbacks.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskgate/taskgate/scopes"
 )
 
 func TestReportConnectionTest(t *testing.T) {
@@ -171,5 +173,19 @@ func TestNewConnectionTestAndCallback(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]any{"path": "m.f", "kwargs": map[string]any{}, "executor": nil}, data); diff != "" {
 		t.Errorf("data (-want +got):\n%s", diff)
+	}
+}
+
+func TestCallbackPhase(t *testing.T) {
+	for st, want := range map[CallbackState]scopes.Phase{
+		CallbackRunning: scopes.PhaseRunning, CallbackQueued: scopes.PhaseUnknown, CallbackSuccess: scopes.PhaseUnknown,
+		CallbackFailed: scopes.PhaseUnknown, CallbackPending: scopes.PhaseUnknown,
+	} {
+		if got := CallbackPhase(&Callback{State: st}); got != want {
+			t.Errorf("%s: %s, want %s", st, got, want)
+		}
+	}
+	if got := CallbackPhase(nil); got != scopes.PhaseUnknown {
+		t.Errorf("nil: %s", got)
 	}
 }
