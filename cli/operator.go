@@ -724,3 +724,29 @@ func (c *apiClient) RetireKey(ctx context.Context, kid string, force bool) ([]op
 	err := c.do(ctx, http.MethodDelete, "/api/v2/keys/"+seg(kid), q, nil, &page)
 	return page.Keys, err
 }
+
+// QueueConnectionTest is POST /api/v2/connection-tests.
+func (c *apiClient) QueueConnectionTest(ctx context.Context, r workload.ConnectionTestRequest) (*workload.TestConnection, error) {
+	conn := r.Connection
+	body := map[string]any{"connection_id": conn.ConnID, "conn_type": conn.ConnType, "host": conn.Host,
+		"schema": conn.Schema, "login": conn.Login, "password": conn.Password, "port": conn.Port, "extra": conn.Extra,
+		"commit_on_success": r.CommitOnSuccess}
+	var w workload.TestConnection
+	if err := c.do(ctx, http.MethodPost, "/api/v2/connection-tests", nil, body, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// QueueCallback is POST /api/v2/callbacks.
+func (c *apiClient) QueueCallback(ctx context.Context, r workload.CallbackRequest) (*workload.ExecuteCallback, error) {
+	body := map[string]any{"path": r.Path}
+	if len(r.Kwargs) > 0 {
+		body["kwargs"] = r.Kwargs
+	}
+	var w workload.ExecuteCallback
+	if err := c.do(ctx, http.MethodPost, "/api/v2/callbacks", nil, body, &w); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}

@@ -33,4 +33,7 @@ var modelTables = []map[string]routeModel{
 	dagRunModels,
 	hitlModels,
 	stateStoreModels,
+	connectionTestModels,
+	callbackModels,
+	metricsModels,
 }

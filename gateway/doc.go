@@ -31,6 +31,9 @@
 //     version a request names, its routes, its request and response shapes).
 //   - openapi.go, apimodels*.go: each version's OpenAPI document, generated
 //     from the route table and each route's body types, and /docs.
+//   - exec_connection_tests.go, exec_callbacks.go: the routes of a queued
+//     connection test's and callback's own tokens ("ct:self", "cb:self").
+//   - exec_metrics.go: /execution/metrics, the Task SDK's forwarded metrics.
 //
 // # Operator REST API (/auth/…, /api/v2/…, REST tokens with roles)
 //
@@ -43,7 +46,8 @@
 //   - rest_csrf.go: decideRESTRequest, the shape and origin rules that keep a
 //     foreign page from writing with a browser's cookie.
 //   - rest_admin*.go: the /api/v2 resources (variables, connections, task
-//     instances, workloads, components, users): HTTP decoding and encoding
+//     instances, workloads, connection tests and callbacks, components,
+//     users): HTTP decoding and encoding
 //     around the operator package's use cases, which the CLI's offline mode
 //     runs too.
 //

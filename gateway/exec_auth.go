@@ -57,11 +57,14 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
-			phase, err := s.phaseOf(ctx, claims)
-			if err != nil {
-				return err
+			// A connection test's or callback's token names no try.
+			phase := scopes.PhaseNone
+			if p.Self == scopes.SelfNone {
+				if phase, err = s.phaseOf(ctx, claims); err != nil {
+					return err
+				}
 			}
-			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
+			if d := scopes.Decide(p, claims, c.Param(p.SelfParam()), phase); d != nil {
 				// A try that moved on is no misuse of the token: counting it
 				// would turn the 409/410 that stops its worker into a 429
 				// the worker retries.
@@ -84,7 +87,8 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 }
 
 // phaseOf places the try a task token names (scopes.PhaseNone for a
-// component token, or claims Decide refuses anyway).
+// component token, or claims Decide refuses anyway), or the callback an
+// execution token names (workload.CallbackPhase).
 func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
 	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
 		return scopes.PhaseNone, nil
@@ -92,6 +96,15 @@ func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Pha
 	id, _ := scopes.CanonicalUUID(claims.Subject)
 	st, err := s.cfg.Store.TryStatus(ctx, id)
 	if errors.Is(err, workload.ErrNotFound) {
+		if claims.Type() == scopes.Execution {
+			// The execution token of a callback's /run names the callback.
+			cb, err := s.cfg.Store.Callback(ctx, id)
+			if err == nil {
+				return workload.CallbackPhase(cb), nil
+			} else if !errors.Is(err, workload.ErrNotFound) {
+				return scopes.PhaseNone, err
+			}
+		}
 		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
 	} else if err != nil {
 		return scopes.PhaseNone, err

@@ -294,3 +294,16 @@ func indented(c echo.Context) bool {
 	_, pretty := c.QueryParams()["pretty"]
 	return pretty
 }
+
+// UpdateConnectionTest passes the update on and invalidates the connection
+// a successful test saved (workload.ConnectionTest.ToCommit).
+func (s *cachedStore) UpdateConnectionTest(ctx context.Context, id string,
+	fn func(ct *workload.ConnectionTest) error) (*workload.ConnectionTest, error) {
+	ct, err := s.Store.UpdateConnectionTest(ctx, id, fn)
+	if ct != nil {
+		if c := ct.ToCommit(); c != nil {
+			s.connections.invalidate(c.ConnID)
+		}
+	}
+	return ct, err
+}

@@ -56,6 +56,18 @@ var (
 	// execution token.
 	runSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.Workload}, SubjectIsTaskInstance: true,
 		Phases: lifecycle}
+	// connectionTestSelf: a connection test's own token, a workload token
+	// whose sub is the path's test ("ct:self"), as Airflow mints it.
+	connectionTestSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Workload}, Self: scopes.SelfConnectionTest}
+	// callbackRun: a callback's single-use token, on its own /run
+	// ("cb:self").
+	callbackRun = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Callback}, Self: scopes.SelfCallback}
+	// callbackSelf: the execution token a callback's /run minted.
+	callbackSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Self: scopes.SelfCallback}
+	// taskReport: what a task reports about itself besides its state
+	// (forwarded metrics), while it runs or in the overtime after its end,
+	// when the Task SDK sends its last batch.
+	taskReport = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Phases: readable}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -174,6 +186,14 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, assetStoreByURI + storeValueSuffix, execution, "", s.handleDeleteAssetStore(false)},
 		{http.MethodDelete, assetStoreByURI + storeClearSuffix, execution, "", s.handleClearAssetStore(false)},
 
+		{http.MethodPatch, "/execution/connection-tests/:connection_test_id", connectionTestSelf, "", s.handlePatchConnectionTest},
+		{http.MethodGet, "/execution/connection-tests/:connection_test_id/connection", connectionTestSelf, "", s.handleGetConnectionTestConnection},
+
+		{http.MethodPatch, "/execution/callbacks/:callback_id/run", callbackRun, "", s.handleRunCallback},
+		{http.MethodPatch, "/execution/callbacks/:callback_id/state", callbackSelf, "", s.handleCallbackState},
+
+		{http.MethodPost, "/execution/metrics", taskReport, "", s.handleForwardMetrics},
+
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},
 		{http.MethodPost, "/auth/token/cli", public, "", s.handleLogin(true)},
@@ -199,6 +219,11 @@ func (s *Server) routes() []route {
 		// A workload token is a task's whole access (connection secrets in
 		// clear included), more than op may read: queueing is admin's.
 		{http.MethodPost, "/api/v2/workloads", nil, admin, s.handleQueueWorkload},
+		// A connection test's token reads only the connection its queuer
+		// gave, and saves it only as op may: op's. A callback runs code on
+		// a worker, as a workload does: admin's.
+		{http.MethodPost, "/api/v2/connection-tests", nil, op, s.handleQueueConnectionTest},
+		{http.MethodPost, "/api/v2/callbacks", nil, admin, s.handleQueueCallback},
 
 		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
 		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},
@@ -246,11 +271,17 @@ func RouteTableMarkdown() string {
 			if r.Policy.SubjectIsTaskInstance {
 				self = "yes"
 			}
+			if r.Policy.Self != scopes.SelfNone {
+				self = "`{" + r.Policy.SelfParam() + "}` instead"
+			}
 			names = names[:0]
 			for _, p := range r.Policy.Phases.List() {
 				names = append(names, p.String())
 			}
 			phases = strings.Join(names, ", ")
+			if r.Policy.Self != scopes.SelfNone {
+				phases = "none: the token names no try"
+			}
 		case r.Role != "":
 			tokens = "REST token, role ≥ " + string(r.Role)
 		}

@@ -73,6 +73,23 @@ func TestRouteTable(t *testing.T) {
 				t.Errorf("%s policy = %+v, want execution+workload and ti:self", key, r.Policy)
 			}
 			continue
+		case strings.HasPrefix(r.Path, "/execution/connection-tests/"):
+			// Airflow's connection-test token is a workload token held to
+			// its own test ("ct:self").
+			if got := r.Policy.AllowedTypes(); len(got) != 1 || got[0] != scopes.Workload ||
+				r.Policy.Self != scopes.SelfConnectionTest || r.Policy.Components {
+				t.Errorf("%s policy = %+v, want workload and ct:self", key, r.Policy)
+			}
+			continue
+		case strings.HasPrefix(r.Path, "/execution/callbacks/"):
+			if r.Policy.Self != scopes.SelfCallback || r.Policy.Components {
+				t.Errorf("%s policy = %+v, want cb:self", key, r.Policy)
+			}
+		}
+		for _, typ := range r.Policy.AllowedTypes() {
+			if typ == scopes.Callback && !strings.HasSuffix(r.Path, "/callbacks/:callback_id/run") {
+				t.Errorf("%s accepts callback tokens", key)
+			}
 		}
 		for _, typ := range r.Policy.AllowedTypes() {
 			if typ == scopes.Workload {
@@ -141,7 +158,11 @@ func TestEveryRouteEnforcesItsPolicy(t *testing.T) {
 				t.Errorf("REST token = %d, want 403", got.status)
 			}
 			got := h.do(r.Method, path, component, "{}")
-			if refused := strings.Contains(got.body, "Component tokens are not allowed"); r.Policy.Components == refused {
+			// A route that takes no execution token refuses a component's
+			// by its type.
+			refused := strings.Contains(got.body, "Component tokens are not allowed") ||
+				strings.Contains(got.body, "Token type 'execution' not allowed")
+			if r.Policy.Components == refused {
 				t.Errorf("component token = %d %s (components allowed: %v)", got.status, got.body, r.Policy.Components)
 			}
 			if noToken.status != 401 {
@@ -155,7 +176,12 @@ func TestEveryRouteEnforcesItsPolicy(t *testing.T) {
 			if !allowsWorkload && withWorkload.status != 403 {
 				t.Errorf("workload token = %d, want 403", withWorkload.status)
 			}
-			if allowsWorkload && withWorkload.status == 403 {
+			if allowsWorkload && r.Policy.Self == scopes.SelfConnectionTest {
+				// A task's workload token names no connection test.
+				if !strings.Contains(withWorkload.body, "Token subject does not match connection test ID") {
+					t.Errorf("task's workload token on a connection test = %d %s", withWorkload.status, withWorkload.body)
+				}
+			} else if allowsWorkload && withWorkload.status == 403 {
 				t.Errorf("workload token refused on a route that allows it: %s", withWorkload.body)
 			}
 			if r.Policy.SubjectIsTaskInstance {

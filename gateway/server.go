@@ -61,6 +61,8 @@ type Store interface {
 	workload.HITL
 	workload.TaskStateStore
 	workload.AssetStateStore
+	workload.ConnectionTests
+	workload.Callbacks
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
@@ -177,6 +179,9 @@ type Server struct {
 	plans []*versionPlan
 	// openAPI holds each version's OpenAPI document (openapi.go).
 	openAPI openAPIJSON
+
+	// forwarded counts what POST /execution/metrics received.
+	forwarded metricCounters
 }
 
 // New builds the server and registers every route of routes.go. A Config

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,18 @@ const (
 	adminTok      tokenKind = "REST admin"
 	removedUser   tokenKind = "removed user"
 	revokedREST   tokenKind = "revoked REST"
+	// A connection test's token (a workload token whose sub is the test),
+	// a callback's single-use token, and the execution token its /run
+	// mints (sub: the callback).
+	connTestTok  tokenKind = "connection test"
+	callbackTok  tokenKind = "callback"
+	callbackExec tokenKind = "callback execution"
+)
+
+// The connection test and the callback the matrix's tokens name.
+const (
+	matrixConnTest = "0190e3e4-3c2b-7a8e-9d0e-0000000c7e57"
+	matrixCallback = "0190e3e4-3c2b-7a8e-9d0e-0000000ca11b"
 )
 
 var matrixStates = []workload.State{
@@ -74,7 +87,106 @@ var (
 	forbiddenRole  = refused(403, "Forbidden")
 	componentRoute = refused(403, "Component tokens are not allowed for this endpoint")
 	workloadRoute  = refused(403, "Token type 'workload' not allowed for this endpoint. Allowed types: execution")
+	unknownTry     = refused(404, "Task Instance not found")
+	tiMismatch     = refused(403, "Token subject does not match task instance ID")
+	ctMismatch     = refused(403, "Token subject does not match connection test ID")
+	cbMismatch     = refused(403, "Token subject does not match callback ID")
 )
+
+// typeRefused: a known token type the route does not take.
+func typeRefused(t, allowed string) outcome {
+	return refused(403, "Token type '"+t+"' not allowed for this endpoint. Allowed types: "+allowed)
+}
+
+// connectionTestRoute, callbackRunRoute, callbackRoute: the routes of a
+// connection test's and a callback's own tokens.
+func connectionTestRoute(r Route) bool {
+	return strings.HasPrefix(r.Path, "/execution/connection-tests/")
+}
+func callbackRunRoute(r Route) bool {
+	return strings.HasPrefix(r.Path, "/execution/callbacks/") && strings.HasSuffix(r.Path, "/run")
+}
+func callbackRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution/callbacks/") }
+
+// expectWorkerRecords is the promise for the routes of connection tests and
+// callbacks, and for their tokens everywhere: each reaches its own record's
+// routes and nothing else, and no task's token reaches them.
+func expectWorkerRecords(r Route, kind tokenKind) (outcome, bool) {
+	execTypes := []tokenKind{currentTry, earlierTry, componentTok, callbackExec}
+	isExec := slices.Contains(execTypes, kind)
+	isWorkload := kind == workloadToken || kind == connTestTok
+	switch {
+	case connectionTestRoute(r):
+		switch {
+		case kind == connTestTok:
+			return served, true
+		case kind == workloadToken:
+			return ctMismatch, true
+		case isExec:
+			return typeRefused("execution", "workload"), true
+		case kind == callbackTok:
+			return typeRefused("callback", "workload"), true
+		}
+	case callbackRunRoute(r):
+		switch {
+		case kind == callbackTok:
+			return served, true
+		case isExec:
+			return typeRefused("execution", "callback"), true
+		case isWorkload:
+			return typeRefused("workload", "callback"), true
+		}
+	case callbackRoute(r):
+		switch {
+		case kind == callbackExec:
+			return served, true
+		case kind == currentTry || kind == earlierTry:
+			return cbMismatch, true
+		case kind == componentTok:
+			return componentRoute, true
+		case isWorkload:
+			return workloadRoute, true
+		case kind == callbackTok:
+			return typeRefused("callback", "execution"), true
+		}
+	default:
+		run := strings.HasSuffix(r.Path, "/task-instances/:task_instance_id/run")
+		switch kind {
+		case connTestTok:
+			if run {
+				return tiMismatch, true
+			}
+			return workloadRoute, true
+		case callbackTok:
+			if run {
+				return typeRefused("callback", "execution, workload"), true
+			}
+			return typeRefused("callback", "execution"), true
+		case callbackExec:
+			// An execution token naming no task instance: refused on a
+			// task instance's routes by their subject rule, elsewhere as
+			// the token of an unknown try.
+			if tiSelfPath(r) {
+				return tiMismatch, true
+			}
+			return unknownTry, true
+		}
+	}
+	return outcome{}, false
+}
+
+// tiSelfPath: the routes about the path's own task instance (Airflow's
+// ti:self): its lifecycle and reads, its human-in-the-loop detail, its
+// task state store.
+func tiSelfPath(r Route) bool {
+	for _, p := range []string{"/execution/task-instances/:task_instance_id", "/execution/hitlDetails/:task_instance_id",
+		"/execution/store/ti/:task_instance_id"} {
+		if strings.HasPrefix(r.Path, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // lifecycleRoute: the routes that answer every state of the current try.
 func lifecycleRoute(r Route) bool {
@@ -88,6 +200,10 @@ func lifecycleRoute(r Route) bool {
 
 // readRoute: reads, which a try's callbacks may still make after its end.
 func readRoute(r Route) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+
+// reportRoute: what a task reports about itself besides its state (its
+// forwarded metrics), also in the overtime after its own final report.
+func reportRoute(r Route) bool { return r.Path == "/execution/metrics" }
 
 // refreshRoute: an explicit renewal, only while the try may be renewed.
 func refreshRoute(r Route) bool { return r.Path == "/execution/token/refresh" }
@@ -128,6 +244,11 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 			return missingToken
 		case viewerTok, opTok, adminTok, removedUser, revokedREST:
 			return invalidToken // another audience
+		}
+		if o, ok := expectWorkerRecords(r, kind); ok {
+			return o
+		}
+		switch kind {
 		case earlierTry:
 			return archivedTry
 		case workloadToken:
@@ -149,7 +270,7 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 			return served
 		case refreshRoute(r) && state == workload.StateQueued:
 			return served // an Airflow 3.0 or 3.1 execution token before its /run
-		case readRoute(r) && (state == workload.StateUpForRetry || state == workload.StateSuccess):
+		case (readRoute(r) || reportRoute(r)) && (state == workload.StateUpForRetry || state == workload.StateSuccess):
 			return served // within the overtime after its own report
 		}
 		return notRunning
@@ -159,7 +280,7 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 	switch kind {
 	case noToken:
 		return notAuthn
-	case currentTry, earlierTry, workloadToken, componentTok, removedUser:
+	case currentTry, earlierTry, workloadToken, componentTok, removedUser, connTestTok, callbackTok, callbackExec:
 		return invalidJWT
 	case revokedREST:
 		return revokedJWT
@@ -193,6 +314,7 @@ func classify(res response, method string, want outcome) outcome {
 	var s string
 	var reason struct {
 		Reason       string  `json:"reason"`
+		Message      string  `json:"message"`
 		CurrentState *string `json:"current_state"`
 	}
 	isString := json.Unmarshal(body.Detail, &s) == nil
@@ -204,6 +326,9 @@ func classify(res response, method string, want outcome) outcome {
 		return notRunning
 	case res.status == 410:
 		return refused(410, reason.Reason)
+	case res.status == 404 && reason.Reason == "not_found" && reason.Message == "Task Instance not found" &&
+		want == unknownTry:
+		return unknownTry
 	}
 	return served
 }
@@ -242,7 +367,8 @@ func (h *harness) fixture(task string, state workload.State) matrixFixture {
 // concrete fills a route template for fixture f.
 func (f matrixFixture) concrete(path string) string {
 	r := strings.NewReplacer(":task_instance_id", f.id, ":dag_id", f.dag, ":run_id", f.run, ":dag_run_id", f.run,
-		":task_id", f.task, ":connection_id", "c", ":id", "0190e3e4-3c2b-7a8e-9d0e-00000000beef",
+		":task_id", f.task, ":connection_id", "c", ":connection_test_id", matrixConnTest,
+		":callback_id", matrixCallback, ":id", "0190e3e4-3c2b-7a8e-9d0e-00000000beef",
 		":username", "nobody", "*", "k")
 	return r.Replace(path)
 }
@@ -302,7 +428,12 @@ func TestWhoMayDoWhat(t *testing.T) {
 		return ""
 	}
 	kinds := []tokenKind{noToken, currentTry, earlierTry, workloadToken, componentTok,
-		viewerTok, opTok, adminTok, removedUser, revokedREST}
+		viewerTok, opTok, adminTok, removedUser, revokedREST, connTestTok, callbackTok, callbackExec}
+	workerTokens := map[tokenKind]string{
+		connTestTok:  h.tokens.mintClaims(t, scopes.ConnectionTestClaims(matrixConnTest), time.Hour),
+		callbackTok:  h.tokens.mintClaims(t, scopes.CallbackClaims(matrixCallback), time.Hour),
+		callbackExec: h.tokens.mintClaims(t, scopes.CallbackExecutionClaims(matrixCallback), time.Hour),
+	}
 	calls := 0
 	for _, r := range RouteTable() {
 		for _, st := range matrixStates {
@@ -319,6 +450,8 @@ func TestWhoMayDoWhat(t *testing.T) {
 					tok = f.workload
 				case componentTok:
 					tok = compBody.Token
+				case connTestTok, callbackTok, callbackExec:
+					tok = workerTokens[kind]
 				default:
 					tok = restToken(kind)
 				}

@@ -35,6 +35,14 @@ type Service interface {
 	// withdraws the task while it is still queued.
 	QueueWorkload(ctx context.Context, r workload.QueueRequest) (*workload.ExecuteTask, error)
 
+	// QueueConnectionTest queues a connection test for a worker and returns
+	// its workload with the test's token (a workload token whose sub is the
+	// test's id, as Airflow mints it).
+	QueueConnectionTest(ctx context.Context, r workload.ConnectionTestRequest) (*workload.TestConnection, error)
+	// QueueCallback queues a callback for a worker and returns its workload
+	// with the callback's single-use token.
+	QueueCallback(ctx context.Context, r workload.CallbackRequest) (*workload.ExecuteCallback, error)
+
 	// PutVariable creates the variable or replaces it.
 	PutVariable(ctx context.Context, v workload.Variable) error
 	// CreateVariable creates the variable; ErrExists when the key is taken.
@@ -173,6 +181,9 @@ type Store interface {
 	ListConnections(ctx context.Context) ([]workload.Connection, error)
 	PutConnection(ctx context.Context, c workload.Connection) error
 	DeleteConnection(ctx context.Context, id string) error
+
+	InsertConnectionTest(ctx context.Context, ct workload.ConnectionTest) error
+	InsertCallback(ctx context.Context, cb workload.Callback) error
 }
 
 // Identities stores users and components; auth.Store (store.DB) implements
@@ -208,7 +219,7 @@ type Config struct {
 	// Keys changes the signing key set.
 	Keys KeyManager
 	// WorkloadTokenLifetime is the life of the workload tokens of queued
-	// task instances.
+	// task instances, connection tests and callbacks.
 	WorkloadTokenLifetime time.Duration
 	// ComponentTokenLifetime is the life of a registered component's token:
 	// [execution_api] jwt_expiration_time, as it is an execution token.

@@ -165,6 +165,29 @@ var migrations = []string{
 				FOREIGN KEY (asset_id) REFERENCES asset (id) ON DELETE CASCADE;
 		END IF;
 	END $$`,
+	// 5: connection tests (pgstore/connectiontests.go). Airflow's
+	// connection-test table came after 3.2 and its shape still moves, so
+	// taskgate keeps its own: the connection under test with its password
+	// and extra sealed as Airflow seals a connection's.
+	5: `CREATE TABLE taskgate.connection_test (
+		id                 uuid PRIMARY KEY,
+		conn_id            varchar(250) NOT NULL,
+		conn_type          varchar(500) NOT NULL,
+		host               varchar(500),
+		"schema"           varchar(500),
+		login              text,
+		password           text,
+		port               integer,
+		extra              text,
+		is_encrypted       boolean NOT NULL DEFAULT false,
+		is_extra_encrypted boolean NOT NULL DEFAULT false,
+		commit_on_success  boolean NOT NULL DEFAULT false,
+		state              varchar(10) NOT NULL,
+		result_message     text,
+		created_at         timestamptz NOT NULL,
+		updated_at         timestamptz NOT NULL,
+		queued_by          text NOT NULL DEFAULT ''
+	)`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

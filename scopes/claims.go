@@ -45,3 +45,24 @@ func RESTClaims(user, role, generation string) *Claims {
 	}
 	return &Claims{Subject: user, Extra: extra}
 }
+
+// ConnectionTestClaims are the claims of the token of the connection test
+// id, queued for a worker to run (Airflow's TestConnection workload). Airflow
+// mints it as a workload token whose sub is the test's id, and its worker
+// presents it as one; the "ct:self" rule, not a type of its own, keeps it to
+// that test's routes, and keeps every task's workload token off them.
+func ConnectionTestClaims(id string) *Claims {
+	return &Claims{Subject: id, Scope: string(Workload)}
+}
+
+// CallbackClaims are the claims of the single-use token of the queued
+// callback id (Airflow's ExecuteCallback workload), good for its /run only.
+func CallbackClaims(id string) *Claims {
+	return &Claims{Subject: id, Scope: string(Callback)}
+}
+
+// CallbackExecutionClaims are the claims of the execution token a
+// callback's /run mints: sub is the callback's id, as Airflow mints it.
+func CallbackExecutionClaims(id string) *Claims {
+	return &Claims{Subject: id, Scope: string(Execution)}
+}

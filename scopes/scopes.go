@@ -28,6 +28,11 @@ const (
 	// so they are accepted on one route only — the /run call that swaps them
 	// for an execution token — and are never renewed.
 	Workload TokenType = "workload"
+	// Callback tokens travel in a queued callback workload (Airflow's
+	// ExecuteCallback): sub is the callback's id, and the token buys that
+	// callback's /run alone, once, which swaps it for an execution token
+	// whose sub is the callback's id.
+	Callback TokenType = "callback"
 )
 
 // Known reports whether t is a token type this gateway understands. It is
@@ -36,7 +41,7 @@ const (
 // token kind is added here and nowhere else.
 func (t TokenType) Known() bool {
 	switch t {
-	case Execution, Workload:
+	case Execution, Workload, Callback:
 		return true
 	}
 	return false
@@ -106,7 +111,38 @@ type Policy struct {
 	// accept it. Zero means PhaseRunning alone, so a route that forgets to
 	// declare its phases accepts a token only while its try runs.
 	Phases Phases
+	// Self, when set, requires the token's sub to equal the path's
+	// connection test or callback id (Airflow's "ct:self", "cb:self"). Such
+	// a token names no try, so no phase is judged.
+	Self Self
 }
+
+// Self names the record whose id a route's token must carry as its sub,
+// besides a task instance (Policy.SubjectIsTaskInstance).
+type Self uint8
+
+const (
+	// SelfNone: no such record.
+	SelfNone Self = iota
+	// SelfConnectionTest: the path's {connection_test_id} ("ct:self").
+	SelfConnectionTest
+	// SelfCallback: the path's {callback_id} ("cb:self").
+	SelfCallback
+)
+
+// Param is the path parameter a self rule compares sub with.
+func (s Self) Param() string {
+	switch s {
+	case SelfConnectionTest:
+		return "connection_test_id"
+	case SelfCallback:
+		return "callback_id"
+	}
+	return "task_instance_id"
+}
+
+// SelfParam is the path parameter whose value Decide compares sub with.
+func (p Policy) SelfParam() string { return p.Self.Param() }
 
 // Phase is where the try a task token was issued for stands when the token
 // is presented. A task token names one try (its sub is the try's task
@@ -269,6 +305,14 @@ var (
 		Reason: ReasonSubjectMismatch,
 		Detail: "Token subject does not match task instance ID",
 	}
+	ErrConnectionTestMismatch = &Denial{
+		Reason: ReasonSubjectMismatch,
+		Detail: "Token subject does not match connection test ID",
+	}
+	ErrCallbackMismatch = &Denial{
+		Reason: ReasonSubjectMismatch,
+		Detail: "Token subject does not match callback ID",
+	}
 	ErrComponentNotAllowed = &Denial{
 		Reason: ReasonTypeNotAllowed,
 		Detail: "Component tokens are not allowed for this endpoint",
@@ -301,7 +345,8 @@ func CheckClaims(c *Claims) *Denial {
 }
 
 // Decide is the one authorization decision for task tokens: nil means allow.
-// taskInstanceID is the route's {task_instance_id} path value, used only when
+// taskInstanceID is the route's self path value (Policy.SelfParam: its
+// {task_instance_id}, {connection_test_id} or {callback_id}), used only when
 // the policy requires the subject to match it. phase is where the token's try
 // stands (PhaseNone for a component token); the caller looks it up only for
 // a token that passed CheckClaims.
@@ -326,6 +371,18 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 	}
 	if p.SubjectIsTaskInstance && !SameUUID(c.Subject, taskInstanceID) {
 		return ErrSubjectMismatch
+	}
+	switch p.Self {
+	case SelfConnectionTest:
+		if !SameUUID(c.Subject, taskInstanceID) {
+			return ErrConnectionTestMismatch
+		}
+		return nil
+	case SelfCallback:
+		if !SameUUID(c.Subject, taskInstanceID) {
+			return ErrCallbackMismatch
+		}
+		return nil
 	}
 	if c.Component() != "" {
 		return nil

@@ -16,6 +16,9 @@ func TestDecide(t *testing.T) {
 	runPolicy := Policy{Allowed: []TokenType{Workload, Execution}, SubjectIsTaskInstance: true}
 	tiPolicy := Policy{SubjectIsTaskInstance: true}
 	plain := Policy{}
+	ctPolicy := Policy{Allowed: []TokenType{Workload}, Self: SelfConnectionTest}
+	cbRun := Policy{Allowed: []TokenType{Callback}, Self: SelfCallback}
+	cbState := Policy{Allowed: []TokenType{Execution}, Self: SelfCallback}
 	tests := []struct {
 		name   string
 		policy Policy
@@ -55,6 +58,22 @@ func TestDecide(t *testing.T) {
 			&Claims{Subject: tiA, Extra: map[string]any{"component": "dag-processor"}}, tiA, ErrComponentNotAllowed},
 		{"non-string component claim is no component", plain,
 			&Claims{Subject: tiA, Extra: map[string]any{"component": 1}}, "", nil},
+		{"connection test token on its own test", ctPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiA, nil},
+		{"connection test token on another test", ctPolicy, &Claims{Subject: tiA, Scope: "workload"}, tiB,
+			ErrConnectionTestMismatch},
+		{"execution token on a connection test", ctPolicy, &Claims{Subject: tiA}, tiA,
+			&Denial{ReasonTypeNotAllowed, "Token type 'execution' not allowed for this endpoint. Allowed types: workload"}},
+		{"callback token on its own run", cbRun, &Claims{Subject: tiA, Scope: "callback"}, tiA, nil},
+		{"callback token on another callback", cbRun, &Claims{Subject: tiA, Scope: "callback"}, tiB, ErrCallbackMismatch},
+		{"workload token on a callback run", cbRun, &Claims{Subject: tiA, Scope: "workload"}, tiA,
+			&Denial{ReasonTypeNotAllowed, "Token type 'workload' not allowed for this endpoint. Allowed types: callback"}},
+		{"callback token on a task route", tiPolicy, &Claims{Subject: tiA, Scope: "callback"}, tiA,
+			&Denial{ReasonTypeNotAllowed, "Token type 'callback' not allowed for this endpoint. Allowed types: execution"}},
+		{"callback token on /run of a task", runPolicy, &Claims{Subject: tiA, Scope: "callback"}, tiA,
+			&Denial{ReasonTypeNotAllowed, "Token type 'callback' not allowed for this endpoint. Allowed types: execution, workload"}},
+		{"callback execution token on its state", cbState, &Claims{Subject: tiA}, tiA, nil},
+		{"component on a callback route", cbState,
+			&Claims{Subject: tiA, Extra: map[string]any{"component": "triggerer"}}, tiA, ErrComponentNotAllowed},
 		{"workload-only route lists sorted types", Policy{Allowed: []TokenType{Workload}},
 			&Claims{Subject: tiA}, "",
 			&Denial{ReasonTypeNotAllowed, "Token type 'execution' not allowed for this endpoint. Allowed types: workload"}},
@@ -95,10 +114,14 @@ func TestDecidePhases(t *testing.T) {
 		{"task token never looked up", Policy{Phases: every}, task, PhaseNone, ErrTryUnknown},
 		{"component has no phase", Policy{Components: true}, component, PhaseNone, nil},
 		{"component ignores a phase", Policy{Components: true}, component, PhaseArchived, nil},
+		{"a connection test token names no try", Policy{Allowed: []TokenType{Workload}, Self: SelfConnectionTest},
+			&Claims{Subject: tiA, Scope: "workload"}, PhaseNone, nil},
+		{"a callback token names no try", Policy{Allowed: []TokenType{Callback}, Self: SelfCallback},
+			&Claims{Subject: tiA, Scope: "callback"}, PhaseUnknown, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, Decide(tt.policy, tt.claims, "", tt.phase)); diff != "" {
+			if diff := cmp.Diff(tt.want, Decide(tt.policy, tt.claims, tt.claims.Subject, tt.phase)); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}
 		})

@@ -83,6 +83,11 @@ var (
 	// bucketAssetState: ("name" or "uri", the asset's name or URI, key) →
 	// assetStateRecord JSON (Airflow's asset_state_store, see AssetState).
 	bucketAssetState = []byte("asset_state_store")
+	// bucketConnectionTests: connection test id → connectionTestRecord
+	// JSON (its connection encoded as bucketConnections keeps one).
+	bucketConnectionTests = []byte("connection_tests")
+	// bucketCallbacks: callback id → workload.Callback JSON.
+	bucketCallbacks = []byte("callbacks")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -98,6 +103,7 @@ var (
 		bucketAssets, bucketAssetKeys, bucketAssetActiveNames, bucketAssetActiveURIs,
 		bucketAssetAliases, bucketAssetEvents, bucketAssetEventsByAsset, bucketAssetEventsByAlias,
 		bucketHITL, bucketTaskState, bucketAssetState,
+		bucketConnectionTests, bucketCallbacks,
 	}
 
 	keySchemaVersion = []byte("schema_version")

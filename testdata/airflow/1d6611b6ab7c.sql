@@ -205,6 +205,23 @@ CREATE TABLE trigger (
 );
 CREATE INDEX idx_trigger_team_name ON trigger (team_name);
 
+-- Callbacks (3.1, migration bdd599ff8039, and the columns the 3.2 model
+-- airflow/models/callback.py declares: type, fetch_method, priority_weight,
+-- created_at, trigger_id). Read from the model, to check against a real 3.2.
+CREATE TABLE callback (
+    id uuid NOT NULL,
+    type varchar(20) NOT NULL,
+    fetch_method varchar(20) NOT NULL,
+    data json NOT NULL,
+    state varchar(10),
+    output text,
+    priority_weight integer NOT NULL,
+    created_at timestamptz NOT NULL,
+    trigger_id integer,
+    CONSTRAINT callback_pkey PRIMARY KEY (id),
+    CONSTRAINT callback_trigger_id_fkey FOREIGN KEY (trigger_id) REFERENCES trigger (id)
+);
+
 CREATE TABLE task_instance (
     id uuid NOT NULL,
     task_id varchar(250) NOT NULL,
