@@ -15,6 +15,9 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/gateway"
+	"github.com/taskgate/taskgate/metrics"
+	"github.com/taskgate/taskgate/pgstore"
+	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
 )
 
@@ -63,11 +66,15 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	}
 	defer stopLog()
 	now := time.Now
+	// One registry per server: metrics of tests and of several servers in
+	// one process stay apart.
+	met := metrics.New()
 
 	tc, err := keyConfig(cfg, now, log)
 	if err != nil {
 		return err
 	}
+	tc.Observer = tokenObserver(met.TokenValidations("execution"))
 	signer, err := tokens.NewSigner(tc)
 	if err != nil {
 		return err
@@ -79,6 +86,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	// REST tokens: the same keys, their own audience.
 	rc := tc
 	rc.Audiences = cfg.APIAudiences
+	rc.Observer = tokenObserver(met.TokenValidations("rest"))
 	restSigner, err := tokens.NewSigner(rc)
 	if err != nil {
 		return err
@@ -92,7 +100,9 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost})
+	observeStorage(db, met)
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost,
+		OnLockout: met.Lockout})
 	if err != nil {
 		return err
 	}
@@ -127,6 +137,8 @@ func (e *cliEnv) serve(ctx context.Context) error {
 
 		ReadCacheMaxAge:    readCacheMaxAge(db),
 		TaskVariableWrites: gateway.VariableWrites(cfg.TaskVariableWrites),
+		Metrics:            met,
+		MetricsElsewhere:   cfg.MetricsListen != "",
 	})
 	if err != nil {
 		return err
@@ -192,6 +204,13 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		}
 		defer stopPprof()
 	}
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, met, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("store", db.describe),
@@ -240,6 +259,46 @@ func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
 		_ = hs.Close()
 		<-done
 	}, nil
+}
+
+// serveMetrics serves GET /metrics on addr ([taskgate] metrics_listen)
+// until stop is called.
+func serveMetrics(addr string, met *metrics.Metrics, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("[taskgate] metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute,
+		ErrorLog: zap.NewStdLog(log.Named("metrics"))}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	return func() {
+		_ = hs.Close()
+		<-done
+	}, nil
+}
+
+// tokenObserver counts a validator's outcomes in cs, indexed as
+// metrics.TokenOutcomes, which lists tokens.Outcome's values in order.
+type tokenObserver metrics.Counters
+
+func (o tokenObserver) ObserveToken(x tokens.Outcome) { metrics.Counters(o).Inc(int(x)) }
+
+// observeStorage makes the store report its commits, checkpoints and
+// heartbeat batches to met.
+func observeStorage(db *opened, met *metrics.Metrics) {
+	switch st := db.storage.(type) {
+	case *store.DB:
+		st.SetObserver(met)
+	case *pgstore.DB:
+		st.SetObserver(met)
+	}
 }
 
 // healthChecks are the dependencies /health/ping reports: the JWT

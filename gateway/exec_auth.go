@@ -34,12 +34,14 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 		return func(c echo.Context) error {
 			raw := bearer(c.Request())
 			if raw == "" {
+				s.met.TokenDenied("execution", "missing")
 				return scopes.ErrMissingToken
 			}
 			ctx := c.Request().Context()
 			claims, err := s.cfg.Validator.Validate(ctx, raw)
 			if err != nil {
 				refuse(c, err.Error())
+				s.met.TokenDenied("execution", "invalid")
 				if limited := s.addressFailed(c); limited != nil {
 					return limited
 				}
@@ -51,6 +53,7 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			// address: a worker host runs many tasks besides this one.
 			if s.revoked.Revoked(claims.ID) {
 				refuse(c, "token revoked")
+				s.met.TokenDenied("execution", "revoked")
 				s.authFailed(subKey, claims.Subject)
 				return scopes.ErrInvalidToken
 			}
@@ -62,6 +65,7 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				return err
 			}
 			if d := scopes.Decide(p, claims, c.Param("task_instance_id"), phase); d != nil {
+				s.met.TokenDenied("execution", denialReason(d))
 				// A try that moved on is no misuse of the token: counting it
 				// would turn the 409/410 that stops its worker into a 429
 				// the worker retries.

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/taskgate/taskgate/metrics"
 	"github.com/taskgate/taskgate/scopes"
 )
 
@@ -34,7 +35,10 @@ type requestState struct {
 	// loggedOut: the handler revoked the request's own REST token, which
 	// must then not be renewed on the way out.
 	loggedOut bool
-	fields    [accessFields]zap.Field
+	// route holds the metrics of the route Echo matched (meter); nil for
+	// an unmatched request or without metrics.
+	route  *metrics.Route
+	fields [accessFields]zap.Field
 }
 
 // stateOf returns the state of the request c belongs to. Every handler and

@@ -96,6 +96,9 @@ func (s *Server) routes() []route {
 	return []route{
 		{http.MethodGet, "/execution/health", public, "", s.handleHealth},
 		{http.MethodGet, "/execution/health/ping", public, "", s.handleHealthPing},
+		// Prometheus metrics, public like health ([taskgate] metrics_listen
+		// moves them to a listener of their own).
+		{http.MethodGet, "/metrics", public, "", s.handleMetrics},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
 		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},

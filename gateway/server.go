@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/metrics"
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
@@ -134,6 +135,13 @@ type Config struct {
 	// TaskVariableWrites is [taskgate] task_variable_writes: whether task
 	// tokens may set and delete variables (empty means VariableWritesAll).
 	TaskVariableWrites VariableWrites
+	// Metrics, when set, counts every request by route template, method
+	// and status class, and the gateway's own events (token outcomes,
+	// renewals, heartbeats, read-cache hits, overload). Nil: none.
+	Metrics *metrics.Metrics
+	// MetricsElsewhere: [taskgate] metrics_listen serves Metrics on its own
+	// listener, so GET /metrics on this one answers 404.
+	MetricsElsewhere bool
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -160,6 +168,8 @@ type Server struct {
 	// unavailableLogged is when (Unix ns) an unreachable store was last
 	// logged (logUnavailable).
 	unavailableLogged atomic.Int64
+	// met is cfg.Metrics (nil: no metrics).
+	met *metrics.Metrics
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -193,7 +203,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
-		variables: cached.variables, connections: cached.connections}
+		variables: cached.variables, connections: cached.connections, met: cfg.Metrics}
+	s.met.SetInFlight(s.inFlight.Load)
+	s.variables.count(s.met.ReadCache("variable"))
+	s.connections.count(s.met.ReadCache("connection"))
 	s.cfg.Store = cached
 	s.states.New = func() any { return new(requestState) }
 	ops, err := s.operations()
@@ -209,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	renew, err := reissue.Middleware(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
-		Now: cfg.Now, Logger: cfg.Logger,
+		Now: cfg.Now, Logger: cfg.Logger, OnRenew: s.renewedOnResponse,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -234,6 +247,9 @@ func New(cfg Config) (*Server, error) {
 		h := r.handler
 		if guard != nil {
 			h = guard(h)
+		}
+		if s.met != nil {
+			h = meter(s.met.Route(r.method, r.path), h)
 		}
 		e.Add(r.method, r.path, h)
 	}
@@ -324,11 +340,9 @@ var errOverloaded = &APIError{Status: http.StatusServiceUnavailable, Detail: "Se
 // Clients retry 5xx with backoff (Airflow's SDK does), so a refusal costs
 // them one round trip.
 func (s *Server) enter(c echo.Context) error {
-	if s.cfg.MaxInFlight <= 0 {
-		return nil
-	}
-	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+	if n := s.inFlight.Add(1); s.cfg.MaxInFlight > 0 && n > int64(s.cfg.MaxInFlight) {
 		s.inFlight.Add(-1)
+		s.met.Overloaded()
 		c.Response().Header().Set("Retry-After", "1")
 		return errOverloaded
 	}
@@ -336,11 +350,7 @@ func (s *Server) enter(c echo.Context) error {
 }
 
 // leave gives back the slot enter took.
-func (s *Server) leave() {
-	if s.cfg.MaxInFlight > 0 {
-		s.inFlight.Add(-1)
-	}
-}
+func (s *Server) leave() { s.inFlight.Add(-1) }
 
 // retryLater answers a client that failed authentication too often.
 func retryLater(c echo.Context, d time.Duration) error {
@@ -503,8 +513,16 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
+		latency := time.Since(start)
+		if s.met != nil {
+			rm := st.route
+			if rm == nil {
+				rm = s.met.Unmatched(req.Method)
+			}
+			rm.Observe(res.Status, latency)
+		}
 		if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
-			ce.Write(st.logFields(c, cid, time.Since(start))...)
+			ce.Write(st.logFields(c, cid, latency)...)
 		}
 		*st = requestState{} // nothing of this request stays reachable from the pool
 		s.states.Put(st)

@@ -105,7 +105,8 @@ func sharedRead(r Route) bool {
 func executionRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution/") }
 
 func publicRoute(r Route) bool {
-	return strings.HasPrefix(r.Path, "/execution/health") || strings.HasPrefix(r.Path, "/auth/token")
+	return strings.HasPrefix(r.Path, "/execution/health") || strings.HasPrefix(r.Path, "/auth/token") ||
+		r.Path == "/metrics"
 }
 
 // expect is the promise, route by route.

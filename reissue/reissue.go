@@ -74,6 +74,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives renewal failures. Default: no logging.
 	Logger *zap.Logger
+	// OnRenew, when set, is called after each token renewed (metrics).
+	OnRenew func()
 }
 
 // ErrIncomplete is wrapped by Middleware's error for a Config that lacks a
@@ -124,6 +126,9 @@ func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
 					return
 				}
 				res.Header().Set(Header, tok)
+				if cfg.OnRenew != nil {
+					cfg.OnRenew()
+				}
 				log.Debug("token renewed", zap.String("jti", claims.ID), zap.String("new_jti", minted.ID))
 			})
 			return next(c)
