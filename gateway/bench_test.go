@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/fernet"
+	"github.com/taskgate/taskgate/metrics"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/store"
@@ -66,6 +67,7 @@ func benchServer(b *testing.B, opts ...func(*Config)) (*Server, *store.DB, strin
 		Auth: db, Authenticator: authn, RESTSigner: signer, RESTValidator: validator,
 		NewID:       func() string { return "0190e3e4-0000-7000-8000-000000000001" },
 		MaxInFlight: 4096, AuthLimiter: auth.NewFailureLimiter(60, nil), Logger: log,
+		Metrics: metrics.New(),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -175,6 +177,13 @@ func BenchmarkGetVariable(b *testing.B) {
 func BenchmarkGetConnection(b *testing.B) {
 	srv, _, tok := benchServer(b)
 	benchGet(b, srv, tok, "/execution/connections/bench_pg")
+}
+
+// BenchmarkGetVariableNoMetrics is BenchmarkGetVariable without metrics:
+// the difference is what the metrics middleware costs.
+func BenchmarkGetVariableNoMetrics(b *testing.B) {
+	srv, _, tok := benchServer(b, func(cfg *Config) { cfg.Metrics = nil })
+	benchGet(b, srv, tok, "/execution/variables/bench_var")
 }
 
 // BenchmarkGetUncached is a GET that misses the read cache (the first read,

@@ -75,6 +75,7 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				return d
 			}
 			stateOf(c).claims = claims
+			s.renew.Arm(c)
 			if err := s.enter(c); err != nil {
 				return err
 			}

@@ -170,6 +170,9 @@ type Server struct {
 	unavailableLogged atomic.Int64
 	// met is cfg.Metrics (nil: no metrics).
 	met *metrics.Metrics
+	// renew renews due execution tokens on the response (requireToken
+	// arms it).
+	renew *reissue.Renewer
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -220,7 +223,7 @@ func New(cfg Config) (*Server, error) {
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	renew, err := reissue.Middleware(reissue.Config{
+	s.renew, err = reissue.New(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
 		Now: cfg.Now, Logger: cfg.Logger, OnRenew: s.renewedOnResponse,
 	})
@@ -231,7 +234,9 @@ func New(cfg Config) (*Server, error) {
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
 	// it; Echo's one middleware hands out that chain.
-	chain := s.accessLog(s.refuseAmbiguous(s.recoverPanics(s.limitBody(renew(callRoute)))))
+	// Renewal (reissue) is armed by the token check once it knows the
+	// claims: a request whose token is not due pays no response hook.
+	chain := s.accessLog(s.refuseAmbiguous(s.recoverPanics(s.limitBody(callRoute))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	for _, r := range s.routes() {
 		var guard echo.MiddlewareFunc
