@@ -68,11 +68,11 @@ func TestRouteLabels(t *testing.T) {
 	m.Unmatched("BREW").Observe(404, time.Millisecond)
 	m.Unmatched("PATCH").Observe(405, time.Millisecond)
 	for labels, want := range map[[3]string]float64{
-		{"/execution/variables/*", "GET", "2xx"}: 2,
-		{"/execution/variables/*", "GET", "4xx"}: 2,
-		{"/execution/variables/*", "GET", "5xx"}: 1,
-		{"/execution/variables/*", "GET", "3xx"}: 1,
-		{"/execution/variables/*", "GET", "1xx"}: 1,
+		{"/execution/variables/*", "GET", "2xx"}:   2,
+		{"/execution/variables/*", "GET", "4xx"}:   2,
+		{"/execution/variables/*", "GET", "5xx"}:   1,
+		{"/execution/variables/*", "GET", "3xx"}:   1,
+		{"/execution/variables/*", "GET", "1xx"}:   1,
 		{"/execution/variables/*", "GET", "other"}: 1,
 		{UnmatchedRoute, "other", "4xx"}:           1,
 		{UnmatchedRoute, "PATCH", "4xx"}:           1,
