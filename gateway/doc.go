@@ -24,6 +24,8 @@
 //   - exec_renew.go: which due execution tokens reissue renews, and the
 //     explicit /execution/token/refresh.
 //   - exec_health.go: /execution/health and /execution/health/ping.
+//   - metrics.go: GET /metrics, the per-route metrics every route is wrapped
+//     in at registration, and the label each refusal is counted under.
 //
 // # Operator REST API (/auth/…, /api/v2/…, REST tokens with roles)
 //
