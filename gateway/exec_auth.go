@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -60,7 +61,10 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
-			phase, err := s.phaseOf(ctx, claims)
+			// One clock read places the try and decides renewal: the
+			// clock is a system call on some machines.
+			now := s.now()
+			phase, err := s.phaseAt(ctx, claims, now)
 			if err != nil {
 				return err
 			}
@@ -75,7 +79,7 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				return d
 			}
 			stateOf(c).claims = claims
-			s.renew.Arm(c)
+			s.renew.ArmAt(c, now)
 			if err := s.enter(c); err != nil {
 				return err
 			}
@@ -88,15 +92,25 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 // phaseOf places the try a task token names (scopes.PhaseNone for a
 // component token, or claims Decide refuses anyway).
 func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
-	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
+	return s.phaseAt(ctx, claims, s.now())
+}
+
+// phaseAt is phaseOf at the time now.
+func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Time) (scopes.Phase, error) {
+	if claims == nil || claims.Component() != "" || !claims.Type().Known() {
 		return scopes.PhaseNone, nil
 	}
-	id, _ := scopes.CanonicalUUID(claims.Subject)
+	// CanonicalUUID refuses what CheckClaims would (a subject that is no
+	// UUID), with one parse instead of two.
+	id, ok := scopes.CanonicalUUID(claims.Subject)
+	if !ok {
+		return scopes.PhaseNone, nil
+	}
 	st, err := s.cfg.Store.TryStatus(ctx, id)
 	if errors.Is(err, workload.ErrNotFound) {
-		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
+		return workload.PhaseOf(nil, now, s.cfg.TaskOvertime), nil
 	} else if err != nil {
 		return scopes.PhaseNone, err
 	}
-	return workload.PhaseOf(&st, s.now(), s.cfg.TaskOvertime), nil
+	return workload.PhaseOf(&st, now, s.cfg.TaskOvertime), nil
 }

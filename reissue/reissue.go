@@ -133,8 +133,12 @@ func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
 // the request's claims are known (after its token was checked): a token
 // that is not due costs a clock read, and no hook on the response. A token
 // that is due is renewed as Middleware would when the response is written.
-func (r *Renewer) Arm(c echo.Context) {
-	if !Due(r.cfg.Claims(c), r.now()) {
+func (r *Renewer) Arm(c echo.Context) { r.ArmAt(c, r.now()) }
+
+// ArmAt is Arm with the time now read by the caller, from the same clock
+// (Config.Now), so that one reading serves its other checks too.
+func (r *Renewer) ArmAt(c echo.Context, now time.Time) {
+	if !Due(r.cfg.Claims(c), now) {
 		return
 	}
 	res := c.Response()
