@@ -61,8 +61,8 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
-			// One clock read places the try and decides renewal: the
-			// clock is a system call on some machines.
+			// One clock read places the try and decides renewal: reading
+			// the clock is not free (a virtual machine's clock source).
 			now := s.now()
 			phase, err := s.phaseAt(ctx, claims, now)
 			if err != nil {

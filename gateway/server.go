@@ -533,8 +533,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// The core is asked directly, with the time already read: the
 		// server's logger has no options (caller, stack, hooks) that
-		// Logger.Check would add, and the clock is a system call on some
-		// machines.
+		// Logger.Check would add, and reading the clock again is not free
+		// (a virtual machine's clock source).
 		if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
 			ce.Write(st.logFields(c, cid, latency)...)
 		}
