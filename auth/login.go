@@ -59,6 +59,10 @@ type AuthenticatorConfig struct {
 	// password is checked against costs the most of this and of the stored
 	// hashes seen (see Login).
 	BcryptCost int
+	// OnLockout, when set, is called each time a user name or an address
+	// is locked out (metrics). It runs under the authenticator's lock: it
+	// must be cheap.
+	OnLockout func()
 }
 
 // Authenticator checks passwords and slows down guessing. It is safe for
@@ -82,6 +86,8 @@ type Authenticator struct {
 	// costs tracks the bcrypt costs of the stored hashes and the dummy
 	// hash matching them.
 	costs *hashCosts
+
+	onLockout func()
 
 	mu sync.Mutex
 	t  throttle
@@ -143,6 +149,8 @@ func NewAuthenticator(cfg AuthenticatorConfig) (*Authenticator, error) {
 		costs:   hc,
 		compare: bcrypt.CompareHashAndPassword,
 		t:       newThrottle(maxFailures, window, base, maxDelay, maxTracked),
+
+		onLockout: cfg.OnLockout,
 	}, nil
 }
 
@@ -292,8 +300,11 @@ func (a *Authenticator) Login(ctx context.Context, username, password, remoteAdd
 		case err == nil:
 			a.t.clear(ukey)
 		case errors.Is(err, ErrBadCredentials):
-			a.t.fail(ukey, now)
-			a.t.fail(akey, now)
+			for _, k := range [...]string{ukey, akey} {
+				if a.t.fail(k, now) && a.onLockout != nil {
+					a.onLockout()
+				}
+			}
 		}
 		a.t.dropIdle(ukey)
 		a.t.dropIdle(akey)

@@ -482,3 +482,29 @@ func TestLockoutOverflow(t *testing.T) {
 		t.Errorf("lockout(3) = %s, want 4s", got)
 	}
 }
+
+// TestLoginReportsLockouts: OnLockout is called once per lockout begun, for
+// the user name and for the address, not for failures within a lockout.
+func TestLoginReportsLockouts(t *testing.T) {
+	s := newMemStore()
+	addUser(t, s, "alice", RoleOp, "alice-password")
+	clk := newClock()
+	lockouts := 0
+	a, _ := newTestAuthenticator(t, s, clk, AuthenticatorConfig{MaxFailures: 2, Window: time.Minute,
+		BaseDelay: time.Second, MaxDelay: 4 * time.Second, OnLockout: func() { lockouts++ }})
+	login := func() { _, _ = a.Login(context.Background(), "alice", "guess", "192.0.2.1") }
+	login()
+	if lockouts != 0 {
+		t.Fatalf("%d lockouts after one failure", lockouts)
+	}
+	login()
+	if lockouts != 2 {
+		t.Fatalf("%d lockouts after the second failure, want 2 (the user name and the address)", lockouts)
+	}
+	login() // refused while locked out: no failure, no lockout
+	clk.Advance(2 * time.Second)
+	login() // a failure while the window still holds the others: locked out again
+	if lockouts != 4 {
+		t.Errorf("%d lockouts, want 4", lockouts)
+	}
+}

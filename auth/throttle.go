@@ -138,10 +138,11 @@ func (t *throttle) end(e *attempts) {
 
 // fail records a failed attempt for key at now and locks the key out once
 // it has maxFailures failures within the window: for baseDelay, doubled for
-// each further failure within the window, capped at maxDelay.
-func (t *throttle) fail(key string, now time.Time) {
+// each further failure within the window, capped at maxDelay. It reports
+// whether this failure began a lockout (the key was not locked out before).
+func (t *throttle) fail(key string, now time.Time) (locked bool) {
 	if key == "" {
-		return
+		return false
 	}
 	e := t.keys[key]
 	if e == nil {
@@ -153,6 +154,7 @@ func (t *throttle) fail(key string, now time.Time) {
 	}
 	e.failed = append(e.failed, now)
 	if n := len(e.failed); n >= t.maxFailures {
+		locked = !e.lockedUntil.After(now)
 		e.lockedUntil = now.Add(t.lockout(n))
 	}
 	e.expires = now.Add(t.window)
@@ -160,6 +162,7 @@ func (t *throttle) fail(key string, now time.Time) {
 		e.expires = e.lockedUntil
 	}
 	heap.Fix(&t.byExpiry, e.index)
+	return locked
 }
 
 // lockout is the lockout after the given number of failures within the

@@ -15,6 +15,9 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/gateway"
+	"github.com/taskgate/taskgate/metrics"
+	"github.com/taskgate/taskgate/pgstore"
+	"github.com/taskgate/taskgate/store"
 	"github.com/taskgate/taskgate/tokens"
 	"github.com/taskgate/taskgate/workload"
 )
@@ -67,17 +70,22 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		log.Warn(w)
 	}
 	now := time.Now
+	// One registry per server: metrics of tests and of several servers in
+	// one process stay apart.
+	met := metrics.New()
 
 	db, err := openStorage(ctx, cfg, now)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	observeStorage(db, met)
 	keys, err := openKeys(ctx, cfg, db, now, log)
 	if err != nil {
 		return err
 	}
 	tc := tokenConfig(cfg, keys.Ring(), now)
+	tc.Observer = tokenObserver(met.TokenValidations("execution"))
 	signer, err := tokens.NewSigner(tc)
 	if err != nil {
 		return err
@@ -89,6 +97,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	// REST tokens: the same keys, their own audience.
 	rc := tc
 	rc.Audiences = cfg.APIAudiences
+	rc.Observer = tokenObserver(met.TokenValidations("rest"))
 	restSigner, err := tokens.NewSigner(rc)
 	if err != nil {
 		return err
@@ -97,7 +106,8 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost})
+	authn, err := auth.NewAuthenticator(auth.AuthenticatorConfig{Store: db, Now: now, BcryptCost: cfg.BcryptCost,
+		OnLockout: met.Lockout})
 	if err != nil {
 		return err
 	}
@@ -135,6 +145,8 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),
 		EnvSecrets:               workload.NewEnvSecrets(e.environ),
 		StateStoreClearOnSuccess: cfg.StateStoreClearOnSuccess,
+		Metrics:                  met,
+		MetricsElsewhere:         cfg.MetricsListen != "",
 	})
 	if err != nil {
 		return err
@@ -212,6 +224,13 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		}
 		defer stopPprof()
 	}
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, met, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("store", db.describe),
@@ -261,6 +280,46 @@ func servePprof(addr string, log *zap.Logger) (stop func(), err error) {
 		_ = hs.Close()
 		<-done
 	}, nil
+}
+
+// serveMetrics serves GET /metrics on addr ([taskgate] metrics_listen)
+// until stop is called.
+func serveMetrics(addr string, met *metrics.Metrics, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("[taskgate] metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute,
+		ErrorLog: zap.NewStdLog(log.Named("metrics"))}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	return func() {
+		_ = hs.Close()
+		<-done
+	}, nil
+}
+
+// tokenObserver counts a validator's outcomes in cs, indexed as
+// metrics.TokenOutcomes, which lists tokens.Outcome's values in order.
+type tokenObserver metrics.Counters
+
+func (o tokenObserver) ObserveToken(x tokens.Outcome) { metrics.Counters(o).Inc(int(x)) }
+
+// observeStorage makes the store report its commits, checkpoints and
+// heartbeat batches to met.
+func observeStorage(db *opened, met *metrics.Metrics) {
+	switch st := db.storage.(type) {
+	case *store.DB:
+		st.SetObserver(met)
+	case *pgstore.DB:
+		st.SetObserver(met)
+	}
 }
 
 // healthChecks are the dependencies /health/ping reports: the JWT

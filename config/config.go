@@ -170,6 +170,9 @@ type Config struct {
 	// runtime's profiles (net/http/pprof) for diagnosing the gateway in
 	// place; empty (the default) serves none.
 	PprofListen string
+	// MetricsListen, when set, is the host:port serving GET /metrics on a
+	// listener of its own; empty (the default) serves it on Listen.
+	MetricsListen string
 	// TaskVariableWrites is which variables a task's execution token may
 	// write through PUT and DELETE /execution/variables/{key}: "all" (the
 	// default, as in Airflow, where any task may change any variable) or

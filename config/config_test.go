@@ -680,6 +680,7 @@ func TestRedacted(t *testing.T) {
 		"taskgate.max_in_flight":                       "4096",
 		"taskgate.listen":                              "127.0.0.1:8080",
 		"taskgate.pprof_listen":                        "",
+		"taskgate.metrics_listen":                      "",
 		"taskgate.data_dir":                            "./data",
 		"taskgate.log_level":                           "info",
 		"taskgate.max_body_bytes":                      "1MiB",

@@ -285,6 +285,21 @@ func keyDefs() []keyDef {
 			get: func(c *Config) string { return c.PprofListen },
 		},
 		{
+			Key: Key{"taskgate", "metrics_listen", "",
+				"host:port serving Prometheus metrics (GET /metrics) on a listener of its own; empty serves them on the API listener."},
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if v != "" {
+					if _, _, err := net.SplitHostPort(v); err != nil {
+						return fmt.Errorf("not host:port: %v", err)
+					}
+				}
+				c.MetricsListen = v
+				return nil
+			},
+			get: func(c *Config) string { return c.MetricsListen },
+		},
+		{
 			Key: Key{"taskgate", "data_dir", "./data",
 				"Directory for the database and the generated JWT secret."},
 			set: func(c *Config, v string) error {

@@ -34,6 +34,8 @@
 //   - exec_connection_tests.go, exec_callbacks.go: the routes of a queued
 //     connection test's and callback's own tokens ("ct:self", "cb:self").
 //   - exec_metrics.go: /execution/metrics, the Task SDK's forwarded metrics.
+//   - metrics.go: GET /metrics, the per-route metrics every route is wrapped
+//     in at registration, and the label each refusal is counted under.
 //
 // # Operator REST API (/auth/…, /api/v2/…, REST tokens with roles)
 //

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -34,12 +35,14 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 		return func(c echo.Context) error {
 			raw := bearer(c.Request())
 			if raw == "" {
+				s.met.TokenDenied("execution", "missing")
 				return scopes.ErrMissingToken
 			}
 			ctx := c.Request().Context()
 			claims, err := s.cfg.Validator.Validate(ctx, raw)
 			if err != nil {
 				refuse(c, err.Error())
+				s.met.TokenDenied("execution", "invalid")
 				if limited := s.addressFailed(c); limited != nil {
 					return limited
 				}
@@ -51,20 +54,25 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			// address: a worker host runs many tasks besides this one.
 			if s.revoked.Revoked(claims.ID) {
 				refuse(c, "token revoked")
+				s.met.TokenDenied("execution", "revoked")
 				s.authFailed(subKey, claims.Subject)
 				return scopes.ErrInvalidToken
 			}
 			if d := s.limited(subKey, claims.Subject); d > 0 {
 				return retryLater(c, d)
 			}
-			// A connection test's or callback's token names no try.
+			// One clock read places the try and decides renewal: reading
+			// the clock is not free (a virtual machine's clock source). A
+			// connection test's or callback's token names no try.
+			now := s.now()
 			phase := scopes.PhaseNone
 			if p.Self == scopes.SelfNone {
-				if phase, err = s.phaseOf(ctx, claims); err != nil {
+				if phase, err = s.phaseAt(ctx, claims, now); err != nil {
 					return err
 				}
 			}
 			if d := scopes.Decide(p, claims, c.Param(p.SelfParam()), phase); d != nil {
+				s.met.TokenDenied("execution", denialReason(d))
 				// A try that moved on is no misuse of the token: counting it
 				// would turn the 409/410 that stops its worker into a 429
 				// the worker retries.
@@ -77,6 +85,7 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				return d
 			}
 			stateOf(c).claims = claims
+			s.renew.ArmAt(c, now)
 			if err := s.enter(c); err != nil {
 				return err
 			}
@@ -90,10 +99,20 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 // component token, or claims Decide refuses anyway), or the callback an
 // execution token names (workload.CallbackPhase).
 func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
-	if claims.Component() != "" || scopes.CheckClaims(claims) != nil {
+	return s.phaseAt(ctx, claims, s.now())
+}
+
+// phaseAt is phaseOf at the time now.
+func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Time) (scopes.Phase, error) {
+	if claims == nil || claims.Component() != "" || !claims.Type().Known() {
 		return scopes.PhaseNone, nil
 	}
-	id, _ := scopes.CanonicalUUID(claims.Subject)
+	// CanonicalUUID refuses what CheckClaims would (a subject that is no
+	// UUID), with one parse instead of two.
+	id, ok := scopes.CanonicalUUID(claims.Subject)
+	if !ok {
+		return scopes.PhaseNone, nil
+	}
 	st, err := s.cfg.Store.TryStatus(ctx, id)
 	if errors.Is(err, workload.ErrNotFound) {
 		if claims.Type() == scopes.Execution {
@@ -105,9 +124,9 @@ func (s *Server) phaseOf(ctx context.Context, claims *scopes.Claims) (scopes.Pha
 				return scopes.PhaseNone, err
 			}
 		}
-		return workload.PhaseOf(nil, s.now(), s.cfg.TaskOvertime), nil
+		return workload.PhaseOf(nil, now, s.cfg.TaskOvertime), nil
 	} else if err != nil {
 		return scopes.PhaseNone, err
 	}
-	return workload.PhaseOf(&st, s.now(), s.cfg.TaskOvertime), nil
+	return workload.PhaseOf(&st, now, s.cfg.TaskOvertime), nil
 }

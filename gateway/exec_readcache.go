@@ -11,6 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/metrics"
+
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -67,6 +69,16 @@ type bodyCache struct {
 	now      func() time.Time
 	versions [versionStripes]atomic.Uint64
 	shards   [readCacheShards]bodyShard
+	// hits and misses count GETs served from the cache or not (metrics);
+	// nil when nobody counts.
+	hits, misses metrics.Counter
+}
+
+// count makes bc count its hits and misses.
+func (bc *bodyCache) count(hits, misses metrics.Counter) {
+	if bc != nil && hits != nil {
+		bc.hits, bc.misses = hits, misses
+	}
 }
 
 type bodyShard struct {
@@ -260,6 +272,13 @@ func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, er
 		return c.JSON(http.StatusOK, v)
 	}
 	body, t := bc.get(key)
+	if bc != nil && bc.hits != nil {
+		if body != nil {
+			bc.hits.Inc()
+		} else {
+			bc.misses.Inc()
+		}
+	}
 	if body == nil {
 		v, err := load()
 		if err != nil {

@@ -47,5 +47,6 @@ func (s *Server) handleRefreshToken(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(reissue.Header, tok)
+	s.met.Renewed("refresh")
 	return c.JSON(http.StatusOK, map[string]any{"token": tok, "expires_at": minted.ExpiresAt})
 }

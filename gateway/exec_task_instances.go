@@ -178,6 +178,9 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 				zap.String("ti_id", id), zap.String("jti", grant.ID))
 		}
 		c.Response().Header().Set(reissue.Header, tok)
+		if grant.ID == exec.ID {
+			s.met.RunSwap() // a retry's token was counted when first handed out
+		}
 	}
 	return c.JSON(http.StatusOK, rc)
 }
@@ -299,6 +302,12 @@ func scanSmallInt(b []byte, i int) (int, int, bool) {
 // durably: a heartbeat the gateway acknowledged is one the scheduler side can
 // rely on after a crash.
 func (s *Server) handleHeartbeat(c echo.Context) error {
+	err := s.heartbeat(c)
+	s.met.Heartbeat(heartbeatResult(err))
+	return err
+}
+
+func (s *Server) heartbeat(c echo.Context) error {
 	id, hb, err := readTIBody(c, func(b []byte) (heartbeat, error) {
 		host, pid, err := decodeHeartbeat(b)
 		return heartbeat{host, pid}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/taskgate/taskgate/metrics"
 	"github.com/taskgate/taskgate/scopes"
 )
 
@@ -36,7 +37,10 @@ type requestState struct {
 	loggedOut bool
 	// plan serves an Execution API version older than the newest; nil
 	// for the newest (pickVersion).
-	plan   *versionPlan
+	plan *versionPlan
+	// route holds the metrics of the route Echo matched (meter); nil for
+	// an unmatched request or without metrics.
+	route  *metrics.Route
 	fields [accessFields]zap.Field
 }
 

@@ -144,6 +144,9 @@ func (s *Server) restFacts(c echo.Context, min auth.Role) restInput {
 // tokens, the address's limit only answers tokens that fail (see
 // requireToken).
 func (s *Server) refuseREST(c echo.Context, in restInput, d *restDenial) error {
+	if r := restDenialReason(d.Rule); r != "" {
+		s.met.TokenDenied("rest", r)
+	}
 	if d.LogReason != "" {
 		refuse(c, d.LogReason)
 	}
@@ -228,6 +231,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 		var throttled *auth.ThrottledError
 		switch {
 		case errors.As(err, &throttled):
+			s.met.LoginThrottled()
 			secs := int(math.Ceil(throttled.RetryAfter.Seconds()))
 			c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			return &APIError{Status: http.StatusTooManyRequests, Detail: "Too many failed login attempts; retry later"}
@@ -235,6 +239,7 @@ func (s *Server) handleLogin(cli bool) echo.HandlerFunc {
 			// The attempted name may be a password typed into the wrong
 			// field: the log gets its fingerprint only.
 			refuse(c, "bad credentials for user_fp "+auth.Fingerprint(*user))
+			s.met.LoginFailed()
 			return errBadCredentials
 		case err != nil:
 			return err

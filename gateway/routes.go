@@ -114,6 +114,9 @@ func (s *Server) routes() []route {
 		// page listing them (openapi.go).
 		{http.MethodGet, "/execution/openapi.json", public, "", s.handleOpenAPI},
 		{http.MethodGet, "/execution/docs", public, "", s.handleDocs},
+		// Prometheus metrics, public like health ([taskgate] metrics_listen
+		// moves them to a listener of their own).
+		{http.MethodGet, "/metrics", public, "", s.handleMetrics},
 
 		{http.MethodPatch, ti + "/run", runSelf, "", s.handleRunTaskInstance},
 		{http.MethodPatch, ti + "/state", selfLifecycle, "", s.handleUpdateState},

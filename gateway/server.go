@@ -13,8 +13,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/taskgate/taskgate/auth"
+	"github.com/taskgate/taskgate/metrics"
 	"github.com/taskgate/taskgate/operator"
 	"github.com/taskgate/taskgate/reissue"
 	"github.com/taskgate/taskgate/scopes"
@@ -148,6 +150,13 @@ type Config struct {
 	// StateStoreClearOnSuccess is [state_store] clear_on_success: a task's
 	// state store is cleared when the task reports success.
 	StateStoreClearOnSuccess bool
+	// Metrics, when set, counts every request by route template, method
+	// and status class, and the gateway's own events (token outcomes,
+	// renewals, heartbeats, read-cache hits, overload). Nil: none.
+	Metrics *metrics.Metrics
+	// MetricsElsewhere: [taskgate] metrics_listen serves Metrics on its own
+	// listener, so GET /metrics on this one answers 404.
+	MetricsElsewhere bool
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -182,6 +191,14 @@ type Server struct {
 
 	// forwarded counts what POST /execution/metrics received.
 	forwarded metricCounters
+
+	// logCore is log's core, which the access log writes to directly.
+	logCore zapcore.Core
+	// met is cfg.Metrics (nil: no metrics).
+	met *metrics.Metrics
+	// renew renews due execution tokens on the response (requireToken
+	// arms it).
+	renew *reissue.Renewer
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -215,7 +232,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
-		variables: cached.variables, connections: cached.connections}
+		variables: cached.variables, connections: cached.connections, met: cfg.Metrics,
+		logCore: cfg.Logger.Core()}
+	s.met.SetInFlight(s.inFlight.Load)
+	s.variables.count(s.met.ReadCache("variable"))
+	s.connections.count(s.met.ReadCache("connection"))
 	s.cfg.Store = cached
 	s.states.New = func() any { return new(requestState) }
 	ops, err := s.operations()
@@ -232,9 +253,9 @@ func New(cfg Config) (*Server, error) {
 	// The client address is the connection's: X-Forwarded-For is not
 	// trusted, or anyone could dodge login throttling by setting it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	renew, err := reissue.Middleware(reissue.Config{
+	s.renew, err = reissue.New(reissue.Config{
 		Signer: cfg.Signer, Lifetime: cfg.ExecutionTokenLifetime, Claims: claimsOf, Renewable: s.renewable,
-		Now: cfg.Now, Logger: cfg.Logger,
+		Now: cfg.Now, Logger: cfg.Logger, OnRenew: s.renewedOnResponse,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -243,7 +264,9 @@ func New(cfg Config) (*Server, error) {
 	// each request, a closure per middleware. The chain is composed once
 	// here instead, ending in the route's handler as Echo's router found
 	// it; Echo's one middleware hands out that chain.
-	chain := s.accessLog(s.refuseAmbiguous(s.pickVersion(s.recoverPanics(s.limitBody(renew(callRoute))))))
+	// Renewal (reissue) is armed by the token check once it knows the
+	// claims: a request whose token is not due pays no response hook.
+	chain := s.accessLog(s.refuseAmbiguous(s.pickVersion(s.recoverPanics(s.limitBody(callRoute)))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	var execRoutes []route
 	for _, r := range s.routes() {
@@ -266,6 +289,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		if guard != nil {
 			h = guard(h)
+		}
+		if s.met != nil {
+			h = meter(s.met.Route(r.method, r.path), h)
 		}
 		if execution {
 			execRoutes = append(execRoutes, route{method: r.method, path: r.path, handler: h})
@@ -364,11 +390,9 @@ var errOverloaded = &APIError{Status: http.StatusServiceUnavailable, Detail: "Se
 // Clients retry 5xx with backoff (Airflow's SDK does), so a refusal costs
 // them one round trip.
 func (s *Server) enter(c echo.Context) error {
-	if s.cfg.MaxInFlight <= 0 {
-		return nil
-	}
-	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+	if n := s.inFlight.Add(1); s.cfg.MaxInFlight > 0 && n > int64(s.cfg.MaxInFlight) {
 		s.inFlight.Add(-1)
+		s.met.Overloaded()
 		c.Response().Header().Set("Retry-After", "1")
 		return errOverloaded
 	}
@@ -376,11 +400,7 @@ func (s *Server) enter(c echo.Context) error {
 }
 
 // leave gives back the slot enter took.
-func (s *Server) leave() {
-	if s.cfg.MaxInFlight > 0 {
-		s.inFlight.Add(-1)
-	}
-}
+func (s *Server) leave() { s.inFlight.Add(-1) }
 
 // retryLater answers a client that failed authentication too often.
 func retryLater(c echo.Context, d time.Duration) error {
@@ -543,8 +563,21 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		if ce := s.log.Check(zap.InfoLevel, "request"); ce != nil {
-			ce.Write(st.logFields(c, cid, time.Since(start))...)
+		end := time.Now()
+		latency := end.Sub(start)
+		if s.met != nil {
+			rm := st.route
+			if rm == nil {
+				rm = s.met.Unmatched(req.Method)
+			}
+			rm.Observe(res.Status, latency)
+		}
+		// The core is asked directly, with the time already read: the
+		// server's logger has no options (caller, stack, hooks) that
+		// Logger.Check would add, and reading the clock again is not free
+		// (a virtual machine's clock source).
+		if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
+			ce.Write(st.logFields(c, cid, latency)...)
 		}
 		*st = requestState{} // nothing of this request stays reachable from the pool
 		s.states.Put(st)

@@ -230,7 +230,7 @@ func executionRoute(r Route) bool { return strings.HasPrefix(r.Path, "/execution
 
 func publicRoute(r Route) bool {
 	return strings.HasPrefix(r.Path, "/execution/health") || strings.HasPrefix(r.Path, "/auth/token") ||
-		unversionedPaths[r.Path] || r.Path == "/execution/.well-known/jwks.json"
+		unversionedPaths[r.Path] || r.Path == "/execution/.well-known/jwks.json" || r.Path == "/metrics"
 }
 
 // expect is the promise, route by route.

@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,14 @@ type Options struct {
 	Cipher Cipher
 }
 
+// Observer is told of the heartbeat writer's work. It is called on the
+// writer's goroutine: it must be cheap.
+type Observer interface {
+	// ObserveHeartbeatBatch: one transaction carried heartbeats requests
+	// and took took, commit included.
+	ObserveHeartbeatBatch(heartbeats int, took time.Duration)
+}
+
 // DB is a taskgate store on an Airflow metadata database.
 type DB struct {
 	pool *pgxpool.Pool
@@ -78,7 +87,13 @@ type DB struct {
 	// ti is the task-instance side's heartbeat writer and TryStatus cache
 	// (heartbeats.go, trystatus.go).
 	ti tiState
+	// obs is told of each heartbeat batch (SetObserver); nil: nobody.
+	obs atomic.Pointer[Observer]
 }
+
+// SetObserver makes the heartbeat writer tell o of each batch from now on
+// (metrics).
+func (db *DB) SetObserver(o Observer) { db.obs.Store(&o) }
 
 // ErrUnsupportedSchema is a database whose Airflow schema revision taskgate
 // was not built for.

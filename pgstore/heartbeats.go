@@ -152,6 +152,10 @@ func (db *DB) heartbeatWriter() {
 // outcome.
 func (db *DB) runHeartbeats(batch []*hbRequest) {
 	db.ti.batches.Add(1)
+	if obs := db.obs.Load(); obs != nil {
+		start := time.Now()
+		defer func() { (*obs).ObserveHeartbeatBatch(len(batch), time.Since(start)) }()
+	}
 	ids := make([]string, 0, len(batch))
 	for _, w := range batch {
 		ids = append(ids, w.id)

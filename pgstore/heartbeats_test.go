@@ -319,3 +319,42 @@ func BenchmarkHeartbeat(b *testing.B) {
 		})
 	}
 }
+
+// hbObserver records the heartbeat batches a store reports.
+type hbObserver struct {
+	mu      sync.Mutex
+	batches []int
+}
+
+func (o *hbObserver) ObserveHeartbeatBatch(n int, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if took >= 0 {
+		o.batches = append(o.batches, n)
+	}
+}
+
+// TestHeartbeatObserver: each heartbeat transaction is reported with the
+// number of heartbeats it carried.
+func TestHeartbeatObserver(t *testing.T) {
+	t.Parallel()
+	db, af, _ := newTestStore(t)
+	ids := runningTIs(t, af, 1)
+	var obs hbObserver
+	db.SetObserver(&obs)
+	for range 2 {
+		if err := db.Heartbeat(context.Background(), ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: t0.Add(time.Second)},
+			workload.AdmitHeartbeat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	total := 0
+	for _, n := range obs.batches {
+		total += n
+	}
+	if len(obs.batches) == 0 || total != 2 {
+		t.Errorf("batches observed %v, want heartbeats adding up to 2", obs.batches)
+	}
+}

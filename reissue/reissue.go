@@ -74,17 +74,25 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives renewal failures. Default: no logging.
 	Logger *zap.Logger
+	// OnRenew, when set, is called after each token renewed (metrics).
+	OnRenew func()
 }
 
 // ErrIncomplete is wrapped by Middleware's error for a Config that lacks a
 // required field.
 var ErrIncomplete = errors.New("reissue: incomplete config")
 
-// Middleware returns the Echo middleware that renews due execution tokens on
-// every response except 401 and 403: a refused request must not be a way to
-// obtain a token. A Config without a required field is an error here, at
-// start-up, rather than a panic or a dead token at the first due renewal.
-func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
+// Renewer renews due execution tokens on responses (see Middleware).
+type Renewer struct {
+	cfg Config
+	now func() time.Time
+	log *zap.Logger
+}
+
+// New checks cfg and returns its Renewer. A Config without a required field
+// is an error here, at start-up, rather than a panic or a dead token at the
+// first due renewal.
+func New(cfg Config) (*Renewer, error) {
 	switch {
 	case cfg.Signer == nil:
 		return nil, fmt.Errorf("%w: Signer is required", ErrIncomplete)
@@ -93,40 +101,74 @@ func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
 	case cfg.Lifetime <= 0:
 		return nil, fmt.Errorf("%w: Lifetime must be positive, not %v", ErrIncomplete, cfg.Lifetime)
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	r := &Renewer{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	if r.now == nil {
+		r.now = time.Now
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
+	if r.log == nil {
+		r.log = zap.NewNop()
+	}
+	return r, nil
+}
+
+// Middleware returns the Echo middleware that renews due execution tokens on
+// every response except 401 and 403: a refused request must not be a way to
+// obtain a token. A Config without a required field is an error here, at
+// start-up, rather than a panic or a dead token at the first due renewal.
+func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
+	r, err := New(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			res := c.Response()
-			res.Before(func() {
-				if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
-					return
-				}
-				claims := cfg.Claims(c)
-				if !Due(claims, now()) {
-					return
-				}
-				if res.Header().Get(Header) != "" {
-					return // the handler already issued one (/run token swap)
-				}
-				if cfg.Renewable != nil && !cfg.Renewable(c.Request().Context(), claims) {
-					return
-				}
-				tok, minted, err := cfg.Signer.Sign(claims, cfg.Lifetime)
-				if err != nil {
-					log.Warn("token renewal failed", zap.String("jti", claims.ID), zap.Error(err))
-					return
-				}
-				res.Header().Set(Header, tok)
-				log.Debug("token renewed", zap.String("jti", claims.ID), zap.String("new_jti", minted.ID))
-			})
+			res.Before(func() { r.renew(c, res) })
 			return next(c)
 		}
 	}, nil
+}
+
+// Arm does for one request what Middleware does for every one, called once
+// the request's claims are known (after its token was checked): a token
+// that is not due costs a clock read, and no hook on the response. A token
+// that is due is renewed as Middleware would when the response is written.
+func (r *Renewer) Arm(c echo.Context) { r.ArmAt(c, r.now()) }
+
+// ArmAt is Arm with the time now read by the caller, from the same clock
+// (Config.Now), so that one reading serves its other checks too.
+func (r *Renewer) ArmAt(c echo.Context, now time.Time) {
+	if !Due(r.cfg.Claims(c), now) {
+		return
+	}
+	res := c.Response()
+	res.Before(func() { r.renew(c, res) })
+}
+
+// renew sets the renewed token on res, if the request's token is due and
+// the answer is no refusal.
+func (r *Renewer) renew(c echo.Context, res *echo.Response) {
+	if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+		return
+	}
+	claims := r.cfg.Claims(c)
+	if !Due(claims, r.now()) {
+		return
+	}
+	if res.Header().Get(Header) != "" {
+		return // the handler already issued one (/run token swap)
+	}
+	if r.cfg.Renewable != nil && !r.cfg.Renewable(c.Request().Context(), claims) {
+		return
+	}
+	tok, minted, err := r.cfg.Signer.Sign(claims, r.cfg.Lifetime)
+	if err != nil {
+		r.log.Warn("token renewal failed", zap.String("jti", claims.ID), zap.Error(err))
+		return
+	}
+	res.Header().Set(Header, tok)
+	if r.cfg.OnRenew != nil {
+		r.cfg.OnRenew()
+	}
+	r.log.Debug("token renewed", zap.String("jti", claims.ID), zap.String("new_jti", minted.ID))
 }

@@ -100,38 +100,64 @@ func TestMiddleware(t *testing.T) {
 		{"not renewable", due, http.StatusOK, "", false, nil, ""},
 		{"signer fails", due, http.StatusOK, "", true, errors.New("boom"), ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			signer := &fakeSigner{err: tt.signErr}
-			e := echo.New()
-			mw, err := Middleware(Config{
-				Signer: signer, Lifetime: 600 * time.Second, Now: now,
-				Claims:    func(echo.Context) *scopes.Claims { return tt.claims },
-				Renewable: func(context.Context, *scopes.Claims) bool { return tt.renewable },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := mw(func(c echo.Context) error {
-				if tt.preset != "" {
-					c.Response().Header().Set(Header, tt.preset)
+	// Each case runs through Middleware, and through Renewer.Arm called by
+	// the handler once it knows the claims, as the gateway's token check
+	// does: both must renew the same tokens on the same answers.
+	for _, mode := range []string{"middleware", "arm"} {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				signer := &fakeSigner{err: tt.signErr}
+				renewed := 0
+				cfg := Config{
+					Signer: signer, Lifetime: 600 * time.Second, Now: now,
+					Claims:    func(echo.Context) *scopes.Claims { return tt.claims },
+					Renewable: func(context.Context, *scopes.Claims) bool { return tt.renewable },
+					OnRenew:   func() { renewed++ },
 				}
-				return c.NoContent(tt.status)
-			})
-			rec := httptest.NewRecorder()
-			c := e.NewContext(httptest.NewRequest(http.MethodGet, "/", nil), rec)
-			if err := h(c); err != nil {
-				t.Fatal(err)
-			}
-			if got := rec.Header().Get(Header); got != tt.wantHdr {
-				t.Errorf("header = %q, want %q", got, tt.wantHdr)
-			}
-			if tt.wantHdr == "renewed-token" {
-				if signer.base != tt.claims || signer.life != 600*time.Second {
-					t.Errorf("signed %+v for %v, want the request's claims for 600s", signer.base, signer.life)
+				handler := func(c echo.Context) error {
+					if tt.preset != "" {
+						c.Response().Header().Set(Header, tt.preset)
+					}
+					return c.NoContent(tt.status)
 				}
-			}
-		})
+				var h echo.HandlerFunc
+				if mode == "middleware" {
+					mw, err := Middleware(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					h = mw(handler)
+				} else {
+					r, err := New(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					h = func(c echo.Context) error {
+						r.Arm(c)
+						return handler(c)
+					}
+				}
+				e := echo.New()
+				rec := httptest.NewRecorder()
+				c := e.NewContext(httptest.NewRequest(http.MethodGet, "/", nil), rec)
+				if err := h(c); err != nil {
+					t.Fatal(err)
+				}
+				if got := rec.Header().Get(Header); got != tt.wantHdr {
+					t.Errorf("header = %q, want %q", got, tt.wantHdr)
+				}
+				if tt.wantHdr == "renewed-token" {
+					if signer.base != tt.claims || signer.life != 600*time.Second {
+						t.Errorf("signed %+v for %v, want the request's claims for 600s", signer.base, signer.life)
+					}
+					if renewed != 1 {
+						t.Errorf("OnRenew called %d times, want 1", renewed)
+					}
+				} else if renewed != 0 {
+					t.Errorf("OnRenew called %d times without a renewal", renewed)
+				}
+			})
+		}
 	}
 }
 

@@ -75,6 +75,9 @@ func CanonicalUUID(s string) (canonical string, ok bool) {
 		b[j], b[j+1] = digits[x>>4], digits[x&0x0f]
 		j += 2
 	}
+	if string(b[:]) == s {
+		return s, true // already canonical, as every token taskgate mints: no copy
+	}
 	return string(b[:]), true
 }
 

@@ -112,6 +112,28 @@ type Stats struct {
 	Checkpoints uint64
 }
 
+// Observer is told of the group-commit writer's work. It is called on the
+// writer's goroutine: it must be cheap and must not write to the store.
+type Observer interface {
+	// ObserveCommit: a transaction carrying writes requests committed
+	// (or, for heartbeats alone, the heartbeat log synced) in took.
+	ObserveCommit(writes int, took time.Duration)
+	// ObserveCheckpoint: a heartbeat log checkpoint ended, ok or failed.
+	ObserveCheckpoint(ok bool)
+}
+
+// SetObserver makes the writer tell o of each commit and checkpoint from
+// now on (metrics).
+func (db *DB) SetObserver(o Observer) { db.obs.Store(&o) }
+
+// observer returns the observer SetObserver set, or nil.
+func (db *DB) observer() Observer {
+	if o := db.obs.Load(); o != nil {
+		return *o
+	}
+	return nil
+}
+
 // DB is taskgate's database: one bbolt file plus the goroutine that groups
 // concurrent writes into shared commits. It is safe for concurrent use.
 type DB struct {
@@ -120,6 +142,8 @@ type DB struct {
 	delay    time.Duration
 	readOnly bool
 	secrets  Cipher
+	// obs is told of the writer's work (SetObserver); nil: nobody.
+	obs atomic.Pointer[Observer]
 
 	mu     sync.Mutex
 	queue  []*request

@@ -205,6 +205,7 @@ func (db *DB) commit(batch []*request) {
 			return nil
 		}
 		var err, logErr error
+		start := time.Now()
 		if heartbeatsOnly(batch) {
 			if err = db.bolt.View(run); err == nil && failed < 0 {
 				logErr = db.writeHeartbeatLog()
@@ -233,6 +234,9 @@ func (db *DB) commit(batch []*request) {
 			}
 			db.commits.Add(1)
 			db.writes.Add(uint64(len(batch)))
+			if obs := db.observer(); obs != nil {
+				obs.ObserveCommit(len(batch), time.Since(start))
+			}
 		}
 		for _, r := range batch {
 			if err != nil {

@@ -425,6 +425,9 @@ func (db *DB) maybeCheckpoint() {
 		select {
 		case err := <-db.ckpt:
 			db.ckpt = nil
+			if obs := db.observer(); obs != nil {
+				obs.ObserveCheckpoint(err == nil)
+			}
 			if err == nil {
 				db.checkpoints.Add(1)
 				db.times.finishDrain()

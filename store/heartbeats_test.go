@@ -594,3 +594,53 @@ func FuzzParseHeartbeatLog(f *testing.F) {
 		}
 	})
 }
+
+// commitObserver records what the writer reports.
+type commitObserver struct {
+	mu          sync.Mutex
+	writes      int
+	commits     int
+	checkpoints int
+}
+
+func (o *commitObserver) ObserveCommit(writes int, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if took >= 0 {
+		o.writes += writes
+		o.commits++
+	}
+}
+
+func (o *commitObserver) ObserveCheckpoint(ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ok {
+		o.checkpoints++
+	}
+}
+
+// TestObserver: every committed write, heartbeats included, and every
+// checkpoint is reported, as Stats counts them.
+func TestObserver(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "taskgate.db"), Options{checkpointBytes: 512})
+	var obs commitObserver
+	db.SetObserver(&obs)
+	ctx := context.Background()
+	runningTI(t, db, "a", "host", 1)
+	for i := range 100 {
+		if err := heartbeat(ctx, db, "a", "host", 1, t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := db.Stats()
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.writes < 100 || obs.commits == 0 || obs.commits > int(st.Commits) {
+		t.Errorf("observed %d writes in %d commits, want ≥ 100 heartbeats in at most %d", obs.writes, obs.commits, st.Commits)
+	}
+	// The writer may be between reporting a checkpoint and counting it.
+	if d := int64(obs.checkpoints) - int64(st.Checkpoints); obs.checkpoints == 0 || d < -1 || d > 1 {
+		t.Errorf("observed %d checkpoints, Stats has %d", obs.checkpoints, st.Checkpoints)
+	}
+}

@@ -107,6 +107,8 @@ type Config struct {
 	// that a worker's repeated requests skip signature verification; 0
 	// means DefaultCacheSize, negative disables the cache.
 	CacheSize int
+	// Observer, when set, is told the outcome of every Validate (metrics).
+	Observer Observer
 }
 
 // keyKind says where the key material comes from; the algorithm must fit it.

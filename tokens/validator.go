@@ -27,6 +27,7 @@ type Validator struct {
 	now     func() time.Time
 	leeway  time.Duration
 	cache   *verifiedCache // nil when disabled
+	obs     Observer       // nil: nobody counts outcomes
 
 	// newTicker drives Run; tests replace it to tick by hand.
 	newTicker func(time.Duration) (<-chan time.Time, func())
@@ -56,6 +57,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 		newTicker: realTicker,
 		now:       cfg.now(),
 		leeway:    cfg.Leeway,
+		obs:       cfg.Observer,
 	}
 	switch {
 	case cfg.CacheSize == 0:
@@ -143,8 +145,16 @@ func (v *Validator) currentRingParser() *ringParser {
 // verifiedCache). The returned claims may be shared between calls: callers
 // must not modify them.
 func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, error) {
+	claims, outcome, err := v.validate(ctx, raw)
+	if v.obs != nil {
+		v.obs.ObserveToken(outcome)
+	}
+	return claims, err
+}
+
+func (v *Validator) validate(ctx context.Context, raw string) (*scopes.Claims, Outcome, error) {
 	if len(raw) > MaxTokenSize {
-		return nil, invalid("token larger than " + strconv.Itoa(MaxTokenSize) + " bytes")
+		return nil, OutcomeMalformed, invalid("token larger than " + strconv.Itoa(MaxTokenSize) + " bytes")
 	}
 	// keys is the key set this validation uses; a cached verification
 	// counts only while the set it was made with is still the current one,
@@ -161,18 +171,19 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 	now := v.now()
 	if v.cache != nil {
 		if claims, ok := v.cache.get(raw, now, keys); ok {
-			return claims, nil
+			return claims, OutcomeCacheHit, nil
 		}
 	}
 	if err := checkAlphabet(raw); err != nil {
-		return nil, err
+		return nil, OutcomeMalformed, err
 	}
 	c := &tokenClaims{issuers: v.issuers}
 	tok, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
 		return v.keyFor(ctx, t, st)
 	})
 	if err != nil {
-		return nil, v.classify(err, tok)
+		ie := v.classify(err, tok)
+		return nil, outcomeOf(ie), ie
 	}
 	claims := c.result()
 	if v.cache != nil {
@@ -187,7 +198,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*scopes.Claims, e
 			claims: claims, from: from.Add(-v.leeway), until: claims.ExpiresAt.Add(v.leeway), keys: keys,
 		}, now)
 	}
-	return claims, nil
+	return claims, OutcomeValid, nil
 }
 
 // checkAlphabet refuses anything but three base64url segments. Base64
