@@ -26,7 +26,7 @@ var (
 	// whileRunning: the try runs (writes, and what a task does mid-run).
 	whileRunning = scopes.PhasesOf(scopes.PhaseRunning)
 	// readable: the try runs, or its callbacks run after its final report.
-	readable = scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing)
+	readable = scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing, scopes.PhaseRetired)
 	// lifecycle: every phase of the current try; the lifecycle rules answer.
 	lifecycle = scopes.PhasesOf(scopes.PhaseStarting, scopes.PhaseRunning, scopes.PhaseFinishing, scopes.PhaseStopped)
 

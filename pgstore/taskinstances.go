@@ -310,6 +310,9 @@ type located struct {
 	current bool
 	// archived is the history row of a try a later try replaced.
 	archived bool
+	// moved: current, read through the history row of a try whose row
+	// took a new id (up_for_retry).
+	moved bool
 }
 
 // locate finds the try with the given id: its task_instance row, or its
@@ -339,7 +342,7 @@ func locate(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (*located
 	r, err = selectTI(ctx, tx, id, `ti.dag_id = $2 AND ti.run_id = $3 AND ti.task_id = $4 AND ti.map_index = $5
 		AND ti.try_number = $6`, forUpdate, dagID, runID, taskID, mapIndex, tryNumber)
 	if err != nil || r != nil {
-		return &located{row: r, current: true}, err
+		return &located{row: r, current: true, moved: true}, err
 	}
 	r, err = selectHistory(ctx, tx, id)
 	if err != nil {
@@ -389,7 +392,7 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 // Airflow's row took a new one (up_for_retry).
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
 	var out *workload.TaskInstance
-	var archived bool
+	var archived, moved bool
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		out = nil
 		loc, err := locate(ctx, tx, id, true)
@@ -397,6 +400,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 			return err
 		}
 		before := loc.row.ti
+		moved = loc.moved
 		ti := cloneTI(&before)
 		if err := fn(ti); err != nil {
 			return err
@@ -415,13 +419,16 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 		if err := db.writeTI(ctx, tx, loc.row, &before, ti); err != nil {
 			return err
 		}
+		moved = moved || workload.RetriesOnNewID(before.State, ti.State)
 		out = ti
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	db.ti.cache.put(id, workload.StatusOf(out, !archived), db.now())
+	st := workload.StatusOf(out, !archived)
+	st.Moved = moved && !archived
+	db.ti.cache.put(id, st, db.now())
 	return out, nil
 }
 

@@ -100,7 +100,7 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 		if err != nil {
 			return err
 		}
-		st.Current = current
+		st.Current, st.Moved = current, current
 		if current {
 			state = curState
 		}
