@@ -17,4 +17,6 @@ type routeModel struct {
 // route is registered in routes() (for example
 // "PATCH /execution/task-instances/:task_instance_id/run"). Each area keeps
 // its table beside its handlers and adds it here.
-var modelTables = []map[string]routeModel{}
+var modelTables = []map[string]routeModel{
+	tiQueryModels,
+}

@@ -104,6 +104,11 @@ func (s *Server) routes() []route {
 		{http.MethodPatch, ti + "/skip-downstream", executionSelf, "", s.handleSkipDownstream},
 		{http.MethodGet, ti + "/previous-successful-dagrun", selfRead, "", s.handleGetPreviousSuccessfulDagRun},
 		{http.MethodGet, "/execution/task-reschedules/:task_instance_id/start_date", taskRead, "", s.handleGetRescheduleStartDate},
+		{http.MethodPatch, ti + "/rendered-map-index", executionSelf, "", s.handleRenderedMapIndex},
+		{http.MethodGet, "/execution/task-instances/count", taskRead, "", s.handleTICount},
+		{http.MethodGet, "/execution/task-instances/states", taskRead, "", s.handleTIStates},
+		{http.MethodGet, "/execution/task-instances/breadcrumbs", taskRead, "", s.handleTIBreadcrumbs},
+		{http.MethodGet, "/execution/task-instances/previous/:dag_id/:task_id", taskRead, "", s.handleTIPrevious},
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
 		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},

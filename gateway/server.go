@@ -59,6 +59,7 @@ type Store interface {
 	workload.Connections
 	workload.XComs
 	workload.Catalog
+	workload.TaskInstanceQueries
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
