@@ -83,3 +83,69 @@ func TestConformanceTaskInstanceQueriesPostgres(t *testing.T) {
 		}
 	})
 }
+
+// TestConformanceTaskInstanceAuditLogPostgres: /run and each state a try
+// reports leave the one log row Airflow's routes add.
+func TestConformanceTaskInstanceAuditLogPostgres(t *testing.T) {
+	d := newPGDeployment(t)
+	srv := d.startReplica(t, noAuthLimit)
+	m := d.minter(t)
+	type logRow struct {
+		event, taskID, runID, owner string
+		mapIndex, tryNumber         int
+		logical                     *time.Time
+		extra                       *string
+		n                           int
+	}
+	logOf := func(dagID string) logRow {
+		var r logRow
+		d.queryRow(`SELECT count(*) OVER (), event, task_id, run_id, owner, map_index, try_number, logical_date, extra
+			FROM log WHERE dag_id = $1`, []any{dagID},
+			&r.n, &r.event, &r.taskID, &r.runID, &r.owner, &r.mapIndex, &r.tryNumber, &r.logical, &r.extra)
+		return r
+	}
+	check := func(t *testing.T, dagID, runID, taskID, event string, logical time.Time) {
+		t.Helper()
+		r := logOf(dagID)
+		if r.n != 1 || r.event != event || r.taskID != taskID || r.runID != runID || r.owner != "airflow" ||
+			r.mapIndex != -1 || r.tryNumber != 1 || r.logical == nil || !r.logical.Equal(logical) ||
+			r.extra == nil || *r.extra != `{"host_name": "random-hostname"}` {
+			t.Errorf("log rows of %s: %+v (extra %v), want one %q row", dagID, r, r.extra, event)
+		}
+	}
+	logical := time.Date(2024, 9, 30, 12, 0, 0, 0, time.UTC)
+	t.Run("test_task_instances.py::TestTIRunState::test_ti_run_creates_audit_log", func(t *testing.T) {
+		r := d.af.DagRun(t, pgtest.DagRunRow{DagID: "audit_run", RunID: "test", LogicalDate: &logical})
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: r.DagID, RunID: r.RunID, TaskID: "test_ti_run_creates_audit_log"})
+		w := newWorker(t, srv.URL, m.workload(ti.ID))
+		mustStatus(t, w.do("PATCH", tiPath(ti.ID, "run"), host{"random-hostname", "random-unixname", 100}.runPayload(t)), 200)
+		check(t, r.DagID, r.RunID, "test_ti_run_creates_audit_log", "running", logical)
+	})
+	end := `"end_date":"2024-10-31T12:00:00+00:00"`
+	for _, c := range []struct{ name, event, body string }{
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[success]", "success",
+			`{"state":"success",` + end + `}`},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[failed]", "failed",
+			`{"state":"failed",` + end + `}`},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[skipped]", "skipped",
+			`{"state":"skipped",` + end + `}`},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[up_for_retry]", "up_for_retry",
+			`{"state":"up_for_retry",` + end + `}`},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[deferred]", "deferred",
+			`{"state":"deferred","trigger_kwargs":{"key":"value","moment":"2026-02-18T00:00:00Z"},"trigger_timeout":"P1D","classpath":"my-classpath","next_method":"execute_callback"}`},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_creates_audit_log[up_for_reschedule]", "up_for_reschedule",
+			`{"state":"up_for_reschedule","reschedule_date":"2026-02-18T11:03:00+00:00",` + end + `}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dagID := "audit_" + c.event
+			r := d.af.DagRun(t, pgtest.DagRunRow{DagID: dagID, RunID: "test", LogicalDate: &logical})
+			ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: dagID, RunID: r.RunID,
+				TaskID: "test_ti_update_state_creates_audit_log", State: "running", Hostname: "random-hostname", PID: ptrInt(1)})
+			w := newWorker(t, srv.URL, m.execution(ti.ID))
+			wantNoContent(t, w.do("PATCH", tiPath(ti.ID, "state"), c.body), 204)
+			check(t, dagID, r.RunID, "test_ti_update_state_creates_audit_log", c.event, logical)
+		})
+	}
+}
+
+func ptrInt(n int) *int { return &n }

@@ -61,6 +61,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -619,6 +620,11 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 			}
 		}
 	}
+	if auditedTransition(before, ti) {
+		if err := insertAuditLog(ctx, tx, before, ti, now); err != nil {
+			return err
+		}
+	}
 	rowID := r.rowID
 	if ti.State == workload.StateUpForRetry && before.State != workload.StateUpForRetry {
 		if err := recordHistory(ctx, tx, rowID, now); err != nil {
@@ -637,6 +643,54 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		}
 	}
 	return writeTry(ctx, tx, before, ti)
+}
+
+// auditedTransition reports whether the change from before to ti is one
+// Airflow's Execution API records in its audit log: a /run that starts the
+// try (the state becomes running) or a state the try reports itself (the
+// report time moves). An operator's mark (ForceState) and skip-downstream
+// are not: Airflow's REST API and scheduler log those their own way.
+func auditedTransition(before, ti *workload.TaskInstance) bool {
+	if ti.State == before.State {
+		return false
+	}
+	return ti.State == workload.StateRunning || (ti.ReportedAt != nil && !eqTime(ti.ReportedAt, before.ReportedAt))
+}
+
+// insertAuditLog writes the log row Airflow's ti_run and ti_update_state
+// add: the event is the new state, with the task instance's coordinates
+// and try number, the dag run's logical date, the dag's owners, and
+// {"host_name": …} as extra (the worker's hostname: the /run payload's, or
+// the row's for a state report), NULL without one.
+func insertAuditLog(ctx context.Context, tx pgx.Tx, before, ti *workload.TaskInstance, now time.Time) error {
+	host := before.Hostname
+	if ti.State == workload.StateRunning {
+		host = ti.Hostname
+	}
+	var extra *string
+	if host != "" {
+		b, err := json.Marshal(map[string]string{"host_name": host})
+		if err != nil {
+			return err
+		}
+		// As Python's json.dumps writes it.
+		e, err := pyjson.Dumps(b, false)
+		if err != nil {
+			return err
+		}
+		extra = &e
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO log (dttm, dag_id, task_id, map_index, event, logical_date, run_id, owner,
+			extra, try_number)
+		SELECT $1::timestamptz, $2::varchar, $3::varchar, $4::integer, $5::varchar, dr.logical_date, $6::varchar,
+			d.owners, $7::text, $8::integer
+		FROM dag_run dr LEFT JOIN dag d ON d.dag_id = dr.dag_id
+		WHERE dr.dag_id = $2 AND dr.run_id = $6`,
+		now, ti.DagID, ti.TaskID, int32(ti.MapIndex), string(ti.State), ti.RunID, extra, int32(ti.TryNumber))
+	if err != nil {
+		return fmt.Errorf("pgstore: audit log of task instance %s: %w", ti.ID, err)
+	}
+	return nil
 }
 
 // writeTry stores what the try carries beyond Airflow's columns when it
