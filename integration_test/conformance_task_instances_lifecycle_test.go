@@ -335,6 +335,20 @@ func TestConformanceTaskInstanceLifecycle(t *testing.T) {
 			}
 		}
 	})
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_retry_without_policy_overrides", func(t *testing.T) {
+		cur, _ := stateOf("lifecycle", "retry")
+		old, err := db.TaskInstance(ctx, retry.TIID)
+		if err != nil || cur.RetryDelaySeconds != nil || cur.RetryReason != nil || old.RetryDelaySeconds != nil || old.RetryReason != nil {
+			t.Errorf("retry overrides without a policy: %v %v / archived %+v %v", cur.RetryDelaySeconds, cur.RetryReason, old, err)
+		}
+	})
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_retry_policy_overrides_persisted_in_history", func(t *testing.T) {
+		old, err := db.TaskInstance(ctx, retryPolicy.TIID)
+		if err != nil || old.RetryDelaySeconds == nil || *old.RetryDelaySeconds != 42.5 || old.RetryReason == nil ||
+			*old.RetryReason != "Rate limit: backing off" {
+			t.Errorf("the archived try's overrides: %+v, %v", old, err)
+		}
+	})
 	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_retry_with_policy_overrides (rows)", func(t *testing.T) {
 		cur, _ := stateOf("lifecycle", "retry_policy")
 		if cur.RetryDelaySeconds == nil || *cur.RetryDelaySeconds != 42.5 || cur.RetryReason == nil ||

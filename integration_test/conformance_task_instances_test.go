@@ -29,8 +29,14 @@ type tiFixture struct {
 	mapIndex       int
 	state          string
 	// logical is the dag run's logical date (the first fixture of a run
-	// decides it); zero: 2024-10-31T12:00:00Z.
-	logical time.Time
+	// decides it); zero: 2024-10-31T12:00:00Z. noLogical: none.
+	logical   time.Time
+	noLogical bool
+	// The dag run's state ("running" when empty), start and end, and data
+	// interval (the logical date when unset).
+	runState                   string
+	runStart, runEnd           *time.Time
+	intervalStart, intervalEnd *time.Time
 }
 
 var defaultLogicalDate = time.Date(2024, 10, 31, 12, 0, 0, 0, time.UTC)
@@ -57,6 +63,19 @@ func seedTaskInstances(t *testing.T, dataDir string, fx []tiFixture) map[string]
 		dr := workload.DagRun{DagID: f.dag, RunID: f.run, LogicalDate: &logical, DataIntervalStart: &logical,
 			DataIntervalEnd: &logical, RunAfter: logical, StartDate: &logical, RunType: "manual", State: "running",
 			Conf: []byte("{}")}
+		if f.noLogical {
+			dr.LogicalDate = nil
+		}
+		if f.runState != "" {
+			dr.State = f.runState
+		}
+		if f.runStart != nil {
+			dr.StartDate = f.runStart
+		}
+		dr.EndDate = f.runEnd
+		if f.intervalStart != nil {
+			dr.DataIntervalStart, dr.DataIntervalEnd = f.intervalStart, f.intervalEnd
+		}
 		ti := workload.TaskInstance{ID: uuid.NewString(), DagID: f.dag, RunID: f.run, TaskID: f.task,
 			MapIndex: f.mapIndex, TryNumber: 1, PoolSlots: 1, Queue: "default", PriorityWeight: 1,
 			State: workload.State(f.state), UpdatedAt: logical}
@@ -338,4 +357,35 @@ func TestConformanceTaskInstanceRenderedMapIndex(t *testing.T) {
 	if err != nil || ti.RenderedMapIndex == nil || *ti.RenderedMapIndex != "custom_label_123" {
 		t.Errorf("rendered_map_index after the PATCH: %+v, %v", ti, err)
 	}
+}
+
+func TestConformancePreviousSuccessfulDagRun(t *testing.T) {
+	tp := func(tm time.Time) *time.Time { return &tm }
+	env := newTIQueryEnv(t, []tiFixture{
+		{dag: "test_dag", run: "test", task: "test_ti_previous_dag_run", mapIndex: -1, state: "running",
+			logical: d(2025, 1, 19, 0)},
+		{dag: "test_dag", run: "test_run_id_1", task: "other", mapIndex: -1, state: "success", logical: d(2025, 1, 17, 0),
+			runState: "success", runStart: tp(d(2024, 1, 17, 0)), runEnd: tp(d(2025, 1, 17, 1)),
+			intervalStart: tp(d(2025, 1, 16, 0)), intervalEnd: tp(d(2025, 1, 17, 0))},
+		{dag: "test_dag", run: "test_run_id_2", task: "other", mapIndex: -1, state: "success", logical: d(2025, 1, 18, 0),
+			runState: "success", runStart: tp(d(2024, 1, 17, 0)), runEnd: tp(d(2025, 1, 18, 1)),
+			intervalStart: tp(d(2025, 1, 18, 0)), intervalEnd: tp(d(2025, 1, 19, 0))},
+		{dag: "none_dag", run: "none_run", task: "test_ti_with_none_as_logical_date", mapIndex: -1, state: "running",
+			noLogical: true},
+		{dag: "none_dag", run: "test_ti_with_none_as_logical_date", task: "other", mapIndex: -1, state: "success",
+			logical: d(2025, 1, 17, 0), runState: "success", runEnd: tp(d(2025, 1, 17, 1))},
+	})
+	m := newMinter(t, env.dataDir)
+	get := func(key string) *response {
+		id := env.ids[key]
+		return newWorker(t, env.srv.URL, m.execution(id)).do("GET", tiPath(id, "previous-successful-dagrun"), "")
+	}
+	t.Run("test_task_instances.py::TestPreviousDagRun::test_ti_previous_dag_run", func(t *testing.T) {
+		wantJSON(t, get("test_dag/test/test_ti_previous_dag_run/-1"), 200,
+			`{"data_interval_start":"2025-01-18T00:00:00Z","data_interval_end":"2025-01-19T00:00:00Z","start_date":"2024-01-17T00:00:00Z","end_date":"2025-01-18T01:00:00Z"}`)
+	})
+	t.Run("test_task_instances.py::TestPreviousDagRun::test_ti_with_none_as_logical_date", func(t *testing.T) {
+		wantJSON(t, get("none_dag/none_run/test_ti_with_none_as_logical_date/-1"), 200,
+			`{"data_interval_start":null,"data_interval_end":null,"start_date":null,"end_date":null}`)
+	})
 }
