@@ -286,6 +286,14 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 		if err := put(cur, coord, []byte(t.ID)); err != nil {
 			return err
 		}
+		if existing != nil && workload.IsNextAttempt(existing) {
+			// The id up_for_retry gave the coordinates named no try and
+			// no token: the new try takes its place, as pgstore gives
+			// Airflow's row the new try's id.
+			if err := del(tis, []byte(existing.ID)); err != nil {
+				return err
+			}
+		}
 		db.noteTI(&t)
 		out = &t
 		return nil

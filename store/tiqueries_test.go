@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -161,5 +162,41 @@ func TestQueryTaskInstances(t *testing.T) {
 				t.Errorf("got %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestNextTryReplacesTheRetryID: the id up_for_retry gave the coordinates
+// names no try; the next queued try takes its place and it is gone.
+func TestNextTryReplacesTheRetryID(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	req := workload.QueueRequest{DagID: "dag", RunID: "run", TaskID: "t", MapIndex: -1, MaxTries: 2}
+	if _, err := workload.Queue(ctx, db, "try1", req, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []func(ti *workload.TaskInstance) error{
+		func(ti *workload.TaskInstance) error {
+			_, _, err := workload.EnterRunning(ti, workload.RunRequest{Hostname: "h", PID: 1, StartDate: t0}, t0)
+			return err
+		},
+		func(ti *workload.TaskInstance) error {
+			_, err := workload.ApplyState(ti, workload.StateUpdate{State: workload.StateUpForRetry, EndDate: &t0}, t0)
+			return err
+		},
+	} {
+		if _, err := db.UpdateTaskInstance(ctx, "try1", fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, _, _ := db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: "dag"})
+	moved := cur[0].ID
+	if _, err := workload.Queue(ctx, db, "try2", req, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TaskInstance(ctx, moved); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("the id up_for_retry gave: %v, want ErrNotFound once try 2 is queued", err)
+	}
+	if ti, err := db.TaskInstance(ctx, "try1"); err != nil || ti.State != workload.StateUpForRetry {
+		t.Errorf("try 1 after try 2 was queued: %+v, %v", ti, err)
 	}
 }

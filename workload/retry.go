@@ -36,6 +36,14 @@ func NextAttempt(ti *TaskInstance, id string) TaskInstance {
 	return next
 }
 
+// IsNextAttempt reports whether ti is a task instance NextAttempt made and
+// no try has taken over yet: up_for_retry without a report of its own (a
+// try reports up_for_retry itself, which sets ReportedAt). The next queued
+// try replaces it, as Airflow's scheduler reuses the row.
+func IsNextAttempt(ti *TaskInstance) bool {
+	return ti.State == StateUpForRetry && ti.ReportedAt == nil
+}
+
 // NewAttemptID returns a new task-instance id as Airflow's uuid7() makes
 // one: 48 bits of Unix milliseconds, version 7, variant 10, random bits.
 func NewAttemptID(now time.Time) string {
