@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,3 +150,53 @@ func TestConformanceTaskInstanceAuditLogPostgres(t *testing.T) {
 }
 
 func ptrInt(n int) *int { return &n }
+
+// TestConformanceTaskInstanceRowsPostgres: cases whose fixtures are rows
+// Airflow's scheduler or a test writes directly.
+func TestConformanceTaskInstanceRowsPostgres(t *testing.T) {
+	d := newPGDeployment(t)
+	srv := d.startReplica(t, noAuthLimit)
+	m := d.minter(t)
+	me := host{"random-hostname", "random-unixname", 100}
+	instant := time.Date(2024, 9, 30, 12, 0, 0, 0, time.UTC)
+	t.Run("test_task_instances.py::TestTIRunState::test_ti_run_with_triggering_user_name", func(t *testing.T) {
+		user := "test_user"
+		r := d.af.DagRun(t, pgtest.DagRunRow{DagID: "trig_user", RunID: "test", LogicalDate: &instant, TriggeringUser: &user})
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: r.DagID, RunID: r.RunID, TaskID: "test_ti_run_with_triggering_user_name"})
+		res := newWorker(t, srv.URL, m.workload(ti.ID)).do("PATCH", tiPath(ti.ID, "run"), me.runPayload(t))
+		mustStatus(t, res, 200)
+		var rc struct {
+			DagRun map[string]any `json:"dag_run"`
+		}
+		if err := json.Unmarshal(res.body, &rc); err != nil {
+			t.Fatal(err)
+		}
+		if rc.DagRun["triggering_user_name"] != "test_user" || rc.DagRun["dag_id"] != "trig_user" ||
+			rc.DagRun["run_id"] != "test" || rc.DagRun["state"] != "running" {
+			t.Errorf("dag_run = %v", rc.DagRun)
+		}
+	})
+	t.Run("test_task_instances.py::TestGetRescheduleStartDate::test_get_start_date", func(t *testing.T) {
+		start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "resched", TaskID: "test_ti_update_state_reschedule_mysql_limit",
+			State: "running", Hostname: me.hostname, PID: ptrInt(me.pid), StartDate: &start})
+		d.exec(`INSERT INTO task_reschedule (ti_id, start_date, end_date, duration, reschedule_date)
+			VALUES ($1, $2, $3, 3600, $4)`, ti.ID, start, start.Add(time.Hour), start.Add(2*time.Hour))
+		w := newWorker(t, srv.URL, m.execution(ti.ID))
+		wantJSON(t, w.do("GET", "/execution/task-reschedules/"+ti.ID+"/start_date", ""), 200, `"2024-01-01T00:00:00Z"`)
+	})
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_failed_table_check", func(t *testing.T) {
+		start := time.Date(2024, 10, 31, 11, 0, 0, 0, time.UTC)
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "failed_check", TaskID: "test_ti_update_state_to_failed_table_check",
+			State: "running", Hostname: me.hostname, PID: ptrInt(me.pid), StartDate: &start})
+		w := newWorker(t, srv.URL, m.execution(ti.ID))
+		wantNoContent(t, w.do("PATCH", tiPath(ti.ID, "state"), `{"state":"failed","end_date":"2024-10-31T12:00:00+00:00"}`), 204)
+		var state string
+		var duration *float64
+		var nextMethod *string
+		d.queryRow(`SELECT state, duration, next_method FROM task_instance WHERE id = $1`, []any{ti.ID}, &state, &duration, &nextMethod)
+		if state != "failed" || duration == nil || *duration != 3600 || nextMethod != nil {
+			t.Errorf("row: state %s, duration %v, next_method %v; want failed, 3600, NULL", state, duration, nextMethod)
+		}
+	})
+}
