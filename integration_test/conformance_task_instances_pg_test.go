@@ -199,4 +199,26 @@ func TestConformanceTaskInstanceRowsPostgres(t *testing.T) {
 			t.Errorf("row: state %s, duration %v, next_method %v; want failed, 3600, NULL", state, duration, nextMethod)
 		}
 	})
+	for _, c := range []struct{ name, state string }{
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_clears_deferred_fields[up_for_retry]", "up_for_retry"},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_clears_deferred_fields[failed]", "failed"},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_clears_deferred_fields[success]", "success"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			method := "execute_complete"
+			ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "clears_" + c.state,
+				TaskID: "test_ti_update_state_clears_deferred_fields", State: "running", Hostname: me.hostname,
+				PID: ptrInt(me.pid), NextMethod: &method, NextKwargs: map[string]any{"event": "test_event", "data": "test_data"}})
+			w := newWorker(t, srv.URL, m.execution(ti.ID))
+			wantNoContent(t, w.do("PATCH", tiPath(ti.ID, "state"), `{"state":"`+c.state+`","end_date":"2024-10-31T12:00:00+00:00"}`), 204)
+			// up_for_retry gives the row a new id: read it by its coordinates.
+			var state string
+			var nextMethod, nextKwargs *string
+			d.queryRow(`SELECT state, next_method, next_kwargs::text FROM task_instance WHERE dag_id = $1`,
+				[]any{"clears_" + c.state}, &state, &nextMethod, &nextKwargs)
+			if state != c.state || nextMethod != nil || nextKwargs != nil {
+				t.Errorf("row: %s, next_method %v, next_kwargs %v; want %s and NULLs", state, nextMethod, nextKwargs, c.state)
+			}
+		})
+	}
 }
