@@ -357,3 +357,38 @@ func TestConformanceTaskInstanceLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestConformanceXComNotClearedForDeferral: a try resuming from deferral is
+// not told to clear its XComs.
+func TestConformanceXComNotClearedForDeferral(t *testing.T) {
+	dataDir := newDataDir(t)
+	q := queueTask(t, dataDir, "deferral_dag", "manual__deferral", "test_xcom_not_cleared_for_deferral")
+	srv := startServer(t, dataDir, noAuthLimit)
+	me := host{"random-hostname", "random-unixname", 100}
+	w := newWorker(t, srv.URL, q.Token)
+	mustStatus(t, w.do("PATCH", tiPath(q.TIID, "run"), me.runPayload(t)), 200)
+	mustStatus(t, w.do("POST", q.xcomPath("key"), `"value"`), 201)
+	wantNoContent(t, w.do("PATCH", tiPath(q.TIID, "state"),
+		`{"state":"deferred","trigger_kwargs":{"key":"value","moment":"2024-12-18T00:00:00Z"},"trigger_timeout":"P1D","classpath":"my-classpath","next_method":"execute_callback"}`), 204)
+	srv.stop()
+	// Deferred → queued so that it runs again: the triggerer's event,
+	// queued here as the scheduler does.
+	resumed := queueTask(t, dataDir, "deferral_dag", "manual__deferral", "test_xcom_not_cleared_for_deferral")
+	srv = startServer(t, dataDir, noAuthLimit)
+	t.Run("test_task_instances.py::TestTIRunState::test_xcom_not_cleared_for_deferral", func(t *testing.T) {
+		w := newWorker(t, srv.URL, resumed.Token)
+		r := w.do("PATCH", tiPath(resumed.TIID, "run"), me.runPayload(t))
+		mustStatus(t, r, 200)
+		var rc struct {
+			XComKeysToClear []string `json:"xcom_keys_to_clear"`
+			NextMethod      string   `json:"next_method"`
+		}
+		if err := json.Unmarshal(r.body, &rc); err != nil {
+			t.Fatal(err)
+		}
+		if len(rc.XComKeysToClear) != 0 || rc.NextMethod != "execute_callback" {
+			t.Errorf("run context %s: want no keys to clear and next_method execute_callback", r.body)
+		}
+		wantJSON(t, w.do("GET", resumed.xcomPath("key"), ""), 200, `{"key":"key","value":"value"}`)
+	})
+}

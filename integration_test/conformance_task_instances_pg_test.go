@@ -221,4 +221,27 @@ func TestConformanceTaskInstanceRowsPostgres(t *testing.T) {
 			}
 		})
 	}
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_reschedule", func(t *testing.T) {
+		start := time.Date(2024, 10, 30, 0, 0, 0, 0, time.UTC)
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "resched_state", TaskID: "test_ti_update_state_to_reschedule",
+			State: "running", Hostname: me.hostname, PID: ptrInt(me.pid), StartDate: &start})
+		w := newWorker(t, srv.URL, m.execution(ti.ID))
+		wantNoContent(t, w.do("PATCH", tiPath(ti.ID, "state"),
+			`{"state":"up_for_reschedule","reschedule_date":"2024-10-31T11:03:00+00:00","end_date":"2024-10-31T12:00:00+00:00"}`), 204)
+		var state string
+		var nextMethod *string
+		var duration *float64
+		d.queryRow(`SELECT state, next_method, duration FROM task_instance WHERE id = $1`, []any{ti.ID}, &state, &nextMethod, &duration)
+		if state != "up_for_reschedule" || nextMethod != nil || duration == nil || *duration != 129600 {
+			t.Errorf("row: %s, next_method %v, duration %v; want up_for_reschedule, NULL, 129600", state, nextMethod, duration)
+		}
+		var trStart, trEnd, trDate time.Time
+		var trDuration int
+		d.queryRow(`SELECT start_date, end_date, reschedule_date, duration FROM task_reschedule WHERE ti_id = $1`,
+			[]any{ti.ID}, &trStart, &trEnd, &trDate, &trDuration)
+		if !trStart.Equal(start) || !trEnd.Equal(time.Date(2024, 10, 31, 12, 0, 0, 0, time.UTC)) ||
+			!trDate.Equal(time.Date(2024, 10, 31, 11, 3, 0, 0, time.UTC)) || trDuration != 129600 {
+			t.Errorf("task_reschedule: %s %s %s %d", trStart, trEnd, trDate, trDuration)
+		}
+	})
 }
