@@ -244,4 +244,37 @@ func TestConformanceTaskInstanceRowsPostgres(t *testing.T) {
 			t.Errorf("task_reschedule: %s %s %s %d", trStart, trEnd, trDate, trDuration)
 		}
 	})
+	rejected := func(t *testing.T, r *response) {
+		t.Helper()
+		var b struct {
+			Detail map[string]any `json:"detail"`
+		}
+		if r.status != 422 || json.Unmarshal(r.body, &b) != nil || b.Detail["reason"] != "Value rejected by database" ||
+			b.Detail["statement"] != "hidden" || b.Detail["orig_error"] != "hidden" {
+			t.Errorf("%d %s, want 422 Value rejected by database", r.status, r.body)
+		}
+	}
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_run_oversized_field_returns_422", func(t *testing.T) {
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "oversized_run", TaskID: "test_ti_run_dataerror"})
+		rejected(t, newWorker(t, srv.URL, m.workload(ti.ID)).do("PATCH", tiPath(ti.ID, "run"),
+			host{strings.Repeat("h", 1100), "u", 1}.runPayload(t)))
+		if row := d.taskInstance(&afRun{dagID: "oversized_run", runID: ti.RunID}, ti.TaskID); row.state != "queued" {
+			t.Errorf("state after the refused /run: %s, want queued", row.state)
+		}
+	})
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_oversized_field_returns_422", func(t *testing.T) {
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "oversized_state", TaskID: "test_ti_update_dataerror",
+			State: "running", Hostname: me.hostname, PID: ptrInt(me.pid)})
+		rejected(t, newWorker(t, srv.URL, m.execution(ti.ID)).do("PATCH", tiPath(ti.ID, "state"),
+			`{"state":"up_for_retry","end_date":"2024-09-30T12:00:00Z","rendered_map_index":"`+strings.Repeat("x", 300)+`"}`))
+	})
+	t.Run("test_task_instances.py::TestTIUpdateState::test_ti_update_state_dataerror_does_not_silently_fail", func(t *testing.T) {
+		ti := d.af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "dataerror_defer", TaskID: "test_ti_defer_dataerror",
+			State: "running", Hostname: me.hostname, PID: ptrInt(me.pid)})
+		rejected(t, newWorker(t, srv.URL, m.execution(ti.ID)).do("PATCH", tiPath(ti.ID, "state"),
+			`{"state":"deferred","classpath":"`+strings.Repeat("c", 1100)+`","next_method":"execute_complete","trigger_kwargs":{},"next_kwargs":{}}`))
+		if row := d.taskInstance(&afRun{dagID: "dataerror_defer", runID: ti.RunID}, ti.TaskID); row.state != "running" {
+			t.Errorf("state after the refused deferral: %s, want running", row.state)
+		}
+	})
 }
