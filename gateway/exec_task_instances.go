@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -392,6 +394,13 @@ func (s *Server) handleUpdateState(c echo.Context) error {
 	now := s.now()
 	var changed bool
 	_, err = s.cfg.Store.UpdateTaskInstance(c.Request().Context(), id, func(ti *workload.TaskInstance) error {
+		// Airflow checks the outlet events' partition keys once the try
+		// is known to be running, before anything is written.
+		if ti.State == workload.StateRunning && u.State == workload.StateSuccess {
+			if err := checkPartitionKeys(u.OutletEvents); err != nil {
+				return err
+			}
+		}
 		var err error
 		changed, err = workload.ApplyState(ti, u, now)
 		return err
@@ -559,4 +568,39 @@ func (s *Server) handleGetRescheduleStartDate(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, workload.RescheduleStartDate(ti, try))
+}
+
+// maxPartitionKey is Airflow's ID_LEN, the width of the partition key
+// columns.
+const maxPartitionKey = 250
+
+// checkPartitionKeys is Airflow's _validate_outlet_event_partition_keys: a
+// partition_key an outlet event carries is neither empty nor blank, and at
+// most maxPartitionKey characters (422 invalid_partition_key).
+func checkPartitionKeys(events json.RawMessage) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var list []map[string]json.RawMessage
+	if json.Unmarshal(events, &list) != nil {
+		return nil // not objects: stored as sent, as before
+	}
+	for _, e := range list {
+		var pk *string
+		if json.Unmarshal(e["partition_key"], &pk) != nil || pk == nil {
+			continue
+		}
+		msg := ""
+		switch n := utf8.RuneCountInString(*pk); {
+		case strings.TrimSpace(*pk) == "":
+			msg = "partition_key in outlet event must not be empty or whitespace-only; got " + pyRepr(*pk) + "."
+		case n > maxPartitionKey:
+			msg = "partition_key in outlet event must be at most " + strconv.Itoa(maxPartitionKey) +
+				" characters; got " + strconv.Itoa(n) + "."
+		}
+		if msg != "" {
+			return &APIError{Status: http.StatusUnprocessableEntity, Detail: reasonDetail("invalid_partition_key", msg)}
+		}
+	}
+	return nil
 }

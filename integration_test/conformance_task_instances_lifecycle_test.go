@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -391,4 +393,45 @@ func TestConformanceXComNotClearedForDeferral(t *testing.T) {
 		}
 		wantJSON(t, w.do("GET", resumed.xcomPath("key"), ""), 200, `{"key":"key","value":"value"}`)
 	})
+}
+
+// TestConformanceOutletEventPartitionKeys: the partition keys of a
+// success's outlet events are checked before anything is written.
+func TestConformanceOutletEventPartitionKeys(t *testing.T) {
+	dataDir := newDataDir(t)
+	cases := []struct{ name, key, want string }{
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_success_outlet_event_partition_key_validation[at_limit_accepted]",
+			strings.Repeat("a", 250), ""},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_success_outlet_event_partition_key_validation[over_limit_rejected]",
+			strings.Repeat("a", 251), "partition_key in outlet event must be at most 250 characters; got 251."},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_success_outlet_event_partition_key_validation[empty_rejected]",
+			"", "partition_key in outlet event must not be empty or whitespace-only; got ''."},
+		{"test_task_instances.py::TestTIUpdateState::test_ti_update_state_to_success_outlet_event_partition_key_validation[whitespace_rejected]",
+			"   ", "partition_key in outlet event must not be empty or whitespace-only; got '   '."},
+	}
+	qs := make([]queued, len(cases))
+	for i := range cases {
+		qs[i] = queueTask(t, dataDir, "partition_keys", "manual__pk", "t"+strconv.Itoa(i))
+	}
+	srv := startServer(t, dataDir, noAuthLimit)
+	me := host{"random-hostname", "random-unixname", 100}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := qs[i]
+			w := newWorker(t, srv.URL, q.Token)
+			mustStatus(t, w.do("PATCH", tiPath(q.TIID, "run"), me.runPayload(t)), 200)
+			body := mustJSON(t, map[string]any{"state": "success", "end_date": "2024-10-31T12:00:00+00:00",
+				"task_outlets": []any{}, "outlet_events": []any{map[string]any{
+					"dest_asset_key": map[string]any{"name": "my-asset", "uri": "s3://bucket/my-asset"},
+					"extra":          map[string]any{}, "partition_key": c.key}}})
+			r := w.do("PATCH", tiPath(q.TIID, "state"), body)
+			if c.want == "" {
+				wantNoContent(t, r, 204)
+				return
+			}
+			wantJSON(t, r, 422, mustJSON(t, map[string]any{"detail": map[string]any{"reason": "invalid_partition_key", "message": c.want}}))
+			// Nothing was written: the try still runs.
+			wantNoContent(t, w.do("PUT", tiPath(q.TIID, "heartbeat"), me.heartbeat(t)), 204)
+		})
+	}
 }
