@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -433,5 +434,83 @@ func TestConformanceOutletEventPartitionKeys(t *testing.T) {
 			// Nothing was written: the try still runs.
 			wantNoContent(t, w.do("PUT", tiPath(q.TIID, "heartbeat"), me.heartbeat(t)), 204)
 		})
+	}
+}
+
+// TestConformanceResumeFromDeferral: a try resuming from deferral gets the
+// method and arguments it deferred with and keeps its first start date;
+// one deferred without arguments starts afresh.
+func TestConformanceResumeFromDeferral(t *testing.T) {
+	dataDir := newDataDir(t)
+	withKwargs := queueTask(t, dataDir, "resume_dag", "manual__resume", "with_kwargs")
+	without := queueTask(t, dataDir, "resume_dag", "manual__resume", "without_kwargs")
+	srv := startServer(t, dataDir, noAuthLimit)
+	kwargs := `{"moment":{"__classname__":"pendulum.datetime.DateTime","__version__":2,"__data__":{"timestamp":1727697635.0,` +
+		`"tz":{"__classname__":"builtins.tuple","__version__":1,"__data__":["UTC","pendulum.tz.timezone.Timezone",1,true]}}}}`
+	run := func(start string) string {
+		return `{"state":"running","hostname":"random-hostname","unixname":"random-unixname","pid":100,"start_date":"` + start + `"}`
+	}
+	first, second := "2024-09-30T12:00:05Z", "2024-09-30T12:00:35Z"
+	for _, c := range []struct {
+		q    queued
+		body string
+	}{
+		{withKwargs, `{"state":"deferred","classpath":"a.B","next_method":"execute_complete","trigger_kwargs":{},"next_kwargs":` + kwargs + `}`},
+		{without, `{"state":"deferred","classpath":"a.B","next_method":"execute_complete","trigger_kwargs":{}}`},
+	} {
+		w := newWorker(t, srv.URL, c.q.Token)
+		mustStatus(t, w.do("PATCH", tiPath(c.q.TIID, "run"), run(first)), 200)
+		wantNoContent(t, w.do("PATCH", tiPath(c.q.TIID, "state"), c.body), 204)
+	}
+	srv.stop()
+	// The triggerer's event queues the same try again, as the scheduler does.
+	resumedWith := queueTask(t, dataDir, "resume_dag", "manual__resume", "with_kwargs")
+	resumedWithout := queueTask(t, dataDir, "resume_dag", "manual__resume", "without_kwargs")
+	srv = startServer(t, dataDir, noAuthLimit)
+	rc := func(q queued) map[string]json.RawMessage {
+		t.Helper()
+		r := newWorker(t, srv.URL, q.Token).do("PATCH", tiPath(q.TIID, "run"), run(second))
+		mustStatus(t, r, 200)
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(r.body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	with, withoutRC := rc(resumedWith), rc(resumedWithout)
+	check := func(t *testing.T, got map[string]json.RawMessage, nextKwargs, start string) {
+		t.Helper()
+		var a, b any
+		_ = json.Unmarshal(got["next_kwargs"], &a)
+		_ = json.Unmarshal([]byte(nextKwargs), &b)
+		if string(got["next_method"]) != `"execute_complete"` || !reflect.DeepEqual(a, b) || string(got["start_date"]) != `"`+start+`"` {
+			t.Errorf("run context: next_method %s, next_kwargs %s, start_date %s; want execute_complete, %s, %s",
+				got["next_method"], got["next_kwargs"], got["start_date"], nextKwargs, start)
+		}
+	}
+	t.Run("test_task_instances.py::TestTIRunState::test_ti_run_resume_returns_original_start_date_in_context", func(t *testing.T) {
+		check(t, with, kwargs, first)
+	})
+	t.Run("test_task_instances.py::TestTIRunState::test_next_kwargs_determines_start_date_update[True]", func(t *testing.T) {
+		check(t, with, kwargs, first)
+	})
+	t.Run("test_task_instances.py::TestTIRunState::test_next_kwargs_determines_start_date_update[False]", func(t *testing.T) {
+		// The context names the start date the row had; the row takes the
+		// new one.
+		check(t, withoutRC, "null", first)
+	})
+	srv.stop()
+	db, err := store.Open(filepath.Join(dataDir, "taskgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		id, want string
+	}{{resumedWith.TIID, first}, {resumedWithout.TIID, second}} {
+		ti, err := db.TaskInstance(context.Background(), c.id)
+		if err != nil || ti.StartDate == nil || ti.StartDate.Format(time.RFC3339) != c.want {
+			t.Errorf("start_date of %s = %v, %v; want %s", c.id, ti.StartDate, err, c.want)
+		}
 	}
 }
