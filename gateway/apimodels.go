@@ -36,4 +36,5 @@ var modelTables = []map[string]routeModel{
 	connectionTestModels,
 	callbackModels,
 	metricsModels,
+	tiQueryModels,
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -112,6 +113,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if errors.Is(err, workload.ErrValueRejected) {
+		err = s.valueRejected(c, err)
+	}
 	status, body := statusOf(err)
 	if status == http.StatusInternalServerError {
 		cid := c.Request().Header.Get(correlationHeader)
@@ -158,4 +162,25 @@ func (s *Server) logUnavailable(c echo.Context, err error) {
 		return
 	}
 	s.log.Warn("store unavailable", zap.String("route", c.Path()), zap.Error(err))
+}
+
+// valueRejected is Airflow's DataErrorHandler: a value the database refused
+// (too long for its column, out of range) is the client's error, 422, with
+// the statement and the database's message hidden and logged under an id the
+// response names.
+func (s *Server) valueRejected(c echo.Context, err error) error {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	id := make([]byte, 10)
+	for i := range id {
+		id[i] = letters[rand.IntN(len(letters))]
+	}
+	s.log.Error("value rejected by the database", zap.String("id", string(id)), zap.String("method", c.Request().Method),
+		zap.String("route", c.Path()), zap.Error(err))
+	return &APIError{Status: http.StatusUnprocessableEntity, Detail: map[string]any{
+		"reason":     "Value rejected by database",
+		"statement":  "hidden",
+		"orig_error": "hidden",
+		"message": "Serious error when handling your request. Check logs for more details - " +
+			"you will find it in api server when you look for ID " + string(id),
+	}}
 }

@@ -127,10 +127,14 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 			IssuedAt: exec.IssuedAt, ExpiresAt: exec.ExpiresAt}
 	}
 	var (
-		prev  workload.State
-		grant *workload.ExecutionGrant
+		prev      workload.State
+		grant     *workload.ExecutionGrant
+		prevStart *time.Time
 	)
 	ti, err := s.cfg.Store.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
+		// Airflow answers a resumed try with the start date its row had
+		// before this /run.
+		prevStart = ti.StartDate
 		var err error
 		prev, grant, err = workload.EnterRunning(ti, req, now)
 		return err
@@ -152,7 +156,11 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 		ShouldRetry:         workload.ShouldRetry(prev, ti.TryNumber, ti.MaxTries),
 	}
 	if ti.NextMethod != nil {
-		rc.NextMethod, rc.NextKwargs, rc.StartDate = ti.NextMethod, ti.NextKwargs, ti.StartDate
+		rc.NextMethod, rc.NextKwargs, rc.StartDate = ti.NextMethod, ti.NextKwargs, prevStart
+		if len(rc.NextKwargs) == 0 {
+			// Set, so sent: Airflow's context carries next_kwargs null.
+			rc.NextKwargs = json.RawMessage("null")
+		}
 	} else {
 		// The worker clears the XComs of an earlier try before it runs, so
 		// it can purge custom XCom backends too; not when resuming.

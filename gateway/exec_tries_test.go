@@ -46,15 +46,24 @@ func TestEarlierTryTokenIsDead(t *testing.T) {
 		`{"state":"up_for_retry","end_date":"2026-11-27T10:01:00Z"}`); r.status != 204 {
 		t.Fatalf("up_for_retry = %d %s", r.status, r.body)
 	}
-	// Within the overtime its callbacks may read, never write or renew.
+	archived := `{"detail":{"reason":"not_found","message":"Task Instance not found in the working set; its attempt has been archived"}}`
+	// Airflow archives the try at once: within the overtime its callbacks
+	// may read, but every write, renewal or lifecycle call is answered as
+	// an archived attempt's.
 	h.clock.Advance(5 * time.Second)
 	if r := h.do("GET", "/execution/variables/x", old, ""); r.status != 200 {
 		t.Errorf("read in the overtime = %d %s", r.status, r.body)
 	}
-	wantJSON(t, h.do("PUT", "/execution/variables/x", old, `{"val":"2"}`), 409,
-		`{"detail":{"reason":"not_running","message":"TI is no longer in the running state and task should terminate"}}`)
-	if r := h.do("POST", "/execution/token/refresh", old, ""); r.status != 409 {
+	wantJSON(t, h.do("PUT", "/execution/variables/x", old, `{"val":"2"}`), 410, archived)
+	wantJSON(t, h.do("PATCH", ti+"/state", old, `{"state":"up_for_retry","end_date":"2026-11-27T10:01:00Z"}`), 410, archived)
+	if r := h.do("POST", "/execution/token/refresh", old, ""); r.status != 410 {
 		t.Errorf("refresh in the overtime = %d %s", r.status, r.body)
+	}
+	// The task instance went on under a new id, up_for_retry, same try.
+	ctx := context.Background()
+	list, _, err := h.db.TaskInstances(ctx, workload.TaskInstanceFilter{DagID: "etl", RunID: "r", TaskID: "t"})
+	if err != nil || len(list) != 1 || list[0].ID == first || list[0].State != workload.StateUpForRetry || list[0].TryNumber != 1 {
+		t.Fatalf("current task instance after up_for_retry = %+v, %v; want up_for_retry under a new id, try 1", list, err)
 	}
 
 	second := h.requeue(first)
@@ -62,7 +71,6 @@ func TestEarlierTryTokenIsDead(t *testing.T) {
 	if r := h.do("POST", "/execution/xcoms/etl/r/t/return_value", cur, `"new"`); r.status != 201 {
 		t.Fatalf("new try's xcom = %d %s", r.status, r.body)
 	}
-	archived := `{"detail":{"reason":"not_found","message":"Task Instance not found in the working set; its attempt has been archived"}}`
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/execution/variables/x", ""},
 		{"GET", "/execution/variables/keys", ""},

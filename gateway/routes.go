@@ -26,7 +26,7 @@ var (
 	// whileRunning: the try runs (writes, and what a task does mid-run).
 	whileRunning = scopes.PhasesOf(scopes.PhaseRunning)
 	// readable: the try runs, or its callbacks run after its final report.
-	readable = scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing)
+	readable = scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing, scopes.PhaseRetired)
 	// lifecycle: every phase of the current try; the lifecycle rules answer.
 	lifecycle = scopes.PhasesOf(scopes.PhaseStarting, scopes.PhaseRunning, scopes.PhaseFinishing, scopes.PhaseStopped)
 
@@ -66,8 +66,10 @@ var (
 	callbackSelf = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Self: scopes.SelfCallback}
 	// taskReport: what a task reports about itself besides its state
 	// (forwarded metrics), while it runs or in the overtime after its end,
-	// when the Task SDK sends its last batch.
-	taskReport = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution}, Phases: readable}
+	// when the Task SDK sends its last batch. A write, so a try archived by
+	// its up_for_retry gets Airflow's 410 as for every other write.
+	taskReport = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution},
+		Phases: scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing)}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -132,6 +134,12 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/execution/assets/by-alias", taskRead, "", s.handleGetAssetsByAlias},
 		{http.MethodGet, "/execution/asset-events/by-asset", taskRead, "", s.handleGetAssetEventsByAsset},
 		{http.MethodGet, "/execution/asset-events/by-asset-alias", taskRead, "", s.handleGetAssetEventsByAlias},
+
+		{http.MethodPatch, ti + "/rendered-map-index", executionSelf, "", s.handleRenderedMapIndex},
+		{http.MethodGet, "/execution/task-instances/count", taskRead, "", s.handleTICount},
+		{http.MethodGet, "/execution/task-instances/states", taskRead, "", s.handleTIStates},
+		{http.MethodGet, "/execution/task-instances/breadcrumbs", taskRead, "", s.handleTIBreadcrumbs},
+		{http.MethodGet, "/execution/task-instances/previous/:dag_id/:task_id", taskRead, "", s.handleTIPrevious},
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
 		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},

@@ -65,6 +65,7 @@ type Store interface {
 	workload.AssetStateStore
 	workload.ConnectionTests
 	workload.Callbacks
+	workload.TaskInstanceQueries
 }
 
 // HealthCheck is one named dependency reported by /health/ping.

@@ -253,6 +253,9 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 			return archivedTry
 		case workloadToken:
 			if strings.HasSuffix(r.Path, "/run") {
+				if state == workload.StateUpForRetry {
+					return archivedTry // archived at once, as Airflow does
+				}
 				return served
 			}
 			return workloadRoute
@@ -264,6 +267,10 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 		}
 		// The current try's own token.
 		switch {
+		case state == workload.StateUpForRetry && readRoute(r):
+			return served // within the overtime after its own report
+		case state == workload.StateUpForRetry:
+			return archivedTry // archived at once, as Airflow does
 		case lifecycleRoute(r):
 			return served
 		case state == workload.StateRunning:

@@ -217,6 +217,12 @@ func classify(err error) error {
 	if unavailable(err) {
 		return fmt.Errorf("%w: %w", workload.ErrUnavailable, err)
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		// Class 22 data exception (a value too long for its column, out of
+		// range): SQLAlchemy's DataError, which Airflow answers 422.
+		return fmt.Errorf("%w: %w", workload.ErrValueRejected, err)
+	}
 	return err
 }
 

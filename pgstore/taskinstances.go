@@ -61,6 +61,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -310,6 +311,9 @@ type located struct {
 	current bool
 	// archived is the history row of a try a later try replaced.
 	archived bool
+	// moved: current, read through the history row of a try whose row
+	// took a new id (up_for_retry).
+	moved bool
 }
 
 // locate finds the try with the given id: its task_instance row, or its
@@ -339,7 +343,7 @@ func locate(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (*located
 	r, err = selectTI(ctx, tx, id, `ti.dag_id = $2 AND ti.run_id = $3 AND ti.task_id = $4 AND ti.map_index = $5
 		AND ti.try_number = $6`, forUpdate, dagID, runID, taskID, mapIndex, tryNumber)
 	if err != nil || r != nil {
-		return &located{row: r, current: true}, err
+		return &located{row: r, current: true, moved: true}, err
 	}
 	r, err = selectHistory(ctx, tx, id)
 	if err != nil {
@@ -397,7 +401,7 @@ func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *wor
 func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
 	fn func(ti *workload.TaskInstance, h *workload.HITLDetail) error) (*workload.TaskInstance, error) {
 	var out *workload.TaskInstance
-	var archived bool
+	var archived, moved bool
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		out = nil
 		loc, err := locate(ctx, tx, id, true)
@@ -411,6 +415,7 @@ func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
 			}
 		}
 		before := loc.row.ti
+		moved = loc.moved
 		ti := cloneTI(&before)
 		if err := fn(ti, h); err != nil {
 			return err
@@ -429,13 +434,16 @@ func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
 		if err := db.writeTI(ctx, tx, loc.row, &before, ti); err != nil {
 			return err
 		}
+		moved = moved || workload.RetriesOnNewID(before.State, ti.State)
 		out = ti
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	db.ti.cache.put(id, workload.StatusOf(out, !archived), db.now())
+	st := workload.StatusOf(out, !archived)
+	st.Moved = moved && !archived
+	db.ti.cache.put(id, st, db.now())
 	return out, nil
 }
 
@@ -626,6 +634,11 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 			}
 		}
 	}
+	if auditedTransition(before, ti) {
+		if err := insertAuditLog(ctx, tx, before, ti, now); err != nil {
+			return err
+		}
+	}
 	rowID := r.rowID
 	if ti.State == workload.StateUpForRetry && before.State != workload.StateUpForRetry {
 		if err := recordHistory(ctx, tx, rowID, now); err != nil {
@@ -644,6 +657,54 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		}
 	}
 	return writeTry(ctx, tx, before, ti)
+}
+
+// auditedTransition reports whether the change from before to ti is one
+// Airflow's Execution API records in its audit log: a /run that starts the
+// try (the state becomes running) or a state the try reports itself (the
+// report time moves). An operator's mark (ForceState) and skip-downstream
+// are not: Airflow's REST API and scheduler log those their own way.
+func auditedTransition(before, ti *workload.TaskInstance) bool {
+	if ti.State == before.State {
+		return false
+	}
+	return ti.State == workload.StateRunning || (ti.ReportedAt != nil && !eqTime(ti.ReportedAt, before.ReportedAt))
+}
+
+// insertAuditLog writes the log row Airflow's ti_run and ti_update_state
+// add: the event is the new state, with the task instance's coordinates
+// and try number, the dag run's logical date, the dag's owners, and
+// {"host_name": …} as extra (the worker's hostname: the /run payload's, or
+// the row's for a state report), NULL without one.
+func insertAuditLog(ctx context.Context, tx pgx.Tx, before, ti *workload.TaskInstance, now time.Time) error {
+	host := before.Hostname
+	if ti.State == workload.StateRunning {
+		host = ti.Hostname
+	}
+	var extra *string
+	if host != "" {
+		b, err := json.Marshal(map[string]string{"host_name": host})
+		if err != nil {
+			return err
+		}
+		// As Python's json.dumps writes it.
+		e, err := pyjson.Dumps(b, false)
+		if err != nil {
+			return err
+		}
+		extra = &e
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO log (dttm, dag_id, task_id, map_index, event, logical_date, run_id, owner,
+			extra, try_number)
+		SELECT $1::timestamptz, $2::varchar, $3::varchar, $4::integer, $5::varchar, dr.logical_date, $6::varchar,
+			d.owners, $7::text, $8::integer
+		FROM dag_run dr LEFT JOIN dag d ON d.dag_id = dr.dag_id
+		WHERE dr.dag_id = $2 AND dr.run_id = $6`,
+		now, ti.DagID, ti.TaskID, int32(ti.MapIndex), string(ti.State), ti.RunID, extra, int32(ti.TryNumber))
+	if err != nil {
+		return fmt.Errorf("pgstore: audit log of task instance %s: %w", ti.ID, err)
+	}
+	return nil
 }
 
 // writeTry stores what the try carries beyond Airflow's columns when it

@@ -728,7 +728,7 @@ func TestTryStatus(t *testing.T) {
 		{"no state", af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "b", State: "none"}).ID,
 			workload.TryStatus{Current: true}, nil},
 		{"retried, not yet requeued", retried(""),
-			workload.TryStatus{State: workload.StateUpForRetry, Current: true, ReportedAt: &t0}, nil},
+			workload.TryStatus{State: workload.StateUpForRetry, Current: true, Moved: true, ReportedAt: &t0}, nil},
 		{"retried, next try queued", retried("queued"),
 			workload.TryStatus{State: workload.StateFailed, Current: false, ReportedAt: &t0}, nil},
 		{"unknown", pgtest.UUIDv7(), workload.TryStatus{}, workload.ErrNotFound},

@@ -100,7 +100,17 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 		if err != nil {
 			return err
 		}
-		st.Current = current
+		// A try that reported up_for_retry is still the latest one at its
+		// coordinates while the row keeps its try number, up for retry and
+		// then scheduled (see workload.TryStatus.Moved); a try cleared away
+		// leaves the row without a state, or restarting, and is simply
+		// archived.
+		switch workload.State(deref(curState)) {
+		case workload.StateUpForRetry, workload.StateScheduled:
+		default:
+			current = false
+		}
+		st.Current, st.Moved = current, current
 		if current {
 			state = curState
 		}

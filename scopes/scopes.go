@@ -174,9 +174,16 @@ const (
 	PhaseArchived
 	// PhaseUnknown: no task instance has the token's subject as its id.
 	PhaseUnknown
+	// PhaseRetired: the try reported up_for_retry less than [core]
+	// task_success_overtime ago and, as Airflow does at once, its attempt
+	// was archived: the task instance went on under a new id. Its
+	// callbacks may still read where a policy lists this phase; everything
+	// else answers it as archived (410), as Airflow answers a mutating
+	// request of an archived attempt.
+	PhaseRetired
 )
 
-var phaseNames = [...]string{"none", "starting", "running", "finishing", "stopped", "archived", "unknown"}
+var phaseNames = [...]string{"none", "starting", "running", "finishing", "stopped", "archived", "unknown", "retired"}
 
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
@@ -213,7 +220,7 @@ func (s Phases) Has(p Phase) bool {
 // List returns the phases of the set in order, with the default applied.
 func (s Phases) List() []Phase {
 	var out []Phase
-	for p := PhaseStarting; p <= PhaseUnknown; p++ {
+	for p := PhaseStarting; p <= PhaseRetired; p++ {
 		if s.Has(p) {
 			out = append(out, p)
 		}
@@ -388,7 +395,7 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 		return nil
 	}
 	switch {
-	case phase == PhaseArchived:
+	case phase == PhaseArchived, phase == PhaseRetired && !p.Phases.Has(PhaseRetired):
 		return ErrTryArchived
 	case phase == PhaseUnknown || phase == PhaseNone:
 		return ErrTryUnknown

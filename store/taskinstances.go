@@ -70,7 +70,9 @@ func (db *DB) TaskInstance(ctx context.Context, id string) (*workload.TaskInstan
 // wrapping workload.ErrNotFound. A running try is answered from memory (see
 // noteTI): running tries are the current ones, since a new try is admitted
 // only once the last one stopped running. Any other is read with its
-// coordinates' current id.
+// coordinates' current id; a try whose task instance went on under a new id
+// when it reported up_for_retry is Moved while that task instance still has
+// its try number (as pgstore reads task_instance_history).
 func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, error) {
 	if _, ok := db.live.Load(id); ok {
 		return workload.TryStatus{State: workload.StateRunning, Current: true}, nil
@@ -85,8 +87,25 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 			return err
 		}
 		cur := tx.Bucket(bucketCurrentTI)
-		current := cur != nil && bytes.Equal(cur.Get(currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)), []byte(id))
+		var curID []byte
+		if cur != nil {
+			curID = cur.Get(currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex))
+		}
+		current := bytes.Equal(curID, []byte(id))
 		st, found = workload.StatusOf(ti, current), true
+		if !current && curID != nil && ti.State == workload.StateUpForRetry {
+			// The task instance went on under a new id because this try
+			// reported up_for_retry: while its try number is still this
+			// try's, this try is the latest one, archived, in the state the
+			// task instance is in. A try cleared away is simply archived.
+			now, err := db.getTI(tx, string(curID))
+			if err != nil {
+				return err
+			}
+			if now != nil && now.TryNumber == ti.TryNumber {
+				st.Current, st.Moved, st.State = true, true, now.State
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -107,7 +126,10 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 // task instance's identity (id, dag, run, task, map index): the coordinate
 // index would no longer match it. fn runs on the writer goroutine inside the
 // shared transaction, so it must be quick and must not call the DB (a write
-// from fn would wait for itself).
+// from fn would wait for itself). A current try fn moves to up_for_retry is
+// archived as Airflow does (see workload.RetriesOnNewID): kept under its id,
+// while its coordinates go on under a new id; the returned value is the
+// try's, under its own id.
 func (db *DB) UpdateTaskInstance(ctx context.Context, id string, fn func(ti *workload.TaskInstance) error) (*workload.TaskInstance, error) {
 	return db.updateTI(ctx, id, false, func(ti *workload.TaskInstance, _ *workload.HITLDetail) error { return fn(ti) })
 }
@@ -157,8 +179,31 @@ func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
 		if err != nil {
 			return err
 		}
+		var next []byte
+		var nextTI workload.TaskInstance
+		coord := currentTIKey(ti.DagID, ti.RunID, ti.TaskID, ti.MapIndex)
+		cur := tx.Bucket(bucketCurrentTI)
+		if workload.RetriesOnNewID(before.State, ti.State) && cur != nil && bytes.Equal(cur.Get(coord), []byte(id)) {
+			// Airflow archives the try at once: it stays readable under
+			// its id, and the task instance goes on under a new one.
+			nextTI = workload.NextAttempt(ti, workload.NewAttemptID(db.now()))
+			if b.Get([]byte(nextTI.ID)) != nil {
+				return fmt.Errorf("store: new id %s of task instance %s: %w", nextTI.ID, id, workload.ErrAlreadyExists)
+			}
+			if next, err = encodeJSON("task instance "+nextTI.ID, &nextTI); err != nil {
+				return err
+			}
+		}
 		if err := put(b, []byte(id), enc); err != nil {
 			return err
+		}
+		if next != nil {
+			if err := put(b, []byte(nextTI.ID), next); err != nil {
+				return err
+			}
+			if err := put(cur, coord, []byte(nextTI.ID)); err != nil {
+				return err
+			}
 		}
 		db.noteTI(ti)
 		out = ti
@@ -262,6 +307,14 @@ func (db *DB) InsertTaskInstance(ctx context.Context, dr workload.DagRun, ti wor
 		}
 		if err := put(cur, coord, []byte(t.ID)); err != nil {
 			return err
+		}
+		if existing != nil && workload.IsNextAttempt(existing) {
+			// The id up_for_retry gave the coordinates named no try and
+			// no token: the new try takes its place, as pgstore gives
+			// Airflow's row the new try's id.
+			if err := del(tis, []byte(existing.ID)); err != nil {
+				return err
+			}
 		}
 		db.noteTI(&t)
 		out = &t

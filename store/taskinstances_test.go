@@ -650,7 +650,7 @@ func TestTryStatus(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, Current: true, ReportedAt: ptr(t0)})
+	want(db, "try1", workload.TryStatus{State: workload.StateUpForRetry, Current: true, Moved: true, ReportedAt: ptr(t0)})
 	if _, err := workload.Queue(ctx, db, "try2", req, t0); err != nil {
 		t.Fatal(err)
 	}

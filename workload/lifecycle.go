@@ -278,6 +278,11 @@ type TryStatus struct {
 	State State
 	// Current is false once a later try exists at the same coordinates.
 	Current bool
+	// Moved: the try is still the latest at its coordinates, but its
+	// attempt was archived when it reported up_for_retry: its task
+	// instance went on under a new id, as Airflow gives one at once (see
+	// NewAttemptID). Only a current try is moved.
+	Moved bool
 	// ReportedAt is TaskInstance.ReportedAt.
 	ReportedAt *time.Time
 }
@@ -297,6 +302,11 @@ func PhaseOf(st *TryStatus, now time.Time, overtime time.Duration) scopes.Phase 
 	case st == nil:
 		return scopes.PhaseUnknown
 	case !st.Current:
+		return scopes.PhaseArchived
+	case st.Moved:
+		if st.ReportedAt != nil && now.Before(st.ReportedAt.Add(overtime)) {
+			return scopes.PhaseRetired
+		}
 		return scopes.PhaseArchived
 	case st.State == StateRunning:
 		return scopes.PhaseRunning

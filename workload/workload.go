@@ -230,4 +230,8 @@ var (
 	// restarting, a connection lost): nothing was written, and the same
 	// request may succeed once the store is back.
 	ErrUnavailable = errors.New("workload: store unavailable")
+	// ErrValueRejected is a value the database refused to hold (too long
+	// for its column, out of range): nothing was written, and the request
+	// is the client's error.
+	ErrValueRejected = errors.New("workload: value rejected by the database")
 )

@@ -601,3 +601,25 @@ CREATE TABLE partitioned_asset_key_log (
     created_at timestamptz NOT NULL,
     CONSTRAINT partitioned_asset_key_log_pkey PRIMARY KEY (id)
 );
+
+-- The audit log (models/log.py; try_number and idx_log_task_instance from 41b3bc7c0272).
+-- Every column is nullable as the model declares them; written by the Execution API's /run
+-- and /state routes.
+CREATE TABLE log (
+    id serial NOT NULL,
+    dttm timestamptz,
+    dag_id varchar(250),
+    task_id varchar(250),
+    map_index integer,
+    event varchar(60),
+    logical_date timestamptz,
+    run_id varchar(250),
+    owner varchar(500),
+    owner_display_name varchar(500),
+    extra text,
+    try_number integer,
+    CONSTRAINT log_pkey PRIMARY KEY (id)
+);
+CREATE INDEX idx_log_dttm ON log (dttm);
+CREATE INDEX idx_log_event ON log (event);
+CREATE INDEX idx_log_task_instance ON log (dag_id, task_id, run_id, map_index, try_number);
