@@ -73,6 +73,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
+	logStoreTo(db.storage, log)
 	keys, err := openKeys(ctx, cfg, db, now, log)
 	if err != nil {
 		return err
