@@ -284,7 +284,7 @@ var strptimeDirectives = map[byte]string{
 	'S': `6[0-1]|[0-5]\d|\d`,
 	'y': `\d\d`,
 	'Y': `\d\d\d\d`,
-	'z': `[+-]\d\d:?[0-5]\d(?::?[0-5]\d(?:\.\d{1,6})?)?|Z`,
+	'z': `[+-]\d\d:?[0-5]\d(?::?[0-5]\d(?:\.\d{1,6})?)?|(?-i:Z)`,
 }
 
 // strptime is Python's datetime.strptime for the directives above: the
@@ -403,7 +403,7 @@ func hasDirective(order []byte, d byte) bool {
 
 // parseOffset reads a %z value: Z, ±HHMM, ±HH:MM, with optional seconds.
 func parseOffset(v string) (*time.Location, error) {
-	if strings.EqualFold(v, "Z") {
+	if v == "Z" {
 		return time.UTC, nil
 	}
 	sign := 1

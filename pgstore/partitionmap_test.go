@@ -99,6 +99,16 @@ func TestPartitionMappers(t *testing.T) {
 		{name: "test_temporal.py::TestTemporalMappers::test_deserialize_legacy_payload_without_timezone",
 			mapper: temporalJSON("StartOfHourMapper", "", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H"),
 			key:    "2026-02-10T14:30:45", want: []string{"2026-02-10T14"}},
+		// Beyond Airflow's examples: a week starting in the previous month,
+		// the last quarter, a Z offset moved into a fixed-offset zone
+		// (encode_timezone writes a FixedTimezone as its seconds).
+		{name: "StartOfWeekMapper across a month", mapper: weekJSON(), key: "2026-03-01T10:00:00",
+			want: []string{"2026-02-23 (W09)"}},
+		{name: "StartOfQuarterMapper Q4", mapper: quarterJSON(), key: "2026-11-30T23:59:59", want: []string{"2026-Q4"}},
+		{name: "StartOfDayMapper fixed offset, Z key",
+			mapper: strings.Replace(temporalJSON("StartOfDayMapper", "UTC", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %z"),
+				`"timezone":"UTC"`, `"timezone":19800`, 1),
+			key: "2026-02-10T20:00:00Z", want: []string{"2026-02-11 +0530"}},
 		// Python's strptime: unconverted data, and a key not of the format.
 		{name: "strptime: unconverted data remains", mapper: dayJSON(), key: "2026-02-10T14:30:45Z",
 			wantErr: "unconverted data remains: Z"},
