@@ -80,6 +80,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	}
 	defer db.Close()
 	observeStorage(db, met)
+	logStoreTo(db.storage, log)
 	keys, err := openKeys(ctx, cfg, db, now, log)
 	if err != nil {
 		return err

@@ -189,8 +189,8 @@ func extraColumn(extra json.RawMessage) (string, error) {
 // path) for every unpaused dag scheduled on the asset, on one of the
 // aliases, or on a reference to the asset's name or uri, unless the event
 // has a partition key. A dag with a partitioned timetable is never queued
-// there (Airflow queues it in asset_partition_dag_run through its
-// timetable's partition mapper, which taskgate does not do).
+// there: queuePartitionedDags queues it in asset_partition_dag_run through
+// its timetable's partition mapper (partitions.go).
 func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, a assetRow,
 	extra json.RawMessage, aliases []string, partitionKey *string, now time.Time) error {
 	var aliasIDs []int32
@@ -221,6 +221,9 @@ func registerAssetChange(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstan
 			SELECT unnest($1::int[]), $2`, aliasIDs, eventID); err != nil {
 			return fmt.Errorf("pgstore: link asset_event %d to its aliases: %w", eventID, err)
 		}
+	}
+	if err := queuePartitionedDags(ctx, tx, ti, a, aliasIDs, eventID, partitionKey, now); err != nil {
+		return err
 	}
 	if partitionKey != nil {
 		return nil

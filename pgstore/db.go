@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -67,6 +68,9 @@ type Options struct {
 	// cannot be read. It must be the key Airflow has, never one made up
 	// by taskgate.
 	Cipher Cipher
+	// Log receives what the store reports without failing a request (a
+	// partitioned DAG a success could not queue); nil discards it.
+	Log *slog.Logger
 }
 
 // Observer is told of the heartbeat writer's work. It is called on the

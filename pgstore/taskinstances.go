@@ -620,7 +620,7 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		case workload.StateAwaitingInput:
 			c.set("trigger_id", nil)
 		case workload.StateSuccess:
-			if err := registerAssetChanges(ctx, tx, ti, now); err != nil {
+			if err := registerAssetChanges(withLog(ctx, db.opts.Log), tx, ti, now); err != nil {
 				return err
 			}
 		}

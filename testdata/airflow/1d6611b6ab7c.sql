@@ -107,6 +107,23 @@ CREATE TABLE dag_version (
     CONSTRAINT dag_id_v_name_v_number_unique_constraint UNIQUE (dag_id, version_number)
 );
 
+-- The DAG processor's serialized DAGs (models/serialized_dag.py): taskgate reads a partitioned
+-- DAG's timetable from the latest row (created_at) of the DAG, `data` or, with [core]
+-- compress_serialized_dags, zlib-compressed JSON in `data_compressed`.
+CREATE TABLE serialized_dag (
+    id uuid NOT NULL,
+    dag_id varchar(250) NOT NULL,
+    data json,
+    data_compressed bytea,
+    created_at timestamptz NOT NULL,
+    last_updated timestamptz NOT NULL,
+    dag_hash varchar(32) NOT NULL,
+    dag_version_id uuid NOT NULL,
+    CONSTRAINT serialized_dag_pkey PRIMARY KEY (id),
+    CONSTRAINT serialized_dag_dag_version_id_fkey FOREIGN KEY (dag_version_id) REFERENCES dag_version (id) ON DELETE CASCADE,
+    CONSTRAINT serialized_dag_dag_version_id_uq UNIQUE (dag_version_id)
+);
+
 CREATE TABLE backfill (
     id serial NOT NULL,
     dag_id varchar(250) NOT NULL,
