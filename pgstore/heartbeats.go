@@ -3,9 +3,12 @@ package pgstore
 // Heartbeats are most of the writes: every running task sends one every few
 // seconds, and each must be committed before it is acknowledged. One
 // transaction per heartbeat costs a commit (a WAL flush) each, so heartbeats
-// go to a single writer goroutine that gathers every heartbeat waiting at
-// that moment (group commit, as the embedded store does) and runs them in
-// one transaction:
+// go to a few writer goroutines (hbWriters), each of which gathers every
+// heartbeat waiting when it is free (group commit, as the embedded store
+// does) and runs them in one transaction. With one writer a heartbeat that
+// arrives while a batch commits waits for that commit and then its own; with
+// several, a free writer takes it at once, and PostgreSQL flushes the WAL of
+// commits that arrive together once. Each batch runs:
 //
 //	SELECT id, state, hostname, pid FROM task_instance
 //	  WHERE id = ANY($1) ORDER BY id FOR UPDATE
@@ -47,6 +50,9 @@ import (
 // hbMaxBatch caps the heartbeats of one transaction.
 const hbMaxBatch = 2048
 
+// hbWriters is how many heartbeat transactions one store runs at once.
+const hbWriters = 4
+
 // hbTimeout bounds one batch's transaction.
 const hbTimeout = 30 * time.Second
 
@@ -75,7 +81,7 @@ type tiState struct {
 	mu      sync.RWMutex // guards closed; sends on queue hold it shared, its close exclusively
 	closed  bool
 	queue   chan *hbRequest
-	stopped chan struct{}
+	writers sync.WaitGroup
 	// batches counts the heartbeat transactions run.
 	batches atomic.Int64
 }
@@ -91,8 +97,9 @@ func (db *DB) Heartbeat(ctx context.Context, id string, r workload.HeartbeatRequ
 	s := &db.ti
 	s.start.Do(func() {
 		s.queue = make(chan *hbRequest, hbMaxBatch)
-		s.stopped = make(chan struct{})
-		go db.heartbeatWriter()
+		for range hbWriters {
+			s.writers.Go(db.heartbeatWriter)
+		}
 	})
 	w := hbPool.Get().(*hbRequest)
 	w.id, w.req, w.admit, w.err, w.at = id, r, admit, nil, time.Time{}
@@ -121,7 +128,6 @@ func (db *DB) Heartbeat(ctx context.Context, id string, r workload.HeartbeatRequ
 // heartbeatWriter runs batches until the queue is closed and drained.
 func (db *DB) heartbeatWriter() {
 	s := &db.ti
-	defer close(s.stopped)
 	batch := make([]*hbRequest, 0, hbMaxBatch)
 	for {
 		w, ok := <-s.queue
@@ -258,9 +264,9 @@ func archivedHolder(ctx context.Context, tx pgx.Tx, id string) (workload.Holder,
 	return workload.Holder{State: workload.State(deref(state)), Hostname: deref(hostname), PID: deref32(pid)}, true, nil
 }
 
-// close stops the heartbeat writer: heartbeats queued before are still
+// close stops the heartbeat writers: heartbeats queued before are still
 // run and answered, later ones fail with an error wrapping
-// workload.ErrUnavailable. It waits for the writer to exit.
+// workload.ErrUnavailable. It waits for the writers to exit.
 func (s *tiState) close() {
 	s.start.Do(func() {}) // a writer never started stays so
 	s.mu.Lock()
@@ -273,7 +279,5 @@ func (s *tiState) close() {
 		close(s.queue)
 	}
 	s.mu.Unlock()
-	if s.stopped != nil {
-		<-s.stopped
-	}
+	s.writers.Wait()
 }
