@@ -16,9 +16,12 @@ import (
 
 // What Airflow's Task SDK sends on every call.
 const (
-	apiVersion   = "2026-06-30"
-	sdkUserAgent = "apache-airflow-task-sdk/3.2.0 (Python/3.12.7)"
-	taskAudience = "urn:airflow.apache.org:task"
+	apiVersion = "2026-06-30"
+	// newestAPIVersion is the newest version of Airflow's bundle, which
+	// clients of the newest routes speak.
+	newestAPIVersion = "2026-11-13"
+	sdkUserAgent     = "apache-airflow-task-sdk/3.2.0 (Python/3.12.7)"
+	taskAudience     = "urn:airflow.apache.org:task"
 )
 
 // httpClient is bounded so a hung server fails the test instead of hanging it.
@@ -39,11 +42,16 @@ func (r *response) String() string {
 // newRequest builds a request with the Task SDK's headers. authz is the
 // whole Authorization header value ("" sends none).
 func newRequest(method, rawURL, authz, correlationID string, body io.Reader) (*http.Request, error) {
+	return newRequestAt(apiVersion, method, rawURL, authz, correlationID, body)
+}
+
+// newRequestAt is newRequest from a client of Execution API version.
+func newRequestAt(version, method, rawURL, authz, correlationID string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequest(method, rawURL, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Airflow-API-Version", apiVersion)
+	req.Header.Set("Airflow-API-Version", version)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Correlation-Id", correlationID)
 	req.Header.Set("User-Agent", sdkUserAgent)
@@ -59,6 +67,12 @@ func newRequest(method, rawURL, authz, correlationID string, body io.Reader) (*h
 // renewed token. Every token sent or received is recorded for the log scan.
 func send(t *testing.T, base, method, path, authz, body string) *response {
 	t.Helper()
+	return sendVersion(t, base, apiVersion, method, path, authz, body)
+}
+
+// sendVersion is send from a client of Execution API version.
+func sendVersion(t *testing.T, base, version, method, path, authz, body string) *response {
+	t.Helper()
 	if tok, ok := strings.CutPrefix(authz, "Bearer "); ok {
 		collected.addToken("token sent", tok)
 	}
@@ -70,7 +84,7 @@ func send(t *testing.T, base, method, path, authz, body string) *response {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := newRequest(method, base+path, authz, cid.String(), rd)
+	req, err := newRequestAt(version, method, base+path, authz, cid.String(), rd)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -90,8 +104,8 @@ func send(t *testing.T, base, method, path, authz, body string) *response {
 	if got := r.header.Get("Correlation-Id"); got != cid.String() {
 		t.Errorf("%s: Correlation-Id = %q, want %q (the value sent)", r, got, cid)
 	}
-	if got := r.header.Get("Airflow-API-Version"); got != apiVersion {
-		t.Errorf("%s: Airflow-API-Version = %q, want %q", r, got, apiVersion)
+	if got := r.header.Get("Airflow-API-Version"); got != version {
+		t.Errorf("%s: Airflow-API-Version = %q, want %q", r, got, version)
 	}
 	if ct := r.header.Get("Content-Type"); len(r.body) > 0 && !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s: Content-Type %q, want application/json", r, ct)

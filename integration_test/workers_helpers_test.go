@@ -136,7 +136,9 @@ func (e *workersEnv) token(sub, scope string) string {
 
 func (e *workersEnv) send(method, path, authz, body string) *response {
 	e.t.Helper()
-	return send(e.t, e.srv.URL, method, path, authz, body)
+	// Callback workers and connection testers speak the version that added
+	// their routes (callback /run: 2026-10-30), or a later one.
+	return sendVersion(e.t, e.srv.URL, newestAPIVersion, method, path, authz, body)
 }
 
 // stored is the embedded store as the server left it: the server is
