@@ -316,7 +316,8 @@ func (d *Denial) Error() string { return "scopes: " + d.Detail }
 // is valid and used as issued, its try has simply moved on.
 func (d *Denial) OfTry() bool {
 	switch d.Reason {
-	case ReasonTryArchived, ReasonTryUnknown, ReasonTryNotRunning:
+	case ReasonTryArchived, ReasonTryUnknown, ReasonTryNotRunning, ReasonJobClosed:
+		// A closed Job is a DAG processor's try that ended.
 		return true
 	}
 	return false
@@ -434,10 +435,6 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 			return ErrCallbackMismatch
 		}
 		return nil
-	case SelfJob:
-		if id, _ := c.JobID(); strconv.FormatInt(id, 10) != taskInstanceID {
-			return ErrJobNotFound(taskInstanceID)
-		}
 	}
 	// A DAG processor's tokens name no try. The session token is judged by
 	// its route alone; a processor token by its Job (phase PhaseRunning
@@ -449,6 +446,13 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 	case DagProcessor:
 		if !p.JobUnchecked && phase != PhaseRunning {
 			return ErrJobClosed
+		}
+		// A path that is no integer is the handler's 422, as Airflow
+		// validates the path after the token.
+		if path, err := strconv.ParseInt(strings.TrimSpace(taskInstanceID), 10, 64); p.Self == SelfJob && err == nil {
+			if id, _ := c.JobID(); id != path {
+				return ErrJobNotFound(taskInstanceID)
+			}
 		}
 		return nil
 	}

@@ -246,6 +246,8 @@ func TestDecideDagProcessor(t *testing.T) {
 		{"processor on its closed job", job, proc, "7", PhaseUnknown, ErrJobClosed},
 		{"complete takes a closed job's token", complete, proc, "7", PhaseUnknown, nil},
 		{"complete of another job", complete, proc, "8", PhaseUnknown, ErrJobNotFound("8")},
+		{"closed job on another job's path", job, proc, "8", PhaseUnknown, ErrJobClosed},
+		{"a path that is no integer is the handler's", job, proc, "x", PhaseRunning, nil},
 		{"processor without job_id", job, &Claims{Subject: tiA, Scope: "dag_processor",
 			Extra: map[string]any{DagBundlesClaim: []any{"a"}}}, "7", PhaseRunning, ErrInvalidToken},
 		{"processor token on a task route", Policy{}, proc, "", PhaseRunning,
