@@ -98,6 +98,9 @@ func (db *DB) RegisterJob(ctx context.Context, registrationID, sessionID string,
 			if previous, err = loadJob(jobs, k); err != nil {
 				return err
 			}
+			if previous != nil && previous.SessionID != sess {
+				previous = nil
+			}
 		}
 		d, err := decide(registered, previous)
 		if err != nil {
