@@ -255,6 +255,9 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
 		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},
 		{http.MethodDelete, "/api/v2/components/:id", nil, admin, s.handleRemoveComponent},
+		// A DAG processor's session token: it parses DAG code, as a worker
+		// runs it: admin's.
+		{http.MethodPost, "/api/v2/dag-processor-sessions", nil, admin, s.handleMintDagProcessorSession},
 
 		{http.MethodGet, "/api/v2/users", nil, admin, s.handleListUsers},
 		{http.MethodPost, "/api/v2/users", nil, admin, s.handleAddUser},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -438,5 +440,34 @@ func TestJobTokensEndWithTheirJob(t *testing.T) {
 	}
 	if r := e.send("GET", "/execution/variables/x", "Bearer "+tok2, ""); r.status != 403 {
 		t.Errorf("job token on a variable: %s", r)
+	}
+}
+
+// TestDagProcessorSessionFromTheCLI: provisioning mints the session token
+// with `taskgate components dag-processor-session` into a file; the DAG
+// processor exchanges it for its Job.
+func TestDagProcessorSessionFromTheCLI(t *testing.T) {
+	dataDir := newDataDir(t)
+	tokenFile := filepath.Join(t.TempDir(), "session.jwt")
+	session := strings.TrimSpace(mustCLI(t, dataDir, "components", "dag-processor-session", "--bundle", "dags",
+		"--valid-for", "2h", "--token-file", tokenFile))
+	raw, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, dataDir)
+	m := newMinter(t, dataDir)
+	if c := m.parse(string(raw)); c["scope"] != "dag_processor_session" || c["sub"] != session ||
+		fmt.Sprint(c["dag_bundles"]) != "[dags]" {
+		t.Errorf("session claims = %v", c)
+	}
+	r := send(t, srv.URL, "POST", "/execution/jobs", "Bearer "+string(raw),
+		`{"registration_id":"`+jobRegistration+`","hostname":"processor-1"}`)
+	id, tok := registered(t, r)
+	if c := m.parse(tok); c["sub"] != session || fmt.Sprint(c["dag_bundles"]) != "[dags]" {
+		t.Errorf("job token claims = %v", c)
+	}
+	if r := send(t, srv.URL, "POST", fmt.Sprintf("/execution/jobs/%d/heartbeat", id), "Bearer "+tok, ""); r.status != 200 {
+		t.Errorf("heartbeat: %s", r)
 	}
 }
