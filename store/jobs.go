@@ -5,10 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
+	bolt "go.etcd.io/bbolt"
 )
 
 // DAG processor Jobs (workload.Jobs): one record per Job, keyed by its id,
@@ -65,13 +63,14 @@ func (db *DB) Job(ctx context.Context, id int64) (*workload.Job, error) {
 // decide, and stores its decision, in one write.
 func (db *DB) RegisterJob(ctx context.Context, registrationID, sessionID string,
 	decide func(registered, previous *workload.Job) (workload.JobDecision, error)) (*workload.Job, error) {
-	reg, ok := scopes.CanonicalUUID(registrationID)
-	if !ok {
-		return nil, fmt.Errorf("store: registration id %q is no UUID", registrationID)
+	// Both ids come canonical (lower-case, hyphenated) from the gateway,
+	// which parsed them; they key the indexes as they are.
+	reg, sess := registrationID, sessionID
+	if err := checkKey("registration id", []byte(reg)); err != nil {
+		return nil, err
 	}
-	sess, ok := scopes.CanonicalUUID(sessionID)
-	if !ok {
-		return nil, fmt.Errorf("store: session id %q is no UUID", sessionID)
+	if err := checkKey("session id", []byte(sess)); err != nil {
+		return nil, err
 	}
 	var out *workload.Job
 	err := db.write(ctx, func(tx *bolt.Tx) error {
