@@ -210,3 +210,31 @@ func TestKeyRotationAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestDagProcessorSessionAlike: through the data directory and through the
+// admin API alike, a DAG processor's session token carries the session and
+// its bundles, renewing keeps the session, and a session without bundles
+// or with an id that is no UUID is refused.
+func TestDagProcessorSessionAlike(t *testing.T) {
+	offline, api, _, _ := backends(t, false)
+	ctx := context.Background()
+	for name, b := range map[string]operator.Service{"offline": offline, "admin API": api} {
+		s, err := b.MintDagProcessorSession(ctx, operator.DagProcessorSessionRequest{BundleNames: []string{"b", "a"},
+			ValidFor: time.Hour})
+		if err != nil || s.SessionID == "" || s.Token == "" || time.Until(s.ExpiresAt) > time.Hour+time.Minute {
+			t.Fatalf("%s: mint = %+v, %v", name, s, err)
+		}
+		renewed, err := b.MintDagProcessorSession(ctx, operator.DagProcessorSessionRequest{SessionID: s.SessionID,
+			BundleNames: []string{"a"}})
+		if err != nil || renewed.SessionID != s.SessionID || renewed.Token == s.Token {
+			t.Errorf("%s: renew = %+v, %v", name, renewed, err)
+		}
+		if _, err := b.MintDagProcessorSession(ctx, operator.DagProcessorSessionRequest{}); err == nil {
+			t.Errorf("%s: a session without bundles was minted", name)
+		}
+		if _, err := b.MintDagProcessorSession(ctx, operator.DagProcessorSessionRequest{SessionID: "x",
+			BundleNames: []string{"a"}}); !errors.Is(err, operator.ErrInvalid) {
+			t.Errorf("%s: a session id that is no UUID = %v", name, err)
+		}
+	}
+}

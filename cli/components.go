@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskgate/taskgate/auth"
 	"github.com/taskgate/taskgate/internal/atomicfile"
+	"github.com/taskgate/taskgate/operator"
 )
 
 const usageComponents = "components register triggerer|dag-processor NAME --token-file PATH | list | remove ID  [--server URL]"
@@ -82,6 +83,50 @@ func (e *cliEnv) componentsCommand() *cobra.Command {
 		})
 	}
 
-	cmd.AddCommand(register, list, remove)
+	cmd.AddCommand(register, list, remove, e.dagProcessorSessionCommand())
+	return cmd
+}
+
+// dagProcessorSessionCommand is `taskgate components dag-processor-session`:
+// the trusted provisioning of a DAG processor (Airflow's
+// generate_dag_processor_session_token and write_token_file). Unlike
+// `register`, it stores nothing and can be repeated: minting again with
+// --session-id renews the session's credential before it expires, and the
+// session keeps its Job.
+func (e *cliEnv) dagProcessorSessionCommand() *cobra.Command {
+	const usage = "components dag-processor-session --bundle NAME [--bundle NAME…] [--session-id ID] [--valid-for DURATION] --token-file PATH"
+	cmd := &cobra.Command{
+		Use:   "dag-processor-session --bundle NAME [--session-id ID] [--valid-for DURATION] --token-file PATH",
+		Short: "Mint a DAG processor's session token (exchanged at POST /execution/jobs); print the session id",
+		Args:  exactArgs(0, usage),
+	}
+	server := serverFlag(cmd)
+	var r operator.DagProcessorSessionRequest
+	fs := cmd.Flags()
+	fs.StringArrayVar(&r.BundleNames, "bundle", nil, "a DAG bundle the session may parse (repeatable; at least one)")
+	fs.StringVar(&r.SessionID, "session-id", "", "renew this session instead of starting a new one")
+	fs.DurationVar(&r.ValidFor, "valid-for", operator.DefaultDagProcessorSessionLifetime, "the token's life")
+	tokenFile := fs.String("token-file", "", "where to write the session token (mode 0600, replaced atomically; required)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if len(r.BundleNames) == 0 || *tokenFile == "" {
+			return usagef("usage: taskgate %s", usage)
+		}
+		return e.withBackend(*server, func(b operatorBackend) error {
+			out, err := atomicfile.Prepare(*tokenFile)
+			if err != nil {
+				return err
+			}
+			defer out.Abort()
+			sess, err := b.MintDagProcessorSession(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			if err := out.Commit([]byte(sess.Token)); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, sess.SessionID)
+			return nil
+		})
+	}
 	return cmd
 }

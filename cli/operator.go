@@ -683,6 +683,25 @@ func (c *apiClient) RegisterComponent(ctx context.Context, kind auth.ComponentKi
 	return &out.Component, out.Token, nil
 }
 
+// MintDagProcessorSession is POST /api/v2/dag-processor-sessions.
+func (c *apiClient) MintDagProcessorSession(ctx context.Context, r operator.DagProcessorSessionRequest) (*operator.DagProcessorSession, error) {
+	body := map[string]any{"bundle_names": r.BundleNames}
+	if r.SessionID != "" {
+		body["session_id"] = r.SessionID
+	}
+	if r.ValidFor != 0 {
+		body["valid_for"] = r.ValidFor.Seconds()
+	}
+	var out operator.DagProcessorSession
+	if err := c.do(ctx, http.MethodPost, "/api/v2/dag-processor-sessions", nil, body, &out); err != nil {
+		return nil, err
+	}
+	if out.SessionID == "" || out.Token == "" {
+		return nil, fmt.Errorf("%s minted the session without returning its id and token", c.server)
+	}
+	return &out, nil
+}
+
 func (c *apiClient) Components(ctx context.Context) ([]auth.Component, error) {
 	var page struct {
 		Components []auth.Component `json:"components"`

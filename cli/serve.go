@@ -134,6 +134,10 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		Auth:                   db, Authenticator: authn, RESTSigner: restSigner, RESTValidator: restValidator,
 		APITokenLifetime: cfg.APITokenLifetime, CLITokenLifetime: cfg.APICLITokenLifetime,
 		Revocations: revocations,
+
+		// [dag_processor] health_check_threshold: when a DAG processor's Job is dead.
+		DagProcessorHealthCheckThreshold: cfg.DagProcessorHealthCheckThreshold,
+
 		Keys:        keyAdmin{keys},
 		NewID:       newID,
 		MaxInFlight: cfg.MaxInFlight,

@@ -100,6 +100,11 @@ type Config struct {
 	// for that long, and not renew or write.
 	TaskSuccessOvertime time.Duration
 
+	// DagProcessorHealthCheckThreshold is [dag_processor]
+	// health_check_threshold: a DAG processor Job without a heartbeat for
+	// this long is no longer alive, and its session may register another.
+	DagProcessorHealthCheckThreshold time.Duration
+
 	// [database]
 
 	// DatabaseURL is [database] sql_alchemy_conn turned into the postgres://

@@ -66,6 +66,8 @@ func defaultConfig() *Config {
 		JWKSRefresh:            time.Hour,
 		JWKSRetry:              10 * time.Second,
 		Source:                 allSources("default"),
+
+		DagProcessorHealthCheckThreshold: 50 * time.Second,
 	}
 }
 
@@ -693,6 +695,8 @@ func TestRedacted(t *testing.T) {
 		"taskgate.jwks_refresh_interval":               "1h0m0s",
 		"taskgate.jwks_retry_interval":                 "10s",
 		"taskgate.task_variable_writes":                "all",
+
+		"dag_processor.health_check_threshold": "50",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Redacted() mismatch (-want +got):\n%s", diff)

@@ -144,6 +144,9 @@ func keyDefs() []keyDef {
 		secondsKey("core", "task_success_overtime", "20",
 			"Seconds a task's callbacks may still read variables, connections and XComs after the task reported its end.",
 			true, func(c *Config) *time.Duration { return &c.TaskSuccessOvertime }),
+		secondsKey("dag_processor", "health_check_threshold", "50",
+			"Seconds without a heartbeat after which a DAG processor's Job is no longer alive and its session may register another.",
+			false, func(c *Config) *time.Duration { return &c.DagProcessorHealthCheckThreshold }),
 		{
 			Key: Key{"core", "max_map_length", "1024",
 				"Largest mapped length an XCom push may declare."},

@@ -37,4 +37,5 @@ var modelTables = []map[string]routeModel{
 	callbackModels,
 	metricsModels,
 	tiQueryModels,
+	jobModels,
 }

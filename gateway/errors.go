@@ -44,12 +44,13 @@ var errTINotFound = notFound("Task Instance not found")
 // statusOf maps an error to its HTTP status and response body.
 func statusOf(err error) (int, any) {
 	var (
-		denial   *scopes.Denial
-		verr     *ValidationError
-		conflict *workload.ConflictError
-		apiErr   *APIError
-		refusal  *operator.Error
-		httpErr  *echo.HTTPError
+		denial    *scopes.Denial
+		verr      *ValidationError
+		conflict  *workload.ConflictError
+		forbidden *workload.ForbiddenError
+		apiErr    *APIError
+		refusal   *operator.Error
+		httpErr   *echo.HTTPError
 
 		badPartitionKey *workload.InvalidPartitionKeyError
 		badPattern      *workload.InvalidPatternError
@@ -65,6 +66,10 @@ func statusOf(err error) (int, any) {
 			return http.StatusNotFound, map[string]any{"detail": reasonDetail("not_found", denial.Detail)}
 		case scopes.ReasonTryNotRunning:
 			return http.StatusConflict, map[string]any{"detail": reasonDetail("not_running", denial.Detail)}
+		case scopes.ReasonJobClosed:
+			return http.StatusForbidden, map[string]any{"detail": reasonDetail("job_closed", denial.Detail)}
+		case scopes.ReasonJobNotFound:
+			return http.StatusNotFound, map[string]any{"detail": reasonDetail("not_found", denial.Detail)}
 		}
 		return http.StatusForbidden, map[string]any{"detail": denial.Detail}
 	case errors.As(err, &verr):
@@ -80,6 +85,8 @@ func statusOf(err error) (int, any) {
 	case errors.As(err, &badPattern):
 		return http.StatusBadRequest, map[string]any{"detail": reasonDetail("Invalid regex",
 			"The partition_key_pattern is not a valid regular expression: "+badPattern.Reason)}
+	case errors.As(err, &forbidden):
+		return http.StatusForbidden, map[string]any{"detail": reasonDetail(forbidden.Reason, forbidden.Message)}
 	case errors.As(err, &apiErr):
 		return apiErr.Status, map[string]any{"detail": apiErr.Detail}
 	case errors.As(err, &refusal):

@@ -66,7 +66,13 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			// connection test's or callback's token names no try.
 			now := s.now()
 			phase := scopes.PhaseNone
-			if p.Self == scopes.SelfNone {
+			switch {
+			case p.Self == scopes.SelfJob:
+				// A DAG processor token's try is its Job.
+				if phase, err = s.jobPhase(ctx, claims); err != nil {
+					return err
+				}
+			case p.Self == scopes.SelfNone:
 				if phase, err = s.phaseAt(ctx, claims, now); err != nil {
 					return err
 				}
@@ -107,6 +113,11 @@ func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Ti
 	if claims == nil || claims.Component() != "" || !claims.Type().Known() {
 		return scopes.PhaseNone, nil
 	}
+	switch claims.Type() {
+	case scopes.DagProcessorSession, scopes.DagProcessor:
+		// No try: refused by type on every route a task's phase decides.
+		return scopes.PhaseNone, nil
+	}
 	// CanonicalUUID refuses what CheckClaims would (a subject that is no
 	// UUID), with one parse instead of two.
 	id, ok := scopes.CanonicalUUID(claims.Subject)
@@ -129,4 +140,23 @@ func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Ti
 		return scopes.PhaseNone, err
 	}
 	return workload.PhaseOf(&st, now, s.cfg.TaskOvertime), nil
+}
+
+// jobPhase places a dag_processor token by its Job (workload.JobPhase);
+// any other token has no Job, and Decide refuses it by its type.
+func (s *Server) jobPhase(ctx context.Context, claims *scopes.Claims) (scopes.Phase, error) {
+	if claims == nil || claims.Type() != scopes.DagProcessor {
+		return scopes.PhaseNone, nil
+	}
+	id, ok := claims.JobID()
+	if !ok {
+		return scopes.PhaseNone, nil
+	}
+	j, err := s.cfg.Store.Job(ctx, id)
+	if errors.Is(err, workload.ErrNotFound) {
+		return scopes.PhaseUnknown, nil
+	} else if err != nil {
+		return scopes.PhaseNone, err
+	}
+	return workload.JobPhase(j, claims.Subject), nil
 }

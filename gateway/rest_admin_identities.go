@@ -128,3 +128,33 @@ func (s *Server) handleRemoveUser(c echo.Context) error {
 		zap.Strings("withdrawn_ti_ids", removed.TaskInstances), zap.Strings("removed_component_ids", removed.Components))
 	return c.NoContent(http.StatusNoContent)
 }
+
+// handleMintDagProcessorSession is POST /api/v2/dag-processor-sessions
+// {"bundle_names", "session_id"?, "valid_for"?}: a DAG processor's session
+// token, minted as Airflow's provisioning mints it (valid_for in seconds
+// or ISO 8601). The same session_id renews the session.
+func (s *Server) handleMintDagProcessorSession(c echo.Context) error {
+	o, err := readObject(c)
+	if err != nil {
+		return err
+	}
+	var r operator.DagProcessorSessionRequest
+	r.BundleNames = o.strList("bundle_names", true, false, 1)
+	if id := o.str("session_id", false, true); id != nil {
+		r.SessionID = *id
+	}
+	if d := o.duration("valid_for"); d != nil {
+		r.ValidFor = *d
+	}
+	o.forbidExtra()
+	if verr := o.err(); verr != nil {
+		return verr
+	}
+	sess, err := s.ops.MintDagProcessorSession(s.actorContext(c), r)
+	if err != nil {
+		return err
+	}
+	s.log.Info("dag processor session token minted", zap.String("session_id", sess.SessionID),
+		zap.Strings("bundle_names", r.BundleNames), zap.String("by", operator.ActorFrom(s.actorContext(c))))
+	return c.JSON(http.StatusCreated, sess)
+}

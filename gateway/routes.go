@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -70,6 +71,16 @@ var (
 	// its up_for_retry gets Airflow's 410 as for every other write.
 	taskReport = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution},
 		Phases: scopes.PhasesOf(scopes.PhaseRunning, scopes.PhaseFinishing)}
+	// dagProcessorSession: a DAG processor's session token, which buys
+	// its Job's registration alone.
+	dagProcessorSession = &scopes.Policy{Allowed: []scopes.TokenType{scopes.DagProcessorSession}}
+	// dagProcessorJob: the dag_processor token of the path's Job, while
+	// that Job is open (Airflow's job_closed check).
+	dagProcessorJob = &scopes.Policy{Allowed: []scopes.TokenType{scopes.DagProcessor}, Self: scopes.SelfJob}
+	// dagProcessorJobEnd: the same token also once its Job closed
+	// ("job:unchecked"): completing twice succeeds.
+	dagProcessorJobEnd = &scopes.Policy{Allowed: []scopes.TokenType{scopes.DagProcessor}, Self: scopes.SelfJob,
+		JobUnchecked: true}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -205,6 +216,11 @@ func (s *Server) routes() []route {
 
 		{http.MethodPost, "/execution/metrics", taskReport, "", s.handleForwardMetrics},
 
+		// A DAG processor's Job (API version 2027-02-28, served at head).
+		{http.MethodPost, "/execution/jobs", dagProcessorSession, "", s.handleRegisterJob},
+		{http.MethodPost, "/execution/jobs/:job_id/heartbeat", dagProcessorJob, "", s.handleJobHeartbeat},
+		{http.MethodPost, "/execution/jobs/:job_id/complete", dagProcessorJobEnd, "", s.handleCompleteJob},
+
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},
 		{http.MethodPost, "/auth/token/cli", public, "", s.handleLogin(true)},
@@ -239,6 +255,9 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/api/v2/components", nil, admin, s.handleListComponents},
 		{http.MethodPost, "/api/v2/components", nil, admin, s.handleRegisterComponent},
 		{http.MethodDelete, "/api/v2/components/:id", nil, admin, s.handleRemoveComponent},
+		// A DAG processor's session token: it parses DAG code, as a worker
+		// runs it: admin's.
+		{http.MethodPost, "/api/v2/dag-processor-sessions", nil, admin, s.handleMintDagProcessorSession},
 
 		{http.MethodGet, "/api/v2/users", nil, admin, s.handleListUsers},
 		{http.MethodPost, "/api/v2/users", nil, admin, s.handleAddUser},
@@ -291,6 +310,16 @@ func RouteTableMarkdown() string {
 			}
 			phases = strings.Join(names, ", ")
 			if r.Policy.Self != scopes.SelfNone {
+				phases = "none: the token names no try"
+			}
+			switch {
+			case r.Policy.Self == scopes.SelfJob:
+				self = "its `job_id` claim must equal `{job_id}`"
+				phases = "none: its Job must be open"
+				if r.Policy.JobUnchecked {
+					phases = "none: its Job, open or closed"
+				}
+			case slices.Contains(r.Policy.Allowed, scopes.DagProcessorSession):
 				phases = "none: the token names no try"
 			}
 		case r.Role != "":

@@ -66,6 +66,7 @@ type Store interface {
 	workload.ConnectionTests
 	workload.Callbacks
 	workload.TaskInstanceQueries
+	workload.Jobs
 }
 
 // HealthCheck is one named dependency reported by /health/ping.
@@ -122,6 +123,11 @@ type Config struct {
 	// reported its own end its token may still read (the task's callbacks
 	// run then). 0 means none.
 	TaskOvertime time.Duration
+	// DagProcessorHealthCheckThreshold is [dag_processor]
+	// health_check_threshold: a DAG processor Job with no heartbeat for
+	// this long is no longer alive, and its session may register anew. 0
+	// means workload.DefaultDagProcessorHealthCheckThreshold.
+	DagProcessorHealthCheckThreshold time.Duration
 	// Revocations is the in-memory set of revoked jtis that every request
 	// is checked against, task tokens included; the gateway revokes through
 	// it. Nil: New loads it from Auth (main passes its own, to share it

@@ -45,12 +45,19 @@ const (
 	connTestTok  tokenKind = "connection test"
 	callbackTok  tokenKind = "callback"
 	callbackExec tokenKind = "callback execution"
+	// A DAG processor's session token, and the dag_processor token its
+	// registration got for the matrix's Job.
+	dagSessionTok tokenKind = "dag processor session"
+	dagProcTok    tokenKind = "dag processor"
 )
 
 // The connection test and the callback the matrix's tokens name.
 const (
 	matrixConnTest = "0190e3e4-3c2b-7a8e-9d0e-0000000c7e57"
 	matrixCallback = "0190e3e4-3c2b-7a8e-9d0e-0000000ca11b"
+	// The DAG processor session, and the Job it registers first.
+	matrixSession = "0190e3e4-3c2b-7a8e-9d0e-00000000d095"
+	matrixJob     = "1"
 )
 
 var matrixStates = []workload.State{
@@ -175,6 +182,45 @@ func expectWorkerRecords(r Route, kind tokenKind) (outcome, bool) {
 	return outcome{}, false
 }
 
+// jobRoute: a DAG processor's Job routes; jobRegisterRoute: the one its
+// session token buys.
+func jobRoute(r Route) bool         { return strings.HasPrefix(r.Path, "/execution/jobs") }
+func jobRegisterRoute(r Route) bool { return r.Path == "/execution/jobs" }
+
+// expectDagProcessor is the promise for the DAG processor's routes and
+// tokens: the session token registers and does nothing else, the Job's
+// token reaches its Job's routes and nothing else, and no task's,
+// component's or worker record's token reaches them.
+func expectDagProcessor(r Route, kind tokenKind) (outcome, bool) {
+	tokenType := map[tokenKind]string{currentTry: "execution", earlierTry: "execution", componentTok: "execution",
+		callbackExec: "execution", workloadToken: "workload", connTestTok: "workload", callbackTok: "callback",
+		dagSessionTok: "dag_processor_session", dagProcTok: "dag_processor"}[kind]
+	switch {
+	case jobRegisterRoute(r):
+		if kind == dagSessionTok {
+			return served, true
+		}
+		return typeRefused(tokenType, "dag_processor_session"), true
+	case jobRoute(r):
+		if kind == dagProcTok {
+			return served, true
+		}
+		return typeRefused(tokenType, "dag_processor"), true
+	case kind == dagSessionTok || kind == dagProcTok:
+		allowed := "execution"
+		switch {
+		case connectionTestRoute(r):
+			allowed = "workload"
+		case callbackRunRoute(r):
+			allowed = "callback"
+		case strings.HasSuffix(r.Path, "/task-instances/:task_instance_id/run"):
+			allowed = "execution, workload"
+		}
+		return typeRefused(tokenType, allowed), true
+	}
+	return outcome{}, false
+}
+
 // tiSelfPath: the routes about the path's own task instance (Airflow's
 // ti:self): its lifecycle and reads, its human-in-the-loop detail, its
 // task state store.
@@ -245,6 +291,9 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 		case viewerTok, opTok, adminTok, removedUser, revokedREST:
 			return invalidToken // another audience
 		}
+		if o, ok := expectDagProcessor(r, kind); ok {
+			return o
+		}
 		if o, ok := expectWorkerRecords(r, kind); ok {
 			return o
 		}
@@ -287,7 +336,8 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 	switch kind {
 	case noToken:
 		return notAuthn
-	case currentTry, earlierTry, workloadToken, componentTok, removedUser, connTestTok, callbackTok, callbackExec:
+	case currentTry, earlierTry, workloadToken, componentTok, removedUser, connTestTok, callbackTok, callbackExec,
+		dagSessionTok, dagProcTok:
 		return invalidJWT
 	case revokedREST:
 		return revokedJWT
@@ -376,7 +426,7 @@ func (f matrixFixture) concrete(path string) string {
 	r := strings.NewReplacer(":task_instance_id", f.id, ":dag_id", f.dag, ":run_id", f.run, ":dag_run_id", f.run,
 		":task_id", f.task, ":connection_id", "c", ":connection_test_id", matrixConnTest,
 		":callback_id", matrixCallback, ":id", "0190e3e4-3c2b-7a8e-9d0e-00000000beef",
-		":username", "nobody", "*", "k")
+		":username", "nobody", ":job_id", matrixJob, "*", "k")
 	return r.Replace(path)
 }
 
@@ -435,12 +485,25 @@ func TestWhoMayDoWhat(t *testing.T) {
 		return ""
 	}
 	kinds := []tokenKind{noToken, currentTry, earlierTry, workloadToken, componentTok,
-		viewerTok, opTok, adminTok, removedUser, revokedREST, connTestTok, callbackTok, callbackExec}
+		viewerTok, opTok, adminTok, removedUser, revokedREST, connTestTok, callbackTok, callbackExec,
+		dagSessionTok, dagProcTok}
 	workerTokens := map[tokenKind]string{
 		connTestTok:  h.tokens.mintClaims(t, scopes.ConnectionTestClaims(matrixConnTest), time.Hour),
 		callbackTok:  h.tokens.mintClaims(t, scopes.CallbackClaims(matrixCallback), time.Hour),
 		callbackExec: h.tokens.mintClaims(t, scopes.CallbackExecutionClaims(matrixCallback), time.Hour),
 	}
+	workerTokens[dagSessionTok] = h.tokens.mintClaims(t,
+		scopes.DagProcessorSessionClaims(matrixSession, []string{"dags"}), time.Hour)
+	reg := h.do("POST", "/execution/jobs", workerTokens[dagSessionTok],
+		`{"registration_id":"0190e3e4-3c2b-7a8e-9d0e-0000000000a1","hostname":"proc"}`)
+	var regBody struct {
+		JobID int64  `json:"job_id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(reg.body), &regBody); err != nil || reg.status != 201 || fmt.Sprint(regBody.JobID) != matrixJob {
+		t.Fatalf("register the matrix's job: %d %s", reg.status, reg.body)
+	}
+	workerTokens[dagProcTok] = regBody.Token
 	calls := 0
 	for _, r := range RouteTable() {
 		for _, st := range matrixStates {
@@ -457,7 +520,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 					tok = f.workload
 				case componentTok:
 					tok = compBody.Token
-				case connTestTok, callbackTok, callbackExec:
+				case connTestTok, callbackTok, callbackExec, dagSessionTok, dagProcTok:
 					tok = workerTokens[kind]
 				default:
 					tok = restToken(kind)

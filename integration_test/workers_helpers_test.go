@@ -41,6 +41,7 @@ type workersEnv struct {
 	dataDir string
 	pg      *pgDeployment
 	db      *store.DB // the embedded store, once the server stopped
+	jobIDs  []int64   // the ids of workersSeed.jobs
 }
 
 // workersSeed is the fixtures of one case.
@@ -48,6 +49,9 @@ type workersSeed struct {
 	connectionTests []workload.ConnectionTest
 	callbacks       []workload.Callback
 	connections     []workload.Connection
+	// jobs are DAG processor Jobs, stored in order (their ids in
+	// workersEnv.jobIDs); SessionID "" is a Job its session replaced.
+	jobs []workload.Job
 }
 
 func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *workersEnv {
@@ -75,6 +79,9 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 			if err := db.PutConnection(ctx, c); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for _, j := range seed.jobs {
+			e.jobIDs = append(e.jobIDs, seedJob(t, db, j))
 		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
@@ -105,6 +112,19 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 		for _, c := range seed.connections {
 			e.pg.exec(`INSERT INTO connection (conn_id, conn_type, host, is_encrypted, is_extra_encrypted)
 				VALUES ($1, $2, $3, false, false)`, c.ConnID, c.ConnType, c.Host)
+		}
+		for _, j := range seed.jobs {
+			var session *string
+			if j.SessionID != "" {
+				session = &j.SessionID
+			}
+			bundles, _ := json.Marshal(j.BundleNames)
+			var id int64
+			e.pg.queryRow(`INSERT INTO taskgate.job (job_type, state, start_date, end_date, latest_heartbeat, hostname,
+				unixname, bundle_names, session_id, registration_id) VALUES ('DagProcessorJob', $1, $2, $3, $4, $5, $6, $7, $8, $9)
+				RETURNING id`, []any{string(j.State), j.StartDate, j.EndDate, j.LatestHeartbeat, j.Hostname, j.Unixname,
+				string(bundles), session, j.RegistrationID}, &id)
+			e.jobIDs = append(e.jobIDs, id)
 		}
 	}
 	return e
@@ -225,3 +245,30 @@ func detail(t *testing.T, r *response) map[string]any {
 
 // claimsOf parses a token the server minted.
 func (e *workersEnv) claimsOf(tok string) jwt.MapClaims { return e.m.parse(tok) }
+
+// seedJob stores a DAG processor Job as Airflow's API server would have
+// registered it, in the state the case needs.
+func seedJob(t *testing.T, db *store.DB, j workload.Job) int64 {
+	t.Helper()
+	ctx := context.Background()
+	session := j.SessionID
+	if session == "" {
+		session = uuid.NewString()
+	}
+	got, err := db.RegisterJob(ctx, j.RegistrationID, session,
+		func(_, _ *workload.Job) (workload.JobDecision, error) {
+			ins := j
+			ins.JobType = workload.DagProcessorJobType
+			return workload.JobDecision{Insert: &ins}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateJob(ctx, got.ID, func(s *workload.Job) error {
+		s.SessionID = j.SessionID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got.ID
+}

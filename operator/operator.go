@@ -96,6 +96,12 @@ type Service interface {
 	// and returns it with its token; a registration whose token cannot be
 	// minted is undone.
 	RegisterComponent(ctx context.Context, kind auth.ComponentKind, name string) (*auth.Component, string, error)
+	// MintDagProcessorSession mints a DAG processor's session token (the
+	// dag_processor_session token it exchanges at POST /execution/jobs for
+	// its Job), as Airflow's trusted provisioning does. Nothing is stored:
+	// minting again with the same session id renews the credential, and
+	// the session's Job stays its own.
+	MintDagProcessorSession(ctx context.Context, r DagProcessorSessionRequest) (*DagProcessorSession, error)
 	// Components lists the components by kind, then name.
 	Components(ctx context.Context) ([]auth.Component, error)
 	// RemoveComponent removes the component: its tokens are no longer

@@ -188,6 +188,29 @@ var migrations = []string{
 		updated_at         timestamptz NOT NULL,
 		queued_by          text NOT NULL DEFAULT ''
 	)`,
+	// 6: DAG processor Jobs (pgstore/jobs.go). Airflow's job table as
+	// job.py defines it, with the session columns its Execution API's
+	// /jobs routes (API version 2027-02-28) add: Airflow 3.2's job table
+	// has no session_id, registration_id or bundle_names, and a
+	// DagProcessorJob row there would be read by Airflow's own health
+	// checks, so taskgate keeps these Jobs in its own schema.
+	6: `CREATE TABLE taskgate.job (
+		id               bigserial PRIMARY KEY,
+		dag_id           varchar(250),
+		state            varchar(20),
+		job_type         varchar(30),
+		start_date       timestamptz,
+		end_date         timestamptz,
+		latest_heartbeat timestamptz,
+		executor_class   varchar(500),
+		hostname         varchar(500),
+		unixname         varchar(1000),
+		bundle_names     jsonb,
+		session_id       uuid UNIQUE,
+		registration_id  uuid UNIQUE
+	);
+	CREATE INDEX job_type_heart ON taskgate.job (job_type, latest_heartbeat);
+	CREATE INDEX idx_job_state_heartbeat ON taskgate.job (state, latest_heartbeat)`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

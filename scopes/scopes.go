@@ -13,6 +13,7 @@ package scopes
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +34,16 @@ const (
 	// callback's /run alone, once, which swaps it for an execution token
 	// whose sub is the callback's id.
 	Callback TokenType = "callback"
+	// DagProcessorSession tokens are a DAG processor's session credential
+	// (Airflow's dag_processor_session): sub is the session's id and
+	// dag_bundles the bundles it may parse. They buy POST /jobs alone,
+	// which registers the session's Job and answers with a DagProcessor
+	// token.
+	DagProcessorSession TokenType = "dag_processor_session"
+	// DagProcessor tokens are what a registered DAG processor uses
+	// (Airflow's dag_processor): sub is its session, job_id its Job. They
+	// act only while that Job is open and the session's (JobClaim).
+	DagProcessor TokenType = "dag_processor"
 )
 
 // Known reports whether t is a token type this gateway understands. It is
@@ -41,7 +52,7 @@ const (
 // token kind is added here and nowhere else.
 func (t TokenType) Known() bool {
 	switch t {
-	case Execution, Workload, Callback:
+	case Execution, Workload, Callback, DagProcessorSession, DagProcessor:
 		return true
 	}
 	return false
@@ -115,6 +126,9 @@ type Policy struct {
 	// connection test or callback id (Airflow's "ct:self", "cb:self"). Such
 	// a token names no try, so no phase is judged.
 	Self Self
+	// JobUnchecked admits a DAG processor token whose Job is closed
+	// (Airflow's "job:unchecked"); the route's own rule answers it.
+	JobUnchecked bool
 }
 
 // Self names the record whose id a route's token must carry as its sub,
@@ -128,6 +142,9 @@ const (
 	SelfConnectionTest
 	// SelfCallback: the path's {callback_id} ("cb:self").
 	SelfCallback
+	// SelfJob: a DAG processor token's job_id claim must name the path's
+	// {job_id}; a mismatch is the 404 Airflow answers (ErrJobNotFound).
+	SelfJob
 )
 
 // Param is the path parameter a self rule compares sub with.
@@ -137,6 +154,8 @@ func (s Self) Param() string {
 		return "connection_test_id"
 	case SelfCallback:
 		return "callback_id"
+	case SelfJob:
+		return "job_id"
 	}
 	return "task_instance_id"
 }
@@ -275,6 +294,12 @@ const (
 	// ReasonTryNotRunning: the token's try no longer runs, and the route
 	// only serves a running try (HTTP 409, reason not_running).
 	ReasonTryNotRunning
+	// ReasonJobClosed: a DAG processor token whose Job completed or was
+	// replaced (HTTP 403, reason job_closed).
+	ReasonJobClosed
+	// ReasonJobNotFound: a DAG processor token on another Job's path
+	// (HTTP 404, reason not_found).
+	ReasonJobNotFound
 )
 
 // Denial is the typed refusal returned by Decide. Detail is the exact text an
@@ -291,7 +316,8 @@ func (d *Denial) Error() string { return "scopes: " + d.Detail }
 // is valid and used as issued, its try has simply moved on.
 func (d *Denial) OfTry() bool {
 	switch d.Reason {
-	case ReasonTryArchived, ReasonTryUnknown, ReasonTryNotRunning:
+	case ReasonTryArchived, ReasonTryUnknown, ReasonTryNotRunning, ReasonJobClosed:
+		// A closed Job is a DAG processor's try that ended.
 		return true
 	}
 	return false
@@ -328,7 +354,11 @@ var (
 		Reason: ReasonTryArchived,
 		Detail: "Task Instance not found in the working set; its attempt has been archived",
 	}
-	ErrTryUnknown    = &Denial{Reason: ReasonTryUnknown, Detail: "Task Instance not found"}
+	ErrTryUnknown = &Denial{Reason: ReasonTryUnknown, Detail: "Task Instance not found"}
+	// ErrJobClosed refuses a DAG processor token once its Job completed or
+	// was replaced by the session's next registration.
+	ErrJobClosed = &Denial{Reason: ReasonJobClosed,
+		Detail: "The Job this token was issued for has completed or been replaced"}
 	ErrTryNotRunning = &Denial{
 		Reason: ReasonTryNotRunning,
 		Detail: "TI is no longer in the running state and task should terminate",
@@ -348,7 +378,22 @@ func CheckClaims(c *Claims) *Denial {
 	if !IsUUID(c.Subject) {
 		return ErrInvalidToken
 	}
+	switch t {
+	case DagProcessorSession:
+		if len(c.DagBundles()) == 0 {
+			return ErrInvalidToken
+		}
+	case DagProcessor:
+		if _, ok := c.JobID(); !ok || c.DagBundles() == nil {
+			return ErrInvalidToken
+		}
+	}
 	return nil
+}
+
+// ErrJobNotFound is the 404 of a DAG processor token on another Job's path.
+func ErrJobNotFound(jobID string) *Denial {
+	return &Denial{Reason: ReasonJobNotFound, Detail: "Job " + jobID + " not found for this token"}
 }
 
 // Decide is the one authorization decision for task tokens: nil means allow.
@@ -388,6 +433,26 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 	case SelfCallback:
 		if !SameUUID(c.Subject, taskInstanceID) {
 			return ErrCallbackMismatch
+		}
+		return nil
+	}
+	// A DAG processor's tokens name no try. The session token is judged by
+	// its route alone; a processor token by its Job (phase PhaseRunning
+	// while open and the session's), unless the route takes a closed
+	// Job's token too (Policy.JobUnchecked: complete, which a retry repeats).
+	switch t {
+	case DagProcessorSession:
+		return nil
+	case DagProcessor:
+		if !p.JobUnchecked && phase != PhaseRunning {
+			return ErrJobClosed
+		}
+		// A path that is no integer is the handler's 422, as Airflow
+		// validates the path after the token.
+		if path, err := strconv.ParseInt(strings.TrimSpace(taskInstanceID), 10, 64); p.Self == SelfJob && err == nil {
+			if id, _ := c.JobID(); id != path {
+				return ErrJobNotFound(taskInstanceID)
+			}
 		}
 		return nil
 	}

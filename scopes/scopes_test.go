@@ -214,3 +214,53 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// TestDecideDagProcessor: a session token buys job registration alone; a
+// processor token acts on its own Job's path while that Job is open, and on
+// complete (JobUnchecked) also once it closed.
+func TestDecideDagProcessor(t *testing.T) {
+	register := Policy{Allowed: []TokenType{DagProcessorSession}}
+	job := Policy{Allowed: []TokenType{DagProcessor}, Self: SelfJob}
+	complete := Policy{Allowed: []TokenType{DagProcessor}, Self: SelfJob, JobUnchecked: true}
+	session := DagProcessorSessionClaims(tiA, []string{"b", "a"})
+	proc := DagProcessorClaims(tiA, 7, []string{"a"})
+	tests := []struct {
+		name   string
+		policy Policy
+		claims *Claims
+		path   string
+		phase  Phase
+		want   *Denial
+	}{
+		{"session registers", register, session, "", PhaseNone, nil},
+		{"session without bundles", register, &Claims{Subject: tiA, Scope: "dag_processor_session"}, "", PhaseNone,
+			ErrInvalidToken},
+		{"session with an empty bundle list", register, DagProcessorSessionClaims(tiA, nil), "", PhaseNone,
+			ErrInvalidToken},
+		{"processor token on registration", register, proc, "", PhaseRunning,
+			&Denial{ReasonTypeNotAllowed, "Token type 'dag_processor' not allowed for this endpoint. Allowed types: dag_processor_session"}},
+		{"session on a job route", job, session, "7", PhaseNone,
+			&Denial{ReasonTypeNotAllowed, "Token type 'dag_processor_session' not allowed for this endpoint. Allowed types: dag_processor"}},
+		{"processor on its open job", job, proc, "7", PhaseRunning, nil},
+		{"processor on another job", job, proc, "8", PhaseRunning, ErrJobNotFound("8")},
+		{"processor on its closed job", job, proc, "7", PhaseUnknown, ErrJobClosed},
+		{"complete takes a closed job's token", complete, proc, "7", PhaseUnknown, nil},
+		{"complete of another job", complete, proc, "8", PhaseUnknown, ErrJobNotFound("8")},
+		{"closed job on another job's path", job, proc, "8", PhaseUnknown, ErrJobClosed},
+		{"a path that is no integer is the handler's", job, proc, "x", PhaseRunning, nil},
+		{"processor without job_id", job, &Claims{Subject: tiA, Scope: "dag_processor",
+			Extra: map[string]any{DagBundlesClaim: []any{"a"}}}, "7", PhaseRunning, ErrInvalidToken},
+		{"processor token on a task route", Policy{}, proc, "", PhaseRunning,
+			&Denial{ReasonTypeNotAllowed, "Token type 'dag_processor' not allowed for this endpoint. Allowed types: execution"}},
+		{"execution token on a job route", job, &Claims{Subject: tiA}, "7", PhaseRunning,
+			&Denial{ReasonTypeNotAllowed, "Token type 'execution' not allowed for this endpoint. Allowed types: dag_processor"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Decide(tt.policy, tt.claims, tt.path, tt.phase)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -88,6 +88,13 @@ var (
 	bucketConnectionTests = []byte("connection_tests")
 	// bucketCallbacks: callback id → workload.Callback JSON.
 	bucketCallbacks = []byte("callbacks")
+	// bucketJobs: DAG processor Job id (8 bytes, big-endian, from the
+	// bucket's sequence) → workload.Job JSON; bucketJobsByRegistration:
+	// registration id → Job id; bucketJobsBySession: session id → the id
+	// of the session's current Job.
+	bucketJobs               = []byte("jobs")
+	bucketJobsByRegistration = []byte("jobs_by_registration")
+	bucketJobsBySession      = []byte("jobs_by_session")
 
 	// allBuckets are created by Open when missing. The auth buckets and the
 	// heartbeats bucket came after schema version 1 without a version bump:
@@ -104,6 +111,7 @@ var (
 		bucketAssetAliases, bucketAssetEvents, bucketAssetEventsByAsset, bucketAssetEventsByAlias,
 		bucketHITL, bucketTaskState, bucketAssetState,
 		bucketConnectionTests, bucketCallbacks,
+		bucketJobs, bucketJobsByRegistration, bucketJobsBySession,
 	}
 
 	keySchemaVersion = []byte("schema_version")
