@@ -49,9 +49,6 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,27 +105,6 @@ func validUUID(s string) bool {
 		}
 	}
 	return true
-}
-
-// newUUIDv7 makes a task-instance id as Airflow's uuid7() does: 48 bits of
-// Unix milliseconds, version 7, variant 10, random bits.
-func newUUIDv7(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[6:])
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16|uint64(binary.BigEndian.Uint16(b[6:8])))
-	b[6] = 0x70 | b[6]&0x0f
-	b[8] = 0x80 | b[8]&0x3f
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 // tiColumns reads a task instance with what the domain keeps beside it; $1
@@ -647,7 +623,7 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 		if _, err := tx.Exec(ctx, `DELETE FROM task_reschedule WHERE ti_id = $1::uuid`, rowID); err != nil {
 			return err
 		}
-		c.set("id", newUUIDv7(now))
+		c.set("id", workload.NewTryID(now))
 	}
 	if len(c.cols) > 0 {
 		c.args = append(c.args, rowID)

@@ -186,7 +186,7 @@ func (db *DB) updateTI(ctx context.Context, id string, withHITL bool,
 		if workload.RetriesOnNewID(before.State, ti.State) && cur != nil && bytes.Equal(cur.Get(coord), []byte(id)) {
 			// Airflow archives the try at once: it stays readable under
 			// its id, and the task instance goes on under a new one.
-			nextTI = workload.NextAttempt(ti, workload.NewAttemptID(db.now()))
+			nextTI = workload.NextAttempt(ti, workload.NewTryID(db.now()))
 			if b.Get([]byte(nextTI.ID)) != nil {
 				return fmt.Errorf("store: new id %s of task instance %s: %w", nextTI.ID, id, workload.ErrAlreadyExists)
 			}

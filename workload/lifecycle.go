@@ -281,7 +281,7 @@ type TryStatus struct {
 	// Moved: the try is still the latest at its coordinates, but its
 	// attempt was archived when it reported up_for_retry: its task
 	// instance went on under a new id, as Airflow gives one at once (see
-	// NewAttemptID). Only a current try is moved.
+	// NewTryID). Only a current try is moved.
 	Moved bool
 	// ReportedAt is TaskInstance.ReportedAt.
 	ReportedAt *time.Time

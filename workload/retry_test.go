@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"regexp"
 	"testing"
 	"time"
 )
@@ -36,19 +35,6 @@ func TestNextAttempt(t *testing.T) {
 	}
 	if ti.ID != "old" || ti.RunGrant == nil || len(ti.Reschedules) != 1 {
 		t.Errorf("NextAttempt changed the archived try: %+v", ti)
-	}
-}
-
-func TestNewAttemptID(t *testing.T) {
-	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	v7 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a, b := NewAttemptID(now), NewAttemptID(now)
-	if !v7.MatchString(a) || a == b {
-		t.Errorf("NewAttemptID = %s, %s", a, b)
-	}
-	// The first 48 bits are the Unix milliseconds, so ids sort by time.
-	if later := NewAttemptID(now.Add(time.Millisecond)); later[:13] <= a[:13] {
-		t.Errorf("a later id %s does not sort after %s", later, a)
 	}
 }
 
