@@ -45,27 +45,13 @@ func (db *DB) decodeConnectionTest(id string, data []byte) (*workload.Connection
 // ConnectionTest returns the connection test, or an error wrapping
 // workload.ErrNotFound.
 func (db *DB) ConnectionTest(ctx context.Context, id string) (*workload.ConnectionTest, error) {
-	var ct *workload.ConnectionTest
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConnectionTests)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(id))
-		if data == nil {
-			return nil
-		}
-		var err error
-		ct, err = db.decodeConnectionTest(id, data)
-		return err
+	ct, found, err := viewRecord(db, ctx, bucketConnectionTests, id, func(data []byte) (*workload.ConnectionTest, error) {
+		return db.decodeConnectionTest(id, data)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && !found {
+		err = notFound("connection test %s", id)
 	}
-	if ct == nil {
-		return nil, notFound("connection test %s", id)
-	}
-	return ct, nil
+	return ct, err
 }
 
 // InsertConnectionTest stores a new connection test.

@@ -287,3 +287,23 @@ func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	}
 	return err
 }
+
+// viewRecord reads the record under key in bucket and decodes it, in one
+// read transaction; found is false when there is none.
+func viewRecord[T any](db *DB, ctx context.Context, bucket []byte, key string,
+	decode func(data []byte) (T, error)) (v T, found bool, err error) {
+	err = db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		data := b.Get([]byte(key))
+		if data == nil {
+			return nil
+		}
+		v, err = decode(data)
+		found = err == nil
+		return err
+	})
+	return v, found, err
+}

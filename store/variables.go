@@ -90,27 +90,13 @@ func (db *DB) ListVariables(ctx context.Context) ([]workload.Variable, error) {
 // Connection returns the connection, or an error wrapping
 // workload.ErrNotFound.
 func (db *DB) Connection(ctx context.Context, id string) (*workload.Connection, error) {
-	var c *workload.Connection
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketConnections)
-		if b == nil {
-			return nil
-		}
-		data := b.Get([]byte(id))
-		if data == nil {
-			return nil
-		}
-		var err error
-		c, err = db.decodeConnection(id, data)
-		return err
+	c, found, err := viewRecord(db, ctx, bucketConnections, id, func(data []byte) (*workload.Connection, error) {
+		return db.decodeConnection(id, data)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && !found {
+		err = notFound("connection %s", id)
 	}
-	if c == nil {
-		return nil, notFound("connection %s", id)
-	}
-	return c, nil
+	return c, err
 }
 
 // PutConnection stores c, replacing any connection with the same id. With
