@@ -138,6 +138,9 @@ func TestConformanceSecurity(t *testing.T) {
 		"PATCH /connection-tests/{connection_test_id}":          {"workload"},
 		"GET /connection-tests/{connection_test_id}/connection": {"workload"},
 		"PATCH /callbacks/{callback_id}/run":                    {"callback"},
+		"POST /jobs":                                            {"dag_processor_session"},
+		"POST /jobs/{job_id}/heartbeat":                         {"dag_processor"},
+		"POST /jobs/{job_id}/complete":                          {"dag_processor"},
 	}
 	routes := map[string][]string{} // Airflow's "METHOD path" → token types
 	paths := map[string]string{}    // the same → a path to send
