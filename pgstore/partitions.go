@@ -130,23 +130,12 @@ var errNoPartitionMapper = errors.New("pgstore: no partition mapper")
 // created_at, SerializedDagModel.get) and returns its timetable's
 // partition mapper for asset a.
 func dagPartitionMapper(ctx context.Context, tx pgx.Tx, dag string, a assetRow) (partitionMapper, error) {
-	var data, compressed []byte
-	err := tx.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_id = $1
-		ORDER BY created_at DESC LIMIT 1`, dag).Scan(&data, &compressed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: Could not find serialized dag for dag_id=%s", errNoPartitionMapper, dag)
-	}
+	data, found, err := serializedDag(ctx, tx, dag)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: serialized dag of %s: %w", dag, err)
+		return nil, fmt.Errorf("%w: %v", errNoPartitionMapper, err)
 	}
-	if len(compressed) > 0 {
-		r, err := zlib.NewReader(bytes.NewReader(compressed))
-		if err != nil {
-			return nil, fmt.Errorf("%w: data_compressed of dag %s: %v", errNoPartitionMapper, dag, err)
-		}
-		if data, err = io.ReadAll(r); err != nil {
-			return nil, fmt.Errorf("%w: data_compressed of dag %s: %v", errNoPartitionMapper, dag, err)
-		}
+	if !found {
+		return nil, fmt.Errorf("%w: Could not find serialized dag for dag_id=%s", errNoPartitionMapper, dag)
 	}
 	tt, err := decodePartitionedTimetable(data)
 	if err != nil {
@@ -285,4 +274,29 @@ func getOrCreateAPDR(ctx context.Context, tx pgx.Tx, assetID int32, dag, key str
 		return 0, fmt.Errorf("pgstore: insert asset_partition_dag_run of dag %s: %w", dag, err)
 	}
 	return id, nil
+}
+
+// serializedDag reads the latest serialized_dag of dag (by created_at, as
+// SerializedDagModel.get does), from data or the zlib-compressed
+// data_compressed; found is false when there is none.
+func serializedDag(ctx context.Context, tx pgx.Tx, dag string) (data []byte, found bool, err error) {
+	var compressed []byte
+	err = tx.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_id = $1
+		ORDER BY created_at DESC LIMIT 1`, dag).Scan(&data, &compressed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("pgstore: serialized dag of %s: %w", dag, err)
+	}
+	if len(compressed) > 0 {
+		r, err := zlib.NewReader(bytes.NewReader(compressed))
+		if err != nil {
+			return nil, false, fmt.Errorf("pgstore: data_compressed of dag %s: %w", dag, err)
+		}
+		if data, err = io.ReadAll(r); err != nil {
+			return nil, false, fmt.Errorf("pgstore: data_compressed of dag %s: %w", dag, err)
+		}
+	}
+	return data, true, nil
 }

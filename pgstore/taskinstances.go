@@ -599,6 +599,14 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 			if err := registerAssetChanges(withLog(ctx, db.opts.Log), tx, ti, now); err != nil {
 				return err
 			}
+		case workload.StateFailed:
+			// The try's own report (not an operator's mark) stops the
+			// rest of a fail_fast run.
+			if ti.ReportedAt != nil && before.ReportedAt == nil {
+				if err := stopRemainingTasks(ctx, tx, ti, now); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if n := len(before.Reschedules); len(ti.Reschedules) > n {
