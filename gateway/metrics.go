@@ -35,7 +35,7 @@ func (s *Server) handleMetrics(c echo.Context) error {
 	return nil
 }
 
-// renewedOnResponse counts a token the reissue middleware renewed.
+// renewedOnResponse counts a token renewed on a response (reissue).
 func (s *Server) renewedOnResponse() { s.met.Renewed("response") }
 
 // denialReason is the metrics label of a task-token denial.

@@ -1,6 +1,6 @@
 // Package reissue decides when a task's execution token is renewed and
-// provides the Echo middleware that hands the renewed token back in the
-// Refreshed-API-Token response header.
+// hands the renewed token back in the Refreshed-API-Token response header
+// (Renewer.Arm, called by the route's token check).
 //
 // A running task never asks for a new token: it keeps calling the API, and
 // whichever response finds its token close to expiry carries a fresh one.
@@ -78,11 +78,11 @@ type Config struct {
 	OnRenew func()
 }
 
-// ErrIncomplete is wrapped by Middleware's error for a Config that lacks a
+// ErrIncomplete is wrapped by New's error for a Config that lacks a
 // required field.
 var ErrIncomplete = errors.New("reissue: incomplete config")
 
-// Renewer renews due execution tokens on responses (see Middleware).
+// Renewer renews due execution tokens on responses (see Arm).
 type Renewer struct {
 	cfg Config
 	now func() time.Time
@@ -111,28 +111,11 @@ func New(cfg Config) (*Renewer, error) {
 	return r, nil
 }
 
-// Middleware returns the Echo middleware that renews due execution tokens on
-// every response except 401 and 403: a refused request must not be a way to
-// obtain a token. A Config without a required field is an error here, at
-// start-up, rather than a panic or a dead token at the first due renewal.
-func Middleware(cfg Config) (echo.MiddlewareFunc, error) {
-	r, err := New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			res := c.Response()
-			res.Before(func() { r.renew(c, res) })
-			return next(c)
-		}
-	}, nil
-}
-
-// Arm does for one request what Middleware does for every one, called once
+// Arm renews the request's token on its response if it is due, called once
 // the request's claims are known (after its token was checked): a token
-// that is not due costs a clock read, and no hook on the response. A token
-// that is due is renewed as Middleware would when the response is written.
+// that is not due costs a clock read, and no hook on the response. A due
+// token is renewed when the response is written, unless the answer is 401
+// or 403: a refused request must not be a way to obtain a token.
 func (r *Renewer) Arm(c echo.Context) { r.ArmAt(c, r.now()) }
 
 // ArmAt is Arm with the time now read by the caller, from the same clock

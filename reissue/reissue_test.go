@@ -103,7 +103,7 @@ func TestMiddleware(t *testing.T) {
 	// Each case runs through Middleware, and through Renewer.Arm called by
 	// the handler once it knows the claims, as the gateway's token check
 	// does: both must renew the same tokens on the same answers.
-	for _, mode := range []string{"middleware", "arm"} {
+	for _, mode := range []string{"arm"} {
 		for _, tt := range tests {
 			t.Run(mode+"/"+tt.name, func(t *testing.T) {
 				signer := &fakeSigner{err: tt.signErr}
@@ -120,22 +120,13 @@ func TestMiddleware(t *testing.T) {
 					}
 					return c.NoContent(tt.status)
 				}
-				var h echo.HandlerFunc
-				if mode == "middleware" {
-					mw, err := Middleware(cfg)
-					if err != nil {
-						t.Fatal(err)
-					}
-					h = mw(handler)
-				} else {
-					r, err := New(cfg)
-					if err != nil {
-						t.Fatal(err)
-					}
-					h = func(c echo.Context) error {
-						r.Arm(c)
-						return handler(c)
-					}
+				r, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := func(c echo.Context) error {
+					r.Arm(c)
+					return handler(c)
 				}
 				e := echo.New()
 				rec := httptest.NewRecorder()
@@ -183,15 +174,15 @@ func TestMiddlewareConfig(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := complete()
 			tt.edit(&cfg)
-			mw, err := Middleware(cfg)
+			r, err := New(cfg)
 			if tt.wantErr == "" {
-				if err != nil || mw == nil {
-					t.Fatalf("Middleware = %v, %v; want a middleware", mw, err)
+				if err != nil || r == nil {
+					t.Fatalf("New = %v, %v; want a renewer", r, err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrIncomplete) || err.Error() != tt.wantErr || mw != nil {
-				t.Errorf("Middleware error = %v, want %q wrapping ErrIncomplete and no middleware", err, tt.wantErr)
+			if !errors.Is(err, ErrIncomplete) || err.Error() != tt.wantErr || r != nil {
+				t.Errorf("New error = %v, want %q wrapping ErrIncomplete and no renewer", err, tt.wantErr)
 			}
 		})
 	}
@@ -208,17 +199,20 @@ func BenchmarkDue(b *testing.B) {
 	}
 }
 
-// BenchmarkMiddlewareNotDue is the cost every authenticated request pays.
-func BenchmarkMiddlewareNotDue(b *testing.B) {
+// BenchmarkArmNotDue is the cost every authenticated request pays.
+func BenchmarkArmNotDue(b *testing.B) {
 	e := echo.New()
 	c0 := claims("execution", 600*time.Second)
-	mw, err := Middleware(Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
+	r, err := New(Config{Signer: &fakeSigner{}, Lifetime: 600 * time.Second,
 		Now:    func() time.Time { return t0.Add(100 * time.Second) },
 		Claims: func(echo.Context) *scopes.Claims { return c0 }})
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := mw(func(c echo.Context) error { return c.NoContent(204) })
+	h := func(c echo.Context) error {
+		r.Arm(c)
+		return c.NoContent(204)
+	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	b.ReportAllocs()
 	for b.Loop() {
