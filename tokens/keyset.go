@@ -200,8 +200,7 @@ func (k StoredKey) material() (keyMaterial, error) {
 // GenerateKey makes a new key for alg: 32 random bytes (as base64url text,
 // like a generated jwt_secret) for HS512, an RSA-3072 key for RS256 and
 // RS512, an Ed25519 key for EdDSA. The kid is the public key's RFC 7638
-// thumbprint, or for a secret a random name (a digest of a secret would be
-// a guess-checking oracle).
+// thumbprint, or for a secret a random name.
 func GenerateKey(alg string) (StoredKey, error) {
 	var priv crypto.Signer
 	var err error
