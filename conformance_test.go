@@ -27,7 +27,15 @@ import (
 const conformanceDir = "testdata/airflow/conformance"
 
 // airflowCase matches a case name as the Go tests spell it.
-var airflowCase = regexp.MustCompile(`^test_[a-z0-9_]+\.py::[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*(\[[^\]]*\])?$`)
+var airflowCase = regexp.MustCompile(`^(v[0-9]{4}_[0-9]{2}_[0-9]{2}/)?test_[a-z0-9_]+\.py::[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*(\[[^\]]*\])?$`)
+
+// inventoryFile is the Airflow test file a TSV lists: "test_dags.tsv" lists
+// versions/head/test_dags.py, "v2026_04_06__test_dags.tsv" lists
+// versions/v2026_04_06/test_dags.py, whose cases are named
+// "v2026_04_06/test_dags.py::…".
+func inventoryFile(tsv string) string {
+	return strings.Replace(strings.TrimSuffix(tsv, ".tsv"), "__", "/", 1) + ".py"
+}
 
 type conformanceRow struct {
 	file, name, status, note string
@@ -61,7 +69,7 @@ func readConformanceInventory(t *testing.T) []conformanceRow {
 			switch {
 			case !airflowCase.MatchString(r.name) || strings.Contains(r.name, "["):
 				t.Errorf("%s:%d: %q is not a case name (file.py::Class::test, no parameters)", p, n, r.name)
-			case !strings.HasPrefix(r.name, strings.TrimSuffix(r.file, ".tsv")+".py::"):
+			case !strings.HasPrefix(r.name, inventoryFile(r.file)+"::"):
 				t.Errorf("%s:%d: %q belongs in another file", p, n, r.name)
 			case r.status != "ported" && r.status != "inexpressible":
 				t.Errorf("%s:%d: status %q, want ported or inexpressible", p, n, r.status)
@@ -170,7 +178,7 @@ func conformanceMarkdown(t *testing.T) string {
 	b.WriteString("| Airflow test file | cases | ported and passing | cannot be expressed over HTTP |\n|---|---:|---:|---:|\n")
 	for _, f := range files {
 		c := byFile[f]
-		fmt.Fprintf(&b, "| `%s` | %d | %d | %d |\n", strings.TrimSuffix(f, ".tsv")+".py", c.total, c.ported, c.inexpressible)
+		fmt.Fprintf(&b, "| `%s` | %d | %d | %d |\n", inventoryFile(f), c.total, c.ported, c.inexpressible)
 	}
 	fmt.Fprintf(&b, "| **all** | **%d** | **%d** | **%d** |\n", total.total, total.ported, total.inexpressible)
 	return b.String()
