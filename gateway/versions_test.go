@@ -418,6 +418,70 @@ func TestModelTablesCoverExecutionRoutes(t *testing.T) {
 	}
 }
 
+// TestOpenAPIModelNames: every model a change adds fields to is a schema,
+// by Airflow's name, in the newest document wherever one of its routes is
+// registered; otherwise older documents would keep the newer fields.
+func TestOpenAPIModelNames(t *testing.T) {
+	docs, err := buildOpenAPIJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type document struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	var doc document
+	if err := json.Unmarshal(docs[APIVersion], &doc); err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	for _, r := range RouteTable() {
+		if tmpl, ok := airflowTemplate(r.Path); ok {
+			registered[r.Method+" "+tmpl] = true
+		}
+	}
+	for _, ch := range versionChanges {
+		for _, f := range ch.fields {
+			served := false
+			for _, s := range sitesOf(f.model) {
+				served = served || registered[s.route]
+			}
+			if !served || headGaps[f.model+"."+f.name] {
+				continue
+			}
+			s, ok := doc.Components.Schemas[f.model]
+			if !ok {
+				t.Errorf("%s: no schema %s in the newest document", ch.name, f.model)
+				continue
+			}
+			if _, ok := s.Properties[f.name]; !ok {
+				t.Errorf("%s: %s has no %s in the newest document", ch.name, f.model, f.name)
+			}
+		}
+	}
+	// And each older document lacks them.
+	for _, v := range []string{"2026-10-30", "2026-04-06", "2025-11-05"} {
+		var doc document
+		if err := json.Unmarshal(docs[v], &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ model, field, since string }{
+			{"ClearDagRunPayload", "only_failed", "2026-11-13"},
+			{"TriggerDAGRunPayload", "note", "2026-04-06"},
+			{"AssetEventResponse", "partition_key", "2026-04-06"},
+			{"DagRunAssetReference", "partition_key", "2026-04-06"},
+		} {
+			_, ok := doc.Components.Schemas[c.model].Properties[c.field]
+			if ok != (v >= c.since) {
+				t.Errorf("%s: %s.%s present = %v", v, c.model, c.field, ok)
+			}
+		}
+	}
+}
+
 func TestOpenAPIDocuments(t *testing.T) {
 	docs, err := buildOpenAPIJSON()
 	if err != nil {
