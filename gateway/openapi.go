@@ -21,7 +21,12 @@ import (
 // schemaNames gives the Go types whose Airflow model has another name that
 // name, so that the document and versionChanges speak of the same models.
 var schemaNames = map[reflect.Type]string{
-	reflect.TypeOf(runContext{}): "TIRunContext",
+	reflect.TypeOf(runContext{}):           "TIRunContext",
+	reflect.TypeOf(clearDagRunPayload{}):   "ClearDagRunPayload",
+	reflect.TypeOf(triggerDagRunPayload{}): "TriggerDAGRunPayload",
+	reflect.TypeOf(assetEventsResponse{}):  "AssetEventsResponse",
+	reflect.TypeOf(assetEventResponse{}):   "AssetEventResponse",
+	reflect.TypeOf(dagRunAssetReference{}): "DagRunAssetReference",
 }
 
 // routeModels merges modelTables.

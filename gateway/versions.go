@@ -96,6 +96,22 @@ type responseConverter struct {
 // as the bundle lists them. Routes other areas add are named here too: an
 // entry whose route is not registered has no effect.
 var versionChanges = []versionChange{
+	// Airflow adds the DAG processor's Job routes in 2027-02-28
+	// (versions/v2027_02_28.py at 6b90b8f3), a version newer than taskgate's
+	// newest: taskgate serves them from its newest version, and no older
+	// version has them. The routes taskgate does not serve are named too.
+	{version: "2026-11-13", name: "AddDagProcessorJobEndpoints",
+		endpoints: []endpointChange{
+			{method: "POST", path: "/jobs"},
+			{method: "POST", path: "/jobs/{job_id}/heartbeat"},
+			{method: "POST", path: "/jobs/{job_id}/complete"},
+			{method: "POST", path: "/jobs/{job_id}/parse-token"},
+			{method: "POST", path: "/jobs/{job_id}/parse-results"},
+			{method: "GET", path: "/jobs/{job_id}/bundles"},
+			{method: "POST", path: "/jobs/{job_id}/bundles/{bundle_name:path}/inventory"},
+			{method: "POST", path: "/jobs/{job_id}/requested-work/{kind}/claim"},
+			{method: "POST", path: "/jobs/{job_id}/requested-work/{kind}/{work_id}/ack"},
+		}},
 	{version: "2026-11-13", name: "AddOnlyFailedToClearDagRunPayload",
 		fields: []modelField{{"ClearDagRunPayload", "only_failed"}}},
 

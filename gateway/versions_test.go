@@ -40,7 +40,8 @@ func TestVersionTable(t *testing.T) {
 		}
 		names[ch.name] = true
 		for _, e := range ch.endpoints {
-			if !strings.HasPrefix(e.path, "/") || strings.Contains(e.path, ":") {
+			// Echo's ":name" is not Airflow's; Airflow's "{name:path}" is.
+			if !strings.HasPrefix(e.path, "/") || strings.Contains(strings.ReplaceAll(e.path, ":path}", "}"), ":") {
 				t.Errorf("%s: %q is not an Airflow path template", ch.name, e.path)
 			}
 		}
@@ -185,6 +186,14 @@ func TestEndpointAt(t *testing.T) {
 		{"GET", "/dag-runs/previous", "2026-04-06", true},
 		{"GET", "/dag-runs/previous", "2025-11-05", false},
 		{"PATCH", "/task-instances/{task_instance_id}/run", "2025-04-11", true},
+		// AddDagProcessorJobEndpoints: Airflow's 2027-02-28, served from
+		// taskgate's newest version only.
+		{"POST", "/jobs", "2026-11-13", true},
+		{"POST", "/jobs/{job_id}/heartbeat", "2027-02-28", true},
+		{"POST", "/jobs/{job_id}/heartbeat", "2026-11-13", true},
+		{"POST", "/jobs/{job_id}/heartbeat", "2026-10-30", false},
+		{"POST", "/jobs/{job_id}/complete", "2026-06-30", false},
+		{"POST", "/jobs", "2026-10-30", false},
 	}
 	for _, c := range cases {
 		if got, _ := endpointAt(c.method, c.path, at(c.version)); got != c.want {
@@ -346,6 +355,16 @@ func TestOlderVersionRequests(t *testing.T) {
 		`{"detail":{"reason":"not_found","message":"Variable with key 'keys' not found"}}`)
 	wantJSON(t, h.do("GET", "/execution/variables/keys", tok, "", "Airflow-API-Version", "2026-06-30"), 200,
 		`{"keys":[],"total_entries":0}`)
+
+	// The Job routes are the newest version's: an older client's request
+	// is routed nowhere, before any token is read.
+	for _, v := range []string{"2026-10-30", "2026-06-30"} {
+		wantJSON(t, h.do("POST", "/execution/jobs/0/heartbeat", tok, "", "Airflow-API-Version", v), 404, `{"detail":"Not Found"}`)
+		wantJSON(t, h.do("POST", "/execution/jobs", tok, `{}`, "Airflow-API-Version", v), 404, `{"detail":"Not Found"}`)
+	}
+	if r := h.do("POST", "/execution/jobs/0/heartbeat", tok, "", "Airflow-API-Version", APIVersion); r.status != 403 {
+		t.Errorf("heartbeat at the newest version with a task's token = %d %s, want 403", r.status, r.body)
+	}
 }
 
 func TestConvertBodySteps(t *testing.T) {
@@ -395,6 +414,70 @@ func TestModelTablesCoverExecutionRoutes(t *testing.T) {
 	for key := range models {
 		if !registered[key] {
 			t.Errorf("modelTables names %s, which is not a route", key)
+		}
+	}
+}
+
+// TestOpenAPIModelNames: every model a change adds fields to is a schema,
+// by Airflow's name, in the newest document wherever one of its routes is
+// registered; otherwise older documents would keep the newer fields.
+func TestOpenAPIModelNames(t *testing.T) {
+	docs, err := buildOpenAPIJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type document struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	var doc document
+	if err := json.Unmarshal(docs[APIVersion], &doc); err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	for _, r := range RouteTable() {
+		if tmpl, ok := airflowTemplate(r.Path); ok {
+			registered[r.Method+" "+tmpl] = true
+		}
+	}
+	for _, ch := range versionChanges {
+		for _, f := range ch.fields {
+			served := false
+			for _, s := range sitesOf(f.model) {
+				served = served || registered[s.route]
+			}
+			if !served || headGaps[f.model+"."+f.name] {
+				continue
+			}
+			s, ok := doc.Components.Schemas[f.model]
+			if !ok {
+				t.Errorf("%s: no schema %s in the newest document", ch.name, f.model)
+				continue
+			}
+			if _, ok := s.Properties[f.name]; !ok {
+				t.Errorf("%s: %s has no %s in the newest document", ch.name, f.model, f.name)
+			}
+		}
+	}
+	// And each older document lacks them.
+	for _, v := range []string{"2026-10-30", "2026-04-06", "2025-11-05"} {
+		var doc document
+		if err := json.Unmarshal(docs[v], &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ model, field, since string }{
+			{"ClearDagRunPayload", "only_failed", "2026-11-13"},
+			{"TriggerDAGRunPayload", "note", "2026-04-06"},
+			{"AssetEventResponse", "partition_key", "2026-04-06"},
+			{"DagRunAssetReference", "partition_key", "2026-04-06"},
+		} {
+			_, ok := doc.Components.Schemas[c.model].Properties[c.field]
+			if ok != (v >= c.since) {
+				t.Errorf("%s: %s.%s present = %v", v, c.model, c.field, ok)
+			}
 		}
 	}
 }

@@ -461,13 +461,14 @@ func TestDagProcessorSessionFromTheCLI(t *testing.T) {
 		fmt.Sprint(c["dag_bundles"]) != "[dags]" {
 		t.Errorf("session claims = %v", c)
 	}
-	r := send(t, srv.URL, "POST", "/execution/jobs", "Bearer "+string(raw),
+	// A DAG processor speaks the version with the Job routes.
+	r := sendVersion(t, srv.URL, newestAPIVersion, "POST", "/execution/jobs", "Bearer "+string(raw),
 		`{"registration_id":"`+jobRegistration+`","hostname":"processor-1"}`)
 	id, tok := registered(t, r)
 	if c := m.parse(tok); c["sub"] != session || fmt.Sprint(c["dag_bundles"]) != "[dags]" {
 		t.Errorf("job token claims = %v", c)
 	}
-	if r := send(t, srv.URL, "POST", fmt.Sprintf("/execution/jobs/%d/heartbeat", id), "Bearer "+tok, ""); r.status != 200 {
+	if r := sendVersion(t, srv.URL, newestAPIVersion, "POST", fmt.Sprintf("/execution/jobs/%d/heartbeat", id), "Bearer "+tok, ""); r.status != 200 {
 		t.Errorf("heartbeat: %s", r)
 	}
 }
