@@ -339,25 +339,17 @@ const (
 func serdeToBaseSerialization(v any) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
-		_, hasClass := x[serdeClassname]
-		_, hasVersion := x[serdeVersion]
+		o, ok := serdeConvert(x)
+		if !ok {
+			return nil, false
+		}
+		_, hasClass := o[serdeClassname]
+		_, hasVersion := o[serdeVersion]
 		if hasClass && hasVersion {
-			return serdeObjectToBaseSerialization(x)
+			return serdeObjectToBaseSerialization(o)
 		}
-		if t, hasType := x[baseType]; hasType {
-			if _, hasVar := x[baseVar]; hasVar {
-				// serde reads an old-style (BaseSerialization) value as the
-				// class its __type names: only a dict is read back, as its
-				// plain contents.
-				inner, isDict := x[baseVar].(map[string]any)
-				if t != "dict" || !isDict {
-					return nil, false
-				}
-				x = inner
-			}
-		}
-		out := make(map[string]any, len(x))
-		for k, e := range x {
+		out := make(map[string]any, len(o))
+		for k, e := range o {
 			c, ok := serdeToBaseSerialization(e)
 			if !ok {
 				return nil, false
@@ -377,6 +369,23 @@ func serdeToBaseSerialization(v any) (any, bool) {
 		return out, true
 	}
 	return v, true
+}
+
+// serdeConvert is serde's _convert, which reads an old-style
+// (BaseSerialization) object before anything else: a dict is its plain
+// contents (which serde can read only when they are an object), any other
+// __type the serde object of that class name.
+func serdeConvert(o map[string]any) (map[string]any, bool) {
+	t, hasType := o[baseType]
+	v, hasVar := o[baseVar]
+	if !hasType || !hasVar {
+		return o, true
+	}
+	if t == "dict" {
+		inner, ok := v.(map[string]any)
+		return inner, ok
+	}
+	return map[string]any{serdeClassname: t, serdeVersion: jsonNumber("0"), serdeData: v}, true
 }
 
 // isoDate is the date format serde writes (date.isoformat()).
@@ -406,6 +415,9 @@ func serdeObjectToBaseSerialization(o map[string]any) (any, bool) {
 	switch class {
 	case "datetime.datetime", "pendulum.datetime.DateTime":
 		d, ok := data.(map[string]any)
+		if ok {
+			d, ok = serdeConvert(d)
+		}
 		if !ok {
 			return nil, false
 		}

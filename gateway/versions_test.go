@@ -609,6 +609,8 @@ func FuzzVersionedBodies(f *testing.F) {
 	}
 	f.Add("2026-04-06", []byte(`{"state":"deferred","classpath":"a","next_method":"m","next_kwargs":[{"__type":1}]}`))
 	f.Add("banana", []byte(`{"dag_run":{"start_date":null},"next_kwargs":{"a":{"b":[{}]}},"upstream_map_indexes":{"x":[1.5]}}`))
+	f.Add("2025-11-05", []byte(`{"next_kwargs":{"__type":"dict","__var":{"e":{"__classname__":"datetime.datetime","__version__":2,`+
+		`"__data__":{"timestamp":1.5e-7}},"t":{"__type":"builtins.tuple","__var":[{"__classname__":"datetime.timedelta","__version__":1,"__data__":"2"}]}}}}`))
 	e := echo.New()
 	f.Fuzz(func(t *testing.T, version string, body []byte) {
 		vi := versionIndex(version)
@@ -709,6 +711,12 @@ func TestNextKwargsToBaseSerialization(t *testing.T) {
 		{"a timedelta as an int", `{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":5}}`,
 			`{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":5}}`},
 		{"a datetime far away", `{"e":` + serdeDT("1e12") + `}`, `{"e":` + serdeDT("1e12") + `}`},
+		{"serde objects inside old-style dicts", `{"__type":"dict","__var":{"e":{"__type":"dict","__var":{"__classname__":"datetime.datetime",` +
+			`"__version__":2,"__data__":{"__type":"dict","__var":{"timestamp":1.5,"tz":null}}}}}}`,
+			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.5}}}`},
+		{"an old-style tuple is serde's", `{"t":{"__type":"builtins.tuple","__var":[1]}}`,
+			`{"__type":"dict","__var":{"t":{"__type":"tuple","__var":[1]}}}`},
+		{"an old-style dict of a list", `{"__type":"dict","__var":[1]}`, `{"__type":"dict","__var":[1]}`},
 		{"a BaseSerialization datetime", `{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.0}}}`,
 			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.0}}}`},
 	} {
