@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // The Execution API's versions, as Airflow's Cadwyn bundle names them
@@ -319,54 +322,198 @@ func allIntegers(xs []any) bool {
 }
 
 // nextKwargsToBaseSerialization rewrites a resumed task's next_kwargs from
-// the SDK's serde format (plain JSON for JSON values) to the
-// BaseSerialization format task-sdk < 1.2 decodes: every dict wrapped as
-// {"__type": "dict", "__var": {...}}. Values already in BaseSerialization
-// form, or serde-encoded objects (datetimes and other classes, which only
-// Airflow's Python serializers can translate), are left as they are.
+// the SDK's serde format to the BaseSerialization format task-sdk < 1.2
+// decodes, as Airflow does (serde.deserialize, then
+// BaseSerialization.serialize): every dict wrapped as {"__type": "dict",
+// "__var": {...}}, and the serde objects of the SDK's own serializers that
+// BaseSerialization also knows translated: datetimes, dates, timedeltas and
+// tuples. A value holding any other serde object (a class only Airflow's
+// Python can load), or BaseSerialization markers serde cannot read, is left
+// as it is, as Airflow leaves a value it cannot deserialize; a value already
+// in BaseSerialization form stays the same.
 func nextKwargsToBaseSerialization(b map[string]any) {
 	v, ok := b["next_kwargs"]
-	if !ok || v == nil || !plainJSON(v) {
+	if !ok || v == nil {
 		return
 	}
-	b["next_kwargs"] = baseSerialize(v)
-}
-
-// plainJSON reports whether v holds no serde or BaseSerialization markers.
-func plainJSON(v any) bool {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if strings.HasPrefix(k, "__") || !plainJSON(e) {
-				return false
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if !plainJSON(e) {
-				return false
-			}
-		}
+	if out, ok := serdeToBaseSerialization(v); ok {
+		b["next_kwargs"] = out
 	}
-	return true
 }
 
-func baseSerialize(v any) any {
+// serde's and BaseSerialization's markers.
+const (
+	serdeClassname = "__classname__"
+	serdeVersion   = "__version__"
+	serdeData      = "__data__"
+	baseType       = "__type"
+	baseVar        = "__var"
+)
+
+// serdeToBaseSerialization translates one serde value, or reports that it
+// holds something only Airflow's Python serializers can translate.
+func serdeToBaseSerialization(v any) (any, bool) {
 	switch x := v.(type) {
 	case map[string]any:
-		inner := make(map[string]any, len(x))
-		for k, e := range x {
-			inner[k] = baseSerialize(e)
+		o, ok := serdeConvert(x)
+		if !ok {
+			return nil, false
 		}
-		return map[string]any{"__type": "dict", "__var": inner}
+		_, hasClass := o[serdeClassname]
+		_, hasVersion := o[serdeVersion]
+		if hasClass && hasVersion {
+			return serdeObjectToBaseSerialization(o)
+		}
+		out := make(map[string]any, len(o))
+		for k, e := range o {
+			c, ok := serdeToBaseSerialization(e)
+			if !ok {
+				return nil, false
+			}
+			out[k] = c
+		}
+		return map[string]any{baseType: "dict", baseVar: out}, true
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = baseSerialize(e)
+			c, ok := serdeToBaseSerialization(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = c
 		}
-		return out
+		return out, true
 	}
-	return v
+	return v, true
+}
+
+// serdeConvert is serde's _convert, which reads an old-style
+// (BaseSerialization) object before anything else: a dict is its plain
+// contents (which serde can read only when they are an object), any other
+// __type the serde object of that class name.
+func serdeConvert(o map[string]any) (map[string]any, bool) {
+	t, hasType := o[baseType]
+	v, hasVar := o[baseVar]
+	if !hasType || !hasVar {
+		return o, true
+	}
+	if t == "dict" {
+		inner, ok := v.(map[string]any)
+		return inner, ok
+	}
+	return map[string]any{serdeClassname: t, serdeVersion: jsonNumber("0"), serdeData: v}, true
+}
+
+// isoDate is the date format serde writes (date.isoformat()).
+var isoDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+
+// serdeObjectToBaseSerialization translates one serde object
+// ({"__classname__", "__version__", "__data__"}) of the SDK's datetime and
+// builtin serializers into BaseSerialization's encoding of the same Python
+// value: a datetime as its POSIX timestamp (its zone is not kept), a
+// timedelta as its seconds, both at Python's microsecond resolution; a date
+// as its ISO text (BaseSerialization has no date type and writes str());
+// a tuple as a tuple of its items.
+func serdeObjectToBaseSerialization(o map[string]any) (any, bool) {
+	class, ok := o[serdeClassname].(string)
+	if !ok {
+		return nil, false
+	}
+	version, ok := o[serdeVersion].(jsonNumber)
+	if !ok {
+		return nil, false
+	}
+	ver, err := version.Int64()
+	if err != nil {
+		return nil, false
+	}
+	data := o[serdeData]
+	switch class {
+	case "datetime.datetime", "pendulum.datetime.DateTime":
+		d, ok := data.(map[string]any)
+		if ok {
+			d, ok = serdeConvert(d)
+		}
+		if !ok {
+			return nil, false
+		}
+		ts, ok := seconds(d["timestamp"])
+		if !ok {
+			return nil, false
+		}
+		return map[string]any{baseType: "datetime", baseVar: ts}, true
+	case "datetime.timedelta":
+		// Its deserializer takes a float or a string, not an int.
+		if n, isNum := data.(jsonNumber); isNum && !strings.ContainsAny(string(n), ".eE") {
+			return nil, false
+		}
+		s, ok := seconds(data)
+		if !ok {
+			return nil, false
+		}
+		return map[string]any{baseType: "timedelta", baseVar: s}, true
+	case "datetime.date":
+		s, ok := data.(string)
+		if !ok || !isoDate.MatchString(s) {
+			return nil, false
+		}
+		if _, err := time.Parse(time.DateOnly, s); err != nil {
+			return nil, false
+		}
+		return s, true
+	case "builtins.tuple":
+		items, ok := data.([]any)
+		if !ok || ver > 1 {
+			return nil, false
+		}
+		out, ok := serdeToBaseSerialization(items)
+		if !ok {
+			return nil, false
+		}
+		return map[string]any{baseType: "tuple", baseVar: out}, true
+	}
+	return nil, false
+}
+
+// seconds reads serde's float seconds (a number, or its text as float()
+// takes it) at Python's datetime resolution, and writes them as Python
+// writes a float.
+func seconds(v any) (jsonNumber, bool) {
+	var f float64
+	var err error
+	switch x := v.(type) {
+	case jsonNumber:
+		f, err = x.Float64()
+	case string:
+		f, err = strconv.ParseFloat(strings.TrimSpace(x), 64)
+	default:
+		return "", false
+	}
+	// Past year 2255 (or 285 years of timedelta) microseconds no longer fit
+	// a float's integer range and Python's arithmetic cannot be followed.
+	if err != nil || math.IsNaN(f) || math.Abs(f) >= 9e9 {
+		return "", false
+	}
+	// datetime.fromtimestamp and timedelta(seconds=…) round the fraction to
+	// whole microseconds, half to even; timestamp() and total_seconds()
+	// divide the microseconds by 10**6.
+	whole, frac := math.Modf(f)
+	us := whole*1e6 + math.RoundToEven(frac*1e6)
+	return jsonNumber(pyFloat(us / 1e6)), true
+}
+
+// pyFloat formats f as Python's repr does for floats below 1e16: the
+// shortest text that reads back as f, with ".0" for a whole number, in
+// exponent form below 1e-4.
+func pyFloat(f float64) string {
+	if f != 0 && math.Abs(f) < 1e-4 {
+		return strconv.FormatFloat(f, 'e', -1, 64)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
 
 // versionIndex returns the index in apiVersions of the version Cadwyn

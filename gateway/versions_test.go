@@ -692,6 +692,8 @@ func FuzzVersionedBodies(f *testing.F) {
 	}
 	f.Add("2026-04-06", []byte(`{"state":"deferred","classpath":"a","next_method":"m","next_kwargs":[{"__type":1}]}`))
 	f.Add("banana", []byte(`{"dag_run":{"start_date":null},"next_kwargs":{"a":{"b":[{}]}},"upstream_map_indexes":{"x":[1.5]}}`))
+	f.Add("2025-11-05", []byte(`{"next_kwargs":{"__type":"dict","__var":{"e":{"__classname__":"datetime.datetime","__version__":2,`+
+		`"__data__":{"timestamp":1.5e-7}},"t":{"__type":"builtins.tuple","__var":[{"__classname__":"datetime.timedelta","__version__":1,"__data__":"2"}]}}}}`))
 	e := echo.New()
 	f.Fuzz(func(t *testing.T, version string, body []byte) {
 		vi := versionIndex(version)
@@ -749,5 +751,78 @@ func TestPreviousDagRunWhereOlderClientsAsk(t *testing.T) {
 	if r := h.do("GET", "/execution/dag-runs/previous?dag_id=etl&logical_date=2100-01-01T00:00:00Z", tok, "",
 		"Airflow-API-Version", "2025-08-10"); r.status != 404 {
 		t.Errorf("the newest path at 2025-08-10: %d %s, want 404 (it did not exist)", r.status, r.body)
+	}
+}
+
+// TestNextKwargsToBaseSerialization: ModifyDeferredTaskKwargsToJsonValue's
+// converter gives a 2025-11-05 client next_kwargs as serde.deserialize then
+// BaseSerialization.serialize would: dicts wrapped, the SDK's datetime,
+// date, timedelta and tuple objects re-encoded; anything else as stored.
+func TestNextKwargsToBaseSerialization(t *testing.T) {
+	serdeDT := func(ts string) string {
+		return `{"__classname__":"pendulum.datetime.DateTime","__version__":2,"__data__":{"timestamp":` + ts + `,` +
+			`"tz":{"__classname__":"builtins.tuple","__version__":1,"__data__":["UTC","pendulum.tz.timezone.Timezone",1,true]}}}`
+	}
+	for _, c := range []struct{ name, in, want string }{
+		{"plain dict", `{"cheesecake":true,"event":"payload"}`, `{"__type":"dict","__var":{"cheesecake":true,"event":"payload"}}`},
+		{"nested dicts and lists", `{"a":{"b":1},"c":[{"d":2},3,null]}`,
+			`{"__type":"dict","__var":{"a":{"__type":"dict","__var":{"b":1}},"c":[{"__type":"dict","__var":{"d":2}},3,null]}}`},
+		{"pendulum datetime", `{"event":` + serdeDT("1727697600.0") + `,"simple":true}`,
+			`{"__type":"dict","__var":{"event":{"__type":"datetime","__var":1727697600.0},"simple":true}}`},
+		{"datetime at microseconds", `{"e":{"__classname__":"datetime.datetime","__version__":2,"__data__":{"timestamp":1727697600.1234565,"tz":null}}}`,
+			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1727697600.123456}}}`},
+		{"datetime of version 1", `{"e":{"__classname__":"datetime.datetime","__version__":1,"__data__":{"timestamp":"1727697600","tz":"UTC"}}}`,
+			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1727697600.0}}}`},
+		{"timedelta", `{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":90.5}}`,
+			`{"__type":"dict","__var":{"d":{"__type":"timedelta","__var":90.5}}}`},
+		{"a microsecond", `{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":0.000001}}`,
+			`{"__type":"dict","__var":{"d":{"__type":"timedelta","__var":1e-06}}}`},
+		{"date", `{"d":{"__classname__":"datetime.date","__version__":2,"__data__":"2024-09-30"}}`,
+			`{"__type":"dict","__var":{"d":"2024-09-30"}}`},
+		{"tuple", `{"t":{"__classname__":"builtins.tuple","__version__":1,"__data__":[1,{"a":2}]}}`,
+			`{"__type":"dict","__var":{"t":{"__type":"tuple","__var":[1,{"__type":"dict","__var":{"a":2}}]}}}`},
+		{"already BaseSerialization", `{"__type":"dict","__var":{"cheesecake":true,"n":{"__type":"dict","__var":{}}}}`,
+			`{"__type":"dict","__var":{"cheesecake":true,"n":{"__type":"dict","__var":{}}}}`},
+		{"a dict with only one serde marker is plain", `{"__classname__":"x"}`, `{"__type":"dict","__var":{"__classname__":"x"}}`},
+		{"scalar", `"x"`, `"x"`},
+		{"a class only Python loads", `{"a":{"b":1},"o":{"__classname__":"my.Thing","__version__":0,"__data__":{}}}`,
+			`{"a":{"b":1},"o":{"__classname__":"my.Thing","__version__":0,"__data__":{}}}`},
+		{"a set", `{"s":{"__classname__":"builtins.set","__version__":1,"__data__":[2,1]}}`,
+			`{"s":{"__classname__":"builtins.set","__version__":1,"__data__":[2,1]}}`},
+		{"a tuple of a newer serializer", `{"t":{"__classname__":"builtins.tuple","__version__":2,"__data__":[1]}}`,
+			`{"t":{"__classname__":"builtins.tuple","__version__":2,"__data__":[1]}}`},
+		{"a timedelta as an int", `{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":5}}`,
+			`{"d":{"__classname__":"datetime.timedelta","__version__":2,"__data__":5}}`},
+		{"a datetime far away", `{"e":` + serdeDT("1e12") + `}`, `{"e":` + serdeDT("1e12") + `}`},
+		{"serde objects inside old-style dicts", `{"__type":"dict","__var":{"e":{"__type":"dict","__var":{"__classname__":"datetime.datetime",` +
+			`"__version__":2,"__data__":{"__type":"dict","__var":{"timestamp":1.5,"tz":null}}}}}}`,
+			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.5}}}`},
+		{"an old-style tuple is serde's", `{"t":{"__type":"builtins.tuple","__var":[1]}}`,
+			`{"__type":"dict","__var":{"t":{"__type":"tuple","__var":[1]}}}`},
+		{"an old-style dict of a list", `{"__type":"dict","__var":[1]}`, `{"__type":"dict","__var":[1]}`},
+		{"a BaseSerialization datetime", `{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.0}}}`,
+			`{"__type":"dict","__var":{"e":{"__type":"datetime","__var":1.0}}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dec := json.NewDecoder(strings.NewReader(`{"next_kwargs":` + c.in + `}`))
+			dec.UseNumber()
+			var b map[string]any
+			if err := dec.Decode(&b); err != nil {
+				t.Fatal(err)
+			}
+			nextKwargsToBaseSerialization(b)
+			got, err := json.Marshal(b["next_kwargs"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g, w any
+			_ = json.Unmarshal(got, &g)
+			if err := json.Unmarshal([]byte(c.want), &w); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("got  %s\nwant %s", got, c.want)
+			}
+		})
 	}
 }
