@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,16 +45,18 @@ type dagStateBody struct {
 	IsPaused bool `json:"is_paused"`
 }
 
-// dagBody is DagResponse.
+// dagBody is DagResponse, as Airflow's get_dag fills it from the DagModel:
+// the tags sorted (Python's sorted, by code point) and next_dagrun as
+// pydantic writes a UTC datetime.
 type dagBody struct {
-	DagID           string     `json:"dag_id"`
-	IsPaused        bool       `json:"is_paused"`
-	BundleName      *string    `json:"bundle_name"`
-	BundleVersion   *string    `json:"bundle_version"`
-	RelativeFileloc *string    `json:"relative_fileloc"`
-	Owners          *string    `json:"owners"`
-	Tags            []string   `json:"tags"`
-	NextDagrun      *time.Time `json:"next_dagrun"`
+	DagID           string   `json:"dag_id"`
+	IsPaused        bool     `json:"is_paused"`
+	BundleName      *string  `json:"bundle_name"`
+	BundleVersion   *string  `json:"bundle_version"`
+	RelativeFileloc *string  `json:"relative_fileloc"`
+	Owners          *string  `json:"owners"`
+	Tags            []string `json:"tags"`
+	NextDagrun      *pyTime  `json:"next_dagrun"`
 }
 
 const (
@@ -353,11 +356,9 @@ func (s *Server) handleGetDag(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tags := d.Tags
-	if tags == nil {
-		tags = []string{}
-	}
+	tags := append([]string{}, d.Tags...)
+	sort.Strings(tags) // byte order of UTF-8 is code-point order
 	return c.JSON(http.StatusOK, dagBody{DagID: d.DagID, IsPaused: d.Paused(), BundleName: d.BundleName,
 		BundleVersion: d.BundleVersion, RelativeFileloc: d.RelativeFileloc, Owners: d.Owners, Tags: tags,
-		NextDagrun: d.NextDagrun})
+		NextDagrun: pyTimePtr(d.NextDagrun)})
 }

@@ -395,8 +395,9 @@ func TestConformanceAssetQueries(t *testing.T) {
 			if !jsonEqual(r.body, `{"asset_events":[]}`) {
 				t.Errorf("%s: no event has a partition key", r)
 			}
-			// The stores keep no task definitions: a task declares no
-			// inlets or outlets to find inactive.
+			// The task's DAG declares no inlets or outlets (no record
+			// on the embedded store, no serialized DAG on Airflow's
+			// database): none is inactive.
 			r = get(tiPath(qs[0].TIID, "validate-inlets-and-outlets"))
 			mustStatus(t, r, 200)
 			if !jsonEqual(r.body, `{"inactive_assets":[]}`) {

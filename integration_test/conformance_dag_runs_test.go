@@ -150,6 +150,13 @@ func (f *pgFixtures) dag(d workload.Dag) {
 	for _, tag := range d.Tags {
 		f.d.exec(`INSERT INTO dag_tag (name, dag_id) VALUES ($1, $2)`, tag, d.DagID)
 	}
+	if d.BundleName != nil {
+		f.d.exec(`INSERT INTO dag_bundle (name, active) VALUES ($1, true) ON CONFLICT (name) DO NOTHING`, *d.BundleName)
+		f.d.exec(`UPDATE dag SET bundle_name = $2 WHERE dag_id = $1`, d.DagID, *d.BundleName)
+	}
+	f.d.exec(`UPDATE dag SET bundle_version = $2, relative_fileloc = coalesce($3, relative_fileloc),
+		owners = coalesce($4, owners), next_dagrun = $5 WHERE dag_id = $1`,
+		d.DagID, d.BundleVersion, d.RelativeFileloc, d.Owners, d.NextDagrun)
 }
 
 func (f *pgFixtures) run(dr workload.DagRun) {
@@ -784,24 +791,85 @@ func TestConformanceDags(t *testing.T) {
 			e.want(e.do("GET", "/execution/dags/test_dag_is_paused/state", ""), 404, want)
 			e.want(e.do("GET", "/execution/dags/test_dag_is_paused", ""), 404, want)
 		},
+	})
+	// TestDag: GET /dags/{dag_id} (2026-04-06), Airflow's DagModel row as
+	// DagResponse. dag_maker's DAG lives in the bundle "dag_maker".
+	str := func(s string) *string { return &s }
+	next := time.Date(2026, 4, 13, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name   string
+		paused bool
+	}{
+		{"test_dags.py::TestDag::test_get_dag[True-True]", true},
+		{"test_dags.py::TestDag::test_get_dag[False-False]", false},
+	} {
+		paused := c.paused
+		cases = append(cases, drCase{
+			name: c.name,
+			setup: func(f drFixtures) {
+				f.dag(workload.Dag{DagID: "test_get_dag", IsPaused: &paused, Tags: []string{"z_tag", "a_tag"},
+					BundleName: str("dag_maker"), BundleVersion: str("bundle-version"),
+					RelativeFileloc: str("dags/example.py"), Owners: str("owner_1"), NextDagrun: &next})
+			},
+			check: func(t *testing.T, e *drEnv) {
+				e.want(e.do("GET", "/execution/dags/test_get_dag", ""), 200, fmt.Sprintf(`{"dag_id": "test_get_dag",
+					"is_paused": %v, "bundle_name": "dag_maker", "bundle_version": "bundle-version",
+					"relative_fileloc": "dags/example.py", "owners": "owner_1", "tags": ["a_tag", "z_tag"],
+					"next_dagrun": "2026-04-13T00:00:00Z"}`, paused))
+			},
+		})
+	}
+	cases = append(cases, drCase{
+		name: "test_dags.py::TestDag::test_dag_not_found",
+		check: func(t *testing.T, e *drEnv) {
+			e.want(e.do("GET", "/execution/dags/test_get_dag", ""), 404,
+				`{"detail": {"message": "The Dag with dag_id: `+"`test_get_dag`"+` was not found", "reason": "not_found"}}`)
+		},
 	}, drCase{
-		name: "GET /dags/{dag_id} (2026-04-06): DagResponse",
+		name: "test_dags.py::TestDag::test_get_dag_defaults",
 		setup: func(f drFixtures) {
-			f.dag(workload.Dag{DagID: "tagged", IsPaused: &yes, Tags: []string{"b", "a"}})
+			no := false
+			f.dag(workload.Dag{DagID: "test_get_dag_defaults", IsPaused: &no, BundleName: str("dag_maker"),
+				RelativeFileloc: str("test_dags.py"), Owners: str("airflow")})
+		},
+		check: func(t *testing.T, e *drEnv) {
+			e.want(e.do("GET", "/execution/dags/test_get_dag_defaults", ""), 200, `{"dag_id": "test_get_dag_defaults",
+				"is_paused": false, "bundle_name": "dag_maker", "bundle_version": null,
+				"relative_fileloc": "test_dags.py", "owners": "airflow", "tags": [], "next_dagrun": null}`)
+		},
+	})
+	// versions/v2026_04_06 and v2026_03_31/test_dags.py: before 2026-04-06
+	// there is no GET /dags/{dag_id}, even for a DAG that exists (2026-03-31
+	// is served as 2025-11-05, the newest version before it).
+	for _, c := range []struct{ name, version string }{
+		{"v2026_04_06/test_dags.py::test_dag_endpoint_not_available_in_previous_version", "2025-11-05"},
+		{"v2026_03_31/test_dags.py::test_dag_endpoint_not_available_in_previous_version", "2026-03-31"},
+	} {
+		version := c.version
+		cases = append(cases, drCase{
+			name:  c.name,
+			setup: func(f drFixtures) { f.dag(workload.Dag{DagID: "test_dag"}) },
+			check: func(t *testing.T, e *drEnv) {
+				e.want(sendVersion(t, e.url, version, "GET", "/execution/dags/test_dag", "Bearer "+e.token, ""), 404,
+					`{"detail": "Not Found"}`)
+				e.want(sendVersion(t, e.url, version, "GET", "/execution/dags/test_dag/state", "Bearer "+e.token, ""), 200,
+					`{"is_paused": false}`)
+				e.want(e.do("GET", "/execution/dags/test_dag", ""), 200, "")
+			},
+		})
+	}
+	cases = append(cases, drCase{
+		name: "GET /dags/{dag_id}: tags in code-point order, microseconds as pydantic writes them",
+		setup: func(f drFixtures) {
+			at := time.Date(2026, 4, 13, 1, 2, 3, 120000000, time.UTC)
+			f.dag(workload.Dag{DagID: "tagged", IsPaused: &yes, Tags: []string{"b", "a", "B", "é"}, NextDagrun: &at})
 		},
 		check: func(t *testing.T, e *drEnv) {
 			r := e.do("GET", "/execution/dags/tagged", "")
 			e.want(r, 200, "")
-			if drField(t, r, "dag_id") != "tagged" || drField(t, r, "is_paused") != true ||
-				!reflect.DeepEqual(drField(t, r, "tags"), []any{"a", "b"}) && !reflect.DeepEqual(drField(t, r, "tags"), []any{"b", "a"}) {
+			if !reflect.DeepEqual(drField(t, r, "tags"), []any{"B", "a", "b", "é"}) ||
+				drField(t, r, "next_dagrun") != "2026-04-13T01:02:03.120000Z" {
 				t.Errorf("dag: %s", r.body)
-			}
-			var m map[string]any
-			_ = json.Unmarshal(r.body, &m)
-			for _, k := range []string{"bundle_name", "bundle_version", "relative_fileloc", "owners", "next_dagrun"} {
-				if _, ok := m[k]; !ok {
-					t.Errorf("dag: no %s in %s", k, r.body)
-				}
 			}
 			// A DAG known by its runs alone (embedded) or its row (Airflow).
 			e.want(e.do("GET", "/execution/dags/"+callerDag+"/state", ""), 200, `{"is_paused": false}`)

@@ -108,6 +108,20 @@ func TestConformanceSecurity(t *testing.T) {
 		}
 	})
 
+	// TIClaims.scope is a Literal of the two token types: a token whose
+	// scope claim names neither fails the claims model, and _jwt_bearer
+	// answers it as any other invalid token.
+	t.Run("test_security.py::TestTIClaims::test_invalid_scope_value_rejected", func(t *testing.T) {
+		for _, scope := range []any{"admin", "Execution", "token:execution", 1, []string{"execution"}} {
+			tok := m.hs512(with(m.claims(q.TIID, "execution", 60*time.Second), "scope", scope))
+			r := send(t, srv.URL, "GET", variablePath("missing"), "Bearer "+tok, "")
+			wantJSON(t, r, 403, `{"detail":"Invalid auth token"}`)
+			if r.header.Get("Refreshed-API-Token") != "" {
+				t.Errorf("scope %v: %s: a refused token is renewed", scope, r)
+			}
+		}
+	})
+
 	t.Run("test_router.py::test_expiring_token_is_reissued", func(t *testing.T) {
 		for _, tt := range []struct {
 			name          string

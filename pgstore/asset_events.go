@@ -204,13 +204,78 @@ func (db *DB) createdDagRuns(ctx context.Context, events []workload.AssetEvent) 
 	return nil
 }
 
-// InactiveAssets answers validate-inlets-and-outlets. The task's declared
-// inlets and outlets live in Airflow's serialized DAG, which taskgate does
-// not read: a known task instance is answered with no inactive assets
-// (Airflow's answer for a task it cannot load).
+// InactiveAssets answers validate-inlets-and-outlets as Airflow's
+// validate_inlets_and_outlets does: the task's Asset inlets and outlets
+// from the serialized DAG of the task instance's dag run (see
+// serializedDagOfRun), less those asset_active holds. A task the serialized
+// DAG does not have, or a run whose DAG has no serialized version, declares
+// none. The task instance is read from task_instance alone, as Airflow's
+// route does: an archived try is not found.
 func (db *DB) InactiveAssets(ctx context.Context, tiID string) ([]workload.AssetProfile, error) {
-	if _, err := db.TaskInstance(ctx, tiID); err != nil {
+	if !validUUID(tiID) {
+		return nil, notFound("task instance %s", tiID)
+	}
+	var out []workload.AssetProfile
+	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		var dagID, taskID string
+		var bundleVersion, createdVersion *string
+		err := tx.QueryRow(ctx, `SELECT ti.dag_id, ti.task_id, dr.bundle_version, dr.created_dag_version_id::text
+			FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id
+			WHERE ti.id = $1::uuid`, tiID).Scan(&dagID, &taskID, &bundleVersion, &createdVersion)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("task instance %s", tiID)
+		}
+		if err != nil {
+			return fmt.Errorf("pgstore: task instance %s: %w", tiID, err)
+		}
+		data, found, err := serializedDagOfRun(ctx, tx, dagID, bundleVersion, createdVersion)
+		if err != nil {
+			return err
+		}
+		var declared workload.TaskAssets
+		if found {
+			if declared, err = taskAssets(data, taskID); err != nil {
+				return fmt.Errorf("pgstore: serialized dag of %s: %w", dagID, err)
+			}
+		}
+		active, err := activeAssetKeys(ctx, tx, declared.Keys())
+		if err != nil {
+			return err
+		}
+		out, err = declared.InactiveAssets(func(k workload.AssetKey) (bool, error) { return active[k], nil })
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return []workload.AssetProfile{}, nil
+	return out, nil
+}
+
+// activeAssetKeys returns which of keys asset_active holds.
+func activeAssetKeys(ctx context.Context, tx pgx.Tx, keys []workload.AssetKey) (map[workload.AssetKey]bool, error) {
+	active := map[workload.AssetKey]bool{}
+	if len(keys) == 0 {
+		return active, nil
+	}
+	names, uris := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		names[i], uris[i] = k.Name, k.URI
+	}
+	rows, err := tx.Query(ctx, `SELECT a.name, a.uri FROM asset_active a
+		JOIN unnest($1::text[], $2::text[]) k(name, uri) ON a.name = k.name AND a.uri = k.uri`, names, uris)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: active assets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k workload.AssetKey
+		if err := rows.Scan(&k.Name, &k.URI); err != nil {
+			return nil, err
+		}
+		active[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: active assets: %w", err)
+	}
+	return active, nil
 }

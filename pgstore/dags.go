@@ -26,7 +26,7 @@ var _ workload.DagRuns = (*DB)(nil)
 
 const dagColumns = `d.dag_id, d.is_paused, d.is_stale, d.has_import_errors, d.allowed_run_types::text,
 	d.bundle_name, d.bundle_version, d.relative_fileloc, d.owners, d.next_dagrun,
-	ARRAY(SELECT t.name FROM dag_tag t WHERE t.dag_id = d.dag_id ORDER BY t.name)
+	ARRAY(SELECT t.name FROM dag_tag t WHERE t.dag_id = d.dag_id ORDER BY t.name COLLATE "C")
 	FROM dag d`
 
 func scanDag(row pgx.Row) (*workload.Dag, error) {

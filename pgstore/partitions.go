@@ -290,13 +290,19 @@ func serializedDag(ctx context.Context, tx pgx.Tx, dag string) (data []byte, fou
 		return nil, false, fmt.Errorf("pgstore: serialized dag of %s: %w", dag, err)
 	}
 	if len(compressed) > 0 {
-		r, err := zlib.NewReader(bytes.NewReader(compressed))
-		if err != nil {
-			return nil, false, fmt.Errorf("pgstore: data_compressed of dag %s: %w", dag, err)
-		}
-		if data, err = io.ReadAll(r); err != nil {
+		if data, err = inflate(compressed); err != nil {
 			return nil, false, fmt.Errorf("pgstore: data_compressed of dag %s: %w", dag, err)
 		}
 	}
 	return data, true, nil
+}
+
+// inflate reads a zlib-compressed serialized DAG (SerializedDagModel's
+// data_compressed, with [core] compress_serialized_dags).
+func inflate(compressed []byte) ([]byte, error) {
+	r, err := zlib.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }

@@ -222,7 +222,13 @@ func triggerKwargsFromColumn(s *string) json.RawMessage {
 }
 
 // triggerKwargsColumn is the inverse of triggerKwargsFromColumn, what
-// Airflow's ti_update_state stores in trigger.kwargs.
+// Airflow's ti_update_state stores in trigger.kwargs (Trigger's
+// encrypted_kwargs): a string the worker sent (its kwargs, Fernet-encrypted
+// with the shared [core] fernet_key) verbatim, and an object, which the
+// worker sends already serialized, as json.dumps writes it. Airflow's
+// triggerer (Trigger._decrypt_kwargs) reads a column that starts with "{" as
+// that JSON and decrypts any other with its Fernet key, then deserializes
+// the result; the route itself neither serializes nor encrypts again.
 func triggerKwargsColumn(kw json.RawMessage) (string, error) {
 	if len(kw) == 0 {
 		return "{}", nil
@@ -234,7 +240,11 @@ func triggerKwargsColumn(kw json.RawMessage) (string, error) {
 	if !json.Valid(kw) {
 		return "", errors.New("pgstore: trigger kwargs are not JSON")
 	}
-	return string(kw), nil
+	dumped, err := pyjson.Dumps(kw, false)
+	if err != nil {
+		return "", fmt.Errorf("pgstore: trigger kwargs: %w", err)
+	}
+	return dumped, nil
 }
 
 // selectTI reads the task instance whose row matches where (with args after

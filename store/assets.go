@@ -637,12 +637,35 @@ func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }
 
-// InactiveAssets answers validate-inlets-and-outlets: the embedded store
-// keeps no task definitions (no DAG processor serializes DAGs into it), so
-// a known task instance declares no inlets or outlets to check.
+// InactiveAssets answers validate-inlets-and-outlets. No DAG processor
+// serializes DAGs into the embedded store: a task's inlets and outlets are
+// known only from its DAG's record (PutDag, workload.Dag.TaskAssets), and a
+// task without one there (a DAG known by its runs alone) declares none, as
+// Airflow answers for a task it cannot load. An asset is inactive unless the
+// store holds it active (registered by a try's outlet or by PutAsset).
 func (db *DB) InactiveAssets(ctx context.Context, tiID string) ([]workload.AssetProfile, error) {
-	if _, err := db.TaskInstance(ctx, tiID); err != nil {
+	var out []workload.AssetProfile
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		ti, err := db.getTI(tx, tiID)
+		if err != nil {
+			return err
+		}
+		if ti == nil {
+			return notFound("task instance %s", tiID)
+		}
+		d, err := getDag(tx, ti.DagID)
+		if err != nil {
+			return err
+		}
+		var declared workload.TaskAssets
+		if d != nil {
+			declared = d.TaskAssets[ti.TaskID]
+		}
+		out, err = declared.InactiveAssets(assetTx{tx}.ActiveByKey)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return []workload.AssetProfile{}, nil
+	return out, nil
 }

@@ -29,6 +29,11 @@ type Dag struct {
 	Owners          *string    `json:"owners,omitempty"`
 	Tags            []string   `json:"tags,omitempty"`
 	NextDagrun      *time.Time `json:"next_dagrun,omitempty"`
+	// TaskAssets are the Asset inlets and outlets of the DAG's tasks, by
+	// task id, where the store keeps them with the DAG's record (the
+	// embedded store: a record written by PutDag). Airflow's database keeps
+	// them in the serialized DAG instead, which pgstore reads there.
+	TaskAssets map[string]TaskAssets `json:"task_assets,omitempty"`
 }
 
 // Paused is the DAG's is_paused as Airflow's /dags/{dag_id}/state answers it:

@@ -80,12 +80,15 @@ type DagRun struct {
 	TeamName *string `json:"team_name"`
 }
 
-// WireDagRun returns dr as the Execution API sends it: conf is an object
-// ({} when unset) and consumed_asset_events a list ([] when unset), since
-// Airflow's model requires both.
+// WireDagRun returns dr as the Execution API sends it: conf is null when the
+// run has none (a NULL dag_run.conf, as runs from before Airflow 3 or an
+// offline migration have; Airflow's DagRun.conf is optional since
+// 2025-10-27, and older versions get {} from the version converter), and
+// consumed_asset_events a list ([] when unset), since Airflow's model
+// requires it.
 func WireDagRun(dr DagRun) DagRun {
 	if len(dr.Conf) == 0 {
-		dr.Conf = json.RawMessage("{}")
+		dr.Conf = json.RawMessage("null")
 	}
 	if len(dr.ConsumedAssetEvents) == 0 {
 		dr.ConsumedAssetEvents = json.RawMessage("[]")

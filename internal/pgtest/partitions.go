@@ -70,7 +70,6 @@ type PartitionedDagRow struct {
 // anything: the dag_schedule_* rows are the test's.
 func (a *Airflow) PartitionedDag(t testing.TB, r PartitionedDagRow) {
 	t.Helper()
-	now := a.now()
 	if r.AssetCondition == nil {
 		r.AssetCondition = AssetAnyJSON()
 	}
@@ -100,6 +99,24 @@ func (a *Airflow) PartitionedDag(t testing.TB, r PartitionedDagRow) {
 			},
 		},
 	}
+	a.writeSerializedDag(t, r.DagID, dag, r.Compressed, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE dag SET timetable_partitioned = true,
+				timetable_type = 'airflow.timetables.simple.PartitionedAssetTimetable',
+				timetable_summary = 'Partitioned Asset', timetable_description = 'Triggered by assets'
+			WHERE dag_id = $1`, r.DagID)
+		return err
+	})
+}
+
+// writeSerializedDag writes dag as the serialized_dag row of the DAG's latest
+// version (creating the dag and its first version when missing), as
+// SerializedDagModel writes it: json.dumps(…, sort_keys=True), zlib
+// compressed or in the data column. before runs first in the same
+// transaction.
+func (a *Airflow) writeSerializedDag(t testing.TB, dagID string, dag map[string]any, compressed bool,
+	before func(ctx context.Context, tx pgx.Tx) error) {
+	t.Helper()
+	now := a.now()
 	raw, err := json.Marshal(dag)
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +126,8 @@ func (a *Airflow) PartitionedDag(t testing.TB, r PartitionedDagRow) {
 		t.Fatal(err)
 	}
 	sum := md5.Sum([]byte(text))
-	var data, compressed any
-	if r.Compressed {
+	var data, zipped any
+	if compressed {
 		var b bytes.Buffer
 		w := zlib.NewWriter(&b)
 		if _, err := w.Write([]byte(text)); err != nil {
@@ -119,27 +136,26 @@ func (a *Airflow) PartitionedDag(t testing.TB, r PartitionedDagRow) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		compressed = b.Bytes()
+		zipped = b.Bytes()
 	} else {
 		data = text
 	}
 	a.exec(t, func(ctx context.Context, tx pgx.Tx) error {
-		version, err := ensureDag(ctx, tx, r.DagID, now)
+		version, err := ensureDag(ctx, tx, dagID, now)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE dag SET timetable_partitioned = true,
-				timetable_type = 'airflow.timetables.simple.PartitionedAssetTimetable',
-				timetable_summary = 'Partitioned Asset', timetable_description = 'Triggered by assets'
-			WHERE dag_id = $1`, r.DagID); err != nil {
-			return err
+		if before != nil {
+			if err := before(ctx, tx); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO serialized_dag (id, dag_id, data, data_compressed, created_at, last_updated,
 				dag_hash, dag_version_id)
 			VALUES ($1, $2, $3::json, $4, $5, $5, $6, $7)
 			ON CONFLICT (dag_version_id) DO UPDATE SET data = EXCLUDED.data, data_compressed = EXCLUDED.data_compressed,
 				dag_hash = EXCLUDED.dag_hash, last_updated = EXCLUDED.last_updated`,
-			UUIDv7(), r.DagID, data, compressed, now, hex.EncodeToString(sum[:]), version)
+			UUIDv7(), dagID, data, zipped, now, hex.EncodeToString(sum[:]), version)
 		return err
 	})
 }
