@@ -141,6 +141,10 @@ func TestConformanceSecurity(t *testing.T) {
 		"POST /jobs":                                            {"dag_processor_session"},
 		"POST /jobs/{job_id}/heartbeat":                         {"dag_processor"},
 		"POST /jobs/{job_id}/complete":                          {"dag_processor"},
+		// A DAG processor's reads while it prepares a bundle (Airflow's
+		// ExecutionOrProcessorSecretsToken, less the dag_parse token).
+		"GET /variables/{key:path}":        {"dag_processor", "execution"},
+		"GET /connections/{connection_id}": {"dag_processor", "execution"},
 	}
 	routes := map[string][]string{} // Airflow's "METHOD path" → token types
 	paths := map[string]string{}    // the same → a path to send
