@@ -203,7 +203,7 @@ func TestConformanceDagProcessorReads(t *testing.T) {
 			exec := "Bearer " + e.m.hs512(comp)
 			for name, tt := range map[string]struct {
 				tok, bundle, want string
-				status           int
+				status            int
 			}{
 				"execution-token-ignores-header": {exec, "other", `{"key":"key1","value":"value1"}`, 200},
 				"granted-bundle":                 {proc, "bundle_a", `{"key":"key1","value":"value1"}`, 200},
