@@ -107,6 +107,15 @@ func TestConformanceSecurity(t *testing.T) {
 			t.Errorf("renewed claims %v: want team=data and the same sub", c)
 		}
 	})
+	// Airflow's case mounts ti:self on a test app; here it is a real
+	// ti:self route, the try's own read of its previous successful run.
+	t.Run("test_security.py::TestTiSelfScopeEnforcement::test_matching_subject_is_accepted", func(t *testing.T) {
+		mustStatus(t, send(t, srv.URL, "GET", tiPath(q.TIID, "previous-successful-dagrun"), "Bearer "+m.execution(q.TIID), ""), 200)
+	})
+	t.Run("test_security.py::TestTiSelfScopeEnforcement::test_mismatched_subject_is_rejected", func(t *testing.T) {
+		wantJSON(t, send(t, srv.URL, "GET", tiPath(q.TIID, "previous-successful-dagrun"), "Bearer "+m.execution(other.TIID), ""),
+			403, `{"detail":"Token subject does not match task instance ID"}`)
+	})
 
 	t.Run("test_router.py::test_expiring_token_is_reissued", func(t *testing.T) {
 		for _, tt := range []struct {
