@@ -70,6 +70,8 @@ func statusOf(err error) (int, any) {
 			return http.StatusForbidden, map[string]any{"detail": reasonDetail("job_closed", denial.Detail)}
 		case scopes.ReasonJobNotFound:
 			return http.StatusNotFound, map[string]any{"detail": reasonDetail("not_found", denial.Detail)}
+		case scopes.ReasonBundleMissing:
+			return http.StatusBadRequest, map[string]any{"detail": denial.Detail}
 		}
 		return http.StatusForbidden, map[string]any{"detail": denial.Detail}
 	case errors.As(err, &verr):

@@ -67,7 +67,8 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			now := s.now()
 			phase := scopes.PhaseNone
 			switch {
-			case p.Self == scopes.SelfJob:
+			case p.Self == scopes.SelfJob,
+				p.Self == scopes.SelfNone && claims.Type() == scopes.DagProcessor && p.Admits(scopes.DagProcessor):
 				// A DAG processor token's try is its Job.
 				if phase, err = s.jobPhase(ctx, claims); err != nil {
 					return err
@@ -87,6 +88,18 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 				}
 				if d.Reason == scopes.ReasonInvalidScope {
 					refuse(c, "token scope names no token type")
+				}
+				return d
+			}
+			// The bundle a dag_processor token reads for, checked once its
+			// Job is known to be open, as Airflow resolves it after the
+			// token (SelectedDagBundle).
+			if _, d := scopes.SelectBundle(p, claims, c.Request().Header.Get(scopes.BundleHeader)); d != nil {
+				s.met.TokenDenied("execution", denialReason(d))
+				// A missing header is a malformed request; naming a bundle
+				// the token was not granted is a misuse of it.
+				if d.Reason == scopes.ReasonBundleNotGranted {
+					s.authFailed(subKey, claims.Subject)
 				}
 				return d
 			}

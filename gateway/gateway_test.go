@@ -432,7 +432,7 @@ func TestAuthFailures(t *testing.T) {
 		{"workload token on heartbeat", "PUT", "/execution/task-instances/" + id + "/heartbeat", wl,
 			`{"detail":"Token type 'workload' not allowed for this endpoint. Allowed types: execution"}`, 403},
 		{"workload token on variables", "GET", "/execution/variables/x", wl,
-			`{"detail":"Token type 'workload' not allowed for this endpoint. Allowed types: execution"}`, 403},
+			`{"detail":"Token type 'workload' not allowed for this endpoint. Allowed types: dag_processor, execution"}`, 403},
 		{"other task's heartbeat", "PUT", "/execution/task-instances/" + other + "/heartbeat", exec,
 			`{"detail":"Token subject does not match task instance ID"}`, 403},
 		{"unknown scope", "GET", "/execution/variables/x", h.tokens.mint(t, id, "admin", time.Hour),

@@ -81,6 +81,13 @@ var (
 	// ("job:unchecked"): completing twice succeeds.
 	dagProcessorJobEnd = &scopes.Policy{Allowed: []scopes.TokenType{scopes.DagProcessor}, Self: scopes.SelfJob,
 		JobUnchecked: true}
+	// secretRead: a read of a variable or connection, which a DAG
+	// processor also makes while it prepares a bundle, with the
+	// dag_processor token of its open Job naming a granted bundle in the
+	// Airflow-Dag-Bundle header (Airflow's ExecutionOrProcessorSecretsToken
+	// and SelectedDagBundle).
+	secretRead = &scopes.Policy{Allowed: []scopes.TokenType{scopes.Execution, scopes.DagProcessor}, Components: true,
+		Phases: readable, DagBundle: true}
 	// public: no token (health checks).
 	public *scopes.Policy
 )
@@ -153,12 +160,12 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/execution/task-instances/previous/:dag_id/:task_id", taskRead, "", s.handleTIPrevious},
 
 		{http.MethodGet, "/execution/variables/keys", executionRead, "", s.handleListVariableKeys},
-		{http.MethodGet, "/execution/variables/*", executionRead, "", s.handleGetVariable},
+		{http.MethodGet, "/execution/variables/*", secretRead, "", s.handleGetVariable},
 		// Writes also obey [taskgate] task_variable_writes (variableWrites).
 		{http.MethodPut, "/execution/variables/*", execution, "", s.variableWrites(s.handlePutVariable)},
 		{http.MethodDelete, "/execution/variables/*", execution, "", s.variableWrites(s.handleDeleteVariable)},
 
-		{http.MethodGet, "/execution/connections/:connection_id", executionRead, "", s.handleGetConnection},
+		{http.MethodGet, "/execution/connections/:connection_id", secretRead, "", s.handleGetConnection},
 
 		// GET also serves …/{key}/item/{offset} and …/{key}/slice: keys may
 		// contain '/', so the suffix is recognised by the handler.
@@ -321,6 +328,8 @@ func RouteTableMarkdown() string {
 				}
 			case slices.Contains(r.Policy.Allowed, scopes.DagProcessorSession):
 				phases = "none: the token names no try"
+			case r.Policy.DagBundle:
+				phases += "; dag_processor: its Job open, a granted bundle in `" + scopes.BundleHeader + "`"
 			}
 		case r.Role != "":
 			tokens = "REST token, role ≥ " + string(r.Role)

@@ -22,7 +22,8 @@ import (
 // acts on its own try while it runs (reads also in the overtime after its
 // own final report), the lifecycle routes answer every state of the current
 // try, a workload token buys /run and nothing else, a component reads shared
-// data, an earlier try's token acts on nothing, REST tokens never reach the
+// data (and a DAG processor's open Job reads variables and connections for a
+// bundle it was granted), an earlier try's token acts on nothing, REST tokens never reach the
 // Execution API and task tokens never the REST API, and a REST role gets
 // exactly its routes.
 
@@ -49,7 +50,18 @@ const (
 	// registration got for the matrix's Job.
 	dagSessionTok tokenKind = "dag processor session"
 	dagProcTok    tokenKind = "dag processor"
+	// The same dag_processor token without the Airflow-Dag-Bundle header
+	// (dagProcTok sends its granted bundle), naming a bundle it was not
+	// granted, and the token of a Job that completed.
+	dagProcNoBundle tokenKind = "dag processor, no bundle header"
+	dagProcOther    tokenKind = "dag processor, bundle not granted"
+	dagProcClosed   tokenKind = "dag processor, closed Job"
 )
+
+// isDagProc: the kinds that carry a dag_processor token.
+func isDagProc(kind tokenKind) bool {
+	return kind == dagProcTok || kind == dagProcNoBundle || kind == dagProcOther || kind == dagProcClosed
+}
 
 // The connection test and the callback the matrix's tokens name.
 const (
@@ -98,7 +110,26 @@ var (
 	tiMismatch     = refused(403, "Token subject does not match task instance ID")
 	ctMismatch     = refused(403, "Token subject does not match connection test ID")
 	cbMismatch     = refused(403, "Token subject does not match callback ID")
+	noBundle       = refused(400, "A dag_processor token must name its Dag bundle in the Airflow-Dag-Bundle header")
+	otherBundle    = refused(403, "Token is not granted Dag bundle 'other'")
+	jobClosed      = refused(403, "job_closed")
 )
+
+// secretReadRoute: the reads of a variable or a connection, which a DAG
+// processor's Job also makes (Airflow's ExecutionOrProcessorSecretsToken).
+func secretReadRoute(r Route) bool {
+	return r.Method == http.MethodGet &&
+		(r.Path == "/execution/variables/*" || r.Path == "/execution/connections/:connection_id")
+}
+
+// allowedOf is what a type refusal lists on one of the routes that take
+// execution tokens.
+func allowedOf(r Route) string {
+	if secretReadRoute(r) {
+		return "dag_processor, execution"
+	}
+	return "execution"
+}
 
 // typeRefused: a known token type the route does not take.
 func typeRefused(t, allowed string) outcome {
@@ -163,12 +194,12 @@ func expectWorkerRecords(r Route, kind tokenKind) (outcome, bool) {
 			if run {
 				return tiMismatch, true
 			}
-			return workloadRoute, true
+			return typeRefused("workload", allowedOf(r)), true
 		case callbackTok:
 			if run {
 				return typeRefused("callback", "execution, workload"), true
 			}
-			return typeRefused("callback", "execution"), true
+			return typeRefused("callback", allowedOf(r)), true
 		case callbackExec:
 			// An execution token naming no task instance: refused on a
 			// task instance's routes by their subject rule, elsewhere as
@@ -194,7 +225,8 @@ func jobRegisterRoute(r Route) bool { return r.Path == "/execution/jobs" }
 func expectDagProcessor(r Route, kind tokenKind) (outcome, bool) {
 	tokenType := map[tokenKind]string{currentTry: "execution", earlierTry: "execution", componentTok: "execution",
 		callbackExec: "execution", workloadToken: "workload", connTestTok: "workload", callbackTok: "callback",
-		dagSessionTok: "dag_processor_session", dagProcTok: "dag_processor"}[kind]
+		dagSessionTok: "dag_processor_session", dagProcTok: "dag_processor", dagProcNoBundle: "dag_processor",
+		dagProcOther: "dag_processor", dagProcClosed: "dag_processor"}[kind]
 	switch {
 	case jobRegisterRoute(r):
 		if kind == dagSessionTok {
@@ -202,12 +234,22 @@ func expectDagProcessor(r Route, kind tokenKind) (outcome, bool) {
 		}
 		return typeRefused(tokenType, "dag_processor_session"), true
 	case jobRoute(r):
-		if kind == dagProcTok {
-			return served, true
+		switch {
+		case kind == dagProcClosed && strings.HasSuffix(r.Path, "/complete"):
+			return served, true // job:unchecked: completing twice succeeds
+		case kind == dagProcClosed:
+			return jobClosed, true
+		case isDagProc(kind):
+			return served, true // the header is not read here
 		}
 		return typeRefused(tokenType, "dag_processor"), true
-	case kind == dagSessionTok || kind == dagProcTok:
-		allowed := "execution"
+	case secretReadRoute(r) && isDagProc(kind):
+		// The Job is judged before the header, as Airflow resolves the
+		// bundle after the token.
+		return map[tokenKind]outcome{dagProcTok: served, dagProcNoBundle: noBundle, dagProcOther: otherBundle,
+			dagProcClosed: jobClosed}[kind], true
+	case kind == dagSessionTok || isDagProc(kind):
+		allowed := allowedOf(r)
 		switch {
 		case connectionTestRoute(r):
 			allowed = "workload"
@@ -307,7 +349,7 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 				}
 				return served
 			}
-			return workloadRoute
+			return typeRefused("workload", allowedOf(r))
 		case componentTok:
 			if sharedRead(r) {
 				return served
@@ -337,7 +379,7 @@ func expect(r Route, kind tokenKind, state workload.State) outcome {
 	case noToken:
 		return notAuthn
 	case currentTry, earlierTry, workloadToken, componentTok, removedUser, connTestTok, callbackTok, callbackExec,
-		dagSessionTok, dagProcTok:
+		dagSessionTok, dagProcTok, dagProcNoBundle, dagProcOther, dagProcClosed:
 		return invalidJWT
 	case revokedREST:
 		return revokedJWT
@@ -379,6 +421,10 @@ func classify(res response, method string, want outcome) outcome {
 	switch {
 	case (res.status == 401 || res.status == 403) && isString:
 		return refused(res.status, s)
+	case res.status == 400 && isString && s == noBundle.detail:
+		return noBundle
+	case res.status == 403 && reason.Reason == "job_closed":
+		return jobClosed
 	case res.status == 409 && reason.Reason == "not_running" && reason.CurrentState == nil:
 		return notRunning
 	case res.status == 410:
@@ -486,7 +532,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	kinds := []tokenKind{noToken, currentTry, earlierTry, workloadToken, componentTok,
 		viewerTok, opTok, adminTok, removedUser, revokedREST, connTestTok, callbackTok, callbackExec,
-		dagSessionTok, dagProcTok}
+		dagSessionTok, dagProcTok, dagProcNoBundle, dagProcOther, dagProcClosed}
 	workerTokens := map[tokenKind]string{
 		connTestTok:  h.tokens.mintClaims(t, scopes.ConnectionTestClaims(matrixConnTest), time.Hour),
 		callbackTok:  h.tokens.mintClaims(t, scopes.CallbackClaims(matrixCallback), time.Hour),
@@ -504,6 +550,22 @@ func TestWhoMayDoWhat(t *testing.T) {
 		t.Fatalf("register the matrix's job: %d %s", reg.status, reg.body)
 	}
 	workerTokens[dagProcTok] = regBody.Token
+	workerTokens[dagProcNoBundle], workerTokens[dagProcOther] = regBody.Token, regBody.Token
+	// Another session's Job, completed: its token is closed everywhere.
+	closedSession := h.tokens.mintClaims(t,
+		scopes.DagProcessorSessionClaims("0190e3e4-3c2b-7a8e-9d0e-00000000d096", []string{"dags"}), time.Hour)
+	reg = h.do("POST", "/execution/jobs", closedSession,
+		`{"registration_id":"0190e3e4-3c2b-7a8e-9d0e-0000000000a2","hostname":"proc"}`)
+	if err := json.Unmarshal([]byte(reg.body), &regBody); err != nil || reg.status != 201 {
+		t.Fatalf("register the closed job: %d %s", reg.status, reg.body)
+	}
+	if r := h.do("POST", fmt.Sprintf("/execution/jobs/%d/complete", regBody.JobID), regBody.Token,
+		`{"state":"success"}`); r.status != 204 {
+		t.Fatalf("complete the closed job: %d %s", r.status, r.body)
+	}
+	workerTokens[dagProcClosed] = regBody.Token
+	bundleHeader := map[tokenKind][]string{dagProcTok: {scopes.BundleHeader, "dags"},
+		dagProcOther: {scopes.BundleHeader, "other"}, dagProcClosed: {scopes.BundleHeader, "dags"}}
 	calls := 0
 	for _, r := range RouteTable() {
 		for _, st := range matrixStates {
@@ -520,13 +582,14 @@ func TestWhoMayDoWhat(t *testing.T) {
 					tok = f.workload
 				case componentTok:
 					tok = compBody.Token
-				case connTestTok, callbackTok, callbackExec, dagSessionTok, dagProcTok:
+				case connTestTok, callbackTok, callbackExec, dagSessionTok, dagProcTok, dagProcNoBundle, dagProcOther,
+					dagProcClosed:
 					tok = workerTokens[kind]
 				default:
 					tok = restToken(kind)
 				}
 				want := expect(r, kind, st)
-				got := classify(h.do(r.Method, path, tok, matrixBody(r.Method)), r.Method, want)
+				got := classify(h.do(r.Method, path, tok, matrixBody(r.Method), bundleHeader[kind]...), r.Method, want)
 				calls++
 				if got != want {
 					t.Errorf("%s %s, %s token, try %s: %s, want %s", r.Method, r.Path, kind, st, got, want)

@@ -107,6 +107,15 @@ func TestConformanceSecurity(t *testing.T) {
 			t.Errorf("renewed claims %v: want team=data and the same sub", c)
 		}
 	})
+	// Airflow's case mounts ti:self on a test app; here it is a real
+	// ti:self route, the try's own read of its previous successful run.
+	t.Run("test_security.py::TestTiSelfScopeEnforcement::test_matching_subject_is_accepted", func(t *testing.T) {
+		mustStatus(t, send(t, srv.URL, "GET", tiPath(q.TIID, "previous-successful-dagrun"), "Bearer "+m.execution(q.TIID), ""), 200)
+	})
+	t.Run("test_security.py::TestTiSelfScopeEnforcement::test_mismatched_subject_is_rejected", func(t *testing.T) {
+		wantJSON(t, send(t, srv.URL, "GET", tiPath(q.TIID, "previous-successful-dagrun"), "Bearer "+m.execution(other.TIID), ""),
+			403, `{"detail":"Token subject does not match task instance ID"}`)
+	})
 
 	// TIClaims.scope is a Literal of the two token types: a token whose
 	// scope claim names neither fails the claims model, and _jwt_bearer
@@ -155,6 +164,10 @@ func TestConformanceSecurity(t *testing.T) {
 		"POST /jobs":                                            {"dag_processor_session"},
 		"POST /jobs/{job_id}/heartbeat":                         {"dag_processor"},
 		"POST /jobs/{job_id}/complete":                          {"dag_processor"},
+		// A DAG processor's reads while it prepares a bundle (Airflow's
+		// ExecutionOrProcessorSecretsToken, less the dag_parse token).
+		"GET /variables/{key:path}":        {"dag_processor", "execution"},
+		"GET /connections/{connection_id}": {"dag_processor", "execution"},
 	}
 	routes := map[string][]string{} // Airflow's "METHOD path" → token types
 	paths := map[string]string{}    // the same → a path to send

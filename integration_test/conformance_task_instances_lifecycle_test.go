@@ -188,7 +188,8 @@ func TestConformanceTaskInstanceLifecycle(t *testing.T) {
 		wantJSON(t, sw.do("PATCH", tiPath(scoped.TIID, "state"), `{"state":"success","end_date":"2024-10-31T13:00:00Z"}`), 403, notAllowed)
 	})
 	t.Run("test_task_instances.py::TestTokenTypeValidation::test_workload_scope_rejected_on_connections_endpoint", func(t *testing.T) {
-		wantJSON(t, sw.do("GET", "/execution/connections/test_conn", ""), 403, notAllowed)
+		wantJSON(t, sw.do("GET", "/execution/connections/test_conn", ""), 403,
+			typeRefused("workload", "GET", "/execution/connections/test_conn"))
 	})
 	t.Run("test_task_instances.py::TestTokenTypeValidation::test_execution_scope_accepted_on_all_endpoints", func(t *testing.T) {
 		start(execAll)

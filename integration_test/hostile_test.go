@@ -576,7 +576,6 @@ func TestHostileWorkloadTokenAfterStart(t *testing.T) {
 			t.Errorf("%s: a refused /run handed out an execution token", r)
 		}
 	}
-	const notAllowed = `{"detail":"Token type 'workload' not allowed for this endpoint. Allowed types: execution"}`
 	for _, rt := range []struct{ method, path, body string }{
 		{"PUT", tiPath(q.TIID, "heartbeat"), me.heartbeat(t)},
 		{"PATCH", tiPath(q.TIID, "state"), successPayload(t)},
@@ -594,7 +593,7 @@ func TestHostileWorkloadTokenAfterStart(t *testing.T) {
 		{"DELETE", q.xcomPath("return_value"), ""},
 		{"POST", "/execution/token/refresh", ""},
 	} {
-		wantJSON(t, send(t, srv.URL, rt.method, rt.path, "Bearer "+q.Token, rt.body), 403, notAllowed)
+		wantJSON(t, send(t, srv.URL, rt.method, rt.path, "Bearer "+q.Token, rt.body), 403, typeRefused("workload", rt.method, rt.path))
 	}
 	wantNoContent(t, w.do("PATCH", tiPath(q.TIID, "state"), successPayload(t)), 204)
 	wantJSON(t, send(t, srv.URL, "PATCH", tiPath(q.TIID, "run"), "Bearer "+q.Token, me.runPayload(t)), 409,

@@ -49,6 +49,7 @@ type workersSeed struct {
 	connectionTests []workload.ConnectionTest
 	callbacks       []workload.Callback
 	connections     []workload.Connection
+	variables       []workload.Variable
 	// jobs are DAG processor Jobs, stored in order (their ids in
 	// workersEnv.jobIDs); SessionID "" is a Job its session replaced.
 	jobs []workload.Job
@@ -77,6 +78,11 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 		}
 		for _, c := range seed.connections {
 			if err := db.PutConnection(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range seed.variables {
+			if err := db.PutVariable(ctx, v); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -112,6 +118,9 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 		for _, c := range seed.connections {
 			e.pg.exec(`INSERT INTO connection (conn_id, conn_type, host, is_encrypted, is_extra_encrypted)
 				VALUES ($1, $2, $3, false, false)`, c.ConnID, c.ConnType, c.Host)
+		}
+		for _, v := range seed.variables {
+			e.pg.exec(`INSERT INTO variable (key, val, is_encrypted) VALUES ($1, $2, false)`, v.Key, v.Value)
 		}
 		for _, j := range seed.jobs {
 			var session *string

@@ -129,6 +129,10 @@ type Policy struct {
 	// JobUnchecked admits a DAG processor token whose Job is closed
 	// (Airflow's "job:unchecked"); the route's own rule answers it.
 	JobUnchecked bool
+	// DagBundle makes a dag_processor token name, in the Airflow-Dag-Bundle
+	// header, the granted bundle it acts for (Airflow's SelectedDagBundle,
+	// SelectBundle); other tokens' headers are ignored.
+	DagBundle bool
 }
 
 // Self names the record whose id a route's token must carry as its sub,
@@ -270,6 +274,10 @@ func (p Policy) allows(t TokenType) bool {
 	return false
 }
 
+// Admits reports whether the route accepts tokens of type t (with the
+// default applied), before any other rule is asked.
+func (p Policy) Admits(t TokenType) bool { return p.allows(t) }
+
 // Reason classifies a denial.
 type Reason int
 
@@ -300,6 +308,12 @@ const (
 	// ReasonJobNotFound: a DAG processor token on another Job's path
 	// (HTTP 404, reason not_found).
 	ReasonJobNotFound
+	// ReasonBundleMissing: a dag_processor token on a route that reads
+	// for a bundle, without the Airflow-Dag-Bundle header (HTTP 400).
+	ReasonBundleMissing
+	// ReasonBundleNotGranted: the header names a bundle the token does
+	// not grant (HTTP 403).
+	ReasonBundleNotGranted
 )
 
 // Denial is the typed refusal returned by Decide. Detail is the exact text an
@@ -384,7 +398,7 @@ func CheckClaims(c *Claims) *Denial {
 			return ErrInvalidToken
 		}
 	case DagProcessor:
-		if _, ok := c.JobID(); !ok || c.DagBundles() == nil {
+		if _, ok := c.JobID(); !ok || len(c.DagBundles()) == 0 {
 			return ErrInvalidToken
 		}
 	}
@@ -468,4 +482,75 @@ func Decide(p Policy, c *Claims, taskInstanceID string, phase Phase) *Denial {
 		return ErrTryNotRunning
 	}
 	return nil
+}
+
+// BundleHeader is the request header in which a dag_processor token names
+// the DAG bundle a request acts for (Airflow's DAG_BUNDLE_HEADER).
+const BundleHeader = "Airflow-Dag-Bundle"
+
+// ErrBundleMissing is Airflow's 400 for a dag_processor token that names
+// no bundle where a route needs one.
+var ErrBundleMissing = &Denial{Reason: ReasonBundleMissing,
+	Detail: "A dag_processor token must name its Dag bundle in the " + BundleHeader + " header"}
+
+// ErrBundleNotGranted refuses a bundle the token's dag_bundles claim does
+// not list, in Airflow's words (the name as Python's repr writes it).
+func ErrBundleNotGranted(bundle string) *Denial {
+	return &Denial{Reason: ReasonBundleNotGranted, Detail: "Token is not granted Dag bundle " + pyRepr(bundle)}
+}
+
+// SelectBundle is Airflow's get_selected_dag_bundle, asked after Decide
+// allowed the token: on a route whose policy reads for a bundle
+// (Policy.DagBundle), a dag_processor token must name one of its granted
+// bundles in the BundleHeader (header is its value, "" when absent), and
+// that bundle is returned. Every other token, and every other route,
+// selects no bundle and ignores the header.
+//
+// The bundle need not be known to the database: Airflow checks it against
+// the token's claim alone, and only resolves it to a team under [core]
+// multi_team.
+func SelectBundle(p Policy, c *Claims, header string) (string, *Denial) {
+	if !p.DagBundle || c == nil || c.Type() != DagProcessor {
+		return "", nil
+	}
+	if header == "" {
+		return "", ErrBundleMissing
+	}
+	for _, b := range c.DagBundles() {
+		if b == header {
+			return header, nil
+		}
+	}
+	return "", ErrBundleNotGranted(header)
+}
+
+// pyRepr quotes s as Python's repr() does, so that a detail naming a
+// client's string reads exactly as Airflow's f"{name!r}".
+func pyRepr(s string) string {
+	q := "'"
+	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
+		q = `"`
+	}
+	var b strings.Builder
+	b.WriteString(q)
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case string(r) == q:
+			b.WriteString(`\` + q)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\x` + strconv.FormatUint(uint64(r)>>4, 16) + strconv.FormatUint(uint64(r)&0xf, 16))
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString(q)
+	return b.String()
 }

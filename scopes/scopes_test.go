@@ -222,6 +222,7 @@ func TestDecideDagProcessor(t *testing.T) {
 	register := Policy{Allowed: []TokenType{DagProcessorSession}}
 	job := Policy{Allowed: []TokenType{DagProcessor}, Self: SelfJob}
 	complete := Policy{Allowed: []TokenType{DagProcessor}, Self: SelfJob, JobUnchecked: true}
+	read := Policy{Allowed: []TokenType{Execution, DagProcessor}, DagBundle: true}
 	session := DagProcessorSessionClaims(tiA, []string{"b", "a"})
 	proc := DagProcessorClaims(tiA, 7, []string{"a"})
 	tests := []struct {
@@ -254,6 +255,14 @@ func TestDecideDagProcessor(t *testing.T) {
 			&Denial{ReasonTypeNotAllowed, "Token type 'dag_processor' not allowed for this endpoint. Allowed types: execution"}},
 		{"execution token on a job route", job, &Claims{Subject: tiA}, "7", PhaseRunning,
 			&Denial{ReasonTypeNotAllowed, "Token type 'execution' not allowed for this endpoint. Allowed types: dag_processor"}},
+		{"processor with an empty bundle list", job, &Claims{Subject: tiA, Scope: "dag_processor",
+			Extra: map[string]any{DagBundlesClaim: []any{}, JobClaim: int64(7)}}, "7", PhaseRunning, ErrInvalidToken},
+		{"processor with an empty bundle name", job, &Claims{Subject: tiA, Scope: "dag_processor",
+			Extra: map[string]any{DagBundlesClaim: []any{""}, JobClaim: int64(7)}}, "7", PhaseRunning, ErrInvalidToken},
+		{"processor reads while its job is open", read, proc, "", PhaseRunning, nil},
+		{"processor reads after its job closed", read, proc, "", PhaseUnknown, ErrJobClosed},
+		{"session token reads nothing", read, session, "", PhaseNone,
+			&Denial{ReasonTypeNotAllowed, "Token type 'dag_processor_session' not allowed for this endpoint. Allowed types: dag_processor, execution"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,5 +271,58 @@ func TestDecideDagProcessor(t *testing.T) {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestSelectBundle: on a route that reads for a bundle, a dag_processor
+// token names one it was granted in the Airflow-Dag-Bundle header; other
+// tokens and other routes ignore the header.
+func TestSelectBundle(t *testing.T) {
+	read := Policy{Allowed: []TokenType{Execution, DagProcessor}, DagBundle: true}
+	proc := DagProcessorClaims(tiA, 7, []string{"granted", "second"})
+	tests := []struct {
+		name       string
+		policy     Policy
+		claims     *Claims
+		header     string
+		want       string
+		wantDenial *Denial
+	}{
+		{"granted bundle", read, proc, "granted", "granted", nil},
+		{"another granted bundle", read, proc, "second", "second", nil},
+		{"no header", read, proc, "", "", ErrBundleMissing},
+		{"bundle not granted", read, proc, "other", "", &Denial{ReasonBundleNotGranted, "Token is not granted Dag bundle 'other'"}},
+		{"a name is compared whole", read, proc, "grant", "", ErrBundleNotGranted("grant")},
+		{"quoted as Python does", read, proc, "it's", "", &Denial{ReasonBundleNotGranted, `Token is not granted Dag bundle "it's"`}},
+		{"execution token ignores the header", read, &Claims{Subject: tiA}, "other", "", nil},
+		{"component ignores the header", read, ComponentClaims(tiA, "triggerer"), "", "", nil},
+		{"route without bundles ignores it", Policy{Allowed: []TokenType{DagProcessor}, Self: SelfJob}, proc, "", "", nil},
+		{"no claims", read, nil, "granted", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, d := SelectBundle(tt.policy, tt.claims, tt.header)
+			if got != tt.want {
+				t.Errorf("bundle = %q, want %q", got, tt.want)
+			}
+			if diff := cmp.Diff(tt.wantDenial, d); diff != "" {
+				t.Errorf("denial (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPyRepr(t *testing.T) {
+	for in, want := range map[string]string{
+		"a":     `'a'`,
+		"it's":  `"it's"`,
+		`'"`:    `'\'"'`,
+		"a\tb":  `'a\tb'`,
+		"\x01":  `'\x01'`,
+		`back\`: `'back\\'`,
+	} {
+		if got := pyRepr(in); got != want {
+			t.Errorf("pyRepr(%q) = %s, want %s", in, got, want)
+		}
 	}
 }
