@@ -203,7 +203,8 @@ func writeDagVersion(ctx context.Context, tx pgx.Tx, r *workload.ParseResult, d 
 	version = workload.NewTryID(now)
 	if _, err := tx.Exec(ctx, `INSERT INTO dag_version (id, version_number, dag_id, bundle_name, bundle_version,
 			created_at, last_updated)
-		SELECT $1, coalesce(max(version_number), 0) + 1, $2, $3, $4, $5, $5 FROM dag_version WHERE dag_id = $2`,
+		SELECT $1::uuid, coalesce(max(version_number), 0) + 1, $2::varchar, $3::varchar, $4::varchar,
+			$5::timestamptz, $5::timestamptz FROM dag_version WHERE dag_id = $2::varchar`,
 		version, d.DagID, r.BundleName, r.BundleVersion, now); err != nil {
 		return fmt.Errorf("pgstore: version of dag %s: %w", d.DagID, err)
 	}
