@@ -253,6 +253,39 @@ func (e *workersEnv) noPublication() {
 	}
 }
 
+// The parametrized cases, named by their parameter.
+var (
+	unauthorizedCases = map[string]string{
+		"bundle":         "test_dag_parsing.py::test_rejects_unauthorized_publication[bundle]",
+		"job":            "test_dag_parsing.py::test_rejects_unauthorized_publication[job]",
+		"closed":         "test_dag_parsing.py::test_rejects_unauthorized_publication[closed]",
+		"replaced":       "test_dag_parsing.py::test_rejects_unauthorized_publication[replaced]",
+		"inactive":       "test_dag_parsing.py::test_rejects_unauthorized_publication[inactive]",
+		"deleted":        "test_dag_parsing.py::test_rejects_unauthorized_publication[deleted]",
+		"missing_bundle": "test_dag_parsing.py::test_rejects_unauthorized_publication[missing_bundle]",
+	}
+	invalidCases = map[string]string{
+		"schema":           "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[schema]",
+		"version":          "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[version]",
+		"source":           "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[source]",
+		"path":             "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[path]",
+		"error_path":       "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[error_path]",
+		"warning":          "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[warning]",
+		"duplicate":        "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[duplicate]",
+		"dag_id":           "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[dag_id]",
+		"relative_fileloc": "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[relative_fileloc]",
+		"fileloc":          "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[fileloc]",
+		"long_path":        "test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[long_path]",
+	}
+	legacyCases = map[string]string{
+		"None":          "test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[None]",
+		"active_bundle": "test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[active_bundle]",
+		"active_dag":    "test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[active_dag]",
+		"file_location": "test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[file_location]",
+		"version":       "test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[version]",
+	}
+)
+
 type parseCase struct {
 	name string
 	seed workersSeed
@@ -265,16 +298,16 @@ func TestConformanceDagParsing(t *testing.T) {
 	oneJob := workersSeed{jobs: []workload.Job{parseJob(nil)}}
 	var tests []parseCase
 	for _, source := range []struct {
-		param string
+		name  string
 		value any
 		want  string
 	}{
-		{"# captured on worker", "# captured on worker", "# captured on worker"},
-		{"", "", ""},
-		{"None", nil, "Source unavailable"},
+		{"test_dag_parsing.py::test_publishes_worker_source_without_filesystem_access[# captured on worker]",
+			"# captured on worker", "# captured on worker"},
+		{"test_dag_parsing.py::test_publishes_worker_source_without_filesystem_access[]", "", ""},
+		{"test_dag_parsing.py::test_publishes_worker_source_without_filesystem_access[None]", nil, "Source unavailable"},
 	} {
-		tests = append(tests, parseCase{
-			"test_dag_parsing.py::test_publishes_worker_source_without_filesystem_access[" + source.param + "]", oneJob, "",
+		tests = append(tests, parseCase{source.name, oneJob, "",
 			func(t *testing.T, e *workersEnv) {
 				body := parseBody()
 				body["source_codes"].(map[string]any)["/worker-only/dags/a.py"].(map[string]any)["source_code"] = source.value
@@ -324,9 +357,11 @@ func TestConformanceDagParsing(t *testing.T) {
 				}
 			}})
 	}
-	for _, tc := range []struct{ change, reason string }{{"payload", "publication_conflict"}, {"attempt", "publication_superseded"}} {
-		tests = append(tests, parseCase{
-			"test_dag_parsing.py::test_rejects_conflicting_or_superseded_publication[" + tc.change + "]", oneJob, "",
+	for _, tc := range []struct{ name, change, reason string }{
+		{"test_dag_parsing.py::test_rejects_conflicting_or_superseded_publication[payload]", "payload", "publication_conflict"},
+		{"test_dag_parsing.py::test_rejects_conflicting_or_superseded_publication[attempt]", "attempt", "publication_superseded"},
+	} {
+		tests = append(tests, parseCase{tc.name, oneJob, "",
 			func(t *testing.T, e *workersEnv) {
 				body := parseBody()
 				receipt(t, e.publish(body))
@@ -388,6 +423,7 @@ func TestConformanceDagParsing(t *testing.T) {
 			}})
 	}
 	for _, failure := range []string{"bundle", "job", "closed", "replaced", "inactive", "deleted", "missing_bundle"} {
+		name := unauthorizedCases[failure]
 		seed := workersSeed{jobs: []workload.Job{parseJob(func(j *workload.Job) {
 			switch failure {
 			case "closed":
@@ -402,7 +438,7 @@ func TestConformanceDagParsing(t *testing.T) {
 			// The embedded store has no bundle table, and deletes no Job.
 			only = postgresBackend
 		}
-		tests = append(tests, parseCase{"test_dag_parsing.py::test_rejects_unauthorized_publication[" + failure + "]", seed, only,
+		tests = append(tests, parseCase{name, seed, only,
 			func(t *testing.T, e *workersEnv) {
 				body := parseBody()
 				id := e.jobIDs[0]
@@ -438,35 +474,34 @@ func TestConformanceDagParsing(t *testing.T) {
 	}
 	for _, failure := range []string{"schema", "version", "source", "path", "error_path", "warning", "duplicate", "dag_id",
 		"relative_fileloc", "fileloc", "long_path"} {
-		tests = append(tests, parseCase{"test_dag_parsing.py::test_invalid_result_is_rejected_without_writes[" + failure + "]",
-			oneJob, "", func(t *testing.T, e *workersEnv) {
-				body := parseBody()
-				dag := dagOf(body)
-				switch failure {
-				case "schema":
-					dag["tasks"] = "invalid"
-				case "version":
-					body["serialized_dags"].([]any)[0].(map[string]any)["__version"] = 999
-				case "source":
-					body["source_codes"] = map[string]any{}
-				case "path":
-					dag["relative_fileloc"] = "../other.py"
-				case "error_path":
-					body["import_errors"] = map[string]any{"other.py": "error"}
-				case "warning":
-					body["warnings"] = []any{map[string]any{"dag_id": "other", "warning_type": "duplicate dag id", "message": "error"}}
-				case "duplicate":
-					body["serialized_dags"] = append(body["serialized_dags"].([]any), parseBody()["serialized_dags"].([]any)[0])
-				case "long_path":
-					body["parsed_definitions"] = []any{"a.py/" + strings.Repeat("x", 2000)}
-				default:
-					delete(dag, failure)
-				}
-				if r := e.publish(body); r.status != 422 {
-					t.Fatalf("%s, want 422", r)
-				}
-				e.noPublication()
-			}})
+		tests = append(tests, parseCase{invalidCases[failure], oneJob, "", func(t *testing.T, e *workersEnv) {
+			body := parseBody()
+			dag := dagOf(body)
+			switch failure {
+			case "schema":
+				dag["tasks"] = "invalid"
+			case "version":
+				body["serialized_dags"].([]any)[0].(map[string]any)["__version"] = 999
+			case "source":
+				body["source_codes"] = map[string]any{}
+			case "path":
+				dag["relative_fileloc"] = "../other.py"
+			case "error_path":
+				body["import_errors"] = map[string]any{"other.py": "error"}
+			case "warning":
+				body["warnings"] = []any{map[string]any{"dag_id": "other", "warning_type": "duplicate dag id", "message": "error"}}
+			case "duplicate":
+				body["serialized_dags"] = append(body["serialized_dags"].([]any), parseBody()["serialized_dags"].([]any)[0])
+			case "long_path":
+				body["parsed_definitions"] = []any{"a.py/" + strings.Repeat("x", 2000)}
+			default:
+				delete(dag, failure)
+			}
+			if r := e.publish(body); r.status != 422 {
+				t.Fatalf("%s, want 422", r)
+			}
+			e.noPublication()
+		}})
 	}
 	tests = append(tests, parseCase{"test_dag_parsing.py::test_rejects_oversized_result",
 		workersSeed{jobs: oneJob.jobs, serverEnv: []string{"AIRFLOW__TASKGATE__MAX_BODY_BYTES=24MiB"}}, "",
@@ -580,7 +615,7 @@ func TestConformanceDagParsing(t *testing.T) {
 			}
 		}})
 	for _, ineligible := range []string{"None", "active_bundle", "active_dag", "file_location", "version"} {
-		tests = append(tests, parseCase{"test_dag_parsing.py::test_recovers_only_orphaned_legacy_dags[" + ineligible + "]", oneJob,
+		tests = append(tests, parseCase{legacyCases[ineligible], oneJob,
 			// The embedded store has no bundle table: it never hands a
 			// DAG of a named bundle to another.
 			postgresBackend, func(t *testing.T, e *workersEnv) {
