@@ -141,6 +141,7 @@ func TestConformanceSecurity(t *testing.T) {
 		"POST /jobs":                                            {"dag_processor_session"},
 		"POST /jobs/{job_id}/heartbeat":                         {"dag_processor"},
 		"POST /jobs/{job_id}/complete":                          {"dag_processor"},
+		"POST /jobs/{job_id}/parse-results":                     {"dag_processor"},
 	}
 	routes := map[string][]string{} // Airflow's "METHOD path" → token types
 	paths := map[string]string{}    // the same → a path to send
