@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/taskgate/taskgate/workload"
 )
 
 func parseResultJSON(change func(b map[string]any)) []byte {
@@ -87,4 +89,43 @@ func TestDecodeParseResult(t *testing.T) {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// FuzzDecodeParseResult: a parse result body never panics the decoder, is
+// refused only with a 422, and once accepted keeps to the file it names
+// and dumps to a payload the hash can read.
+func FuzzDecodeParseResult(f *testing.F) {
+	f.Add(parseResultJSON(nil))
+	f.Add(parseResultJSON(func(b map[string]any) {
+		b["relative_fileloc"] = "c.zip"
+		b["parsed_definitions"] = []any{"c.zip/a.py"}
+		b["import_errors"] = map[string]any{"c.zip/b.py": "x"}
+		b["serialized_dags"] = []any{}
+		b["source_codes"] = map[string]any{}
+	}))
+	f.Add(parseResultJSON(func(b map[string]any) { b["version_data"] = map[string]any{"a": []any{1.5, nil}} }))
+	f.Add([]byte(`{"attempt_id": 1, "serialized_dags": [1]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeParseResult(body)
+		if err != nil {
+			fuzzCheck422(t, err)
+			return
+		}
+		r := req.result
+		if r.BundleName == "" || !validRelativeFileloc(r.RelativeFileloc) || r.SourceKey == "" {
+			t.Fatalf("accepted %q as %+v", body, r)
+		}
+		for _, d := range r.Dags {
+			if r.Invalid == nil && d.RelativeFileloc != r.RelativeFileloc && !strings.HasPrefix(d.RelativeFileloc, r.RelativeFileloc+"/") {
+				t.Fatalf("dag %s outside %s", d.RelativeFileloc, r.RelativeFileloc)
+			}
+		}
+		dump, err := json.Marshal(req.dump)
+		if err != nil {
+			t.Fatalf("dump of %q: %v", body, err)
+		}
+		if _, err := workload.PayloadHash(dump); err != nil {
+			t.Fatalf("payload of %q: %v", body, err)
+		}
+	})
 }
