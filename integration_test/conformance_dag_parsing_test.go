@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -657,5 +658,56 @@ func TestConformanceDagParsing(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestPublishedDagIsRead: on the embedded store, the DAG a Job published is
+// what a task reads at GET /dags/{dag_id} and /dags/{dag_id}/state.
+func TestPublishedDagIsRead(t *testing.T) {
+	e := &workersEnv{t: t, backend: embeddedBackend, dataDir: newDataDir(t)}
+	if err := os.MkdirAll(e.dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := e.openStore()
+	ctx := context.Background()
+	e.jobIDs = []int64{seedJob(t, db, parseJob(nil))}
+	dr := workload.DagRun{DagID: callerDag, RunID: callerRun, RunType: "manual", State: "running",
+		RunAfter: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Conf: json.RawMessage("{}")}
+	if err := db.PutDagRun(ctx, dr); err != nil {
+		t.Fatal(err)
+	}
+	ti := workload.TaskInstance{ID: newID(), DagID: callerDag, RunID: callerRun, TaskID: "t", MapIndex: -1, TryNumber: 1,
+		State: workload.StateRunning, Queue: "default", PoolSlots: 1, UpdatedAt: time.Now().UTC()}
+	if _, err := db.InsertTaskInstance(ctx, dr, ti, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.srv = startServer(t, e.dataDir)
+	e.m = newMinter(t, e.dataDir)
+	body := parseBody()
+	dag := dagOf(body)
+	dag["is_paused_upon_creation"] = false
+	dag["tags"] = []any{"b", "a"}
+	dag["tasks"] = []any{map[string]any{"__type": "operator", "__var": map[string]any{"task_id": "x", "owner": "ann"}}}
+	receipt(t, e.publish(body))
+	tok := e.token(ti.ID, "")
+	r := e.send("GET", "/execution/dags/published", tok, "")
+	var got map[string]any
+	if r.status != 200 || json.Unmarshal(r.body, &got) != nil {
+		t.Fatalf("%s, want 200", r)
+	}
+	for k, want := range map[string]any{"dag_id": "published", "is_paused": false, "bundle_name": "bundle",
+		"bundle_version": "v1", "relative_fileloc": "a.py", "owners": "ann"} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v (%s)", k, got[k], want, r.body)
+		}
+	}
+	if tags := fmt.Sprint(got["tags"]); tags != "[a b]" {
+		t.Errorf("tags %s", tags)
+	}
+	if r := e.send("GET", "/execution/dags/published/state", tok, ""); r.status != 200 || strings.TrimSpace(string(r.body)) != `{"is_paused":false}` {
+		t.Errorf("state: %s", r)
 	}
 }
