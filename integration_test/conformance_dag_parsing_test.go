@@ -711,3 +711,26 @@ func TestPublishedDagIsRead(t *testing.T) {
 		t.Errorf("state: %s", r)
 	}
 }
+
+// TestParseResultValueRejectedOnPostgres: a value Airflow's columns cannot
+// hold (a tag over dag_tag.name's 100 characters, a NUL in the source) is
+// Airflow's 422 "Value rejected by database", and nothing is written.
+func TestParseResultValueRejectedOnPostgres(t *testing.T) {
+	for name, change := range map[string]func(b map[string]any){
+		"long tag": func(b map[string]any) { dagOf(b)["tags"] = []any{strings.Repeat("t", 101)} },
+		"nul in source": func(b map[string]any) {
+			b["source_codes"].(map[string]any)["/worker-only/dags/a.py"].(map[string]any)["source_code"] = "a\x00b"
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := parseEnv(t, postgresBackend, workersSeed{jobs: []workload.Job{parseJob(nil)}})
+			body := parseBody()
+			change(body)
+			r := e.publish(body)
+			if r.status != 422 || detail(t, r)["reason"] != "Value rejected by database" {
+				t.Fatalf("%s, want 422", r)
+			}
+			e.noPublication()
+		})
+	}
+}

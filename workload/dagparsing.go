@@ -186,6 +186,10 @@ func ParseSerializedDag(doc json.RawMessage) (ParsedDag, error) {
 	f := dagFields{m: top.Dag}
 	var d ParsedDag
 	f.str("dag_id", &d.DagID, true)
+	// Airflow's DAG refuses an id over ID_LEN (250) characters.
+	if n := len([]rune(d.DagID)); n > 250 {
+		f.fail("dag_id", fmt.Errorf("%d characters, more than 250", n))
+	}
 	f.str("fileloc", &d.Fileloc, true)
 	f.str("relative_fileloc", &d.RelativeFileloc, true)
 	d.DisplayName = f.optStr("dag_display_name")

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,6 +103,7 @@ func TestParseSerializedDag(t *testing.T) {
 		"no tasks":  `{"__version": 3, "dag": {"dag_id": "d", "fileloc": "f", "relative_fileloc": "a.py"}}`,
 		"task":      `{"__version": 3, "dag": {"dag_id": "d", "fileloc": "f", "relative_fileloc": "a.py", "tasks": [{"__var": {}}]}}`,
 		"max runs":  `{"__version": 3, "dag": {"dag_id": "d", "fileloc": "f", "relative_fileloc": "a.py", "tasks": [], "max_active_runs": "x"}}`,
+		"long id":   `{"__version": 3, "dag": {"dag_id": "` + strings.Repeat("d", 251) + `", "fileloc": "f", "relative_fileloc": "a.py", "tasks": []}}`,
 		"timetable": `{"__version": 3, "dag": {"dag_id": "d", "fileloc": "f", "relative_fileloc": "a.py", "tasks": [], "timetable": 1}}`,
 	} {
 		if _, err := ParseSerializedDag([]byte(bad)); err == nil {
