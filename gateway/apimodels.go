@@ -38,4 +38,5 @@ var modelTables = []map[string]routeModel{
 	metricsModels,
 	tiQueryModels,
 	jobModels,
+	dagParsingModels,
 }

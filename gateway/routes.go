@@ -227,6 +227,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/execution/jobs", dagProcessorSession, "", s.handleRegisterJob},
 		{http.MethodPost, "/execution/jobs/:job_id/heartbeat", dagProcessorJob, "", s.handleJobHeartbeat},
 		{http.MethodPost, "/execution/jobs/:job_id/complete", dagProcessorJobEnd, "", s.handleCompleteJob},
+		{http.MethodPost, "/execution/jobs/:job_id/parse-results", dagProcessorJob, "", s.handlePublishParseResult},
 
 		// The operator side: REST tokens with roles.
 		{http.MethodPost, "/auth/token", public, "", s.handleLogin(false)},

@@ -67,6 +67,7 @@ type Store interface {
 	workload.Callbacks
 	workload.TaskInstanceQueries
 	workload.Jobs
+	workload.DagParsing
 }
 
 // HealthCheck is one named dependency reported by /health/ping.

@@ -164,6 +164,7 @@ func TestConformanceSecurity(t *testing.T) {
 		"POST /jobs":                                            {"dag_processor_session"},
 		"POST /jobs/{job_id}/heartbeat":                         {"dag_processor"},
 		"POST /jobs/{job_id}/complete":                          {"dag_processor"},
+		"POST /jobs/{job_id}/parse-results":                     {"dag_processor"},
 		// A DAG processor's reads while it prepares a bundle (Airflow's
 		// ExecutionOrProcessorSecretsToken, less the dag_parse token).
 		"GET /variables/{key:path}":        {"dag_processor", "execution"},

@@ -272,7 +272,7 @@ func openAPIProperties(t *testing.T, base, version, schema string) map[string]an
 
 // TestConformanceVersionsDagRuns: the DagRun reads of 2026-04-06 clients
 // and the clear payload of 2026-10-30 ones, on both stores.
-func TestConformanceVersionsDagRuns(t *testing.T) {
+func TestConformanceVersionsDagRunReads(t *testing.T) {
 	addedIn20260630 := []string{"team_name", "partition_date"}
 	twoRuns := func(f drFixtures) {
 		simpleDag(f, "test_dag_run_fields")

@@ -53,6 +53,11 @@ type workersSeed struct {
 	// jobs are DAG processor Jobs, stored in order (their ids in
 	// workersEnv.jobIDs); SessionID "" is a Job its session replaced.
 	jobs []workload.Job
+	// dags are DAG records a DAG processor wrote earlier (on PostgreSQL,
+	// dag rows with Airflow's defaults for the columns not given).
+	dags []workload.Dag
+	// serverEnv is the server's extra configuration.
+	serverEnv []string
 }
 
 func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *workersEnv {
@@ -89,14 +94,19 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 		for _, j := range seed.jobs {
 			e.jobIDs = append(e.jobIDs, seedJob(t, db, j))
 		}
+		for _, d := range seed.dags {
+			if err := db.PutDag(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		e.srv = startServer(t, e.dataDir)
+		e.srv = startServer(t, e.dataDir, seed.serverEnv...)
 		e.m = newMinter(t, e.dataDir)
 	case postgresBackend:
 		e.pg = newPGDeployment(t)
-		e.srv = e.pg.startReplica(t)
+		e.srv = e.pg.startReplica(t, seed.serverEnv...)
 		e.m = e.pg.minter(t)
 		for _, ct := range seed.connectionTests {
 			c := ct.Connection
@@ -134,6 +144,14 @@ func newWorkersEnv(t *testing.T, backend workersBackend, seed workersSeed) *work
 				RETURNING id`, []any{string(j.State), j.StartDate, j.EndDate, j.LatestHeartbeat, j.Hostname, j.Unixname,
 				string(bundles), session, j.RegistrationID}, &id)
 			e.jobIDs = append(e.jobIDs, id)
+		}
+		for _, d := range seed.dags {
+			if d.BundleName != nil {
+				e.pg.exec(`INSERT INTO dag_bundle (name, active) VALUES ($1, true) ON CONFLICT DO NOTHING`, *d.BundleName)
+			}
+			e.pg.exec(`INSERT INTO dag (dag_id, is_paused, is_stale, bundle_name, relative_fileloc, timetable_type,
+				max_active_tasks, max_consecutive_failed_dag_runs, has_task_concurrency_limits)
+				VALUES ($1, $2, $3, $4, $5, '', 16, 0, false)`, d.DagID, d.Paused(), d.IsStale, d.BundleName, d.RelativeFileloc)
 		}
 	}
 	return e

@@ -211,6 +211,18 @@ var migrations = []string{
 	);
 	CREATE INDEX job_type_heart ON taskgate.job (job_type, latest_heartbeat);
 	CREATE INDEX idx_job_state_heartbeat ON taskgate.job (state, latest_heartbeat)`,
+	// 7: the checkpoint of each file a DAG processor's Job published
+	// (pgstore/dagparsing.go): Airflow's dag_parse_checkpoint, which its
+	// 3.2 schema does not have. It goes with its Job.
+	7: `CREATE TABLE taskgate.dag_parse_checkpoint (
+		job_id            bigint NOT NULL REFERENCES taskgate.job (id) ON DELETE CASCADE,
+		source_key        varchar(64) NOT NULL,
+		attempt_id        uuid NOT NULL,
+		dispatch_sequence bigint NOT NULL,
+		payload_hash      varchar(64) NOT NULL,
+		accepted_at       timestamptz NOT NULL,
+		PRIMARY KEY (job_id, source_key)
+	)`,
 }
 
 // migrate creates taskgate's schema and applies the migrations it lacks.

@@ -1,10 +1,11 @@
 package store
 
 // DAGs and dag runs for the /dag-runs and /dags routes. The embedded store
-// has no DAG processor and no scheduler: a DAG is known by a record put with
-// PutDag (a fixture, or an operator's) or else by its dag runs (those queued
-// with a workload, or triggered), and then reads as unpaused, not stale and
-// without import errors. A triggered run is recorded queued and nothing runs
+// has no scheduler: a DAG is known by a record a DAG processor's Job
+// published (dagparsing.go) or put with PutDag (a fixture, or an
+// operator's), or else by its dag runs (those queued with a workload, or
+// triggered), and then reads as unpaused, not stale and without import
+// errors. A triggered run is recorded queued and nothing runs
 // it. Clearing a run archives the cleared tries and gives each task instance
 // a new id, as Airflow does, and queues a finished run again; nothing
 // schedules the cleared task instances either.
@@ -22,9 +23,9 @@ import (
 
 var _ workload.DagRuns = (*DB)(nil)
 
-// bucketDags: dag_id → workload.Dag JSON, the DAGs put by PutDag. It is
-// created by the first write that needs it: a file without it holds no DAG
-// record, and its DAGs are known by their runs.
+// bucketDags: dag_id → workload.Dag JSON, the DAGs put by PutDag or
+// published. It is created by the first write that needs it: a file
+// without it holds no DAG record, and its DAGs are known by their runs.
 var bucketDags = []byte("dags")
 
 // getDag reads the DAG record, or makes one for a DAG known by its runs;

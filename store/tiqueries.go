@@ -74,8 +74,10 @@ func (db *DB) QueryTaskInstances(ctx context.Context, q workload.TaskInstanceQue
 	return out, nil
 }
 
-// TaskGroupTaskIDs: the embedded store keeps no serialized DAGs (no DAG
-// processor writes any), so every dag is unknown to it.
+// TaskGroupTaskIDs: the embedded store keeps the serialized DAGs a DAG
+// processor publishes (dagparsing.go) but reads no task groups from them,
+// as pgstore reads none from Airflow's: every dag answers as one without a
+// serialized version.
 func (db *DB) TaskGroupTaskIDs(_ context.Context, dagID, _ string) ([]string, error) {
 	return nil, fmt.Errorf("store: dag %s: %w", dagID, workload.ErrNoSerializedDag)
 }

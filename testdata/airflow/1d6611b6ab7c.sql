@@ -124,6 +124,42 @@ CREATE TABLE serialized_dag (
     CONSTRAINT serialized_dag_dag_version_id_uq UNIQUE (dag_version_id)
 );
 
+-- A DAG version's source (models/dagcode.py), written by a DAG processor's published parse
+-- result.
+CREATE TABLE dag_code (
+    id uuid NOT NULL,
+    dag_id varchar(250) NOT NULL,
+    fileloc varchar(2000) NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_updated timestamptz NOT NULL,
+    source_code text NOT NULL,
+    source_code_hash varchar(32) NOT NULL,
+    dag_version_id uuid NOT NULL,
+    CONSTRAINT dag_code_pkey PRIMARY KEY (id),
+    CONSTRAINT dag_code_dag_version_id_fkey FOREIGN KEY (dag_version_id) REFERENCES dag_version (id) ON DELETE CASCADE,
+    CONSTRAINT dag_code_dag_version_id_uq UNIQUE (dag_version_id)
+);
+
+-- A file's import errors (models/errors.py ParseImportError) and a DAG's warnings
+-- (models/dagwarning.py), written by a published parse result.
+CREATE TABLE import_error (
+    id serial NOT NULL,
+    "timestamp" timestamptz,
+    filename varchar(1024),
+    bundle_name varchar(250),
+    stacktrace text,
+    CONSTRAINT import_error_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE dag_warning (
+    dag_id varchar(250) NOT NULL,
+    warning_type varchar(50) NOT NULL,
+    message text NOT NULL,
+    "timestamp" timestamptz NOT NULL,
+    CONSTRAINT dag_warning_pkey PRIMARY KEY (dag_id, warning_type),
+    CONSTRAINT dcw_dag_id_fkey FOREIGN KEY (dag_id) REFERENCES dag (dag_id) ON DELETE CASCADE
+);
+
 CREATE TABLE backfill (
     id serial NOT NULL,
     dag_id varchar(250) NOT NULL,

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/taskgate/taskgate/workload"
+)
+
+// TestParseResultsStore: a published DAG's record, versions, code, import
+// errors and checkpoint, kept across a close and reopen; a DAG of another
+// bundle is refused, one known only by its runs is taken.
+func TestParseResultsStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "taskgate.db")
+	db, err := Open(path, Options{BatchDelay: batchDelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC)
+	const sess = "00000000-0000-0000-0000-0000000000aa"
+	job, err := db.RegisterJob(ctx, "00000000-0000-0000-0000-00000000000a", sess,
+		func(_, _ *workload.Job) (workload.JobDecision, error) {
+			return workload.JobDecision{Insert: &workload.Job{JobType: workload.DagProcessorJobType,
+				State: workload.JobRunning, StartDate: now, LatestHeartbeat: now, BundleNames: []string{"b"}}}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "other"
+	if err := db.PutDag(ctx, workload.Dag{DagID: "taken", BundleName: &other}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutDagRun(ctx, dagRun("by_runs", "r1", now)); err != nil {
+		t.Fatal(err)
+	}
+	result := func(seq int64, dagID, tags, source string, importErrors map[string]string) *workload.ParseResult {
+		d, err := workload.ParseSerializedDag([]byte(`{"__version": 3, "dag": {"dag_id": "` + dagID + `",
+			"fileloc": "/dags/a.py", "relative_fileloc": "a.py", "tasks": [], "tags": ` + tags + `}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Source, d.SourceHash = source, workload.SourceHash(source)
+		return &workload.ParseResult{JobID: job.ID, SessionID: sess, AttemptID: fmt.Sprint("attempt-", seq),
+			DispatchSequence: seq, BundleName: "b", RelativeFileloc: "a.py", ParseDuration: 0.5,
+			Dags: []workload.ParsedDag{d}, ImportErrors: importErrors, PayloadHash: fmt.Sprint(seq),
+			SourceKey: workload.SourceKey("b", "a.py")}
+	}
+	publish := func(db *DB, r *workload.ParseResult, at time.Time) (workload.ParseReceipt, error) {
+		return db.PublishParseResult(ctx, r, at, func(s workload.ParseState) (*workload.ParseReceipt, error) {
+			return workload.DecideParseResult(r, s)
+		})
+	}
+	if _, err := publish(db, result(1, "d", `["x"]`, "src 1", map[string]string{"a.py/m.py": "trace"}), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish(db, result(2, "d", `["x"]`, "src 2", nil), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish(db, result(3, "d", `["y"]`, "src 2", nil), now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var refused *workload.PublicationError
+	if _, err := publish(db, result(4, "taken", `[]`, "s", nil), now); !errors.As(err, &refused) ||
+		refused.Reason != workload.ReasonDagOwnedElsewhere {
+		t.Errorf("another bundle's dag: %v", err)
+	}
+	if _, err := publish(db, result(5, "by_runs", `[]`, "s", nil), now); err != nil {
+		t.Errorf("a dag known by its runs: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{BatchDelay: batchDelay})
+	d, err := db.Dag(ctx, "d")
+	if err != nil || *d.BundleName != "b" || *d.RelativeFileloc != "a.py" || !d.Paused() || len(d.Tags) != 1 || d.Tags[0] != "y" {
+		t.Errorf("dag %+v, %v", d, err)
+	}
+	versions, err := db.DagVersions(ctx, "d")
+	if err != nil || len(versions) != 2 || versions[0].SourceCode != "src 2" || versions[1].VersionNumber != 2 {
+		t.Errorf("versions %+v, %v", versions, err)
+	}
+	data, err := db.SerializedDag(ctx, "d")
+	var doc struct {
+		Dag struct {
+			Tags []string `json:"tags"`
+		} `json:"dag"`
+	}
+	if err != nil || json.Unmarshal(data, &doc) != nil || len(doc.Dag.Tags) != 1 || doc.Dag.Tags[0] != "y" {
+		t.Errorf("serialized dag %s, %v", data, err)
+	}
+	if errs, err := db.ImportErrors(ctx, "b"); err != nil || len(errs) != 1 || errs["a.py/m.py"] != "trace" {
+		t.Errorf("import errors %v, %v", errs, err)
+	}
+	if det, err := db.DagDetails(ctx, "d"); err != nil || !det.LastParsedTime.Equal(now.Add(2*time.Minute)) ||
+		det.MaxActiveTasks != workload.DefaultMaxActiveTasks {
+		t.Errorf("details %+v, %v", det, err)
+	}
+	if cps, err := db.ParseCheckpoints(ctx); err != nil || len(cps) != 1 || cps[0].AttemptID != "attempt-5" {
+		t.Errorf("checkpoints %+v, %v", cps, err)
+	}
+	// The checkpoint answers the last attempt again, unchanged.
+	r := result(5, "by_runs", `[]`, "s", nil)
+	if got, err := publish(db, r, now.Add(time.Hour)); err != nil || !got.AcceptedAt.Equal(now) {
+		t.Errorf("replay %+v, %v", got, err)
+	}
+}
