@@ -270,7 +270,7 @@ func openAPIProperties(t *testing.T, base, version, schema string) map[string]an
 	return s.Properties
 }
 
-// TestConformanceVersionsDagRuns: the DagRun reads of 2026-04-06 clients
+// TestConformanceVersionsDagRunReads: the DagRun reads of 2026-04-06 clients
 // and the clear payload of 2026-10-30 ones, on both stores.
 func TestConformanceVersionsDagRunReads(t *testing.T) {
 	addedIn20260630 := []string{"team_name", "partition_date"}
