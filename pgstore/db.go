@@ -74,11 +74,10 @@ type Options struct {
 }
 
 // Observer is told of the heartbeat writer's work. It is called on the
-// goroutines of the writer's batches, two at once at most: it must be
-// cheap and safe for concurrent use.
+// writer's goroutine: it must be cheap.
 type Observer interface {
-	// ObserveHeartbeatBatch: one batch carried heartbeats requests and
-	// took took, its commits included.
+	// ObserveHeartbeatBatch: one transaction carried heartbeats requests
+	// and took took, commit included.
 	ObserveHeartbeatBatch(heartbeats int, took time.Duration)
 }
 
@@ -183,19 +182,9 @@ const maxAttempts = 8
 // must depend only on its inputs. Errors of an unreachable database wrap
 // workload.ErrUnavailable.
 func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx pgx.Tx) error) error {
-	return db.retry(ctx, func() error {
-		return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: iso}, fn)
-	})
-}
-
-// retry runs fn, which runs one transaction, and runs it again with
-// jittered backoff, up to maxAttempts times in all, when PostgreSQL
-// aborted that transaction for a serialization failure or a deadlock.
-// Errors of an unreachable database wrap workload.ErrUnavailable.
-func (db *DB) retry(ctx context.Context, fn func() error) error {
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := fn()
+		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: iso}, fn)
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return classify(err)
 		}
