@@ -69,6 +69,22 @@ func (e *unknownMapperError) Error() string {
 	return fmt.Sprintf("pgstore: partition mapper %s is not one of Airflow's", e.class)
 }
 
+// keyError is Python's KeyError: str.format met a field it was not given.
+type keyError struct{ key string }
+
+func (e *keyError) Error() string { return "KeyError: " + pyRepr(e.key) }
+
+// pyException is the last line of Python's report of the exception a
+// mapper raises for a key it refuses (`{type(err).__name__}: {err}`):
+// a KeyError for a format field StartOfQuarterMapper does not fill, a
+// ValueError for every other refusal.
+func pyException(err error) string {
+	if k, ok := errors.AsType[*keyError](err); ok {
+		return "KeyError: " + pyRepr(k.key)
+	}
+	return "ValueError: " + err.Error()
+}
+
 // encodedMapper is a mapper as encode_partition_mapper writes it.
 type encodedMapper struct {
 	Type string          `json:"__type"`
@@ -548,7 +564,7 @@ func formatQuarter(s string, q int) (string, error) {
 				return "", errors.New("Single '{' encountered in format string")
 			}
 			if field := s[i+1 : i+end]; field != "quarter" {
-				return "", fmt.Errorf("KeyError: %s", pyRepr(field))
+				return "", &keyError{key: field}
 			}
 			b.WriteString(strconv.Itoa(q))
 			i += end

@@ -49,11 +49,13 @@ func (db *DB) SetLog(l *slog.Logger) { db.opts.Log = l }
 // queuePartitionedDags queues the unpaused partitioned DAGs scheduled on
 // asset a (directly, through one of the event's aliases, or through a
 // reference to its name or uri) for event eventID. Without a partition key
-// Airflow queues none of them and logs a warning. A DAG taskgate cannot
-// queue (no serialized DAG, a timetable that is not a
-// PartitionedAssetTimetable, a partition mapper class taskgate does not
-// implement, a key the mapper refuses) is skipped with an error logged
-// naming it, and the success goes on.
+// Airflow queues none of them, logs a warning and writes a "missing
+// partition key" audit log row. A DAG taskgate cannot queue (no serialized
+// DAG, a timetable that is not a PartitionedAssetTimetable, a partition
+// mapper class taskgate does not implement, a key the mapper refuses) is
+// skipped with an error logged naming it, and the success goes on; for a
+// refused key Airflow's "failed to map partition_key" audit log row is
+// written too, in the success's transaction as every row here.
 func queuePartitionedDags(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, a assetRow, aliasIDs []int32,
 	eventID int32, partitionKey *string, now time.Time) error {
 	if aliasIDs == nil {
@@ -81,7 +83,10 @@ func queuePartitionedDags(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 	if partitionKey == nil || *partitionKey == "" {
 		log.Warn("Listening dags are partition-aware but run has no partition key",
 			"listening_dags", dags, "asset_id", a.id, "run_id", ti.RunID, "dag_id", ti.DagID, "task_id", ti.TaskID)
-		return nil
+		extra := fmt.Sprintf("Listening Dags are partition-aware but the run has no partition key "+
+			"(listening_dags=%s, asset_id=%d, run_id=%s, dag_id=%s, task_id=%s)",
+			pyReprList(dags), a.id, ti.RunID, ti.DagID, ti.TaskID)
+		return insertPartitionAuditLog(ctx, tx, ti, "missing partition key", extra, now)
 	}
 	for _, dag := range dags {
 		mapper, err := dagPartitionMapper(ctx, tx, dag, a)
@@ -104,6 +109,13 @@ func queuePartitionedDags(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 			log.Error("Could not map partition key for asset in target Dag; dag not queued for the asset event",
 				"partition_key", *partitionKey, "asset_name", a.name, "asset_uri", a.uri, "target_dag", dag,
 				"error", err.Error())
+			extra := fmt.Sprintf("Could not validate or map partition_key '%s' for asset (name='%s', uri='%s') "+
+				"in target Dag '%s'. This likely indicates that the partition mapper in the target Dag is "+
+				"misconfigured or does not support this partition key.\n%s",
+				*partitionKey, a.name, a.uri, dag, pyException(err))
+			if err := insertPartitionAuditLog(ctx, tx, ti, "failed to map partition_key", extra, now); err != nil {
+				return err
+			}
 			continue
 		}
 		for _, key := range keys {
@@ -118,6 +130,24 @@ func queuePartitionedDags(ctx context.Context, tx pgx.Tx, ti *workload.TaskInsta
 				return fmt.Errorf("pgstore: partitioned_asset_key_log of dag %s: %w", dag, err)
 			}
 		}
+	}
+	return nil
+}
+
+// insertPartitionAuditLog writes the log row Airflow's
+// _queue_partitioned_dags adds where it queues no run of a partitioned DAG
+// (Log(event=…, extra=…, task_instance=ti)): the success's task instance
+// coordinates and try number, its dag run's logical date, no owner (the
+// task instance Airflow hands over carries no task to take it from).
+func insertPartitionAuditLog(ctx context.Context, tx pgx.Tx, ti *workload.TaskInstance, event, extra string,
+	now time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO log (dttm, dag_id, task_id, map_index, event, logical_date, run_id,
+			extra, try_number)
+		VALUES ($1::timestamptz, $2::varchar, $3::varchar, $4::integer, $5::varchar,
+			(SELECT logical_date FROM dag_run WHERE dag_id = $2 AND run_id = $6), $6::varchar, $7::text, $8::integer)`,
+		now, ti.DagID, ti.TaskID, int32(ti.MapIndex), event, ti.RunID, extra, int32(ti.TryNumber))
+	if err != nil {
+		return fmt.Errorf("pgstore: audit log %q of task instance %s: %w", event, ti.ID, err)
 	}
 	return nil
 }

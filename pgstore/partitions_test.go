@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,40 @@ func readPAKL(t *testing.T, db *DB) []pakl {
 		err := r.Scan(&p.URI, &p.EventRunID, &p.APDR, &p.SourceKey, &p.DagID, &p.TargetKey, &p.CreatedAt)
 		p.CreatedAt = p.CreatedAt.UTC()
 		return p, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// partitionAudit is a log row _queue_partitioned_dags writes, its logical
+// date compared with its dag run's.
+type partitionAudit struct {
+	Event, DagID, TaskID, RunID string
+	MapIndex, TryNumber         int32
+	Owner                       *string
+	RunLogicalDate              bool // the row's logical date is its dag run's
+	Extra                       string
+	Dttm                        time.Time
+}
+
+// readPartitionAudit reads the audit log rows other than the success's own.
+func readPartitionAudit(t *testing.T, db *DB) []partitionAudit {
+	t.Helper()
+	rows, err := db.pool.Query(context.Background(), `SELECT l.event, l.dag_id, l.task_id, l.run_id, l.map_index,
+			l.try_number, l.owner, l.logical_date IS NOT DISTINCT FROM dr.logical_date, l.extra, l.dttm
+		FROM log l LEFT JOIN dag_run dr ON dr.dag_id = l.dag_id AND dr.run_id = l.run_id
+		WHERE l.event <> 'success' ORDER BY l.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (partitionAudit, error) {
+		var a partitionAudit
+		err := r.Scan(&a.Event, &a.DagID, &a.TaskID, &a.RunID, &a.MapIndex, &a.TryNumber, &a.Owner,
+			&a.RunLogicalDate, &a.Extra, &a.Dttm)
+		a.Dttm = a.Dttm.UTC()
+		return a, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +277,17 @@ func TestSuccessQueuesPartitionedDags(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"p_plugin": 2, "p_refuse": 2, "p_noserdag": 2}, skipped); diff != "" {
 		t.Errorf("skipped dags logged (-want +got):\n%s", diff)
 	}
+	// The key p_refuse's mapper refused is in Airflow's audit log, once
+	// per event, on the producing task instance.
+	refused := partitionAudit{Event: "failed to map partition_key", DagID: "producer", TaskID: "t", RunID: run1,
+		MapIndex: -1, TryNumber: 1, RunLogicalDate: true, Dttm: t0,
+		Extra: "Could not validate or map partition_key '2026-03-01T10:20:30' for asset (name='a', uri='s3://b/a') " +
+			"in target Dag 'p_refuse'. This likely indicates that the partition mapper in the target Dag is " +
+			"misconfigured or does not support this partition key.\n" +
+			"ValueError: Key '2026-03-01T10:20:30' not in allowed keys ['us']"}
+	if diff := cmp.Diff([]partitionAudit{refused, refused}, readPartitionAudit(t, db)); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
 
 	// A later success for the same key reuses the pending APDRs; once the
 	// scheduler made a dag run of one, the next key creates another.
@@ -273,7 +319,11 @@ func TestSuccessWithoutPartitionKeySkipsPartitionedDags(t *testing.T) {
 	db, af, _ := newTestStore(t)
 	partitionWorld(t, af)
 	logs := captureLog(db)
-	succeed(t, db, af, "producer", nil)
+	row := succeed(t, db, af, "producer", nil)
+	var assetID int32
+	if err := db.pool.QueryRow(context.Background(), `SELECT id FROM asset WHERE name = 'a'`).Scan(&assetID); err != nil {
+		t.Fatal(err)
+	}
 	if a := readAPDR(t, db); len(a) != 0 {
 		t.Errorf("asset_partition_dag_run: %v", a)
 	}
@@ -296,6 +346,20 @@ func TestSuccessWithoutPartitionKeySkipsPartitionedDags(t *testing.T) {
 			!cmp.Equal(e["listening_dags"], want) || e["dag_id"] != "producer" || e["task_id"] != "t" {
 			t.Errorf("log entry %d: %v, want a warning listing %v", i, e, want)
 		}
+	}
+	// And one "missing partition key" audit log row per event.
+	var want []partitionAudit
+	for _, dags := range []string{
+		"['p_day', 'p_id', 'p_noserdag', 'p_plugin', 'p_refuse']",
+		"['p_alias', 'p_day', 'p_id', 'p_noserdag', 'p_plugin', 'p_refuse']",
+	} {
+		want = append(want, partitionAudit{Event: "missing partition key", DagID: "producer", TaskID: "t", RunID: row.RunID,
+			MapIndex: -1, TryNumber: 1, RunLogicalDate: true, Dttm: t0,
+			Extra: "Listening Dags are partition-aware but the run has no partition key (listening_dags=" + dags +
+				", asset_id=" + strconv.Itoa(int(assetID)) + ", run_id=" + row.RunID + ", dag_id=producer, task_id=t)"})
+	}
+	if diff := cmp.Diff(want, readPartitionAudit(t, db)); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
 	}
 }
 
