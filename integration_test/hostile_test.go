@@ -105,6 +105,8 @@ func TestHostileTokenCorpus(t *testing.T) {
 				return noTaskInstance // a valid token of no try acts on nothing
 			case w == tokencorpus.Mismatch || w == tokencorpus.Component: // no ti:self; components may read
 				return tokencorpus.Accept
+			case w == tokencorpus.Workload: // a DAG processor may read secrets too
+				return "Token type 'workload' not allowed for this endpoint. Allowed types: dag_processor, execution"
 			}
 			return w
 		}},
