@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -186,7 +187,7 @@ func parseExtraFilter(c echo.Context) (map[string]string, error) {
 		k, v, ok := strings.Cut(item, "=")
 		if !ok {
 			return nil, &APIError{Status: http.StatusUnprocessableEntity,
-				Detail: "Invalid extra parameter format: " + pyRepr(item) + ". Expected 'key=value'."}
+				Detail: "Invalid extra parameter format: " + pyjson.Repr(item) + ". Expected 'key=value'."}
 		}
 		if out == nil {
 			out = map[string]string{}

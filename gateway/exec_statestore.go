@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/scopes"
 	"github.com/taskgate/taskgate/workload"
 )
@@ -129,7 +130,7 @@ func (s *Server) handleGetTaskStore(c echo.Context) error {
 	}
 	v, err := s.cfg.Store.TaskState(c.Request().Context(), scope, key)
 	if errors.Is(err, workload.ErrNotFound) {
-		return notFound("Task state store key " + pyRepr(key) + " not found")
+		return notFound("Task state store key " + pyjson.Repr(key) + " not found")
 	} else if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func (s *Server) handlePutTaskStore(c echo.Context) error {
 	}
 	if err := s.cfg.Store.SetTaskState(c.Request().Context(), scope, key, value, expires); err != nil {
 		if errors.Is(err, workload.ErrNotFound) {
-			return notFound("No DagRun found for dag_id=" + pyRepr(scope.DagID) + " run_id=" + pyRepr(scope.RunID))
+			return notFound("No DagRun found for dag_id=" + pyjson.Repr(scope.DagID) + " run_id=" + pyjson.Repr(scope.RunID))
 		}
 		return err
 	}
@@ -251,11 +252,11 @@ func assetStoreError(err error, a workload.AssetRef, key string) error {
 	switch {
 	case errors.Is(err, workload.ErrAssetNotFound):
 		if a.Name != "" {
-			return notFound("Asset with name=" + pyRepr(a.Name) + " not found")
+			return notFound("Asset with name=" + pyjson.Repr(a.Name) + " not found")
 		}
-		return notFound("Asset with uri=" + pyRepr(a.URI) + " not found")
+		return notFound("Asset with uri=" + pyjson.Repr(a.URI) + " not found")
 	case errors.Is(err, workload.ErrNotFound):
-		return notFound("Asset state store key " + pyRepr(key) + " not found")
+		return notFound("Asset state store key " + pyjson.Repr(key) + " not found")
 	}
 	return err
 }
@@ -301,7 +302,7 @@ func (s *Server) handlePutAssetStore(byName bool) echo.HandlerFunc {
 			sub, _ := scopes.CanonicalUUID(claimsOf(c).Subject)
 			ti, err := s.cfg.Store.TaskInstance(c.Request().Context(), sub)
 			if errors.Is(err, workload.ErrNotFound) {
-				return notFound("Task instance " + pyRepr(sub) + " not found")
+				return notFound("Task instance " + pyjson.Repr(sub) + " not found")
 			} else if err != nil {
 				return err
 			}

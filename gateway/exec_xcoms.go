@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/taskgate/taskgate/internal/pyjson"
 	"github.com/taskgate/taskgate/workload"
 )
 
@@ -49,40 +50,9 @@ func parseXComTarget(c echo.Context) (xcomPath, int, error) {
 	return p, mapIndex, err
 }
 
-// pyRepr quotes s the way Python's repr() does, so 404 messages read exactly
-// like Airflow's ("XCom with key='k' …").
-func pyRepr(s string) string {
-	q := "'"
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		q = `"`
-	}
-	var b strings.Builder
-	b.WriteString(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case string(r) == q:
-			b.WriteString(`\` + q)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteString(q)
-	return b.String()
-}
-
 func (p xcomPath) notFound(what string) error {
 	return notFound(fmt.Sprintf("XCom with key=%s %s not found for task %s in DAG run %s of %s",
-		pyRepr(p.key), what, pyRepr(p.taskID), pyRepr(p.runID), pyRepr(p.dagID)))
+		pyjson.Repr(p.key), what, pyjson.Repr(p.taskID), pyjson.Repr(p.runID), pyjson.Repr(p.dagID)))
 }
 
 // queryBool reads a boolean query parameter as pydantic does.
@@ -364,7 +334,7 @@ func (s *Server) handleSetXCom(c echo.Context) error {
 	})
 	if errors.Is(err, workload.ErrNotFound) {
 		return &APIError{Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("DAG run not found on DAG %s with ID %s", pyRepr(p.dagID), pyRepr(p.runID))}
+			Detail: fmt.Sprintf("DAG run not found on DAG %s with ID %s", pyjson.Repr(p.dagID), pyjson.Repr(p.runID))}
 	} else if err != nil {
 		return err
 	}

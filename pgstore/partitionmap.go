@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // the temporal mappers' IANA time zones, wherever taskgate runs
+
+	"github.com/taskgate/taskgate/internal/pyjson"
 )
 
 // partitionMapper is a PartitionMapper's to_downstream: the downstream keys
@@ -72,7 +74,7 @@ func (e *unknownMapperError) Error() string {
 // keyError is Python's KeyError: str.format met a field it was not given.
 type keyError struct{ key string }
 
-func (e *keyError) Error() string { return "KeyError: " + pyRepr(e.key) }
+func (e *keyError) Error() string { return "KeyError: " + pyjson.Repr(e.key) }
 
 // pyException is the last line of Python's report of the exception a
 // mapper raises for a key it refuses (`{type(err).__name__}: {err}`):
@@ -80,7 +82,7 @@ func (e *keyError) Error() string { return "KeyError: " + pyRepr(e.key) }
 // ValueError for every other refusal.
 func pyException(err error) string {
 	if k, ok := errors.AsType[*keyError](err); ok {
-		return "KeyError: " + pyRepr(k.key)
+		return "KeyError: " + pyjson.Repr(k.key)
 	}
 	return "ValueError: " + err.Error()
 }
@@ -160,7 +162,7 @@ func (m allowedKeyMapper) toDownstream(key string) ([]string, error) {
 			return []string{key}, nil
 		}
 	}
-	return nil, fmt.Errorf("Key %s not in allowed keys %s", pyRepr(key), pyReprList(m.keys))
+	return nil, fmt.Errorf("Key %s not in allowed keys %s", pyjson.Repr(key), pyReprList(m.keys))
 }
 
 // productMapper is ProductMapper: the key split on the delimiter, each
@@ -349,7 +351,7 @@ func strptime(s, format string) (t time.Time, aware bool, err error) {
 	}
 	loc := rx.FindStringSubmatchIndex(s)
 	if loc == nil {
-		return time.Time{}, false, fmt.Errorf("time data %s does not match format %s", pyRepr(s), pyRepr(format))
+		return time.Time{}, false, fmt.Errorf("time data %s does not match format %s", pyjson.Repr(s), pyjson.Repr(format))
 	}
 	if loc[1] != len(s) {
 		return time.Time{}, false, fmt.Errorf("unconverted data remains: %s", s[loc[1]:])
@@ -577,18 +579,10 @@ func formatQuarter(s string, q int) (string, error) {
 	return b.String(), nil
 }
 
-// pyRepr is a string as Python's repr writes a plain one.
-func pyRepr(s string) string {
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		return `"` + s + `"`
-	}
-	return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
-}
-
 func pyReprList(l []string) string {
 	parts := make([]string, len(l))
 	for i, s := range l {
-		parts[i] = pyRepr(s)
+		parts[i] = pyjson.Repr(s)
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }

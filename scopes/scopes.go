@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/taskgate/taskgate/internal/pyjson"
 )
 
 // TokenType is the value of a task token's "scope" claim.
@@ -496,7 +498,7 @@ var ErrBundleMissing = &Denial{Reason: ReasonBundleMissing,
 // ErrBundleNotGranted refuses a bundle the token's dag_bundles claim does
 // not list, in Airflow's words (the name as Python's repr writes it).
 func ErrBundleNotGranted(bundle string) *Denial {
-	return &Denial{Reason: ReasonBundleNotGranted, Detail: "Token is not granted Dag bundle " + pyRepr(bundle)}
+	return &Denial{Reason: ReasonBundleNotGranted, Detail: "Token is not granted Dag bundle " + pyjson.Repr(bundle)}
 }
 
 // SelectBundle is Airflow's get_selected_dag_bundle, asked after Decide
@@ -522,35 +524,4 @@ func SelectBundle(p Policy, c *Claims, header string) (string, *Denial) {
 		}
 	}
 	return "", ErrBundleNotGranted(header)
-}
-
-// pyRepr quotes s as Python's repr() does, so that a detail naming a
-// client's string reads exactly as Airflow's f"{name!r}".
-func pyRepr(s string) string {
-	q := "'"
-	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
-		q = `"`
-	}
-	var b strings.Builder
-	b.WriteString(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case string(r) == q:
-			b.WriteString(`\` + q)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			b.WriteString(`\x` + strconv.FormatUint(uint64(r)>>4, 16) + strconv.FormatUint(uint64(r)&0xf, 16))
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteString(q)
-	return b.String()
 }

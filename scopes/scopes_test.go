@@ -311,18 +311,3 @@ func TestSelectBundle(t *testing.T) {
 		})
 	}
 }
-
-func TestPyRepr(t *testing.T) {
-	for in, want := range map[string]string{
-		"a":     `'a'`,
-		"it's":  `"it's"`,
-		`'"`:    `'\'"'`,
-		"a\tb":  `'a\tb'`,
-		"\x01":  `'\x01'`,
-		`back\`: `'back\\'`,
-	} {
-		if got := pyRepr(in); got != want {
-			t.Errorf("pyRepr(%q) = %s, want %s", in, got, want)
-		}
-	}
-}

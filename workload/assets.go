@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/taskgate/taskgate/internal/pyjson"
 )
 
 // Asset is an asset as the Execution API returns it (AssetResponse).
@@ -240,7 +242,7 @@ func CheckOutletPartitionKeys(outletEvents json.RawMessage) error {
 		}
 		if strings.TrimFunc(pk, isPySpace) == "" {
 			return &InvalidPartitionKeyError{Message: "partition_key in outlet event must not be empty or whitespace-only; got " +
-				PyRepr(pk) + "."}
+				pyjson.Repr(pk) + "."}
 		}
 		if n := utf8.RuneCountInString(pk); n > MaxPartitionKeyLen {
 			return &InvalidPartitionKeyError{Message: fmt.Sprintf(
@@ -257,45 +259,6 @@ func isPySpace(r rune) bool {
 		return true
 	}
 	return unicode.IsSpace(r)
-}
-
-// PyRepr is Python's repr of a str: single quotes unless the text holds a
-// single quote and no double quote, with Python's escapes.
-func PyRepr(s string) string {
-	quote := byte('\'')
-	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
-		quote = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(quote)
-	for _, r := range s {
-		switch {
-		case r == rune(quote) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r) && r != ' ':
-			switch {
-			case r <= 0xff:
-				fmt.Fprintf(&b, `\x%02x`, r)
-			case r <= 0xffff:
-				fmt.Fprintf(&b, `\u%04x`, r)
-			default:
-				fmt.Fprintf(&b, `\U%08x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte(quote)
-	return b.String()
 }
 
 // EventExtra is an asset event's extra as Airflow stores it: the given

@@ -55,21 +55,6 @@ func TestApplyStateChecksPartitionKeysOfARunningTry(t *testing.T) {
 	}
 }
 
-func TestPyRepr(t *testing.T) {
-	for in, want := range map[string]string{
-		"":      "''",
-		"a'b":   `"a'b"`,
-		`a'b"c`: `'a\'b"c'`,
-		"tab\t": `'tab\t'`,
-		"\x01":  `'\x01'`,
-		"é":     "'é'",
-	} {
-		if got := PyRepr(in); got != want {
-			t.Errorf("PyRepr(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 // fakeAssets is an ActiveAssetLookup over a fixed set of active assets.
 type fakeAssets []AssetKey
 

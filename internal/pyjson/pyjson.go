@@ -2,6 +2,8 @@
 // JSON type fills Airflow's plain json columns with json.dumps, so a value
 // taskgate writes there must have those bytes for Airflow's rows to read
 // as Airflow's own; the test fixtures write Airflow's rows with it too.
+// Repr writes a str as Python's repr does, for error details that quote a
+// client's text exactly as Airflow's f"{name!r}" does.
 package pyjson
 
 import (
