@@ -206,6 +206,9 @@ type Server struct {
 	// renew renews due execution tokens on the response (requireToken
 	// arms it).
 	renew *reissue.Renewer
+	// running remembers the tries found running, for a store that keeps
+	// epochs (exec_running.go); nil otherwise.
+	running *runningTries
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -240,7 +243,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
 		variables: cached.variables, connections: cached.connections, met: cfg.Metrics,
-		logCore: cfg.Logger.Core()}
+		logCore: cfg.Logger.Core(), running: newRunningTries(cfg.Store)}
 	s.met.SetInFlight(s.inFlight.Load)
 	s.variables.count(s.met.ReadCache("variable"))
 	s.connections.count(s.met.ReadCache("connection"))
