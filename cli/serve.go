@@ -61,7 +61,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, stopLog, err := newServerLogger(cfg.LogLevel, e.stderr)
+	log, accessLog, stopLog, err := newServerLogger(cfg.LogLevel, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -145,6 +145,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		BcryptCost:  cfg.BcryptCost,
 		Now:         now,
 		Logger:      log,
+		AccessLog:   accessLog,
 
 		ReadCacheMaxAge:          readCacheMaxAge(db),
 		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),

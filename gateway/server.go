@@ -164,6 +164,10 @@ type Config struct {
 	// MetricsElsewhere: [taskgate] metrics_listen serves Metrics on its own
 	// listener, so GET /metrics on this one answers 404.
 	MetricsElsewhere bool
+	// AccessLog, when set, writes the access log's lines instead of
+	// Logger: the same bytes, without zap's generic encoder (see
+	// AccessLog). Nil: Logger writes them.
+	AccessLog AccessLog
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -582,44 +586,20 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			rm.Observe(res.Status, latency)
 		}
-		// The core is asked directly, with the time already read: the
-		// server's logger has no options (caller, stack, hooks) that
-		// Logger.Check would add, and reading the clock again is not free
-		// (a virtual machine's clock source).
-		if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
-			ce.Write(st.logFields(c, cid, latency)...)
+		st.entry = AccessEntry{Time: end, Method: req.Method, Route: c.Path(), Status: res.Status, Latency: latency,
+			CorrelationID: cid, TIID: c.Param("task_instance_id"), AuthError: st.authError, Refused: st.refused,
+			Claims: st.claims, RESTClaims: st.restClaims}
+		if s.cfg.AccessLog != nil {
+			s.cfg.AccessLog.LogRequest(&st.entry)
+		} else if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
+			// The core is asked directly, with the time already read:
+			// the server's logger has no options (caller, stack, hooks)
+			// that Logger.Check would add, and reading the clock again is
+			// not free (a virtual machine's clock source).
+			ce.Write(st.entry.Fields(st.fields[:0])...)
 		}
 		*st = requestState{} // nothing of this request stays reachable from the pool
 		s.states.Put(st)
 		return nil
 	}
-}
-
-// logFields returns the access-log fields of the request, in st.fields.
-func (st *requestState) logFields(c echo.Context, cid string, latency time.Duration) []zap.Field {
-	fields := append(st.fields[:0],
-		zap.String("method", c.Request().Method),
-		zap.String("route", c.Path()),
-		zap.Int("status", c.Response().Status),
-		zap.Duration("latency", latency),
-	)
-	if cid != "" {
-		fields = append(fields, zap.String("correlation_id", cid))
-	}
-	if ti := c.Param("task_instance_id"); ti != "" {
-		fields = append(fields, zap.String("ti_id", ti))
-	}
-	if st.refused {
-		fields = append(fields, zap.String("auth_error", st.authError))
-	}
-	if cl := st.claims; cl != nil {
-		fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
-			zap.String("jti", cl.ID))
-		if comp := cl.Component(); comp != "" {
-			fields = append(fields, zap.String("component", comp))
-		}
-	} else if cl := st.restClaims; cl != nil {
-		fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
-	}
-	return fields
 }
