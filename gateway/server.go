@@ -283,6 +283,7 @@ func New(cfg Config) (*Server, error) {
 	chain := s.accessLog(s.refuseAmbiguous(s.pickVersion(s.recoverPanics(s.limitBody(callRoute)))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	var execRoutes []route
+	var versioned []*versionedRoute
 	for _, r := range s.routes() {
 		var guard echo.MiddlewareFunc
 		switch {
@@ -299,7 +300,9 @@ func New(cfg Config) (*Server, error) {
 		if execution {
 			// Inside the token check: an older version's body rules
 			// run only for a caller that may call the route.
-			h = convertVersion(h)
+			vr := &versionedRoute{method: r.method, template: tmpl}
+			versioned = append(versioned, vr)
+			h = convertVersion(h, vr)
 		}
 		if guard != nil {
 			h = guard(h)
@@ -315,7 +318,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.Add(r.method, r.path, h)
 	}
-	s.plans = buildPlans(e, execRoutes)
+	s.plans = buildPlans(e, execRoutes, versioned)
 	// Unknown paths and methods answer in FastAPI's words.
 	e.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 	s.echo = e
