@@ -104,6 +104,21 @@ var plainJSON = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
+// Bytes of a word, for plainWord.
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of w are plainJSON: none is
+// below 0x20, the quote, the backslash or from 0x80 up. (w - ones*n) &^ w &
+// high is non-zero exactly when some byte of w is below n (n ≤ 0x80); a
+// byte equal to c is a zero byte of w ^ ones*c.
+func plainWord(w uint64) bool {
+	quote, backslash := w^(ones*'"'), w^(ones*'\\')
+	return ((w-ones*0x20)&^w|(quote-ones)&^quote|(backslash-ones)&^backslash|w)&high == 0
+}
+
 // appendJSONString appends s quoted and escaped as zap's JSON encoder
 // escapes it: the quote, the backslash, \n, \r and \t by a backslash, other
 // control bytes as \u00XX, each byte of invalid UTF-8 as \ufffd, everything
@@ -112,6 +127,11 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	last := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plainWord(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if plainJSON[c] {

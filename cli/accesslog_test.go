@@ -174,3 +174,18 @@ func BenchmarkAccessLine(b *testing.B) {
 		}
 	})
 }
+
+// TestPlainWord: plainWord agrees with plainJSON on every byte in every
+// position, among plain bytes.
+func TestPlainWord(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			w := uint64(ones * 'a')
+			w = w&^(0xff<<(8*pos)) | uint64(c)<<(8*pos)
+			want := c < 0x80 && plainJSON[c]
+			if got := plainWord(w); got != want {
+				t.Errorf("byte %#x at %d: plainWord %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}

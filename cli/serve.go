@@ -124,7 +124,9 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	}
 
 	srv, err := gateway.New(gateway.Config{
-		Validator: validator, Signer: signer, Store: db,
+		// The store itself, not opened: the gateway asks it for what it
+		// offers beyond gateway.Store (the embedded store's TryEpoch).
+		Validator: validator, Signer: signer, Store: db.storage,
 		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime,
 		WorkloadTokenLifetime:  cfg.WorkloadTokenLifetime,
 		MaxBodyBytes:           cfg.MaxBodyBytes,
