@@ -74,10 +74,15 @@ func newLoggerTo(level string, ws zapcore.WriteSyncer) (*zap.Logger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[taskgate] log_level: %w", err)
 	}
+	return newJSONLogger(lvl, ws, new(millisecondTimes)), nil
+}
+
+// newJSONLogger is the JSON logger at lvl, its times encoded by times.
+func newJSONLogger(lvl zapcore.Level, ws zapcore.WriteSyncer, times *millisecondTimes) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "ts"
-	enc.EncodeTime = new(millisecondTimes).encode
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl)), nil
+	enc.EncodeTime = times.encode
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl))
 }
 
 // millisecondTimes encodes log times as zapcore.ISO8601TimeEncoder does and
@@ -94,26 +99,33 @@ type stampedTime struct {
 const iso8601Millis = "2006-01-02T15:04:05.000Z0700"
 
 func (m *millisecondTimes) encode(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
+	enc.AppendString(m.text(t))
+}
+
+// text is t in iso8601Millis.
+func (m *millisecondTimes) text(t time.Time) string {
 	ms := t.UnixMilli()
 	if p := m.last.Load(); p != nil && p.ms == ms && p.loc == t.Location() {
-		enc.AppendString(p.text)
-		return
+		return p.text
 	}
 	text := t.Format(iso8601Millis)
 	m.last.Store(&stampedTime{ms, t.Location(), text})
-	enc.AppendString(text)
+	return text
 }
 
-// newServerLogger is the server's logger: writes are buffered and flushed
-// every 200 ms (and when 256 KiB pile up), because one write system call
-// per access-log line was a tenth of a read request's cost. stop flushes.
-func newServerLogger(level string, w io.Writer) (log *zap.Logger, stop func(), err error) {
-	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: 200 * time.Millisecond}
-	log, err = newLoggerTo(level, ws)
+// newServerLogger is the server's logger, and the gateway's access log
+// writing the same lines to the same output: writes are buffered and
+// flushed every 200 ms (and when 256 KiB pile up), because one write system
+// call per access-log line was a tenth of a read request's cost. stop
+// flushes.
+func newServerLogger(level string, w io.Writer) (log *zap.Logger, access *accessLog, stop func(), err error) {
+	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, fmt.Errorf("[taskgate] log_level: %w", err)
 	}
-	return log, func() { _ = ws.Stop() }, nil
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: 200 * time.Millisecond}
+	times := new(millisecondTimes)
+	return newJSONLogger(lvl, ws, times), newAccessLog(ws, lvl, times), func() { _ = ws.Stop() }, nil
 }
 
 // offline opens what a provisioning command needs: config, the store, and

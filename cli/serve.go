@@ -61,7 +61,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, stopLog, err := newServerLogger(cfg.LogLevel, e.stderr)
+	log, accessLog, stopLog, err := newServerLogger(cfg.LogLevel, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,9 @@ func (e *cliEnv) serve(ctx context.Context) error {
 	}
 
 	srv, err := gateway.New(gateway.Config{
-		Validator: validator, Signer: signer, Store: db,
+		// The store itself, not opened: the gateway asks it for what it
+		// offers beyond gateway.Store (the embedded store's TryEpoch).
+		Validator: validator, Signer: signer, Store: db.storage,
 		ExecutionTokenLifetime: cfg.ExecutionTokenLifetime,
 		WorkloadTokenLifetime:  cfg.WorkloadTokenLifetime,
 		MaxBodyBytes:           cfg.MaxBodyBytes,
@@ -145,6 +147,7 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		BcryptCost:  cfg.BcryptCost,
 		Now:         now,
 		Logger:      log,
+		AccessLog:   accessLog,
 
 		ReadCacheMaxAge:          readCacheMaxAge(db),
 		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),

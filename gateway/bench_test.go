@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,4 +256,84 @@ func BenchmarkReadPath(b *testing.B) {
 		srv, _, tok := benchServer(b)
 		run(b, srv, tok)
 	})
+}
+
+// BenchmarkReadPathManyTries is BenchmarkReadPath's gateway as `make bench`
+// drives it: 10 000 running tries, each reading with its own execution
+// token in turn, so that the verified tokens and the tries' states no
+// longer sit in the processor's caches, and the client of the field's API
+// version (older than the newest). "newest" is the same at the newest
+// version.
+func BenchmarkReadPathManyTries(b *testing.B) {
+	const tries = 10000
+	srv, db, _ := benchServer(b)
+	toks := make([]string, tries)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < tries; i = int(next.Add(1)) - 1 {
+				toks[i] = benchRunningAt(b, srv, db, fmt.Sprintf("0190e3e4-3c2b-7a8e-9d0f-%012x", i), i)
+			}
+		})
+	}
+	wg.Wait()
+	// Every token verified once, as a worker's first read does.
+	for _, tok := range toks {
+		w := &discardWriter{h: http.Header{}}
+		srv.ServeHTTP(w, benchRequest(http.MethodGet, "/execution/variables/bench_var", tok, ""))
+	}
+	for _, version := range []string{"2026-06-30", APIVersion} {
+		name := "newest"
+		if version != APIVersion {
+			name = version
+		}
+		b.Run(name, func(b *testing.B) {
+			reqs := make([]*http.Request, tries)
+			for i, tok := range toks {
+				reqs[i] = benchRequest(http.MethodGet, "/execution/variables/bench_var", tok, "")
+				reqs[i].Header.Set(versionHeader, version)
+			}
+			var start atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			defer reportCPU(b)()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &discardWriter{h: http.Header{}}
+				i := int(start.Add(7919))
+				for pb.Next() {
+					i = (i + 4099) % tries
+					clear(w.h)
+					w.status = 0
+					srv.ServeHTTP(w, reqs[i])
+					if w.status != http.StatusOK {
+						b.Errorf("GET = %d", w.status)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// benchRunningAt is benchRunning for the task instance id at map index i.
+func benchRunningAt(b *testing.B, srv *Server, db *store.DB, id string, i int) string {
+	if _, err := workload.Queue(context.Background(), db, id, workload.QueueRequest{
+		DagID: "bench", RunID: "many", TaskID: "t", MapIndex: i, MaxTries: 1,
+	}, time.Now()); err != nil {
+		b.Error(err)
+		return ""
+	}
+	wl, _, err := srv.cfg.Signer.Sign(&scopes.Claims{Subject: id, Scope: string(scopes.Workload)}, time.Hour)
+	if err != nil {
+		b.Error(err)
+		return ""
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, benchRequest(http.MethodPatch, "/execution/task-instances/"+id+"/run", wl, benchRunBody))
+	tok := rec.Header().Get(reissue.Header)
+	if rec.Code != http.StatusOK || tok == "" {
+		b.Errorf("/run = %d %s", rec.Code, rec.Body)
+	}
+	return tok
 }

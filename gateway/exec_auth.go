@@ -131,11 +131,18 @@ func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Ti
 		// No try: refused by type on every route a task's phase decides.
 		return scopes.PhaseNone, nil
 	}
+	if s.running != nil && s.running.running(claims.Subject) {
+		return scopes.PhaseRunning, nil
+	}
 	// CanonicalUUID refuses what CheckClaims would (a subject that is no
 	// UUID), with one parse instead of two.
 	id, ok := scopes.CanonicalUUID(claims.Subject)
 	if !ok {
 		return scopes.PhaseNone, nil
+	}
+	var epoch uint64
+	if s.running != nil {
+		epoch = s.running.epoch(id)
 	}
 	st, err := s.cfg.Store.TryStatus(ctx, id)
 	if errors.Is(err, workload.ErrNotFound) {
@@ -152,7 +159,11 @@ func (s *Server) phaseAt(ctx context.Context, claims *scopes.Claims, now time.Ti
 	} else if err != nil {
 		return scopes.PhaseNone, err
 	}
-	return workload.PhaseOf(&st, now, s.cfg.TaskOvertime), nil
+	phase := workload.PhaseOf(&st, now, s.cfg.TaskOvertime)
+	if phase == scopes.PhaseRunning && s.running != nil {
+		s.running.remember(claims.Subject, id, epoch)
+	}
+	return phase, nil
 }
 
 // jobPhase places a dag_processor token by its Job (workload.JobPhase);

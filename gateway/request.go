@@ -40,7 +40,9 @@ type requestState struct {
 	plan *versionPlan
 	// route holds the metrics of the route Echo matched (meter); nil for
 	// an unmatched request or without metrics.
-	route  *metrics.Route
+	route *metrics.Route
+	// entry and fields are the request's access-log line.
+	entry  AccessEntry
 	fields [accessFields]zap.Field
 }
 

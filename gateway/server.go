@@ -165,6 +165,10 @@ type Config struct {
 	// MetricsElsewhere: [taskgate] metrics_listen serves Metrics on its own
 	// listener, so GET /metrics on this one answers 404.
 	MetricsElsewhere bool
+	// AccessLog, when set, writes the access log's lines instead of
+	// Logger: the same bytes, without zap's generic encoder (see
+	// AccessLog). Nil: Logger writes them.
+	AccessLog AccessLog
 
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -207,6 +211,9 @@ type Server struct {
 	// renew renews due execution tokens on the response (requireToken
 	// arms it).
 	renew *reissue.Renewer
+	// running remembers the tries found running, for a store that keeps
+	// epochs (exec_running.go); nil otherwise.
+	running *runningTries
 }
 
 // New builds the server and registers every route of routes.go. A Config
@@ -241,7 +248,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, revoked: cfg.Revocations,
 		variables: cached.variables, connections: cached.connections, met: cfg.Metrics,
-		logCore: cfg.Logger.Core()}
+		logCore: cfg.Logger.Core(), running: newRunningTries(cfg.Store)}
 	s.met.SetInFlight(s.inFlight.Load)
 	s.variables.count(s.met.ReadCache("variable"))
 	s.connections.count(s.met.ReadCache("connection"))
@@ -277,6 +284,7 @@ func New(cfg Config) (*Server, error) {
 	chain := s.accessLog(s.refuseAmbiguous(s.pickVersion(s.recoverPanics(s.limitBody(callRoute)))))
 	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	var execRoutes []route
+	var versioned []*versionedRoute
 	for _, r := range s.routes() {
 		var guard echo.MiddlewareFunc
 		switch {
@@ -293,7 +301,9 @@ func New(cfg Config) (*Server, error) {
 		if execution {
 			// Inside the token check: an older version's body rules
 			// run only for a caller that may call the route.
-			h = convertVersion(h)
+			vr := &versionedRoute{method: r.method, template: tmpl}
+			versioned = append(versioned, vr)
+			h = convertVersion(h, vr)
 		}
 		if guard != nil {
 			h = guard(h)
@@ -309,7 +319,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		e.Add(r.method, r.path, h)
 	}
-	s.plans = buildPlans(e, execRoutes)
+	s.plans = buildPlans(e, execRoutes, versioned)
 	// Unknown paths and methods answer in FastAPI's words.
 	e.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 	s.echo = e
@@ -580,44 +590,20 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			rm.Observe(res.Status, latency)
 		}
-		// The core is asked directly, with the time already read: the
-		// server's logger has no options (caller, stack, hooks) that
-		// Logger.Check would add, and reading the clock again is not free
-		// (a virtual machine's clock source).
-		if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
-			ce.Write(st.logFields(c, cid, latency)...)
+		st.entry = AccessEntry{Time: end, Method: req.Method, Route: c.Path(), Status: res.Status, Latency: latency,
+			CorrelationID: cid, TIID: c.Param("task_instance_id"), AuthError: st.authError, Refused: st.refused,
+			Claims: st.claims, RESTClaims: st.restClaims}
+		if s.cfg.AccessLog != nil {
+			s.cfg.AccessLog.LogRequest(&st.entry)
+		} else if ce := s.logCore.Check(zapcore.Entry{Level: zap.InfoLevel, Time: end, Message: "request"}, nil); ce != nil {
+			// The core is asked directly, with the time already read:
+			// the server's logger has no options (caller, stack, hooks)
+			// that Logger.Check would add, and reading the clock again is
+			// not free (a virtual machine's clock source).
+			ce.Write(st.entry.Fields(st.fields[:0])...)
 		}
 		*st = requestState{} // nothing of this request stays reachable from the pool
 		s.states.Put(st)
 		return nil
 	}
-}
-
-// logFields returns the access-log fields of the request, in st.fields.
-func (st *requestState) logFields(c echo.Context, cid string, latency time.Duration) []zap.Field {
-	fields := append(st.fields[:0],
-		zap.String("method", c.Request().Method),
-		zap.String("route", c.Path()),
-		zap.Int("status", c.Response().Status),
-		zap.Duration("latency", latency),
-	)
-	if cid != "" {
-		fields = append(fields, zap.String("correlation_id", cid))
-	}
-	if ti := c.Param("task_instance_id"); ti != "" {
-		fields = append(fields, zap.String("ti_id", ti))
-	}
-	if st.refused {
-		fields = append(fields, zap.String("auth_error", st.authError))
-	}
-	if cl := st.claims; cl != nil {
-		fields = append(fields, zap.String("sub", cl.Subject), zap.String("scope", string(cl.Type())),
-			zap.String("jti", cl.ID))
-		if comp := cl.Component(); comp != "" {
-			fields = append(fields, zap.String("component", comp))
-		}
-	} else if cl := st.restClaims; cl != nil {
-		fields = append(fields, zap.String("user", cl.Subject), zap.String("jti", cl.ID))
-	}
-	return fields
 }

@@ -16,6 +16,11 @@ import (
 // requests into the newest version's and the newest responses into its.
 type versionPlan struct {
 	version string
+	// index is the version's in apiVersions.
+	index int
+	// sameRoutes: the version has the newest version's routes, so its
+	// router finds what the server's found.
+	sameRoutes bool
 	// router holds the Execution API routes the version has, with the
 	// same guarded handlers as the server's own router.
 	router   *echo.Router
@@ -26,8 +31,10 @@ type versionPlan struct {
 
 // requestRule refuses or trims what a route's older request may not carry.
 type requestRule struct {
-	method  string
-	pattern *regexp.Regexp
+	method string
+	// template is the Airflow path template pattern matches.
+	template string
+	pattern  *regexp.Regexp
 	// states limits the rule to bodies whose "state" is one of them.
 	states []string
 	// forbid: body fields the version's model does not have.
@@ -41,9 +48,10 @@ type requestRule struct {
 
 // responseRule rewrites a route's success body, step by step.
 type responseRule struct {
-	method  string
-	pattern *regexp.Regexp
-	steps   []responseStep
+	method   string
+	template string
+	pattern  *regexp.Regexp
+	steps    []responseStep
 }
 
 // responseStep applies fn to every object at path, or drops fields there.
@@ -68,17 +76,22 @@ func unversioned(p string) bool { return p == docsPath || p == openAPIJSONPath }
 
 // buildPlans makes one plan per version older than the newest. routes are
 // the registered Execution API routes with their guarded handlers.
-func buildPlans(e *echo.Echo, routes []route) []*versionPlan {
+func buildPlans(e *echo.Echo, routes []route, versioned []*versionedRoute) []*versionPlan {
 	plans := make([]*versionPlan, len(apiVersions)-1)
+	head := len(apiVersions) - 1
 	for vi := range plans {
 		v := apiVersions[vi]
-		p := &versionPlan{version: v, router: echo.NewRouter(e)}
+		p := &versionPlan{version: v, index: vi, router: echo.NewRouter(e), sameRoutes: true}
 		for _, r := range routes {
 			if unversionedPaths[r.path] {
 				continue
 			}
 			tmpl, _ := airflowTemplate(r.path)
-			if present, _ := endpointAt(r.method, tmpl, vi); present {
+			present, _ := endpointAt(r.method, tmpl, vi)
+			if atHead, _ := endpointAt(r.method, tmpl, head); present != atHead {
+				p.sameRoutes = false
+			}
+			if present {
 				p.router.Add(r.method, r.path, r.handler)
 			}
 		}
@@ -86,7 +99,65 @@ func buildPlans(e *echo.Echo, routes []route) []*versionPlan {
 		p.requests, p.responses = rulesFor(v)
 		plans[vi] = p
 	}
+	for _, vr := range versioned {
+		vr.plans = make([]routeRules, len(plans))
+		for vi, p := range plans {
+			rr := &vr.plans[vi]
+			for i := range p.requests {
+				if r := &p.requests[i]; r.method == vr.method && mayMatch(r.template, vr.template) {
+					rr.requests = append(rr.requests, r)
+				}
+			}
+			for _, r := range p.responses {
+				if r.method == vr.method && mayMatch(r.template, vr.template) {
+					rr.responses = append(rr.responses, r)
+				}
+			}
+		}
+	}
 	return plans
+}
+
+// versionedRoute is one Execution API route's share of every older
+// version's rules (buildPlans fills plans, by version index).
+type versionedRoute struct {
+	method   string
+	template string // Airflow's
+	plans    []routeRules
+}
+
+// routeRules are the rules of one version that may apply to one route's
+// requests, in the version's order; their patterns still decide.
+type routeRules struct {
+	requests  []*requestRule
+	responses []*responseRule
+}
+
+// mayMatch reports whether a request that Echo routes to the route of
+// Airflow template route may match a rule of template rule, whose pattern
+// the decoded path is matched against. Where a segment of the route is a
+// parameter, the decoded path may hold any number of segments (an escaped
+// '/'), so from there on anything may match; before it, the route's literal
+// segments must be the rule's or fall in a parameter of the rule.
+func mayMatch(rule, route string) bool {
+	rs := strings.Split(strings.TrimPrefix(rule, "/"), "/")
+	es := strings.Split(strings.TrimPrefix(route, "/"), "/")
+	for i, e := range es {
+		if strings.HasPrefix(e, "{") || strings.Contains(e, "*") {
+			return true
+		}
+		if i >= len(rs) {
+			return false
+		}
+		switch r := rs[i]; {
+		case strings.HasPrefix(r, "{") && strings.HasSuffix(r, ":path}"):
+			return true
+		case strings.HasPrefix(r, "{"):
+		case r != e:
+			return false
+		}
+	}
+	return len(rs) == len(es)
 }
 
 // rulesFor collects the rules of every change newer than version v, newest
@@ -100,7 +171,7 @@ func rulesFor(v string) ([]requestRule, []*responseRule) {
 			return r
 		}
 		m, p := splitRoute(route)
-		r := &responseRule{method: m, pattern: templatePattern(p)}
+		r := &responseRule{method: m, template: p, pattern: templatePattern(p)}
 		byRoute[route] = r
 		order = append(order, route)
 		return r
@@ -114,7 +185,7 @@ func rulesFor(v string) ([]requestRule, []*responseRule) {
 			for _, s := range sitesOf(f.model) {
 				if s.request {
 					m, p := splitRoute(s.route)
-					reqs = append(reqs, requestRule{method: m, pattern: templatePattern(p), states: s.states,
+					reqs = append(reqs, requestRule{method: m, template: p, pattern: templatePattern(p), states: s.states,
 						forbid: []string{f.name}})
 				} else {
 					drops = append(drops, responseStepAt{s.route, responseStep{path: s.path, drop: []string{f.name}}})
@@ -124,18 +195,18 @@ func rulesFor(v string) ([]requestRule, []*responseRule) {
 		for _, sv := range ch.stateValues {
 			for _, s := range sitesOf(sv.model) {
 				m, p := splitRoute(s.route)
-				reqs = append(reqs, requestRule{method: m, pattern: templatePattern(p), refusedStates: []string{sv.name}})
+				reqs = append(reqs, requestRule{method: m, template: p, pattern: templatePattern(p), refusedStates: []string{sv.name}})
 			}
 		}
 		for _, n := range ch.narrowed {
 			for _, s := range sitesOf(n.model) {
 				m, p := splitRoute(s.route)
-				reqs = append(reqs, requestRule{method: m, pattern: templatePattern(p), states: s.states,
+				reqs = append(reqs, requestRule{method: m, template: p, pattern: templatePattern(p), states: s.states,
 					narrowed: []narrowedField{n}})
 			}
 		}
 		for _, q := range ch.queryParams {
-			reqs = append(reqs, requestRule{method: q.method, pattern: templatePattern(q.path), query: []string{q.name}})
+			reqs = append(reqs, requestRule{method: q.method, template: q.path, pattern: templatePattern(q.path), query: []string{q.name}})
 		}
 		for _, cv := range ch.convert {
 			if cv.path != "" {
@@ -232,7 +303,11 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		p := s.plans[vi]
 		st := stateOf(c)
-		p.router.Find(req.Method, echo.GetPath(req), st.Context)
+		if !p.sameRoutes || unversioned(c.Path()) {
+			// The version's router may find another route than the
+			// server's did.
+			p.router.Find(req.Method, echo.GetPath(req), st.Context)
+		}
 		st.plan = p
 		return next(c)
 	}
@@ -241,22 +316,26 @@ func (s *Server) pickVersion(next echo.HandlerFunc) echo.HandlerFunc {
 // convertVersion wraps an Execution API handler, inside its token check:
 // for a request of an older version it applies the version's request rules
 // before the handler and converts its success body after.
-func convertVersion(h echo.HandlerFunc) echo.HandlerFunc {
+// A route no rule of the version may apply to is called as it is.
+func convertVersion(h echo.HandlerFunc, vr *versionedRoute) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := stateOf(c).plan
 		if p == nil {
 			return h(c)
 		}
-		return p.serve(c, h)
+		rr := &vr.plans[p.index]
+		if len(rr.requests) == 0 && len(rr.responses) == 0 {
+			return h(c)
+		}
+		return rr.serve(c, h)
 	}
 }
 
-func (p *versionPlan) serve(c echo.Context, h echo.HandlerFunc) error {
+func (rr *routeRules) serve(c echo.Context, h echo.HandlerFunc) error {
 	req := c.Request()
 	path := req.URL.Path
 	var bodyRules []*requestRule
-	for i := range p.requests {
-		r := &p.requests[i]
+	for _, r := range rr.requests {
 		if r.method != req.Method || !r.pattern.MatchString(path) {
 			continue
 		}
@@ -276,7 +355,7 @@ func (p *versionPlan) serve(c echo.Context, h echo.HandlerFunc) error {
 		}
 	}
 	var rule *responseRule
-	for _, r := range p.responses {
+	for _, r := range rr.responses {
 		if r.method == req.Method && r.pattern.MatchString(path) {
 			rule = r
 			break

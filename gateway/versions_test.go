@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -824,5 +826,111 @@ func TestNextKwargsToBaseSerialization(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestVersionedRouteRules: each route keeps, per older version, every rule
+// whose pattern a path Echo routes to it may match (a parameter holding an
+// escaped '/' included), so that convertVersion can skip the others; and a
+// version whose router is skipped has exactly the newest version's routes.
+func TestVersionedRouteRules(t *testing.T) {
+	h := newHarness(t)
+	srv := h.srv
+	var versioned []*versionedRoute
+	for _, r := range srv.routes() {
+		tmpl, execution := airflowTemplate(r.path)
+		if !execution {
+			continue
+		}
+		vr := &versionedRoute{method: r.method, template: tmpl}
+		versioned = append(versioned, vr)
+	}
+	plans := buildPlans(srv.echo, nil, versioned)
+	samples := func(tmpl string) []string {
+		var out []string
+		for _, fill := range []string{"x", "x/y", "task-instances", "state"} {
+			segs := strings.Split(tmpl, "/")
+			for i, s := range segs {
+				if strings.HasPrefix(s, "{") || s == "*" {
+					segs[i] = fill
+				}
+			}
+			out = append(out, "/execution"+strings.Join(segs, "/"))
+		}
+		return out
+	}
+	kept := 0
+	for _, vr := range versioned {
+		for vi, p := range plans {
+			rr := vr.plans[vi]
+			for _, path := range samples(vr.template) {
+				for i := range p.requests {
+					r := &p.requests[i]
+					if r.method == vr.method && r.pattern.MatchString(path) && !slices.Contains(rr.requests, r) {
+						t.Errorf("%s %s at %s: request rule %s dropped, yet matches %s", vr.method, vr.template, p.version, r.template, path)
+					}
+				}
+				for _, r := range p.responses {
+					if r.method == vr.method && r.pattern.MatchString(path) && !slices.Contains(rr.responses, r) {
+						t.Errorf("%s %s at %s: response rule %s dropped, yet matches %s", vr.method, vr.template, p.version, r.template, path)
+					}
+				}
+			}
+			kept += len(rr.requests) + len(rr.responses)
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no route kept any rule: the test proves nothing")
+	}
+	// A version whose router is skipped finds, for every route's paths,
+	// what the server's router finds.
+	same := 0
+	for _, p := range srv.plans {
+		if !p.sameRoutes {
+			continue
+		}
+		same++
+		for _, r := range srv.echo.Routes() {
+			tmpl, execution := airflowTemplate(r.Path)
+			if !execution || unversionedPaths[r.Path] {
+				continue
+			}
+			for _, path := range samples(tmpl) {
+				for _, method := range []string{r.Method, http.MethodGet, http.MethodPost} {
+					want, got := srv.echo.NewContext(nil, nil), srv.echo.NewContext(nil, nil)
+					srv.echo.Router().Find(method, path, want)
+					p.router.Find(method, path, got)
+					if got.Path() != want.Path() || !slices.Equal(got.ParamValues(), want.ParamValues()) {
+						t.Errorf("%s %s %s: %s %v, the server's router %s %v", p.version, method, path,
+							got.Path(), got.ParamValues(), want.Path(), want.ParamValues())
+					}
+				}
+			}
+		}
+	}
+	if same == 0 {
+		t.Log("no older version has the newest version's routes")
+	}
+}
+
+// TestMayMatch: the rule/route overlap mayMatch answers.
+func TestMayMatch(t *testing.T) {
+	for _, tt := range []struct {
+		rule, route string
+		want        bool
+	}{
+		{"/variables/{variable_key}", "/variables/{variable_key}", true},
+		{"/task-instances/{task_instance_id}/state", "/task-instances/{task_instance_id}/run", true}, // past a parameter
+		{"/task-instances/{task_instance_id}/state", "/variables/{variable_key}", false},
+		{"/task-instances/{task_instance_id}", "/task-instances/count", true},
+		{"/task-instances/count", "/task-instances/states", false},
+		{"/task-instances/count/x", "/task-instances/count", false},
+		{"/xcoms/{dag_id}/{key:path}", "/xcoms/a", false},
+		{"/{any:path}", "/health", true},
+		{"/dags/{dag_id}", "/dags/*", true},
+	} {
+		if got := mayMatch(tt.rule, tt.route); got != tt.want {
+			t.Errorf("mayMatch(%s, %s) = %v, want %v", tt.rule, tt.route, got, tt.want)
+		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sync"
@@ -161,11 +162,13 @@ type DB struct {
 	hot map[string]workload.Holder
 	// live holds the ids of the running tries in hot, for readers on
 	// other goroutines (TryStatus).
-	live  sync.Map
-	hblog *heartbeatLog
-	spare *heartbeatLog
-	ckpt  chan error
-	times heartbeatTimes
+	live sync.Map
+	// epochs tell readers when TryStatus may have changed (TryEpoch).
+	epochs tryEpochs
+	hblog  *heartbeatLog
+	spare  *heartbeatLog
+	ckpt   chan error
+	times  heartbeatTimes
 
 	commits     atomic.Uint64
 	writes      atomic.Uint64
@@ -222,6 +225,7 @@ func Open(path string, opts Options) (*DB, error) {
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		hot:        map[string]workload.Holder{},
+		epochs:     tryEpochs{seed: maphash.MakeSeed()},
 		times:      heartbeatTimes{cur: map[string]time.Time{}},
 	}
 	checkpointAt := opts.checkpointBytes

@@ -212,6 +212,7 @@ func (db *DB) commit(batch []*request) {
 			}
 		} else {
 			err, logErr = db.update(run)
+			db.bumpNoted()
 		}
 		if failed >= 0 {
 			db.forgetHot()

@@ -85,6 +85,7 @@ func (db *DB) applyHeartbeat(tx *bolt.Tx, w *hbWrite) error {
 // A try leaves the set before its new state commits and joins it just before
 // its running state commits: a reader that misses it reads the record.
 func (db *DB) noteTI(ti *workload.TaskInstance) {
+	db.epochs.noted = append(db.epochs.noted, ti.ID)
 	if ti.State != workload.StateRunning {
 		delete(db.hot, ti.ID)
 		db.live.Delete(ti.ID)
@@ -97,10 +98,14 @@ func (db *DB) noteTI(ti *workload.TaskInstance) {
 }
 
 // forgetHot drops the writer's view of task instances after a transaction
-// that did not commit: it may hold what that transaction saw.
+// that did not commit: it may hold what that transaction saw. Every try's
+// epoch moves, as TryStatus no longer answers from that view.
 func (db *DB) forgetHot() {
 	clear(db.hot)
 	db.live.Clear()
+	for i := range db.epochs.stripes {
+		db.epochs.stripes[i].Add(1)
+	}
 }
 
 // lastHeartbeat is the newest heartbeat time of a task instance not yet in
