@@ -126,22 +126,16 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 			IssuedAt: exec.IssuedAt, ExpiresAt: exec.ExpiresAt}
 	}
 	var (
-		prev        workload.State
-		grant       *workload.ExecutionGrant
-		prevStart   *time.Time
-		argBindings json.RawMessage
+		prev      workload.State
+		grant     *workload.ExecutionGrant
+		prevStart *time.Time
 	)
 	ti, err := s.cfg.Store.UpdateTaskInstance(ctx, id, func(ti *workload.TaskInstance) error {
 		// Airflow answers a resumed try with the start date its row had
 		// before this /run.
 		prevStart = ti.StartDate
 		var err error
-		if prev, grant, err = workload.EnterRunning(ti, req, now); err != nil {
-			return err
-		}
-		// Derived before the write commits: a stub task whose spec is
-		// invalid stays as it was, as Airflow's 500 rolls its /run back.
-		argBindings, err = s.argBindings(c, ti)
+		prev, grant, err = workload.EnterRunning(ti, req, now)
 		return err
 	})
 	if err != nil {
@@ -177,7 +171,13 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 			rc.XComKeysToClear = keys
 		}
 	}
-	rc.ArgBindings = argBindings
+	// Read after the write, never inside it: on Airflow's database a read
+	// inside the write's transaction would wait for a second connection
+	// while holding one. So a spec that fails validation answers 500 with
+	// the try started, where Airflow's 500 rolls the /run back.
+	if rc.ArgBindings, err = s.argBindings(c, ti); err != nil {
+		return err
+	}
 	if grant != nil {
 		// exec with the identity of the token handed out: the prepared one,
 		// or for a retry the one the first /run recorded.

@@ -89,7 +89,7 @@ func TestConformanceArgBindings(t *testing.T) {
 		t.Run(string(b), func(t *testing.T) {
 			// One stub_ti per Airflow test (each runs with a fresh database).
 			compat := map[string]map[string]string{}
-			var invalid, plain map[string]string
+			var invalid, invalidOld, plain map[string]string
 			e := startVersionsEnv(t, b, func(s *vaSetup) {
 				for _, key := range []string{"v2026_10_30 old", "v2026_07_30 old", "head"} {
 					compat[key] = s.stubDag("test_arg_bindings_compat_dag_"+strings.ReplaceAll(key, " ", "_"), []map[string]any{
@@ -99,9 +99,14 @@ func TestConformanceArgBindings(t *testing.T) {
 				}
 				// A spec that fails Airflow's TaskArgBinding model: an xcom
 				// binding without its task_id.
-				invalid = s.stubDag("invalid_arg_bindings_dag", []map[string]any{
-					stubOperator("transform", []any{}, []any{map[string]any{"name": "extracted", "kind": "xcom"}}),
-				})
+				for _, d := range []struct {
+					dagID string
+					ids   *map[string]string
+				}{{"invalid_arg_bindings_dag", &invalid}, {"invalid_arg_bindings_old_dag", &invalidOld}} {
+					*d.ids = s.stubDag(d.dagID, []map[string]any{
+						stubOperator("transform", []any{}, []any{map[string]any{"name": "extracted", "kind": "xcom"}}),
+					})
+				}
 				plain = s.stubDag("plain_dag", []map[string]any{
 					pgtest.OperatorJSON("task", nil, nil),
 					stubOperator("empty_spec", []any{}, []any{}),
@@ -177,9 +182,8 @@ func TestConformanceArgBindings(t *testing.T) {
 					t.Errorf("PATCH run → %d %s, want 500 %s", resp.StatusCode, body, want)
 				}
 			})
-			// Airflow's 500 rolls the /run back: the try is still queued.
 			t.Run("an invalid spec is not read for a client before 2026-10-30", func(t *testing.T) {
-				id := invalid["transform"]
+				id := invalidOld["transform"]
 				r := e.send("2026-06-30", "PATCH", tiPath(id, "run"), "Bearer "+e.m.workload(id), runPatchBody)
 				mustStatus(t, r, 200)
 			})

@@ -35,7 +35,7 @@ type StubTasks interface {
 	// the serialized DAG's tasks) of ti's task in the DAG version ti runs
 	// with, when that operator is flagged is_stub; nil when it is not, when
 	// the store has no serialized version of the DAG, or the version no such
-	// task.
+	// task. It is not called inside a write of the task instance.
 	StubTask(ctx context.Context, ti *TaskInstance) (json.RawMessage, error)
 }
 
