@@ -130,11 +130,15 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		cid := c.Request().Header.Get(correlationHeader)
 		s.log.Error("request failed", zap.String("method", c.Request().Method),
 			zap.String("route", c.Path()), zap.String("correlation_id", cid), zap.Error(err))
-		b := map[string]any{"message": "Internal server error"}
-		if cid != "" {
-			b["correlation-id"] = cid
+		// An APIError 500 is one Airflow's route raises itself, with its
+		// detail; any other is Airflow's unhandled-exception answer.
+		if apiErr := (*APIError)(nil); !errors.As(err, &apiErr) {
+			b := map[string]any{"message": "Internal server error"}
+			if cid != "" {
+				b["correlation-id"] = cid
+			}
+			body = b
 		}
-		body = b
 	}
 	// Token refusals name the bearer scheme (RFC 6750 §3.1): a bare
 	// challenge when no token was sent, invalid_token otherwise.

@@ -77,8 +77,7 @@ type runContext struct {
 	NextKwargs          json.RawMessage `json:"next_kwargs,omitempty"`
 	StartDate           *time.Time      `json:"start_date,omitempty"`
 	// ArgBindings is Airflow's argument-binding spec of a stub (foreign
-	// runtime) task, derived from its serialized DAG; taskgate keeps no
-	// serialized DAGs, so it is never set, as Airflow leaves it unset for
+	// runtime) task, from its serialized DAG (see argBindings); unset for
 	// every other task.
 	ArgBindings json.RawMessage `json:"arg_bindings,omitempty"`
 }
@@ -172,6 +171,13 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 			rc.XComKeysToClear = keys
 		}
 	}
+	// Read after the write, never inside it: on Airflow's database a read
+	// inside the write's transaction would wait for a second connection
+	// while holding one. So a spec that fails validation answers 500 with
+	// the try started, where Airflow's 500 rolls the /run back.
+	if rc.ArgBindings, err = s.argBindings(c, ti); err != nil {
+		return err
+	}
 	if grant != nil {
 		// exec with the identity of the token handed out: the prepared one,
 		// or for a retry the one the first /run recorded.
@@ -191,6 +197,42 @@ func (s *Server) handleRunTaskInstance(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, rc)
+}
+
+// argBindingsVersion is the first Execution API version whose
+// TIRunContext has arg_bindings (AddArgBindingsToTIRunContext).
+const argBindingsVersion = "2026-10-30"
+
+// errInvalidArgBindings is Airflow's answer for a stub task whose
+// serialized arg_bindings fail its TaskArgBinding model.
+var errInvalidArgBindings = &APIError{Status: http.StatusInternalServerError,
+	Detail: reasonDetail("invalid_arg_bindings", "The serialized TaskFlow arg spec for this stub task is not valid.")}
+
+// argBindings is the run context's arg_bindings for ti, as Airflow's ti_run
+// derives them: only for a client whose version has the field (Airflow does
+// not derive them for older ones, which never see it), from the serialized
+// DAG of the try (workload.ArgBindings). The serialized DAG is read only
+// for a task the store does not know to be another operator than
+// @task.stub's: a store that knows the try's operator spares every other
+// task that read.
+func (s *Server) argBindings(c echo.Context, ti *workload.TaskInstance) (json.RawMessage, error) {
+	if p := stateOf(c).plan; p != nil && p.version < argBindingsVersion {
+		return nil, nil
+	}
+	if ti.Operator != "" && ti.Operator != workload.StubOperatorClass {
+		return nil, nil
+	}
+	op, err := s.cfg.Store.StubTask(c.Request().Context(), ti)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: stub task of task instance %s: %w", ti.ID, err)
+	}
+	ab, err := workload.ArgBindings(op)
+	if errors.Is(err, workload.ErrInvalidArgBindings) {
+		// The error handler logs the cause with the 500.
+		return nil, fmt.Errorf("%w: task instance %s (dag %s, version %s): %w", errInvalidArgBindings,
+			ti.ID, ti.DagID, ti.DagVersionID, err)
+	}
+	return ab, err
 }
 
 // decodeHeartbeat validates a TIHeartbeatInfo.

@@ -68,6 +68,7 @@ type Store interface {
 	workload.TaskInstanceQueries
 	workload.Jobs
 	workload.DagParsing
+	workload.StubTasks
 }
 
 // HealthCheck is one named dependency reported by /health/ping.

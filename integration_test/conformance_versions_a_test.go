@@ -64,10 +64,8 @@ func (s *vaSetup) run(dr workload.DagRun) {
 func (s *vaSetup) queued(dagID, runID, taskID string, nextMethod *string, nextKwargs json.RawMessage) string {
 	s.t.Helper()
 	if s.pg != nil {
-		if nextMethod != nil || nextKwargs != nil {
-			s.t.Fatal("next_method and next_kwargs are seeded on the embedded store only")
-		}
-		return s.pg.d.af.TaskInstance(s.t, pgtest.TaskInstanceRow{DagID: dagID, RunID: runID, TaskID: taskID}).ID
+		return s.pg.d.af.TaskInstance(s.t, pgtest.TaskInstanceRow{DagID: dagID, RunID: runID, TaskID: taskID,
+			NextMethod: nextMethod, NextKwargsJSON: nextKwargs}).ID
 	}
 	ctx := context.Background()
 	dr, err := s.emb.db.DagRun(ctx, dagID, runID)
@@ -296,20 +294,24 @@ func TestConformanceVersionsNextKwargs(t *testing.T) {
 		{"v2026_04_06/test_task_instances.py::TestNextKwargsBackwardCompat::test_head_version_returns_raw_serde_format", "", &execComplete,
 			`{"cheesecake":true,"event":"payload"}`, `{"cheesecake":true,"event":"payload"}`},
 	}
-	ids := map[string]string{}
-	e := startVersionsEnv(t, embeddedBackend, func(s *vaSetup) {
-		for _, c := range cases {
-			dr := createTaskInstanceRun(c.name[strings.LastIndex(c.name, ":")+1:], "running", vaTimestamp)
-			s.run(dr)
-			ids[c.name] = s.queued(dr.DagID, dr.RunID, "test_next_kwargs", c.method, json.RawMessage(c.stored))
-		}
-	})
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r, rc := e.startRun(c.version, ids[c.name])
-			got, _ := json.Marshal(rc["next_kwargs"])
-			if !jsonEqual(got, c.want) {
-				t.Errorf("%s: next_kwargs %s, want %s", r, got, c.want)
+	for _, b := range workersBackends {
+		t.Run(string(b), func(t *testing.T) {
+			ids := map[string]string{}
+			e := startVersionsEnv(t, b, func(s *vaSetup) {
+				for _, c := range cases {
+					dr := createTaskInstanceRun(c.name[strings.LastIndex(c.name, ":")+1:], "running", vaTimestamp)
+					s.run(dr)
+					ids[c.name] = s.queued(dr.DagID, dr.RunID, "test_next_kwargs", c.method, json.RawMessage(c.stored))
+				}
+			})
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					r, rc := e.startRun(c.version, ids[c.name])
+					got, _ := json.Marshal(rc["next_kwargs"])
+					if !jsonEqual(got, c.want) {
+						t.Errorf("%s: next_kwargs %s, want %s", r, got, c.want)
+					}
+				})
 			}
 		})
 	}

@@ -24,21 +24,54 @@ func serializedDagOfRun(ctx context.Context, tx pgx.Tx, dagID string, bundleVers
 	if createdVersion == nil {
 		return nil, false, nil
 	}
+	return serializedDagOfVersion(ctx, tx, *createdVersion)
+}
+
+// rowQuerier is what serializedDagOfVersion reads with: a transaction or
+// the pool.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// serializedDagOfVersion reads the serialized DAG of a dag_version (as
+// DBDagBag.get_dag does), from data or the zlib-compressed
+// data_compressed; found is false when there is none.
+func serializedDagOfVersion(ctx context.Context, q rowQuerier, versionID string) (data []byte, found bool, err error) {
 	var compressed []byte
-	err = tx.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_version_id = $1::uuid`,
-		*createdVersion).Scan(&data, &compressed)
+	err = q.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_version_id = $1::uuid`,
+		versionID).Scan(&data, &compressed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("pgstore: serialized dag of version %s: %w", *createdVersion, err)
+		return nil, false, fmt.Errorf("pgstore: serialized dag of version %s: %w", versionID, err)
 	}
 	if len(compressed) > 0 {
 		if data, err = inflate(compressed); err != nil {
-			return nil, false, fmt.Errorf("pgstore: data_compressed of version %s: %w", *createdVersion, err)
+			return nil, false, fmt.Errorf("pgstore: data_compressed of version %s: %w", versionID, err)
 		}
 	}
 	return data, true, nil
+}
+
+// StubTask returns the serialized operator of ti's task when it is flagged
+// is_stub in the serialized DAG of the task instance's dag_version_id, as
+// Airflow's get_arg_bindings reads it (DBDagBag.get_dag of the try's
+// version, not of its dag run); nil without a version, a serialized DAG of
+// it, or such a task.
+func (db *DB) StubTask(ctx context.Context, ti *workload.TaskInstance) (json.RawMessage, error) {
+	if !validUUID(ti.DagVersionID) {
+		return nil, nil
+	}
+	data, found, err := serializedDagOfVersion(ctx, db.pool, ti.DagVersionID)
+	if err != nil || !found {
+		return nil, err
+	}
+	op, err := workload.SerializedStubTask(data, ti.TaskID)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: serialized dag of version %s: %w", ti.DagVersionID, err)
+	}
+	return op, nil
 }
 
 // taskAssets reads the Asset inlets and outlets of taskID from a serialized

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,62 @@ func TestInactiveAssetsReadTheRunsDagVersion(t *testing.T) {
 	}
 	if _, err := db.InactiveAssets(ctx, "not-a-uuid"); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("not a uuid: %v, want ErrNotFound", err)
+	}
+}
+
+// StubTask reads the serialized DAG of the try's own dag_version_id, as
+// Airflow's get_arg_bindings does (not the run's): each try sees the stub
+// task of the version it was queued with, compressed or not.
+func TestStubTaskReadsTheTrysDagVersion(t *testing.T) {
+	db, af, clk := newTestStore(t)
+	ctx := context.Background()
+	stub := func(value string) map[string]any {
+		return map[string]any{"__type": "operator", "__var": map[string]any{"task_id": "s", "task_type": "_StubOperator",
+			"is_stub": true, "arg_bindings": []any{map[string]any{"name": "a", "kind": "literal", "value": value}}}}
+	}
+	af.SerializedDag(t, "sdag", []map[string]any{stub("old"), pgtest.OperatorJSON("plain", nil, nil)}, false)
+	var v1 string
+	scanRow(t, db, `SELECT id::text FROM dag_version WHERE dag_id = 'sdag'`, nil, &v1)
+	clk.Add(time.Minute)
+	af.Exec(t, `INSERT INTO dag_version (id, version_number, dag_id, bundle_name, created_at, last_updated)
+		VALUES ($1, 2, 'sdag', $2, $3, $3)`, pgtest.UUIDv7(), pgtest.DefaultBundle, clk.Now())
+	af.SerializedDag(t, "sdag", []map[string]any{stub("new")}, true)
+	for i, c := range []struct {
+		name, task, version, want string
+	}{
+		{"the first version", "s", v1, `"old"`},
+		{"the latest version, compressed", "s", "", `"new"`},
+		{"a task that is no stub", "plain", v1, ""},
+		{"a task the version lacks", "plain", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := af.DagRun(t, pgtest.DagRunRow{DagID: "sdag", RunID: fmt.Sprint("r", i)})
+			row := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: r.DagID, RunID: r.RunID, TaskID: c.task,
+				DagVersionID: c.version})
+			ti, err := db.TaskInstance(ctx, row.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op, err := db.StubTask(ctx, ti)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ab, err := workload.ArgBindings(op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.want == "" {
+				if op != nil {
+					t.Errorf("stub task %s, want none", op)
+				}
+				return
+			}
+			if want := `[{"name":"a","kind":"literal","value":` + c.want + `}]`; string(ab) != want {
+				t.Errorf("arg_bindings %s, want %s", ab, want)
+			}
+		})
+	}
+	if op, err := db.StubTask(ctx, &workload.TaskInstance{DagID: "sdag", TaskID: "s"}); op != nil || err != nil {
+		t.Errorf("a try without a dag version: %s, %v", op, err)
 	}
 }

@@ -26,13 +26,13 @@ package pgstore
 //	LastHeartbeatAt  last_heartbeat_at UpdatedAt   updated_at (NULL → zero)
 //	RenderedMapIndex rendered_map_index
 //	NextMethod       next_method
-//	NextKwargs       next_kwargs, verbatim: the column holds Airflow's
-//	                 ExtendedJSON (BaseSerialization.serialize: every object
-//	                 {"__var": …, "__type": "dict"}), which is also what the
-//	                 Execution API carries both ways (the worker sends it so
-//	                 serialized on deferral, /run returns the raw column and
-//	                 the SDK deserializes it), so taskgate neither wraps nor
-//	                 unwraps it
+//	NextKwargs       next_kwargs, verbatim, both ways: Airflow 3.2's route
+//	                 stores a deferral's next_kwargs as the worker sent it
+//	                 (serde form; BaseSerialization's {"__type": "dict",
+//	                 "__var": …} in rows written before the upgrade), and its
+//	                 /run selects the raw column, bypassing the model's
+//	                 decoding, for the SDK to decode; the version converter
+//	                 rewrites it for clients older than 2026-04-06
 //	TriggerClass, TriggerKwargs, TriggerQueue  trigger.classpath, .kwargs, .queue
 //	                 of trigger_id (a row inserted when the try defers)
 //	TriggerTimeout   trigger_timeout
@@ -114,7 +114,8 @@ const tiColumns = `ti.id::text, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, 
 	ti.state, ti.hostname, ti.unixname, ti.pid, ti.queued_dttm, ti.start_date, ti.end_date,
 	ti.last_heartbeat_at, ti.updated_at, ti.rendered_map_index, ti.next_method, ti.next_kwargs,
 	ti.trigger_id, tr.classpath, tr.kwargs, tr.queue, ti.trigger_timeout,
-	t.queued_by, t.reported_at, t.run_grant, t.retry_delay_seconds, t.retry_reason, t.task_outlets, t.outlet_events`
+	t.queued_by, t.reported_at, t.run_grant, t.retry_delay_seconds, t.retry_reason, t.task_outlets, t.outlet_events,
+	ti.operator`
 
 const tiFrom = `FROM task_instance ti
 	LEFT JOIN dag d ON d.dag_id = ti.dag_id
@@ -139,7 +140,7 @@ func scanTI(row pgx.Row) (*tiRow, error) {
 		hostname, unixname, classpath, tkw *string
 		dagVersion                         *string
 		nextKwargs, grant, outlets, events []byte
-		queuedBy                           *string
+		queuedBy, operator                 *string
 		updatedAt                          *time.Time
 		mapIndex                           int32
 	)
@@ -148,7 +149,8 @@ func scanTI(row pgx.Row) (*tiRow, error) {
 		&state, &hostname, &unixname, &pid, &ti.QueuedAt, &ti.StartDate, &ti.EndDate,
 		&ti.LastHeartbeatAt, &updatedAt, &ti.RenderedMapIndex, &ti.NextMethod, &nextKwargs,
 		&r.triggerID, &classpath, &tkw, &ti.TriggerQueue, &ti.TriggerTimeout,
-		&queuedBy, &ti.ReportedAt, &grant, &ti.RetryDelaySeconds, &ti.RetryReason, &outlets, &events)
+		&queuedBy, &ti.ReportedAt, &grant, &ti.RetryDelaySeconds, &ti.RetryReason, &outlets, &events,
+		&operator)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +161,7 @@ func scanTI(row pgx.Row) (*tiRow, error) {
 	ti.Queue, ti.DagRelPath, ti.BundleName = deref(queue), deref(relPath), deref(bundle)
 	ti.State = workload.State(deref(state))
 	ti.Hostname, ti.Unixname, ti.DagVersionID = deref(hostname), deref(unixname), deref(dagVersion)
-	ti.QueuedBy = deref(queuedBy)
+	ti.QueuedBy, ti.Operator = deref(queuedBy), deref(operator)
 	if updatedAt != nil {
 		ti.UpdatedAt = updatedAt.UTC()
 	}

@@ -60,6 +60,7 @@ func TestTaskInstanceReadsAirflowRows(t *testing.T) {
 			want.ID, want.DagID, want.RunID, want.DagVersionID = row.ID, "d", run.RunID, dagVersion
 			want.PoolSlots, want.Queue, want.PriorityWeight = 1, "default", 1
 			want.DagRelPath, want.BundleName, want.UpdatedAt = "d.py", "dags-folder", t0
+			want.Operator = pgtest.DefaultOperator
 			got, err := db.TaskInstance(ctx, row.ID)
 			if err != nil {
 				t.Fatal(err)

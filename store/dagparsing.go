@@ -244,6 +244,7 @@ func writeParseResult(tx *bolt.Tx, r *workload.ParseResult, now time.Time) error
 		rec.IsStale, rec.HasImportErrors = false, false
 		rec.BundleName, rec.BundleVersion, rec.RelativeFileloc, rec.Owners = &bundle, r.BundleVersion, &file, &owners
 		rec.Tags = slices.Clone(d.Tags)
+		rec.StubTasks = d.StubTasks
 		if err := putJSON(tx, bucketDags, []byte(d.DagID), "dag "+d.DagID, rec); err != nil {
 			return err
 		}
@@ -451,6 +452,25 @@ func (db *DB) ParseCheckpoints(ctx context.Context) ([]workload.ParseCheckpoint,
 			out = append(out, cp)
 			return nil
 		})
+	})
+	return out, err
+}
+
+// StubTask returns the serialized operator of ti's task when its DAG's
+// record holds it among the DAG's stub tasks (workload.Dag.StubTasks:
+// those of the latest serialized DAG a DAG processor published, or of a
+// record written by PutDag). The embedded store keeps no version of a DAG
+// per try, so every try of the DAG reads the latest; nil for a task that is
+// not a stub or a DAG known by its runs alone.
+func (db *DB) StubTask(ctx context.Context, ti *workload.TaskInstance) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		d, err := getDag(tx, ti.DagID)
+		if err != nil || d == nil {
+			return err
+		}
+		out = d.StubTasks[ti.TaskID]
+		return nil
 	})
 	return out, err
 }

@@ -110,3 +110,53 @@ func TestParseResultsStore(t *testing.T) {
 		t.Errorf("replay %+v, %v", got, err)
 	}
 }
+
+// A published DAG's stub tasks are kept with its record, for /run's
+// arg_bindings; a later publication without them drops them.
+func TestStubTaskOfPublishedDag(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "taskgate.db"), Options{BatchDelay: batchDelay})
+	ctx := context.Background()
+	now := time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC)
+	const sess = "00000000-0000-0000-0000-0000000000aa"
+	job, err := db.RegisterJob(ctx, "00000000-0000-0000-0000-00000000000a", sess,
+		func(_, _ *workload.Job) (workload.JobDecision, error) {
+			return workload.JobDecision{Insert: &workload.Job{JobType: workload.DagProcessorJobType,
+				State: workload.JobRunning, StartDate: now, LatestHeartbeat: now, BundleNames: []string{"b"}}}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(seq int64, isStub string) {
+		t.Helper()
+		d, err := workload.ParseSerializedDag([]byte(`{"__version": 3, "dag": {"dag_id": "d", "fileloc": "/dags/a.py",
+			"relative_fileloc": "a.py", "tasks": [{"__type": "operator", "__var": {"task_id": "s", "is_stub": ` + isStub + `,
+			"arg_bindings": [{"name": "a", "kind": "literal", "value": 1}]}}]}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &workload.ParseResult{JobID: job.ID, SessionID: sess, AttemptID: fmt.Sprint("attempt-", seq),
+			DispatchSequence: seq, BundleName: "b", RelativeFileloc: "a.py", Dags: []workload.ParsedDag{d},
+			PayloadHash: fmt.Sprint(seq), SourceKey: workload.SourceKey("b", "a.py")}
+		if _, err := db.PublishParseResult(ctx, r, now, func(s workload.ParseState) (*workload.ParseReceipt, error) {
+			return workload.DecideParseResult(r, s)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ti := &workload.TaskInstance{DagID: "d", TaskID: "s"}
+	publish(1, "true")
+	op, err := db.StubTask(ctx, ti)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ab, err := workload.ArgBindings(op); err != nil || string(ab) != `[{"name":"a","kind":"literal","value":1}]` {
+		t.Errorf("arg_bindings %s, %v", ab, err)
+	}
+	if op, err := db.StubTask(ctx, &workload.TaskInstance{DagID: "unknown", TaskID: "s"}); op != nil || err != nil {
+		t.Errorf("an unknown dag: %s, %v", op, err)
+	}
+	publish(2, "false")
+	if op, err := db.StubTask(ctx, ti); op != nil || err != nil {
+		t.Errorf("after a publication without stub tasks: %s, %v", op, err)
+	}
+}

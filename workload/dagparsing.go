@@ -135,6 +135,9 @@ type ParsedDag struct {
 	// unavailable" when it sent null); SourceHash its MD5, as DagCode's.
 	Source     string
 	SourceHash string
+	// StubTasks are the serialized operators of the DAG's tasks flagged
+	// is_stub, by task id (see ArgBindings).
+	StubTasks map[string]json.RawMessage
 
 	Owners                      string
 	DisplayName                 *string
@@ -235,6 +238,17 @@ func ParseSerializedDag(doc json.RawMessage) (ParsedDag, error) {
 		}
 		if t.Var == nil || tf.err != nil {
 			f.fail(fmt.Sprintf("tasks[%d]", i), errors.Join(tf.err, errors.New("not an operator")))
+		}
+		if string(t.Var["is_stub"]) == "true" && tf.err == nil {
+			op, err := json.Marshal(t.Var)
+			if err != nil {
+				f.fail(fmt.Sprintf("tasks[%d]", i), err)
+				continue
+			}
+			if d.StubTasks == nil {
+				d.StubTasks = map[string]json.RawMessage{}
+			}
+			d.StubTasks[id] = op
 		}
 	}
 	if f.err != nil {

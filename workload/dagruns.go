@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -34,6 +35,13 @@ type Dag struct {
 	// embedded store: a record written by PutDag). Airflow's database keeps
 	// them in the serialized DAG instead, which pgstore reads there.
 	TaskAssets map[string]TaskAssets `json:"task_assets,omitempty"`
+	// StubTasks are the serialized operators of the DAG's stub tasks
+	// (flagged is_stub), by task id, where the store keeps them with the
+	// DAG's record (the embedded store: from the latest published
+	// serialized DAG, or a record written by PutDag). Airflow's database
+	// keeps them in the serialized DAG of each version, which pgstore
+	// reads there.
+	StubTasks map[string]json.RawMessage `json:"stub_tasks,omitempty"`
 }
 
 // Paused is the DAG's is_paused as Airflow's /dags/{dag_id}/state answers it:

@@ -120,6 +120,10 @@ type TaskInstance struct {
 	PriorityWeight int    `json:"priority_weight"`
 	DagRelPath     string `json:"dag_rel_path"`
 	BundleName     string `json:"bundle_name"`
+	// Operator is the task's operator class name (Airflow's
+	// task_instance.operator) where the store knows it; the embedded
+	// store, which queues tries without their DAG, leaves it empty.
+	Operator string `json:"operator,omitempty"`
 	// QueuedBy is the REST API user who queued this try, empty when it was
 	// queued offline (the CLI on the data directory). Removing that user
 	// withdraws the try while it is still queued (see Withdraw).

@@ -176,8 +176,11 @@ type TaskInstanceRow struct {
 	TriggerID       *int64
 	NextMethod      *string
 	NextKwargs      map[string]any // through ExtendedJSON; NULL when nil
-	RenderedMapIdx  *string
-	ExternalExecID  *string
+	// NextKwargsJSON is the next_kwargs column as is (Airflow 3.2 stores
+	// what the worker or the triggerer wrote); it wins over NextKwargs.
+	NextKwargsJSON json.RawMessage
+	RenderedMapIdx *string
+	ExternalExecID *string
 }
 
 // TaskInstance inserts a task instance (and its dag run and dag when
@@ -253,6 +256,9 @@ func (a *Airflow) TaskInstance(t testing.TB, r TaskInstanceRow) TaskInstanceRow 
 	var nextKwargs any
 	if r.NextKwargs != nil {
 		nextKwargs = ExtendedJSON(r.NextKwargs)
+	}
+	if r.NextKwargsJSON != nil {
+		nextKwargs = string(r.NextKwargsJSON)
 	}
 	a.exec(t, func(ctx context.Context, tx pgx.Tx) error {
 		if r.DagVersionID == "" {
