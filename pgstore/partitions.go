@@ -309,9 +309,9 @@ func getOrCreateAPDR(ctx context.Context, tx pgx.Tx, assetID int32, dag, key str
 // serializedDag reads the latest serialized_dag of dag (by created_at, as
 // SerializedDagModel.get does), from data or the zlib-compressed
 // data_compressed; found is false when there is none.
-func serializedDag(ctx context.Context, tx pgx.Tx, dag string) (data []byte, found bool, err error) {
+func serializedDag(ctx context.Context, q rowQuerier, dag string) (data []byte, found bool, err error) {
 	var compressed []byte
-	err = tx.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_id = $1
+	err = q.QueryRow(ctx, `SELECT data::text, data_compressed FROM serialized_dag WHERE dag_id = $1
 		ORDER BY created_at DESC LIMIT 1`, dag).Scan(&data, &compressed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil

@@ -107,11 +107,27 @@ func (db *DB) QueryTaskInstances(ctx context.Context, q workload.TaskInstanceQue
 	return out, nil
 }
 
-// TaskGroupTaskIDs: taskgate does not read Airflow's serialized DAGs (the
-// serialized_dag table is outside the schema it supports), so a task group
-// is answered as a dag Airflow has no serialized version of.
-func (db *DB) TaskGroupTaskIDs(_ context.Context, dagID, _ string) ([]string, error) {
-	return nil, fmt.Errorf("pgstore: dag %s: %w", dagID, workload.ErrNoSerializedDag)
+// TaskGroupTaskIDs returns the task ids of the task group groupID of the
+// DAG's latest serialized_dag (by created_at, as Airflow's
+// get_latest_version_of_dag reads it, whatever version the dag runs were
+// created with).
+func (db *DB) TaskGroupTaskIDs(ctx context.Context, dagID, groupID string) ([]string, error) {
+	data, found, err := serializedDag(ctx, db.pool, dagID)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("pgstore: dag %s: %w", dagID, workload.ErrNoSerializedDag)
+	}
+	groups, err := workload.SerializedTaskGroups(data)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: serialized dag of %s: %w", dagID, err)
+	}
+	ids, err := groups.TaskIDs(groupID)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: dag %s: %w", dagID, err)
+	}
+	return ids, nil
 }
 
 // PreviousTaskInstance is Airflow's previous-task-instance query: the

@@ -245,6 +245,7 @@ func writeParseResult(tx *bolt.Tx, r *workload.ParseResult, now time.Time) error
 		rec.BundleName, rec.BundleVersion, rec.RelativeFileloc, rec.Owners = &bundle, r.BundleVersion, &file, &owners
 		rec.Tags = slices.Clone(d.Tags)
 		rec.StubTasks = d.StubTasks
+		rec.TaskGroups = d.TaskGroups
 		if err := putJSON(tx, bucketDags, []byte(d.DagID), "dag "+d.DagID, rec); err != nil {
 			return err
 		}

@@ -160,3 +160,66 @@ func TestStubTaskOfPublishedDag(t *testing.T) {
 		t.Errorf("after a publication without stub tasks: %s, %v", op, err)
 	}
 }
+
+// A published DAG's task groups are kept with its record, for the
+// task-instance queries' task_group_id; a later publication without them
+// drops them. A DAG known by its runs alone has no serialized version; a
+// record written by PutDag may carry groups.
+func TestTaskGroupsOfPublishedDag(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "taskgate.db"), Options{BatchDelay: batchDelay})
+	ctx := context.Background()
+	now := time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC)
+	const sess = "00000000-0000-0000-0000-0000000000aa"
+	job, err := db.RegisterJob(ctx, "00000000-0000-0000-0000-00000000000a", sess,
+		func(_, _ *workload.Job) (workload.JobDecision, error) {
+			return workload.JobDecision{Insert: &workload.Job{JobType: workload.DagProcessorJobType,
+				State: workload.JobRunning, StartDate: now, LatestHeartbeat: now, BundleNames: []string{"b"}}}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(seq int64, children string) {
+		t.Helper()
+		d, err := workload.ParseSerializedDag([]byte(`{"__version": 3, "dag": {"dag_id": "d", "fileloc": "/dags/a.py",
+			"relative_fileloc": "a.py", "tasks": [{"__type": "operator", "__var": {"task_id": "group1.t"}}],
+			"task_group": {"_group_id": null, "prefix_group_id": true, "children": ` + children + `}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &workload.ParseResult{JobID: job.ID, SessionID: sess, AttemptID: fmt.Sprint("attempt-", seq),
+			DispatchSequence: seq, BundleName: "b", RelativeFileloc: "a.py", Dags: []workload.ParsedDag{d},
+			PayloadHash: fmt.Sprint(seq), SourceKey: workload.SourceKey("b", "a.py")}
+		if _, err := db.PublishParseResult(ctx, r, now, func(s workload.ParseState) (*workload.ParseReceipt, error) {
+			return workload.DecideParseResult(r, s)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.TaskGroupTaskIDs(ctx, "d", "group1"); !errors.Is(err, workload.ErrNoSerializedDag) {
+		t.Errorf("before a publication: %v, want ErrNoSerializedDag", err)
+	}
+	publish(1, `{"group1": ["taskgroup", {"_group_id": "group1", "prefix_group_id": true,
+		"children": {"group1.t": ["operator", "group1.t"]}}]}`)
+	if ids, err := db.TaskGroupTaskIDs(ctx, "d", "group1"); err != nil || len(ids) != 1 || ids[0] != "group1.t" {
+		t.Errorf("group1: %v, %v", ids, err)
+	}
+	if _, err := db.TaskGroupTaskIDs(ctx, "d", "group2"); !errors.Is(err, workload.ErrNoTaskGroup) {
+		t.Errorf("group2: %v, want ErrNoTaskGroup", err)
+	}
+	publish(2, `{"group1.t": ["operator", "group1.t"]}`)
+	if _, err := db.TaskGroupTaskIDs(ctx, "d", "group1"); !errors.Is(err, workload.ErrNoTaskGroup) {
+		t.Errorf("after a publication without groups: %v, want ErrNoTaskGroup", err)
+	}
+	if err := db.PutDagRun(ctx, dagRun("by_runs", "r1", now)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TaskGroupTaskIDs(ctx, "by_runs", "group1"); !errors.Is(err, workload.ErrNoSerializedDag) {
+		t.Errorf("a dag known by its runs: %v, want ErrNoSerializedDag", err)
+	}
+	if err := db.PutDag(ctx, workload.Dag{DagID: "put", TaskGroups: workload.TaskGroups{"g": {"g.a", "g.b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := db.TaskGroupTaskIDs(ctx, "put", "g"); err != nil || len(ids) != 2 {
+		t.Errorf("a record written by PutDag: %v, %v", ids, err)
+	}
+}

@@ -74,12 +74,37 @@ func (db *DB) QueryTaskInstances(ctx context.Context, q workload.TaskInstanceQue
 	return out, nil
 }
 
-// TaskGroupTaskIDs: the embedded store keeps the serialized DAGs a DAG
-// processor publishes (dagparsing.go) but reads no task groups from them,
-// as pgstore reads none from Airflow's: every dag answers as one without a
-// serialized version.
-func (db *DB) TaskGroupTaskIDs(_ context.Context, dagID, _ string) ([]string, error) {
-	return nil, fmt.Errorf("store: dag %s: %w", dagID, workload.ErrNoSerializedDag)
+// TaskGroupTaskIDs returns the task ids of the task group groupID of the
+// DAG's record (workload.Dag.TaskGroups: those of the latest serialized
+// DAG a DAG processor published, or of a record written by PutDag). A DAG
+// with neither a published version nor groups in its record has no
+// serialized version (a DAG known by its runs alone).
+func (db *DB) TaskGroupTaskIDs(ctx context.Context, dagID, groupID string) ([]string, error) {
+	var groups workload.TaskGroups
+	serialized := false
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		d, err := getDag(tx, dagID)
+		if err != nil {
+			return err
+		}
+		if d != nil && d.TaskGroups != nil {
+			groups, serialized = d.TaskGroups, true
+			return nil
+		}
+		serialized = latestVersion(tx, dagID) != nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !serialized {
+		return nil, fmt.Errorf("store: dag %s: %w", dagID, workload.ErrNoSerializedDag)
+	}
+	ids, err := groups.TaskIDs(groupID)
+	if err != nil {
+		return nil, fmt.Errorf("store: dag %s: %w", dagID, err)
+	}
+	return ids, nil
 }
 
 // PreviousTaskInstance returns the current task instance of dagID's taskID

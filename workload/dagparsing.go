@@ -138,6 +138,8 @@ type ParsedDag struct {
 	// StubTasks are the serialized operators of the DAG's tasks flagged
 	// is_stub, by task id (see ArgBindings).
 	StubTasks map[string]json.RawMessage
+	// TaskGroups are the DAG's task groups (see SerializedTaskGroups).
+	TaskGroups TaskGroups
 
 	Owners                      string
 	DisplayName                 *string
@@ -250,6 +252,11 @@ func ParseSerializedDag(doc json.RawMessage) (ParsedDag, error) {
 			}
 			d.StubTasks[id] = op
 		}
+	}
+	if groups, err := parseTaskGroups(f.m["task_group"]); err != nil {
+		f.fail("task_group", err)
+	} else if len(groups) > 0 {
+		d.TaskGroups = groups
 	}
 	if f.err != nil {
 		return ParsedDag{}, f.err

@@ -42,6 +42,11 @@ type Dag struct {
 	// keeps them in the serialized DAG of each version, which pgstore
 	// reads there.
 	StubTasks map[string]json.RawMessage `json:"stub_tasks,omitempty"`
+	// TaskGroups are the DAG's task groups, where the store keeps them
+	// with the DAG's record (the embedded store: from the latest published
+	// serialized DAG, or a record written by PutDag). Airflow's database
+	// keeps them in the serialized DAG, which pgstore reads there.
+	TaskGroups TaskGroups `json:"task_groups,omitempty"`
 }
 
 // Paused is the DAG's is_paused as Airflow's /dags/{dag_id}/state answers it:

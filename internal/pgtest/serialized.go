@@ -58,3 +58,16 @@ func (a *Airflow) SerializedDag(t testing.TB, dagID string, tasks []map[string]a
 	}
 	a.writeSerializedDag(t, dagID, dag, compressed, nil)
 }
+
+// SerializedDagDocument writes a whole serialized DAG document ({"__version":
+// …, "dag": {"dag_id": …, …}}) as the serialized_dag of the DAG's latest
+// version, as SerializedDag does.
+func (a *Airflow) SerializedDagDocument(t testing.TB, doc map[string]any, compressed bool) {
+	t.Helper()
+	dag, _ := doc["dag"].(map[string]any)
+	dagID, _ := dag["dag_id"].(string)
+	if dagID == "" {
+		t.Fatal("pgtest: a serialized DAG without dag.dag_id")
+	}
+	a.writeSerializedDag(t, dagID, doc, compressed, nil)
+}
