@@ -11,15 +11,32 @@ import (
 )
 
 // variableKey returns the {variable_key:path} parameter; keys may hold '/'.
+// An empty key is a 422 (variableKeyErrors).
 func variableKey(c echo.Context) (string, error) {
 	k, err := pathParam(c, "*")
 	if err != nil {
 		return "", err
 	}
-	if k == "" {
-		return "", echo.ErrNotFound
+	if errs := variableKeyErrors(k); errs != nil {
+		return "", &ValidationError{errs}
 	}
 	return k, nil
+}
+
+// variableKeyErrors is FastAPI's answer to an empty {variable_key:path}:
+// Airflow's routes declare it Path(min_length=1). They declare it twice,
+// on the route and on its has_variable_access dependency, and FastAPI
+// validates the parameter once for each (the dependency's first), so the
+// error is listed twice. A key that is not empty has no errors.
+func variableKeyErrors(key string) []FieldError {
+	if key != "" {
+		return nil
+	}
+	tooShort := func() FieldError {
+		return FieldError{Type: "string_too_short", Loc: []any{"path", "variable_key"},
+			Msg: "String should have at least 1 character", Input: "", Ctx: map[string]any{"min_length": 1}}
+	}
+	return []FieldError{tooShort(), tooShort()}
 }
 
 // handleGetVariable is GET /variables/{key}.
@@ -82,17 +99,22 @@ func (s *Server) variableWrites(next echo.HandlerFunc) echo.HandlerFunc {
 
 // handlePutVariable is PUT /variables/{key} with {"val", "description"}
 // ("value" is accepted for "val", as Airflow's model populates by name).
-// The value is required (null is a value); FastAPI validates the body before
-// the handler runs, so a bad body is a 422 even when the key is empty, and
-// an empty key with a good body is the handler's 404.
+// The value is required (null is a value). An empty key and a bad body are
+// one 422, the key's errors first, as FastAPI collects them; a body that is
+// not JSON at all is refused alone, before FastAPI looks at the path.
 func (s *Server) handlePutVariable(c echo.Context) error {
 	key, err := pathParam(c, "*")
 	if err != nil {
 		return err
 	}
+	keyErrs := variableKeyErrors(key)
 	o, err := readObject(c)
 	if err != nil {
-		return err
+		var verr *ValidationError
+		if keyErrs == nil || !errors.As(err, &verr) || verr.isJSONInvalid() {
+			return err
+		}
+		return &ValidationError{append(keyErrs, verr.Errors...)}
 	}
 	var val *string
 	switch {
@@ -106,11 +128,8 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 	}
 	desc := o.str("description", false, true)
 	o.forbidExtra()
-	if verr := o.err(); verr != nil {
-		return verr
-	}
-	if key == "" {
-		return echo.ErrNotFound
+	if errs := append(keyErrs, o.errs...); len(errs) > 0 {
+		return &ValidationError{errs}
 	}
 	if s.cfg.EnvSecrets.HasVariable(key) {
 		// As Airflow's Variable.check_for_write_conflict: the write

@@ -10,14 +10,22 @@ import (
 	"github.com/taskgate/taskgate/workload"
 )
 
+// emptyVariableKey is FastAPI's error for an empty {variable_key:path},
+// listed once for the route and once for its has_variable_access
+// dependency.
+const emptyVariableKey = `{"type":"string_too_short","loc":["path","variable_key"],` +
+	`"msg":"String should have at least 1 character","input":"","ctx":{"min_length":1}}`
+
 // TestPutVariableBody holds PUT /execution/variables/{key} to Airflow's
 // VariablePostBody (airflow-core …/execution_api/datamodels/variable.py): the
 // value is required under its alias "val" or its name "value", null
-// included; the body is validated before the handler's empty-key 404.
+// included. An empty key is refused with the body's errors after its own,
+// unless the body is not JSON.
 func TestPutVariableBody(t *testing.T) {
 	h := newHarness(t)
 	exec := h.execToken()
 	const missing = `{"detail":[{"type":"missing","loc":["body","val"],"msg":"Field required","input":{"description":"d"}}]}`
+	const emptyKey = emptyVariableKey + "," + emptyVariableKey
 	tests := []struct {
 		name, path, body string
 		status           int
@@ -30,13 +38,36 @@ func TestPutVariableBody(t *testing.T) {
 		{"value by name, null", "/execution/variables/k", `{"value":null}`, 201, `{"message":"Variable successfully set"}`},
 		{"value not a string", "/execution/variables/k", `{"val":1}`, 422,
 			`{"detail":[{"type":"string_type","loc":["body","val"],"msg":"Input should be a valid string","input":1}]}`},
-		{"empty key, bad body", "/execution/variables/", `{"description":"d"}`, 422, missing},
-		{"empty key, good body", "/execution/variables/", `{"val":"{}","description":"d"}`, 404, `{"detail":"Not Found"}`},
+		{"empty key, bad body", "/execution/variables/", `{"description":"d"}`, 422, `{"detail":[` + emptyKey +
+			`,{"type":"missing","loc":["body","val"],"msg":"Field required","input":{"description":"d"}}]}`},
+		{"empty key, good body", "/execution/variables/", `{"val":"{}","description":"d"}`, 422, `{"detail":[` + emptyKey + `]}`},
+		{"empty key, no body", "/execution/variables/", ``, 422, `{"detail":[` + emptyKey +
+			`,{"type":"missing","loc":["body"],"msg":"Field required","input":null}]}`},
+		{"empty key, body not an object", "/execution/variables/", `[]`, 422, `{"detail":[` + emptyKey +
+			`,{"type":"model_attributes_type","loc":["body"],"msg":"Input should be a valid dictionary or object to extract fields from","input":[]}]}`},
+		{"empty key, body not JSON", "/execution/variables/", `{`, 422,
+			`{"detail":[{"type":"json_invalid","loc":["body",0],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting value"}}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantJSON(t, h.do("PUT", tt.path, exec, tt.body), tt.status, tt.want)
 		})
+	}
+}
+
+// TestVariableEmptyKey: GET and DELETE of an empty key answer the same 422
+// as PUT, on every API version (Cadwyn does not version a path
+// parameter's constraints).
+func TestVariableEmptyKey(t *testing.T) {
+	h := newHarness(t)
+	exec := h.execToken()
+	want := `{"detail":[` + emptyVariableKey + "," + emptyVariableKey + `]}`
+	for _, version := range []string{"2025-04-11", "2026-04-06", "2026-06-30", APIVersion} {
+		for _, method := range []string{"GET", "DELETE"} {
+			t.Run(method+" "+version, func(t *testing.T) {
+				wantJSON(t, h.do(method, "/execution/variables/", exec, "", "Airflow-API-Version", version), 422, want)
+			})
+		}
 	}
 }
 

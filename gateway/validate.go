@@ -205,6 +205,13 @@ func jsonInvalid() *ValidationError {
 	}}}
 }
 
+// isJSONInvalid reports whether e is jsonInvalid's answer: a body that is
+// not JSON, which FastAPI refuses before validating any parameter.
+func (e *ValidationError) isJSONInvalid() bool {
+	return len(e.Errors) == 1 && e.Errors[0].Type == "json_invalid" && len(e.Errors[0].Loc) == 2 &&
+		e.Errors[0].Loc[0] == "body" && e.Errors[0].Loc[1] == 0
+}
+
 // object validates a JSON object field by field, collecting every error the
 // way pydantic does instead of stopping at the first.
 type object struct {
