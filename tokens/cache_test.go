@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,32 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestCacheComparesTheWholeToken: an entry is found by the token's hash,
+// but serves only the token it holds; a token whose hash collides with it
+// is verified in full (and, forged, refused).
+func TestCacheComparesTheWholeToken(t *testing.T) {
+	clock := fakeclock.New(t0)
+	v, secret := secretValidator(t, clock, 0)
+	good := craftMap(t, map[string]any{"alg": "HS512"}, stdClaims(), jwt.SigningMethodHS512, secret)
+	claims, err := v.Validate(context.Background(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := craftMap(t, map[string]any{"alg": "HS512"}, stdClaims(), jwt.SigningMethodHS512, []byte("some-other-secret-value"))
+	// The collision is made by hand: the good token's entry placed under
+	// the forged token's hash.
+	gs, gh := v.cache.locate(good)
+	e := gs.entries[gh]
+	fs, fh := v.cache.locate(forged)
+	fs.entries[fh] = e
+	if got, err := v.Validate(context.Background(), forged); err == nil {
+		t.Fatalf("a token whose hash finds another token's entry was accepted: %+v", got)
+	}
+	if got, err := v.Validate(context.Background(), good); err != nil || got != claims {
+		t.Errorf("the good token after the collision: %p %v, want the cached %p", got, err, claims)
+	}
+}
+
 func TestCacheDisabled(t *testing.T) {
 	clock := fakeclock.New(t0)
 	v, secret := secretValidator(t, clock, -1)
@@ -166,4 +193,44 @@ func BenchmarkValidateCached(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkValidateCachedMany is BenchmarkValidateCached with 10 000
+// verified tokens read in turn, as many running tasks read: the entries no
+// longer sit in the processor's caches.
+func BenchmarkValidateCachedMany(b *testing.B) {
+	const n = 10000
+	clock := fakeclock.New(t0)
+	cfg := Config{Audiences: []string{testAudience}, Leeway: 10 * time.Second, Now: clock.Now, Secret: randomSecret(b)}
+	s, err := NewSigner(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := NewValidator(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	toks := make([]string, n)
+	for i := range toks {
+		c := benchBase()
+		c.Subject = fmt.Sprintf("0190e3e4-3c2b-7a8e-9d0f-%012x", i)
+		if toks[i], _, err = s.Sign(c, 600*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Validate(context.Background(), toks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var start atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(start.Add(7919))
+		for pb.Next() {
+			i = (i + 4099) % n
+			if _, err := v.Validate(context.Background(), toks[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -194,8 +194,8 @@ func (v *Validator) validate(ctx context.Context, raw string) (*scopes.Claims, O
 		if claims.NotBefore.After(from) {
 			from = claims.NotBefore
 		}
-		v.cache.put(raw, cacheEntry{
-			claims: claims, from: from.Add(-v.leeway), until: claims.ExpiresAt.Add(v.leeway), keys: keys,
+		v.cache.put(cacheEntry{
+			raw: raw, claims: claims, from: from.Add(-v.leeway), until: claims.ExpiresAt.Add(v.leeway), keys: keys,
 		}, now)
 	}
 	return claims, OutcomeValid, nil
