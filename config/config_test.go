@@ -367,6 +367,7 @@ func TestLoadValues(t *testing.T) {
 func TestLoadValueErrors(t *testing.T) {
 	_, path := writeFile(t, "airflow.cfg", "[taskgate]\n\nlisten = nocolon\n")
 	_, interp := writeFile(t, "interp.cfg", "[api_auth]\njwt_kid = 100%\n")
+	_, multiTeam := writeFile(t, "multiteam.cfg", "[core]\n\nmulti_team = t\n")
 
 	tests := []struct {
 		name string
@@ -452,6 +453,25 @@ func TestLoadValueErrors(t *testing.T) {
 			name: "max map length zero",
 			src:  Sources{Env: []string{"AIRFLOW__CORE__MAX_MAP_LENGTH=0"}},
 			want: ValueError{"core", "max_map_length", "0", "env", "AIRFLOW__CORE__MAX_MAP_LENGTH", "must be greater than 0"},
+		},
+		{
+			name: "multi team not a boolean",
+			src:  Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=yes"}},
+			want: ValueError{"core", "multi_team", "yes", "env", "AIRFLOW__CORE__MULTI_TEAM", "not a boolean (True or False)"},
+		},
+		{
+			name: "multi team on the embedded store",
+			src:  Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=True"}},
+			want: ValueError{"core", "multi_team", "True", "env", "AIRFLOW__CORE__MULTI_TEAM",
+				"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; set it to False"},
+		},
+		{
+			name: "multi team on Airflow's metadata database",
+			src: Sources{
+				File: multiTeam,
+				Env:  []string{"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql://airflow@127.0.0.1/airflow"},
+			},
+			want: ValueError{"core", "multi_team", "t", "file", multiTeam + ":3", "taskgate does not scope variables and connections to teams on Airflow's metadata database, so one team's tasks could read another team's; set it to False"},
 		},
 		{
 			name: "empty data dir",
@@ -669,6 +689,7 @@ func TestRedacted(t *testing.T) {
 		"scheduler.task_queued_timeout":                "90.25",
 		"core.fernet_key":                              "",
 		"core.max_map_length":                          "1024",
+		"core.multi_team":                              "False",
 		"core.task_success_overtime":                   "20",
 		"database.sql_alchemy_conn":                    "",
 		"database.sql_alchemy_schema":                  "",
@@ -809,5 +830,27 @@ func TestLoadSecretsBackendsNotConsulted(t *testing.T) {
 	}
 	if c, err = Load(Sources{}); err != nil || len(c.Warnings) != 0 {
 		t.Errorf("no backend: warnings %q, %v", c.Warnings, err)
+	}
+}
+
+// TestLoadMultiTeamOff: multi_team False, in any of Airflow's spellings,
+// starts as before.
+func TestLoadMultiTeamOff(t *testing.T) {
+	for _, v := range []string{"False", "false", "0", "f", ""} {
+		c, err := Load(Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=" + v}})
+		if v == "" {
+			// An empty value is no boolean, as in Airflow's getboolean.
+			if err == nil {
+				t.Errorf("multi_team = %q: loaded, want an error", v)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("multi_team = %q: %v", v, err)
+			continue
+		}
+		if c.MultiTeam {
+			t.Errorf("multi_team = %q: MultiTeam true", v)
+		}
 	}
 }

@@ -69,6 +69,7 @@ func Load(src Sources) (*Config, error) {
 	c := &Config{Source: map[string]string{}, File: path}
 	layers := map[string]layer{}
 	byName := map[string]keyDef{}
+	values := map[string]string{}
 	for _, d := range defs {
 		full := d.Section + "." + d.Name
 		var l layer
@@ -86,6 +87,7 @@ func Load(src Sources) (*Config, error) {
 		}
 		layers[full] = l
 		byName[full] = d
+		values[full] = value
 		c.Source[full] = l.source
 		if !d.command {
 			c.Warnings = append(c.Warnings, ignoredIndirections(d, file, env)...)
@@ -106,6 +108,9 @@ func Load(src Sources) (*Config, error) {
 					fmt.Sprintf("shares %q with [execution_api] jwt_audience; REST and task tokens must not be interchangeable", a))
 			}
 		}
+	}
+	if c.MultiTeam {
+		return nil, layers["core.multi_team"].valueError(byName["core.multi_team"], values["core.multi_team"], multiTeamRefusal(c))
 	}
 	if c.WorkloadTokenLifetime == 0 {
 		c.WorkloadTokenLifetime = c.TaskQueuedTimeout
@@ -362,4 +367,14 @@ func MarkdownTable() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", cell(k.Section), cell(k.Name), def, cell(k.Doc))
 	}
 	return b.String()
+}
+
+// multiTeamRefusal says why taskgate does not start with [core] multi_team
+// set: serving it would hand every team's variables and connections to
+// every task, which is what the mode exists to prevent.
+func multiTeamRefusal(c *Config) string {
+	if c.DatabaseURL == "" {
+		return "the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; set it to False"
+	}
+	return "taskgate does not scope variables and connections to teams on Airflow's metadata database, so one team's tasks could read another team's; set it to False"
 }
