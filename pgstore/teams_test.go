@@ -1,0 +1,56 @@
+package pgstore
+
+import (
+	"context"
+	"testing"
+
+	"github.com/taskgate/taskgate/internal/pgtest"
+)
+
+func TestTeams(t *testing.T) {
+	db, af, _ := newTestStore(t)
+	ctx := context.Background()
+	ti := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "etl", RunID: "r", State: "running"}).ID
+	af.Variable(t, "shared", "v")
+	af.Variable(t, "blue_only", "v")
+	af.Exec(t, `INSERT INTO connection (conn_id, conn_type, is_encrypted, is_extra_encrypted) VALUES ('shared', 'http', false, false), ('blue_only', 'http', false, false)`)
+
+	check := func(what string, got string, err error, want string) {
+		t.Helper()
+		if err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", what, got, err, want)
+		}
+	}
+	team, err := db.TaskInstanceTeam(ctx, ti)
+	check("task of an unteamed bundle", team, err, "")
+	team, err = db.BundleTeam(ctx, pgtest.DefaultBundle)
+	check("unteamed bundle", team, err, "")
+
+	af.Exec(t, `INSERT INTO team (name) VALUES ('blue'), ('red')`)
+	af.Exec(t, `INSERT INTO dag_bundle_team (dag_bundle_name, team_name) VALUES ($1, 'blue')`, pgtest.DefaultBundle)
+	af.Exec(t, `UPDATE variable SET team_name = 'blue' WHERE key = 'blue_only'`)
+	af.Exec(t, `UPDATE connection SET team_name = 'blue' WHERE conn_id = 'blue_only'`)
+
+	team, err = db.TaskInstanceTeam(ctx, ti)
+	check("task of a blue bundle", team, err, "blue")
+	team, err = db.TaskInstanceTeam(ctx, "019a0000-0000-7000-8000-000000000000")
+	check("unknown task", team, err, "")
+	team, err = db.TaskInstanceTeam(ctx, "not-a-uuid")
+	check("task id not a UUID", team, err, "")
+	team, err = db.BundleTeam(ctx, pgtest.DefaultBundle)
+	check("blue bundle", team, err, "blue")
+	team, err = db.BundleTeam(ctx, "unknown")
+	check("unknown bundle", team, err, "")
+	team, err = db.VariableTeam(ctx, "blue_only")
+	check("blue variable", team, err, "blue")
+	team, err = db.VariableTeam(ctx, "shared")
+	check("unteamed variable", team, err, "")
+	team, err = db.VariableTeam(ctx, "missing")
+	check("unknown variable", team, err, "")
+	team, err = db.ConnectionTeam(ctx, "blue_only")
+	check("blue connection", team, err, "blue")
+	team, err = db.ConnectionTeam(ctx, "shared")
+	check("unteamed connection", team, err, "")
+	team, err = db.ConnectionTeam(ctx, "missing")
+	check("unknown connection", team, err, "")
+}
