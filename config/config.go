@@ -102,7 +102,8 @@ type Config struct {
 
 	// MultiTeam is [core] multi_team: Airflow then scopes variables and
 	// connections to teams, and a task may read only its own team's and
-	// the unteamed ones. taskgate refuses to start with it set rather than
+	// the unteamed ones. It needs Airflow's metadata database: on the
+	// embedded store, which has no teams, Load refuses it rather than
 	// serve every team's values to every task.
 	MultiTeam bool
 

@@ -367,7 +367,6 @@ func TestLoadValues(t *testing.T) {
 func TestLoadValueErrors(t *testing.T) {
 	_, path := writeFile(t, "airflow.cfg", "[taskgate]\n\nlisten = nocolon\n")
 	_, interp := writeFile(t, "interp.cfg", "[api_auth]\njwt_kid = 100%\n")
-	_, multiTeam := writeFile(t, "multiteam.cfg", "[core]\n\nmulti_team = t\n")
 
 	tests := []struct {
 		name string
@@ -463,15 +462,8 @@ func TestLoadValueErrors(t *testing.T) {
 			name: "multi team on the embedded store",
 			src:  Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=True"}},
 			want: ValueError{"core", "multi_team", "True", "env", "AIRFLOW__CORE__MULTI_TEAM",
-				"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; set it to False"},
-		},
-		{
-			name: "multi team on Airflow's metadata database",
-			src: Sources{
-				File: multiTeam,
-				Env:  []string{"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql://airflow@127.0.0.1/airflow"},
-			},
-			want: ValueError{"core", "multi_team", "t", "file", multiTeam + ":3", "taskgate does not scope variables and connections to teams on Airflow's metadata database, so one team's tasks could read another team's; set it to False"},
+				"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; " +
+					"set it to False, or serve Airflow's metadata database ([database] sql_alchemy_conn)"},
 		},
 		{
 			name: "empty data dir",
@@ -834,7 +826,7 @@ func TestLoadSecretsBackendsNotConsulted(t *testing.T) {
 }
 
 // TestLoadMultiTeamOff: multi_team False, in any of Airflow's spellings,
-// starts as before.
+// starts as before; True loads on Airflow's metadata database.
 func TestLoadMultiTeamOff(t *testing.T) {
 	for _, v := range []string{"False", "false", "0", "f", ""} {
 		c, err := Load(Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=" + v}})
@@ -852,5 +844,10 @@ func TestLoadMultiTeamOff(t *testing.T) {
 		if c.MultiTeam {
 			t.Errorf("multi_team = %q: MultiTeam true", v)
 		}
+	}
+	_, path := writeFile(t, "airflow.cfg", "[core]\nmulti_team = t\n[database]\nsql_alchemy_conn = postgresql://airflow@127.0.0.1/airflow\n")
+	c, err := Load(Sources{File: path})
+	if err != nil || !c.MultiTeam {
+		t.Errorf("multi_team on Airflow's metadata database: %+v, %v", c, err)
 	}
 }

@@ -146,7 +146,7 @@ func keyDefs() []keyDef {
 			true, func(c *Config) *time.Duration { return &c.TaskSuccessOvertime }),
 		{
 			Key: Key{"core", "multi_team", "False",
-				"Airflow's multi-team mode (variables and connections scoped to teams): True or False. taskgate refuses to start with True."},
+				"Airflow's multi-team mode: True or False. True scopes variables and connections to the teams of Airflow's metadata database; the embedded store, which has no teams, refuses to start with it."},
 			set: func(c *Config, v string) error {
 				b, err := parseBool(v)
 				c.MultiTeam = b

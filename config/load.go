@@ -109,8 +109,10 @@ func Load(src Sources) (*Config, error) {
 			}
 		}
 	}
-	if c.MultiTeam {
-		return nil, layers["core.multi_team"].valueError(byName["core.multi_team"], values["core.multi_team"], multiTeamRefusal(c))
+	if c.MultiTeam && c.DatabaseURL == "" {
+		return nil, layers["core.multi_team"].valueError(byName["core.multi_team"], values["core.multi_team"],
+			"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; "+
+				"set it to False, or serve Airflow's metadata database ([database] sql_alchemy_conn)")
 	}
 	if c.WorkloadTokenLifetime == 0 {
 		c.WorkloadTokenLifetime = c.TaskQueuedTimeout
@@ -367,14 +369,4 @@ func MarkdownTable() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", cell(k.Section), cell(k.Name), def, cell(k.Doc))
 	}
 	return b.String()
-}
-
-// multiTeamRefusal says why taskgate does not start with [core] multi_team
-// set: serving it would hand every team's variables and connections to
-// every task, which is what the mode exists to prevent.
-func multiTeamRefusal(c *Config) string {
-	if c.DatabaseURL == "" {
-		return "the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; set it to False"
-	}
-	return "taskgate does not scope variables and connections to teams on Airflow's metadata database, so one team's tasks could read another team's; set it to False"
 }

@@ -2,9 +2,11 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/taskgate/taskgate/internal/pgtest"
+	"github.com/taskgate/taskgate/workload"
 )
 
 func TestTeams(t *testing.T) {
@@ -53,4 +55,68 @@ func TestTeams(t *testing.T) {
 	check("unteamed connection", team, err, "")
 	team, err = db.ConnectionTeam(ctx, "missing")
 	check("unknown connection", team, err, "")
+}
+
+// TestTeamVariableWrites: Airflow's Variable.set and Variable.delete with a
+// task's team under [core] multi_team.
+func TestTeamVariableWrites(t *testing.T) {
+	db, af, _ := newTestStore(t)
+	ctx := context.Background()
+	af.Exec(t, `INSERT INTO team (name) VALUES ('blue'), ('red')`)
+	val := func(s string) *string { return &s }
+	teamOf := func(key string) string {
+		t.Helper()
+		team, err := db.VariableTeam(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return team
+	}
+	if err := db.PutTeamVariable(ctx, workload.Variable{Key: "k", Value: val("1")}, "blue"); err != nil {
+		t.Fatal(err)
+	}
+	if got := teamOf("k"); got != "blue" {
+		t.Errorf("after blue's insert: team %q", got)
+	}
+	// PutVariable keeps the team; a write of no team clears it.
+	if err := db.PutVariable(ctx, workload.Variable{Key: "k", Value: val("2")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := teamOf("k"); got != "blue" {
+		t.Errorf("after PutVariable: team %q, want blue kept", got)
+	}
+	if err := db.PutTeamVariable(ctx, workload.Variable{Key: "k", Value: val("3")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.Variable(ctx, "k"); err != nil || *v.Value != "3" || teamOf("k") != "" {
+		t.Errorf("after a write of no team: %+v, %v, team %q", v, err, teamOf("k"))
+	}
+	if err := db.PutTeamVariable(ctx, workload.Variable{Key: "k", Value: val("4")}, "red"); err != nil {
+		t.Fatal(err)
+	}
+	// Another team's and no team's deletes leave red's variable.
+	for _, team := range []string{"blue", ""} {
+		if err := db.DeleteTeamVariable(ctx, "k", team); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Variable(ctx, "k"); err != nil {
+			t.Errorf("after %q's delete: %v", team, err)
+		}
+	}
+	if err := db.DeleteTeamVariable(ctx, "k", "red"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Variable(ctx, "k"); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("after red's delete: %v", err)
+	}
+	// An unteamed variable goes with any team's delete.
+	if err := db.PutVariable(ctx, workload.Variable{Key: "u", Value: val("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteTeamVariable(ctx, "u", "blue"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Variable(ctx, "u"); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("unteamed variable after blue's delete: %v", err)
+	}
 }

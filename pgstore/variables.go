@@ -57,6 +57,19 @@ func (db *DB) openVariable(key string, val, desc *string, enc bool) (*workload.V
 // saying which), description and is_encrypted; team_name is kept. A nil
 // value is stored as Airflow stores None, the text "None".
 func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
+	return db.putVariable(ctx, v, false, "")
+}
+
+// PutTeamVariable stores v as Airflow's Variable.set does under [core]
+// multi_team for a task of team (the writer's team, "" for none): as
+// PutVariable, and team_name set to team, NULL for none, whatever it was.
+func (db *DB) PutTeamVariable(ctx context.Context, v workload.Variable, team string) error {
+	return db.putVariable(ctx, v, true, team)
+}
+
+// putVariable is PutVariable, setting team_name to team (NULL for "")
+// when setTeam, else keeping it.
+func (db *DB) putVariable(ctx context.Context, v workload.Variable, setTeam bool, team string) error {
 	plain := nullVariable
 	if v.Value != nil {
 		plain = *v.Value
@@ -66,11 +79,16 @@ func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
 		return err
 	}
 	err = db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		var teamName *string
+		if team != "" {
+			teamName = &team
+		}
 		_, err := tx.Exec(ctx, `
-			INSERT INTO variable (key, val, description, is_encrypted) VALUES ($1, $2, $3, $4)
+			INSERT INTO variable (key, val, description, is_encrypted, team_name) VALUES ($1, $2, $3, $4, $6)
 			ON CONFLICT (key) DO UPDATE
-			SET val = EXCLUDED.val, description = EXCLUDED.description, is_encrypted = EXCLUDED.is_encrypted`,
-			v.Key, val, v.Description, enc)
+			SET val = EXCLUDED.val, description = EXCLUDED.description, is_encrypted = EXCLUDED.is_encrypted,
+			    team_name = CASE WHEN $5 THEN EXCLUDED.team_name ELSE variable.team_name END`,
+			v.Key, val, v.Description, enc, setTeam, teamName)
 		return err
 	})
 	if err != nil {
@@ -84,6 +102,21 @@ func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
 func (db *DB) DeleteVariable(ctx context.Context, key string) error {
 	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM variable WHERE key = $1`, key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: delete variable %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteTeamVariable removes the variable as Airflow's Variable.delete
+// does under [core] multi_team for a task of team: only when its team_name
+// is team or NULL (for team "", only when NULL, as SQL's team_name = NULL
+// matches nothing). A variable of another team, or none, is not an error.
+func (db *DB) DeleteTeamVariable(ctx context.Context, key, team string) error {
+	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM variable WHERE key = $1 AND (team_name = $2 OR team_name IS NULL)`, key, team)
 		return err
 	})
 	if err != nil {
