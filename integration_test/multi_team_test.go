@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/taskgate/taskgate/internal/pgtest"
+	"github.com/taskgate/taskgate/workload"
 )
 
 // TestMultiTeamRefused: with Airflow's [core] multi_team on, variables and
@@ -184,5 +185,32 @@ func TestMultiTeamOffPostgres(t *testing.T) {
 		if name != nil {
 			t.Errorf("trigger.team_name %q, want NULL", *name)
 		}
+	})
+}
+
+// TestMultiTeamDagProcessorPostgres: a dag_processor token's team is the
+// team of the bundle it names in the Airflow-Dag-Bundle header (Airflow's
+// get_team_name_dep), so it reads its bundle's team's and unteamed
+// variables and connections and not another team's.
+func TestMultiTeamDagProcessorPostgres(t *testing.T) {
+	e := newWorkersEnv(t, postgresBackend, workersSeed{
+		jobs: []workload.Job{jobFixture(nil)},
+		variables: []workload.Variable{{Key: "blue_var", Value: strPtr("blue")}, {Key: "red_var", Value: strPtr("red")},
+			{Key: "shared_var", Value: strPtr("shared")}},
+		connections: []workload.Connection{{ConnID: "red_conn", ConnType: "http", Host: strPtr("red.internal")}},
+		serverEnv:   []string{"AIRFLOW__CORE__MULTI_TEAM=True"},
+	})
+	e.pg.exec(`INSERT INTO team (name) VALUES ('blue'), ('red')`)
+	e.pg.exec(`INSERT INTO dag_bundle (name, active) VALUES ('bundle_a', true) ON CONFLICT (name) DO NOTHING`)
+	e.pg.exec(`INSERT INTO dag_bundle_team (dag_bundle_name, team_name) VALUES ('bundle_a', 'blue')`)
+	e.pg.exec(`UPDATE variable SET team_name = 'blue' WHERE key = 'blue_var'`)
+	e.pg.exec(`UPDATE variable SET team_name = 'red' WHERE key = 'red_var'`)
+	e.pg.exec(`UPDATE connection SET team_name = 'red' WHERE conn_id = 'red_conn'`)
+	tok := e.jobToken(jobSession, e.jobIDs[0])
+	t.Run("test_security.py::TestGetTeamNameDep::test_dag_processor_token_resolves_the_team_of_its_bundle", func(t *testing.T) {
+		wantJSON(t, e.readFor("/execution/variables/blue_var", tok, "bundle_a"), 200, `{"key":"blue_var","value":"blue"}`)
+		wantJSON(t, e.readFor("/execution/variables/shared_var", tok, "bundle_a"), 200, `{"key":"shared_var","value":"shared"}`)
+		wantJSON(t, e.readFor("/execution/variables/red_var", tok, "bundle_a"), 403, `{"detail":"Task does not have access to variable red_var"}`)
+		wantJSON(t, e.readFor("/execution/connections/red_conn", tok, "bundle_a"), 403, `{"detail":"Task does not have access to connection red_conn"}`)
 	})
 }
