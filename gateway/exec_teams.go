@@ -25,6 +25,9 @@ type Teams interface {
 	// team_name to it (NULL for none); the delete removes the variable
 	// only when its team_name is that team or NULL.
 	PutTeamVariable(ctx context.Context, v workload.Variable, team string) error
+	// TeamVariableKeys is Store.VariableKeys over team's and unteamed
+	// variables.
+	TeamVariableKeys(ctx context.Context, team, prefix string, limit, offset int) (keys []string, total int, err error)
 	DeleteTeamVariable(ctx context.Context, key, team string) error
 }
 

@@ -176,7 +176,20 @@ func (s *Server) handleListVariableKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, total, err := s.cfg.Store.VariableKeys(c.Request().Context(), c.QueryParam("prefix"), limit, offset)
+	// Under [core] multi_team a task of a team lists its team's and the
+	// unteamed keys: another team's are no more its business than their
+	// values.
+	team, err := s.requestTeam(c)
+	if err != nil {
+		return err
+	}
+	var keys []string
+	var total int
+	if team != "" {
+		keys, total, err = s.cfg.Teams.TeamVariableKeys(c.Request().Context(), team, c.QueryParam("prefix"), limit, offset)
+	} else {
+		keys, total, err = s.cfg.Store.VariableKeys(c.Request().Context(), c.QueryParam("prefix"), limit, offset)
+	}
 	if err != nil {
 		return err
 	}

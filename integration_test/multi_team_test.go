@@ -121,6 +121,12 @@ func TestMultiTeamPostgres(t *testing.T) {
 		mustStatus(t, red.do("GET", variablePath("_blue___secret"), ""), 404)
 		mustStatus(t, none.do("GET", variablePath("_blue___secret"), ""), 404)
 	})
+	t.Run("variable keys of the own team and the unteamed", func(t *testing.T) {
+		wantJSON(t, blue.do("GET", "/execution/variables/keys", ""), 200, `{"keys":["blue_var","shared_var"],"total_entries":2}`)
+		wantJSON(t, red.do("GET", "/execution/variables/keys?prefix=s", ""), 200, `{"keys":["shared_var"],"total_entries":1}`)
+		wantJSON(t, red.do("GET", "/execution/variables/keys?limit=1&offset=1", ""), 200, `{"keys":["shared_var"],"total_entries":2}`)
+		wantJSON(t, none.do("GET", "/execution/variables/keys", ""), 200, `{"keys":["blue_var","red_var","shared_var"],"total_entries":3}`)
+	})
 	t.Run("writes", func(t *testing.T) {
 		wantJSON(t, blue.do("PUT", variablePath("red_var"), `{"val":"stolen"}`), 403, `{"detail":"Task does not have access to variable red_var"}`)
 		wantJSON(t, red.do("GET", variablePath("red_var"), ""), 200, `{"key":"red_var","value":"red value"}`)

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/taskgate/taskgate/internal/pgtest"
@@ -118,5 +119,36 @@ func TestTeamVariableWrites(t *testing.T) {
 	}
 	if _, err := db.Variable(ctx, "u"); !errors.Is(err, workload.ErrNotFound) {
 		t.Errorf("unteamed variable after blue's delete: %v", err)
+	}
+}
+
+func TestTeamVariableKeys(t *testing.T) {
+	db, af, _ := newTestStore(t)
+	ctx := context.Background()
+	af.Exec(t, `INSERT INTO team (name) VALUES ('blue'), ('red')`)
+	for _, k := range []string{"a_blue", "a_red", "a_shared", "b_blue"} {
+		af.Variable(t, k, "v")
+	}
+	af.Exec(t, `UPDATE variable SET team_name = 'blue' WHERE key LIKE '%blue'`)
+	af.Exec(t, `UPDATE variable SET team_name = 'red' WHERE key = 'a_red'`)
+	for _, tc := range []struct {
+		team, prefix  string
+		limit, offset int
+		want          []string
+		total         int
+	}{
+		{"blue", "", 0, 0, []string{"a_blue", "a_shared", "b_blue"}, 3},
+		{"blue", "a_", 0, 0, []string{"a_blue", "a_shared"}, 2},
+		{"red", "", 1, 1, []string{"a_shared"}, 2},
+		{"green", "", 0, 0, []string{"a_shared"}, 1},
+	} {
+		keys, total, err := db.TeamVariableKeys(ctx, tc.team, tc.prefix, tc.limit, tc.offset)
+		if err != nil || total != tc.total || strings.Join(keys, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("TeamVariableKeys(%q, %q, %d, %d) = %v, %d, %v; want %v, %d", tc.team, tc.prefix, tc.limit, tc.offset,
+				keys, total, err, tc.want, tc.total)
+		}
+	}
+	if keys, total, err := db.VariableKeys(ctx, "", 0, 0); err != nil || total != 4 || len(keys) != 4 {
+		t.Errorf("VariableKeys: %v, %d, %v", keys, total, err)
 	}
 }

@@ -130,16 +130,30 @@ func (db *DB) DeleteTeamVariable(ctx context.Context, key, team string) error {
 // total number of keys matching prefix, both from one snapshot. keys is
 // never nil.
 func (db *DB) VariableKeys(ctx context.Context, prefix string, limit, offset int) (keys []string, total int, err error) {
+	return db.variableKeys(ctx, nil, prefix, limit, offset)
+}
+
+// TeamVariableKeys is VariableKeys over the variables a task of team may
+// read under [core] multi_team: its team's and the unteamed.
+func (db *DB) TeamVariableKeys(ctx context.Context, team, prefix string, limit, offset int) (keys []string, total int, err error) {
+	return db.variableKeys(ctx, &team, prefix, limit, offset)
+}
+
+// variableKeys is VariableKeys, limited to team's and unteamed variables
+// when team is not nil.
+func (db *DB) variableKeys(ctx context.Context, team *string, prefix string, limit, offset int) (keys []string, total int, err error) {
 	var lim *int64
 	if limit > 0 {
 		l := int64(limit)
 		lim = &l
 	}
 	err = db.pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM variable WHERE starts_with(key, $1)),
+		SELECT (SELECT count(*) FROM variable WHERE starts_with(key, $1)
+		            AND ($4::text IS NULL OR team_name IS NULL OR team_name = $4)),
 		       ARRAY(SELECT key FROM variable WHERE starts_with(key, $1)
+		             AND ($4::text IS NULL OR team_name IS NULL OR team_name = $4)
 		             ORDER BY key COLLATE "C" LIMIT $2 OFFSET $3)`,
-		prefix, lim, int64(max(offset, 0))).Scan(&total, &keys)
+		prefix, lim, int64(max(offset, 0)), team).Scan(&total, &keys)
 	if err != nil {
 		return nil, 0, fmt.Errorf("pgstore: variable keys: %w", classify(err))
 	}
