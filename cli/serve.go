@@ -153,8 +153,10 @@ func (e *cliEnv) serve(ctx context.Context) error {
 		TaskVariableWrites:       gateway.VariableWrites(cfg.TaskVariableWrites),
 		EnvSecrets:               workload.NewEnvSecrets(e.environ),
 		StateStoreClearOnSuccess: cfg.StateStoreClearOnSuccess,
-		Metrics:                  met,
-		MetricsElsewhere:         cfg.MetricsListen != "",
+		// [core] multi_team: config refuses it but on Airflow's database.
+		MultiTeam: cfg.MultiTeam, Teams: db.teams,
+		Metrics:          met,
+		MetricsElsewhere: cfg.MetricsListen != "",
 	})
 	if err != nil {
 		return err

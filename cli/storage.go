@@ -54,6 +54,9 @@ type opened struct {
 	ping func(context.Context) error
 	// describe names the store in the start-up log.
 	describe string
+	// teams resolves Airflow's teams ([core] multi_team); nil for the
+	// embedded file, which has none.
+	teams gateway.Teams
 }
 
 // openStorage opens the configured store: Airflow's metadata database when
@@ -70,7 +73,7 @@ func openStorage(ctx context.Context, cfg *config.Config, now func() time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	return &opened{storage: db, shared: true, ping: db.Ping, describe: "postgres:airflow@" + db.Revision()}, nil
+	return &opened{storage: db, shared: true, ping: db.Ping, describe: "postgres:airflow@" + db.Revision(), teams: db}, nil
 }
 
 // openPostgres opens Airflow's metadata database with the [database] pool
@@ -96,7 +99,8 @@ func openPostgres(ctx context.Context, cfg *config.Config, now func() time.Time)
 
 // postgresOptions maps the [database] keys onto pgstore's options.
 func postgresOptions(cfg *config.Config, now func() time.Time, cipher pgstore.Cipher) pgstore.Options {
-	o := pgstore.Options{URL: cfg.DatabaseURL, Schema: cfg.DatabaseSchema, NoPrePing: !cfg.DatabasePoolPrePing, Now: now, Cipher: cipher}
+	o := pgstore.Options{URL: cfg.DatabaseURL, Schema: cfg.DatabaseSchema, NoPrePing: !cfg.DatabasePoolPrePing, Now: now, Cipher: cipher,
+		MultiTeam: cfg.MultiTeam}
 	// SQLAlchemy's pool holds up to pool_size + max_overflow connections;
 	// a pool size of 0 or an overflow of -1 is "no limit", for which the
 	// driver's default stands in.

@@ -100,6 +100,13 @@ type Config struct {
 	// for that long, and not renew or write.
 	TaskSuccessOvertime time.Duration
 
+	// MultiTeam is [core] multi_team: Airflow then scopes variables and
+	// connections to teams, and a task may read only its own team's and
+	// the unteamed ones. It needs Airflow's metadata database: on the
+	// embedded store, which has no teams, Load refuses it rather than
+	// serve every team's values to every task.
+	MultiTeam bool
+
 	// DagProcessorHealthCheckThreshold is [dag_processor]
 	// health_check_threshold: a DAG processor Job without a heartbeat for
 	// this long is no longer alive, and its session may register another.

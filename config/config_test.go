@@ -454,6 +454,18 @@ func TestLoadValueErrors(t *testing.T) {
 			want: ValueError{"core", "max_map_length", "0", "env", "AIRFLOW__CORE__MAX_MAP_LENGTH", "must be greater than 0"},
 		},
 		{
+			name: "multi team not a boolean",
+			src:  Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=yes"}},
+			want: ValueError{"core", "multi_team", "yes", "env", "AIRFLOW__CORE__MULTI_TEAM", "not a boolean (True or False)"},
+		},
+		{
+			name: "multi team on the embedded store",
+			src:  Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=True"}},
+			want: ValueError{"core", "multi_team", "True", "env", "AIRFLOW__CORE__MULTI_TEAM",
+				"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; " +
+					"set it to False, or serve Airflow's metadata database ([database] sql_alchemy_conn)"},
+		},
+		{
 			name: "empty data dir",
 			src:  Sources{Flags: map[string]string{"taskgate.data_dir": " "}},
 			want: ValueError{"taskgate", "data_dir", " ", "flag", "taskgate.data_dir", "must not be empty"},
@@ -669,6 +681,7 @@ func TestRedacted(t *testing.T) {
 		"scheduler.task_queued_timeout":                "90.25",
 		"core.fernet_key":                              "",
 		"core.max_map_length":                          "1024",
+		"core.multi_team":                              "False",
 		"core.task_success_overtime":                   "20",
 		"database.sql_alchemy_conn":                    "",
 		"database.sql_alchemy_schema":                  "",
@@ -809,5 +822,32 @@ func TestLoadSecretsBackendsNotConsulted(t *testing.T) {
 	}
 	if c, err = Load(Sources{}); err != nil || len(c.Warnings) != 0 {
 		t.Errorf("no backend: warnings %q, %v", c.Warnings, err)
+	}
+}
+
+// TestLoadMultiTeamOff: multi_team False, in any of Airflow's spellings,
+// starts as before; True loads on Airflow's metadata database.
+func TestLoadMultiTeamOff(t *testing.T) {
+	for _, v := range []string{"False", "false", "0", "f", ""} {
+		c, err := Load(Sources{Env: []string{"AIRFLOW__CORE__MULTI_TEAM=" + v}})
+		if v == "" {
+			// An empty value is no boolean, as in Airflow's getboolean.
+			if err == nil {
+				t.Errorf("multi_team = %q: loaded, want an error", v)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("multi_team = %q: %v", v, err)
+			continue
+		}
+		if c.MultiTeam {
+			t.Errorf("multi_team = %q: MultiTeam true", v)
+		}
+	}
+	_, path := writeFile(t, "airflow.cfg", "[core]\nmulti_team = t\n[database]\nsql_alchemy_conn = postgresql://airflow@127.0.0.1/airflow\n")
+	c, err := Load(Sources{File: path})
+	if err != nil || !c.MultiTeam {
+		t.Errorf("multi_team on Airflow's metadata database: %+v, %v", c, err)
 	}
 }

@@ -144,6 +144,21 @@ func keyDefs() []keyDef {
 		secondsKey("core", "task_success_overtime", "20",
 			"Seconds a task's callbacks may still read variables, connections and XComs after the task reported its end.",
 			true, func(c *Config) *time.Duration { return &c.TaskSuccessOvertime }),
+		{
+			Key: Key{"core", "multi_team", "False",
+				"Airflow's multi-team mode: True or False. True scopes variables and connections to the teams of Airflow's metadata database; the embedded store, which has no teams, refuses to start with it."},
+			set: func(c *Config, v string) error {
+				b, err := parseBool(v)
+				c.MultiTeam = b
+				return err
+			},
+			get: func(c *Config) string {
+				if c.MultiTeam {
+					return "True"
+				}
+				return "False"
+			},
+		},
 		secondsKey("dag_processor", "health_check_threshold", "50",
 			"Seconds without a heartbeat after which a DAG processor's Job is no longer alive and its session may register another.",
 			false, func(c *Config) *time.Duration { return &c.DagProcessorHealthCheckThreshold }),

@@ -69,6 +69,7 @@ func Load(src Sources) (*Config, error) {
 	c := &Config{Source: map[string]string{}, File: path}
 	layers := map[string]layer{}
 	byName := map[string]keyDef{}
+	values := map[string]string{}
 	for _, d := range defs {
 		full := d.Section + "." + d.Name
 		var l layer
@@ -86,6 +87,7 @@ func Load(src Sources) (*Config, error) {
 		}
 		layers[full] = l
 		byName[full] = d
+		values[full] = value
 		c.Source[full] = l.source
 		if !d.command {
 			c.Warnings = append(c.Warnings, ignoredIndirections(d, file, env)...)
@@ -106,6 +108,11 @@ func Load(src Sources) (*Config, error) {
 					fmt.Sprintf("shares %q with [execution_api] jwt_audience; REST and task tokens must not be interchangeable", a))
 			}
 		}
+	}
+	if c.MultiTeam && c.DatabaseURL == "" {
+		return nil, layers["core.multi_team"].valueError(byName["core.multi_team"], values["core.multi_team"],
+			"the embedded store has no teams, so taskgate cannot keep one team's tasks from another team's variables and connections; "+
+				"set it to False, or serve Airflow's metadata database ([database] sql_alchemy_conn)")
 	}
 	if c.WorkloadTokenLifetime == 0 {
 		c.WorkloadTokenLifetime = c.TaskQueuedTimeout

@@ -136,7 +136,22 @@ func (bc *bodyCache) shard(h uint64) *bodyShard { return &bc.shards[(h>>32)%read
 
 // get returns the current body of key, or nil and the ticket to file the
 // body read from the store under.
-func (bc *bodyCache) get(key string) ([]byte, readTicket) {
+func (bc *bodyCache) get(key string) ([]byte, readTicket) { return bc.getFor("", key) }
+
+// entryKey is where the body of key as team reads it is filed: under
+// [core] multi_team a team may read its own AIRFLOW_VAR__{TEAM}___{KEY}, so
+// one team's body is never served to another. A team name holds no NUL
+// (PostgreSQL text cannot), so the keys of two teams never meet.
+func entryKey(team, key string) string {
+	if team == "" {
+		return key
+	}
+	return team + "\x00" + key
+}
+
+// getFor is get of the body team reads. Every team's body of a key
+// shares the key's version, so a write of the key makes all of them stale.
+func (bc *bodyCache) getFor(team, key string) ([]byte, readTicket) {
 	if bc == nil {
 		return nil, readTicket{}
 	}
@@ -147,7 +162,7 @@ func (bc *bodyCache) get(key string) ([]byte, readTicket) {
 	}
 	s := bc.shard(h)
 	s.mu.RLock()
-	e, ok := s.entries[key]
+	e, ok := s.entries[entryKey(team, key)]
 	s.mu.RUnlock()
 	if ok && e.version == t.version && (bc.maxAge == 0 || t.at.Sub(e.readAt) < bc.maxAge) {
 		return e.body, t
@@ -157,10 +172,14 @@ func (bc *bodyCache) get(key string) ([]byte, readTicket) {
 
 // put files body for key under the version t noted before the store was
 // read. A write since then makes the body stale at once, so it is dropped.
-func (bc *bodyCache) put(key string, t readTicket, body []byte) {
+func (bc *bodyCache) put(key string, t readTicket, body []byte) { bc.putFor("", key, t, body) }
+
+// putFor is put of the body team read.
+func (bc *bodyCache) putFor(team, key string, t readTicket, body []byte) {
 	if bc == nil || len(body) > maxCachedBody {
 		return
 	}
+	key = entryKey(team, key)
 	size := len(key) + len(body)
 	s := bc.shard(t.hash)
 	s.mu.Lock()
@@ -259,11 +278,12 @@ func (s *cachedStore) DeleteConnection(ctx context.Context, id string) error {
 	return s.Store.DeleteConnection(ctx, id)
 }
 
-// serveCached answers 200 with the JSON of what load returns for key, from
+// serveCached answers 200 with the JSON of what load returns for key as
+// team reads it ("" outside [core] multi_team or for no team), from
 // bc when it holds a current body. The body is the one c.JSON writes, byte
 // for byte; a request for indented JSON (?pretty, or Echo's debug mode)
 // bypasses the cache.
-func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, error)) error {
+func serveCached(c echo.Context, bc *bodyCache, team, key string, load func() (any, error)) error {
 	if indented(c) {
 		v, err := load()
 		if err != nil {
@@ -271,7 +291,7 @@ func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, er
 		}
 		return c.JSON(http.StatusOK, v)
 	}
-	body, t := bc.get(key)
+	body, t := bc.getFor(team, key)
 	if bc != nil && bc.hits != nil {
 		if body != nil {
 			bc.hits.Inc()
@@ -290,7 +310,7 @@ func serveCached(c echo.Context, bc *bodyCache, key string, load func() (any, er
 			return err
 		}
 		body = append(b, '\n')
-		bc.put(key, t, body)
+		bc.putFor(team, key, t, body)
 	}
 	if h := c.Response().Header(); h[echo.HeaderContentType] == nil {
 		h[echo.HeaderContentType] = jsonContentType

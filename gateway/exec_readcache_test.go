@@ -447,3 +447,27 @@ func TestReadCacheConcurrentWrites(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestBodyCacheTeams: a body is served only to the team it was read for,
+// and a write of the key makes every team's body of it stale.
+func TestBodyCacheTeams(t *testing.T) {
+	bc := newBodyCache(0, 0, nil)
+	for _, team := range []string{"", "blue", "red"} {
+		_, ticket := bc.getFor(team, "k")
+		bc.putFor(team, "k", ticket, []byte(team+"'s\n"))
+	}
+	for _, team := range []string{"", "blue", "red"} {
+		if body, _ := bc.getFor(team, "k"); string(body) != team+"'s\n" {
+			t.Errorf("team %q got %q", team, body)
+		}
+	}
+	if body, _ := bc.getFor("green", "k"); body != nil {
+		t.Errorf("a team that read nothing got %q", body)
+	}
+	bc.invalidate("k")
+	for _, team := range []string{"", "blue", "red"} {
+		if body, _ := bc.getFor(team, "k"); body != nil {
+			t.Errorf("team %q after the key's write: %q", team, body)
+		}
+	}
+}

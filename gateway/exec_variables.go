@@ -45,8 +45,12 @@ func (s *Server) handleGetVariable(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return serveCached(c, s.variables, key, func() (any, error) {
-		if v, ok := s.cfg.EnvSecrets.Variable(key); ok {
+	team, err := s.variableTeam(c, key)
+	if err != nil {
+		return err
+	}
+	return serveCached(c, s.variables, team, key, func() (any, error) {
+		if v, ok := s.cfg.EnvSecrets.VariableFor(team, key); ok {
 			return struct {
 				Key   string  `json:"key"`
 				Value *string `json:"value"`
@@ -108,6 +112,15 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 		return err
 	}
 	keyErrs := variableKeyErrors(key)
+	// Airflow's has_variable_access is a dependency: it answers before
+	// the body is validated, and after the key is (an empty key never
+	// reaches it).
+	var team string
+	if keyErrs == nil {
+		if team, err = s.variableTeam(c, key); err != nil {
+			return err
+		}
+	}
 	o, err := readObject(c)
 	if err != nil {
 		var verr *ValidationError
@@ -138,7 +151,16 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 			"the database value is written, but reads answer the environment's until it is removed from there",
 			zap.String("key", key))
 	}
-	if err := s.cfg.Store.PutVariable(c.Request().Context(), workload.Variable{Key: key, Value: val, Description: desc}); err != nil {
+	v := workload.Variable{Key: key, Value: val, Description: desc}
+	if s.cfg.MultiTeam {
+		// Airflow's Variable.set with the task's team: the variable
+		// becomes the writer's team's, or no team's.
+		defer s.variables.invalidate(key)
+		err = s.cfg.Teams.PutTeamVariable(c.Request().Context(), v, team)
+	} else {
+		err = s.cfg.Store.PutVariable(c.Request().Context(), v)
+	}
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]string{"message": "Variable successfully set"})
@@ -150,7 +172,17 @@ func (s *Server) handleDeleteVariable(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteVariable(c.Request().Context(), key); err != nil {
+	team, err := s.variableTeam(c, key)
+	if err != nil {
+		return err
+	}
+	if s.cfg.MultiTeam {
+		defer s.variables.invalidate(key)
+		err = s.cfg.Teams.DeleteTeamVariable(c.Request().Context(), key, team)
+	} else {
+		err = s.cfg.Store.DeleteVariable(c.Request().Context(), key)
+	}
+	if err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -166,7 +198,20 @@ func (s *Server) handleListVariableKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, total, err := s.cfg.Store.VariableKeys(c.Request().Context(), c.QueryParam("prefix"), limit, offset)
+	// Under [core] multi_team a task of a team lists its team's and the
+	// unteamed keys: another team's are no more its business than their
+	// values.
+	team, err := s.requestTeam(c)
+	if err != nil {
+		return err
+	}
+	var keys []string
+	var total int
+	if team != "" {
+		keys, total, err = s.cfg.Teams.TeamVariableKeys(c.Request().Context(), team, c.QueryParam("prefix"), limit, offset)
+	} else {
+		keys, total, err = s.cfg.Store.VariableKeys(c.Request().Context(), c.QueryParam("prefix"), limit, offset)
+	}
 	if err != nil {
 		return err
 	}
@@ -182,10 +227,14 @@ func (s *Server) handleGetConnection(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return serveCached(c, s.connections, id, func() (any, error) {
+	team, err := s.connectionTeam(c, id)
+	if err != nil {
+		return err
+	}
+	return serveCached(c, s.connections, team, id, func() (any, error) {
 		// Airflow skips a secrets backend that fails and reads the next;
 		// the error names the variable, never its value.
-		if conn, err := s.cfg.EnvSecrets.Connection(id); err != nil {
+		if conn, err := s.cfg.EnvSecrets.ConnectionFor(team, id); err != nil {
 			s.log.Warn("environment connection ignored; reading the database", zap.Error(err))
 		} else if conn != nil {
 			return conn, nil

@@ -156,6 +156,13 @@ type Config struct {
 	// the store, as Airflow's default secrets backend does; nil serves the
 	// store alone.
 	EnvSecrets *workload.EnvSecrets
+	// MultiTeam is [core] multi_team: variables and connections are
+	// scoped to the teams Teams resolves, as Airflow's has_variable_access
+	// and has_connection_access scope them. It requires Teams.
+	MultiTeam bool
+	// Teams resolves the team of a task, a DAG bundle, a variable and a
+	// connection, and writes variables for a team; used under MultiTeam.
+	Teams Teams
 	// StateStoreClearOnSuccess is [state_store] clear_on_success: a task's
 	// state store is cleared when the task reports success.
 	StateStoreClearOnSuccess bool
@@ -378,6 +385,9 @@ func checkConfig(cfg *Config) error {
 		if h.Name == "" || h.Check == nil {
 			return &ConfigError{Field: "HealthChecks[" + strconv.Itoa(i) + "]", Problem: "needs a Name and a Check"}
 		}
+	}
+	if cfg.MultiTeam && cfg.Teams == nil {
+		return &ConfigError{Field: "Teams", Problem: "is required by MultiTeam"}
 	}
 	switch cfg.TaskVariableWrites {
 	case "":

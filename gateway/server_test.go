@@ -70,6 +70,8 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		}, &ConfigError{"HealthChecks[0]", "needs a Name and a Check"}},
 		"unknown TaskVariableWrites": {func(c *Config) { c.TaskVariableWrites = "some" },
 			&ConfigError{"TaskVariableWrites", `must be all or none, not "some"`}},
+		"MultiTeam without Teams": {func(c *Config) { c.MultiTeam = true },
+			&ConfigError{"Teams", "is required by MultiTeam"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -68,6 +68,10 @@ type Options struct {
 	// cannot be read. It must be the key Airflow has, never one made up
 	// by taskgate.
 	Cipher Cipher
+	// MultiTeam is [core] multi_team: a deferred task's trigger is then
+	// written with the team of its DAG's bundle (trigger.team_name), as
+	// Airflow's ti_update_state writes it.
+	MultiTeam bool
 	// Log receives what the store reports without failing a request (a
 	// partitioned DAG a success could not queue); nil discards it.
 	Log *slog.Logger

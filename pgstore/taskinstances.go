@@ -600,8 +600,12 @@ func (db *DB) writeTI(ctx context.Context, tx pgx.Tx, r *tiRow, before, ti *work
 				return err
 			}
 			var trigger int64
-			if err := tx.QueryRow(ctx, `INSERT INTO trigger (classpath, kwargs, created_date, queue)
-				VALUES ($1, $2, $3, $4) RETURNING id`, ti.TriggerClass, kw, now, ti.TriggerQueue).Scan(&trigger); err != nil {
+			// Under [core] multi_team the trigger is the team's of the
+			// task's DAG's bundle (get_team_name_for_ti), else no team's.
+			if err := tx.QueryRow(ctx, `INSERT INTO trigger (classpath, kwargs, created_date, queue, team_name)
+				VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN (SELECT bt.team_name FROM dag d
+					JOIN dag_bundle_team bt ON bt.dag_bundle_name = d.bundle_name WHERE d.dag_id = $6) END)
+				RETURNING id`, ti.TriggerClass, kw, now, ti.TriggerQueue, db.opts.MultiTeam, ti.DagID).Scan(&trigger); err != nil {
 				return fmt.Errorf("pgstore: insert trigger: %w", err)
 			}
 			c.set("trigger_id", trigger)

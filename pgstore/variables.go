@@ -57,6 +57,19 @@ func (db *DB) openVariable(key string, val, desc *string, enc bool) (*workload.V
 // saying which), description and is_encrypted; team_name is kept. A nil
 // value is stored as Airflow stores None, the text "None".
 func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
+	return db.putVariable(ctx, v, false, "")
+}
+
+// PutTeamVariable stores v as Airflow's Variable.set does under [core]
+// multi_team for a task of team (the writer's team, "" for none): as
+// PutVariable, and team_name set to team, NULL for none, whatever it was.
+func (db *DB) PutTeamVariable(ctx context.Context, v workload.Variable, team string) error {
+	return db.putVariable(ctx, v, true, team)
+}
+
+// putVariable is PutVariable, setting team_name to team (NULL for "")
+// when setTeam, else keeping it.
+func (db *DB) putVariable(ctx context.Context, v workload.Variable, setTeam bool, team string) error {
 	plain := nullVariable
 	if v.Value != nil {
 		plain = *v.Value
@@ -66,11 +79,16 @@ func (db *DB) PutVariable(ctx context.Context, v workload.Variable) error {
 		return err
 	}
 	err = db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		var teamName *string
+		if team != "" {
+			teamName = &team
+		}
 		_, err := tx.Exec(ctx, `
-			INSERT INTO variable (key, val, description, is_encrypted) VALUES ($1, $2, $3, $4)
+			INSERT INTO variable (key, val, description, is_encrypted, team_name) VALUES ($1, $2, $3, $4, $6)
 			ON CONFLICT (key) DO UPDATE
-			SET val = EXCLUDED.val, description = EXCLUDED.description, is_encrypted = EXCLUDED.is_encrypted`,
-			v.Key, val, v.Description, enc)
+			SET val = EXCLUDED.val, description = EXCLUDED.description, is_encrypted = EXCLUDED.is_encrypted,
+			    team_name = CASE WHEN $5 THEN EXCLUDED.team_name ELSE variable.team_name END`,
+			v.Key, val, v.Description, enc, setTeam, teamName)
 		return err
 	})
 	if err != nil {
@@ -92,21 +110,50 @@ func (db *DB) DeleteVariable(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteTeamVariable removes the variable as Airflow's Variable.delete
+// does under [core] multi_team for a task of team: only when its team_name
+// is team or NULL (for team "", only when NULL, as SQL's team_name = NULL
+// matches nothing). A variable of another team, or none, is not an error.
+func (db *DB) DeleteTeamVariable(ctx context.Context, key, team string) error {
+	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM variable WHERE key = $1 AND (team_name = $2 OR team_name IS NULL)`, key, team)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgstore: delete variable %s: %w", key, err)
+	}
+	return nil
+}
+
 // VariableKeys lists the keys starting with prefix in byte order, skipping
 // offset and returning at most limit (zero or negative: no limit), with the
 // total number of keys matching prefix, both from one snapshot. keys is
 // never nil.
 func (db *DB) VariableKeys(ctx context.Context, prefix string, limit, offset int) (keys []string, total int, err error) {
+	return db.variableKeys(ctx, nil, prefix, limit, offset)
+}
+
+// TeamVariableKeys is VariableKeys over the variables a task of team may
+// read under [core] multi_team: its team's and the unteamed.
+func (db *DB) TeamVariableKeys(ctx context.Context, team, prefix string, limit, offset int) (keys []string, total int, err error) {
+	return db.variableKeys(ctx, &team, prefix, limit, offset)
+}
+
+// variableKeys is VariableKeys, limited to team's and unteamed variables
+// when team is not nil.
+func (db *DB) variableKeys(ctx context.Context, team *string, prefix string, limit, offset int) (keys []string, total int, err error) {
 	var lim *int64
 	if limit > 0 {
 		l := int64(limit)
 		lim = &l
 	}
 	err = db.pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM variable WHERE starts_with(key, $1)),
+		SELECT (SELECT count(*) FROM variable WHERE starts_with(key, $1)
+		            AND ($4::text IS NULL OR team_name IS NULL OR team_name = $4)),
 		       ARRAY(SELECT key FROM variable WHERE starts_with(key, $1)
+		             AND ($4::text IS NULL OR team_name IS NULL OR team_name = $4)
 		             ORDER BY key COLLATE "C" LIMIT $2 OFFSET $3)`,
-		prefix, lim, int64(max(offset, 0))).Scan(&total, &keys)
+		prefix, lim, int64(max(offset, 0)), team).Scan(&total, &keys)
 	if err != nil {
 		return nil, 0, fmt.Errorf("pgstore: variable keys: %w", classify(err))
 	}

@@ -51,12 +51,58 @@ func envName(prefix, key string) string {
 
 // Variable returns the value of AIRFLOW_VAR_{KEY}, and whether it is set.
 // An empty value is a value, as os.environ.get returns it.
-func (e *EnvSecrets) Variable(key string) (string, bool) {
+func (e *EnvSecrets) Variable(key string) (string, bool) { return e.VariableFor("", key) }
+
+// VariableFor is Variable as a task of team reads it under [core]
+// multi_team: AIRFLOW_VAR__{TEAM}___{KEY} when it is set and not empty,
+// else AIRFLOW_VAR_{KEY}. A key shaped as a team's namespace
+// (_{team}___{rest}) is not read through AIRFLOW_VAR_{KEY}, for any team
+// or none: that name is the namespaced variable of the team it spells.
+func (e *EnvSecrets) VariableFor(team, key string) (string, bool) {
 	if e == nil {
+		return "", false
+	}
+	if team != "" {
+		if v := e.env[teamEnvName(VariableEnvPrefix, team, key)]; v != "" {
+			return v, true
+		}
+	}
+	if namesTeamNamespace(key) {
 		return "", false
 	}
 	v, ok := e.env[envName(VariableEnvPrefix, key)]
 	return v, ok
+}
+
+// teamEnvName is the variable Airflow reads for team's key:
+// {prefix}_{TEAM}___{KEY}.
+func teamEnvName(prefix, team, key string) string {
+	return envName(prefix+"_"+strings.ToUpper(team)+teamSeparator, key)
+}
+
+// teamSeparator separates the team from the id in a team's namespaced
+// environment variable.
+const teamSeparator = "___"
+
+// namesTeamNamespace reports whether id is shaped as a team's namespace:
+// "_", a possible team name (3 to 50 of [a-zA-Z0-9-], as `airflow teams
+// create` accepts), "___" and at least one more character, as Airflow's
+// EnvironmentVariablesBackend._names_a_team_namespace.
+func namesTeamNamespace(id string) bool {
+	rest, ok := strings.CutPrefix(id, "_")
+	if !ok {
+		return false
+	}
+	team, tail, ok := strings.Cut(rest, teamSeparator)
+	if !ok || tail == "" || strings.Contains(tail, "\n") || len(team) < 3 || len(team) > 50 {
+		return false
+	}
+	for _, r := range team {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // HasVariable reports whether AIRFLOW_VAR_{KEY} is set.
@@ -69,11 +115,28 @@ func (e *EnvSecrets) HasVariable(key string) bool {
 // Airflow's URI or JSON form, or nil when the variable is unset or empty.
 // A value that does not parse gives an error (naming the variable, never
 // its value): Airflow then skips the backend and reads the database.
-func (e *EnvSecrets) Connection(id string) (*Connection, error) {
+func (e *EnvSecrets) Connection(id string) (*Connection, error) { return e.ConnectionFor("", id) }
+
+// ConnectionFor is Connection as a task of team reads it under [core]
+// multi_team: AIRFLOW_CONN__{TEAM}___{CONN_ID} when it is set and not
+// empty, else AIRFLOW_CONN_{CONN_ID}, which an id shaped as a team's
+// namespace never reads (VariableFor).
+func (e *EnvSecrets) ConnectionFor(team, id string) (*Connection, error) {
 	if e == nil {
 		return nil, nil
 	}
-	name := envName(ConnectionEnvPrefix, id)
+	name := ""
+	if team != "" {
+		if n := teamEnvName(ConnectionEnvPrefix, team, id); e.env[n] != "" {
+			name = n
+		}
+	}
+	if name == "" {
+		if namesTeamNamespace(id) {
+			return nil, nil
+		}
+		name = envName(ConnectionEnvPrefix, id)
+	}
 	v := e.env[name]
 	if v == "" {
 		return nil, nil

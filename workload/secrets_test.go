@@ -141,3 +141,47 @@ func FuzzParseConnection(f *testing.F) {
 		}
 	})
 }
+
+// TestEnvSecretsTeams: under [core] multi_team a team reads its own
+// AIRFLOW_VAR__{TEAM}___{KEY} first; a key shaped as a team's namespace is
+// never read through AIRFLOW_VAR_{KEY}, for any team or none.
+func TestEnvSecretsTeams(t *testing.T) {
+	e := NewEnvSecrets([]string{
+		"AIRFLOW_VAR__BLUE___KEY=blue's",
+		"AIRFLOW_VAR_KEY=everyone's",
+		"AIRFLOW_VAR__RED___EMPTY=",
+		"AIRFLOW_VAR_EMPTY=fallback",
+		"AIRFLOW_VAR__BLUE___SECRET=blue's secret",
+		"AIRFLOW_VAR__X___NOT_A_TEAM=short name",
+		"AIRFLOW_CONN__BLUE___DB=postgres://blue@db/blue",
+		"AIRFLOW_CONN_DB=postgres://all@db/all",
+	})
+	for _, tc := range []struct {
+		team, key string
+		want      string
+		ok        bool
+	}{
+		{"blue", "key", "blue's", true},
+		{"red", "key", "everyone's", true},
+		{"", "key", "everyone's", true},
+		{"red", "empty", "fallback", true}, // an empty team value is none, as Airflow's walrus
+		{"red", "_blue___secret", "", false},
+		{"", "_blue___secret", "", false},
+		{"blue", "_blue___secret", "", false},
+		{"", "_x___not_a_team", "short name", true}, // "x" can be no team's name
+	} {
+		got, ok := e.VariableFor(tc.team, tc.key)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("VariableFor(%q, %q) = %q, %v; want %q, %v", tc.team, tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+	for team, host := range map[string]string{"blue": "blue", "red": "all", "": "all"} {
+		c, err := e.ConnectionFor(team, "db")
+		if err != nil || c == nil || c.Login == nil || *c.Login != host {
+			t.Errorf("ConnectionFor(%q, db) = %+v, %v; want login %s", team, c, err, host)
+		}
+	}
+	if c, err := e.ConnectionFor("", "_blue___db"); c != nil || err != nil {
+		t.Errorf("a namespaced connection id read through AIRFLOW_CONN_: %+v, %v", c, err)
+	}
+}
