@@ -188,6 +188,24 @@ type lineBuffer struct {
 	addr    chan string
 	sawAddr bool
 	notify  chan struct{} // closed and replaced on every write
+	// killed: the process writing here was SIGKILLed, so its last line
+	// may be cut where the kernel stopped its write.
+	killed bool
+}
+
+// markKilled records that the writer was SIGKILLed.
+func (b *lineBuffer) markKilled() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.killed = true
+}
+
+// cutTail reports whether the text ends in a line without its newline
+// that a SIGKILL cut.
+func (b *lineBuffer) cutTail() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.killed && b.buf.Len() > 0 && !bytes.HasSuffix(b.buf.Bytes(), []byte("\n"))
 }
 
 func newLineBuffer() *lineBuffer {
@@ -354,6 +372,7 @@ func (s *server) kill() {
 		s.t.Fatalf("SIGKILL: %v", err)
 	}
 	s.waitExit()
+	s.logs.markKilled()
 }
 
 // collected gathers, across all tests, every secret that must never be
@@ -366,6 +385,9 @@ type logSource struct {
 	text     string
 	buf      *lineBuffer // read at check time when set
 	jsonOnly bool        // every line must be a JSON object (server logs)
+	// cutTail: the last line is a SIGKILLed write's beginning, not a
+	// whole line (it is still scanned for secrets).
+	cutTail bool
 }
 
 type secretValue struct {
@@ -427,6 +449,7 @@ func (c *collection) snapshot() ([]logSource, []secretValue) {
 	for i := range logs {
 		if logs[i].buf != nil {
 			logs[i].text = logs[i].buf.String()
+			logs[i].cutTail = logs[i].buf.cutTail()
 		}
 	}
 	return logs, append([]secretValue(nil), c.secrets...)
