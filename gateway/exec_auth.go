@@ -94,14 +94,17 @@ func (s *Server) requireToken(p scopes.Policy) (echo.MiddlewareFunc, error) {
 			// The bundle a dag_processor token reads for, checked once its
 			// Job is known to be open, as Airflow resolves it after the
 			// token (SelectedDagBundle).
-			if _, d := scopes.SelectBundle(p, claims, c.Request().Header.Get(scopes.BundleHeader)); d != nil {
-				s.met.TokenDenied("execution", denialReason(d))
-				// A missing header is a malformed request; naming a bundle
-				// the token was not granted is a misuse of it.
-				if d.Reason == scopes.ReasonBundleNotGranted {
-					s.authFailed(subKey, claims.Subject)
+			// (Only routes that ask for a bundle read the header.)
+			if p.DagBundle {
+				if _, d := scopes.SelectBundle(p, claims, c.Request().Header.Get(scopes.BundleHeader)); d != nil {
+					s.met.TokenDenied("execution", denialReason(d))
+					// A missing header is a malformed request; naming a
+					// bundle the token was not granted is a misuse of it.
+					if d.Reason == scopes.ReasonBundleNotGranted {
+						s.authFailed(subKey, claims.Subject)
+					}
+					return d
 				}
-				return d
 			}
 			stateOf(c).claims = claims
 			s.renew.ArmAt(c, now)
