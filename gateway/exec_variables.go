@@ -154,9 +154,10 @@ func (s *Server) handlePutVariable(c echo.Context) error {
 	v := workload.Variable{Key: key, Value: val, Description: desc}
 	if s.cfg.MultiTeam {
 		// Airflow's Variable.set with the task's team: the variable
-		// becomes the writer's team's, or no team's.
-		defer s.variables.invalidate(key)
+		// becomes the writer's team's, or no team's. The cache is
+		// invalidated before the answer, as cachedStore does.
 		err = s.cfg.Teams.PutTeamVariable(c.Request().Context(), v, team)
+		s.variables.invalidate(key)
 	} else {
 		err = s.cfg.Store.PutVariable(c.Request().Context(), v)
 	}
@@ -177,8 +178,8 @@ func (s *Server) handleDeleteVariable(c echo.Context) error {
 		return err
 	}
 	if s.cfg.MultiTeam {
-		defer s.variables.invalidate(key)
 		err = s.cfg.Teams.DeleteTeamVariable(c.Request().Context(), key, team)
+		s.variables.invalidate(key)
 	} else {
 		err = s.cfg.Store.DeleteVariable(c.Request().Context(), key)
 	}
