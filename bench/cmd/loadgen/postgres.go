@@ -378,7 +378,11 @@ func (m *pgMode) round(ctx context.Context, s, k int) (pgRound, error) {
 	}()
 	for i := range k {
 		dataDir := filepath.Join(m.b.tmp, fmt.Sprintf("pg-%d-%d", k, i))
-		p, err := m.b.start(fmt.Sprintf("taskgate-pg%d-%d", k, i), o.serverBin, []string{"--data-dir", dataDir, "serve"}, m.env())
+		env := m.env()
+		if i == 0 && o.pprof != "" { // one port: the first replica's profiles
+			env = append(env, "AIRFLOW__TASKGATE__PPROF_LISTEN="+o.pprof)
+		}
+		p, err := m.b.start(fmt.Sprintf("taskgate-pg%d-%d", k, i), o.serverBin, []string{"--data-dir", dataDir, "serve"}, env)
 		if err != nil {
 			return r, err
 		}
