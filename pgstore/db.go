@@ -186,9 +186,18 @@ const maxAttempts = 8
 // must depend only on its inputs. Errors of an unreachable database wrap
 // workload.ErrUnavailable.
 func (db *DB) inTx(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx pgx.Tx) error) error {
+	return db.retrying(ctx, func() error {
+		return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: iso}, fn)
+	})
+}
+
+// retrying runs fn, a transaction or a statement of its own, again with
+// backoff while PostgreSQL aborts it for a conflict (retryable), at most
+// maxAttempts times, and returns its last error through classify.
+func (db *DB) retrying(ctx context.Context, fn func() error) error {
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: iso}, fn)
+		err := fn()
 		if err == nil || !retryable(err) || attempt == maxAttempts {
 			return classify(err)
 		}

@@ -5,24 +5,24 @@ package pgstore
 // transaction per heartbeat costs a commit (a WAL flush) each, so heartbeats
 // go to one writer goroutine (hbWriters) that gathers every heartbeat
 // waiting when it is free (group commit, as the embedded store does) and
-// runs them in one transaction. Each batch runs:
+// runs them together, in two steps:
 //
-//	SELECT id, state, hostname, pid FROM task_instance
-//	  WHERE id = ANY($1) ORDER BY id FOR UPDATE
+//  1. hbUpdateAsNamed, one statement in its own implicit transaction: the
+//     heartbeats whose row is running on the host and pid their request
+//     names, which is every heartbeat of a task that runs where it says
+//     it does. One round trip, committed before PostgreSQL answers.
+//  2. For the rest, if any (another worker holds the try, it is no longer
+//     running, it is archived or unknown), one transaction that locks their
+//     rows (SELECT … ORDER BY id FOR UPDATE), judges each request by its
+//     workload.HeartbeatRule in Go against the row as that lock sees it,
+//     writes the admitted ones and commits.
 //
-// then the given workload.HeartbeatRule per request in Go, against the row
-// as that lock sees it, then one
-//
-//	UPDATE task_instance SET last_heartbeat_at = u.at, updated_at = u.at
-//	  FROM unnest($1::uuid[], $2::timestamptz[]) u(id, at) WHERE id = u.id
-//
-// for the admitted ones, the commit, and only then the answers. The rows
-// are locked in id order, so two writers (replicas) never deadlock on each
-// other; a serialization failure or deadlock with another writer runs the
-// whole batch again (the rules are pure). A refused heartbeat writes
-// nothing and gets its rule's error; a failed transaction fails every
-// heartbeat of its batch, with an error wrapping workload.ErrUnavailable
-// when the database cannot be reached.
+// Only then are the answers given. Both steps lock rows in id order, so two
+// writers (replicas) never deadlock on each other; a serialization failure
+// or deadlock with another writer runs the step again (the rules are pure).
+// A refused heartbeat writes nothing and gets its rule's error; a failed
+// step fails every heartbeat it had not settled, with an error wrapping
+// workload.ErrUnavailable when the database cannot be reached.
 //
 // An id that task_instance does not hold but task_instance_history does
 // (the try ended in up_for_retry, or Airflow cleared it) is judged by its
@@ -35,9 +35,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -47,23 +49,15 @@ import (
 // hbMaxBatch caps the heartbeats of one transaction.
 const hbMaxBatch = 2048
 
-// hbWriters is how many heartbeat transactions one store runs at once. One:
-// `make bench PG=1 REPLICAS=1 PHASES=heartbeat` measured 4 384 heartbeats/s,
-// p99 30 ms, with one writer and 3 546/s, p99 43 ms, with four in the same
-// session: more, smaller commits cost more than the wait for the one in
-// flight saves. Later sessions alternating binaries on the same shared
-// 2-CPU machine (README, PostgreSQL mode) kept this writer against every
-// variant tried: Airflow's hot path batched (one conditional UPDATE …
-// RETURNING per batch, the rule asked beforehand about the holder each
-// request names, the rest under row locks) in its own transaction (median
-// 0.40× pgbench against 0.42× for this writer), the same with its COMMIT
-// apart and the next batch's statement sent while it is in flight, two
-// batches at most (0.29–0.40× against 0.42–0.58×), and two such batches
-// executing at once (0.31–0.36× against 0.44×). The second batch gathers
-// only the few heartbeats that came back since the first (median batch 2–5
-// against 16–34 with one writer), and each commit costs its own round trips and WAL
-// flush. A lone fdatasync on this disk takes 0.45 ms (pg_test_fsync); the
-// p99 follows the CPU the machine's other processes leave to PostgreSQL.
+// hbWriters is how many heartbeat batches one store runs at once. One:
+// more, smaller commits cost more than the wait for the one in flight
+// saves. `make bench PG=1 REPLICAS=1 PHASES=heartbeat` measured 9 318 and
+// 10 239 heartbeats/s with one writer (0.84× and 1.32× pgbench in the same
+// runs), 7 764 and 5 903/s with two (0.77×, 0.82×; batches of 13 against
+// 28). Earlier sessions measured the locked transaction alone at 0.42–0.73×
+// pgbench, and a conditional UPDATE at 0.40×: its `state = 'running'` let
+// the planner read every running row through ti_state for each batch; the
+// coalesce in hbUpdateAsNamed leaves it the primary key only.
 const hbWriters = 1
 
 // hbTimeout bounds one batch's transaction.
@@ -107,6 +101,7 @@ func (db *DB) Heartbeat(ctx context.Context, id string, r workload.HeartbeatRequ
 	if !validUUID(id) {
 		return notFound("task instance %s", id)
 	}
+	id = strings.ToLower(id) // as PostgreSQL writes a uuid, which the batch's answers are matched by
 	s := &db.ti
 	s.start.Do(func() {
 		s.queue = make(chan *hbRequest, hbMaxBatch)
@@ -167,23 +162,158 @@ func (db *DB) heartbeatWriter() {
 	}
 }
 
-// runHeartbeats runs one batch in one transaction and sets each request's
-// outcome.
+// runHeartbeats runs one batch and sets each request's outcome: first the
+// heartbeats that find the row as their request names it, in one statement
+// (heartbeatsAsNamed), then the others under row locks
+// (heartbeatsLocked).
 func (db *DB) runHeartbeats(batch []*hbRequest) {
 	db.ti.batches.Add(1)
 	if obs := db.obs.Load(); obs != nil {
 		start := time.Now()
 		defer func() { (*obs).ObserveHeartbeatBatch(len(batch), time.Since(start)) }()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), hbTimeout)
+	defer cancel()
+	rest, err := db.heartbeatsAsNamed(ctx, batch)
+	if err == nil && len(rest) > 0 {
+		err = db.heartbeatsLocked(ctx, rest)
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", workload.ErrUnavailable, err)
+		}
+		err = fmt.Errorf("pgstore: heartbeat: %w", err)
+		for _, w := range rest {
+			w.err = err
+		}
+	}
+}
+
+// hbNamed is a (task instance, host, pid) that heartbeats of a batch name
+// and their rule admits as holder.
+type hbNamed struct {
+	id, host string
+	pid      int
+}
+
+// heartbeatsAsNamed records, in one UPDATE outside any explicit
+// transaction (its implicit transaction commits before PostgreSQL answers
+// the Sync that ends it), every heartbeat whose rule admits the holder its
+// request names, running on that host with that pid, and whose row still
+// holds exactly that: such a row makes the rule decide as it did, since a
+// Holder is those three values and the rule is pure. The UPDATE takes the
+// same row locks the locked read would and re-checks its condition on the
+// latest row version, so a concurrent /run, state change or Airflow's
+// scheduler cannot slip between check and write. One round trip, no lock
+// records in the WAL: it is what every running task's heartbeat takes.
+// The requests it does not settle (another holder, an archived try, an
+// unknown id, a value PostgreSQL cannot compare) are returned, their error
+// and time unset.
+func (db *DB) heartbeatsAsNamed(ctx context.Context, batch []*hbRequest) ([]*hbRequest, error) {
+	var rest []*hbRequest
+	latest := make(map[hbNamed]time.Time, len(batch))
+	for _, w := range batch {
+		w.err, w.at = nil, time.Time{}
+		if !hbComparable(w.req) {
+			rest = append(rest, w)
+			continue
+		}
+		at, err := w.admit(workload.Holder{State: workload.StateRunning, Hostname: w.req.Hostname, PID: w.req.PID}, w.req)
+		if err != nil {
+			rest = append(rest, w)
+			continue
+		}
+		w.at = at.UTC()
+		k := hbNamed{w.id, w.req.Hostname, w.req.PID}
+		if prev, ok := latest[k]; !ok || w.at.After(prev) {
+			latest[k] = w.at
+		}
+	}
+	if len(latest) == 0 {
+		return rest, nil
+	}
+	keys := make([]hbNamed, 0, len(latest))
+	for k := range latest {
+		keys = append(keys, k)
+	}
+	// In id order, as the locked read takes them, so that two replicas'
+	// batches lock their common rows in one order.
+	slices.SortFunc(keys, func(a, b hbNamed) int { return strings.Compare(a.id, b.id) })
+	ids := make([]string, len(keys))
+	hosts := make([]string, len(keys))
+	pids := make([]int64, len(keys))
+	ats := make([]time.Time, len(keys))
+	for i, k := range keys {
+		ids[i], hosts[i], pids[i], ats[i] = k.id, k.host, int64(k.pid), latest[k]
+	}
+	written := make(map[hbNamed]bool, len(keys))
+	err := db.retrying(ctx, func() error {
+		clear(written)
+		rows, err := db.pool.Query(ctx, hbUpdateAsNamed, ids, hosts, pids, ats)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k hbNamed
+			var pid int64
+			if err := rows.Scan(&k.id, &k.host, &pid); err != nil {
+				rows.Close()
+				return err
+			}
+			k.pid = int(pid)
+			written[k] = true
+		}
+		rows.Close()
+		return rows.Err()
+	})
+	if err != nil {
+		for _, w := range batch {
+			w.at = time.Time{}
+		}
+		return batch, err
+	}
+	for _, w := range batch {
+		if !w.at.IsZero() && !written[hbNamed{w.id, w.req.Hostname, w.req.PID}] {
+			w.at = time.Time{}
+			rest = append(rest, w)
+		}
+	}
+	return rest, nil
+}
+
+// hbUpdateAsNamed writes the heartbeats ($1 ids, $2 hosts, $3 pids, $4
+// times) whose row is running on that host with that pid, and returns the
+// (id, host, pid) it wrote. Its conditions are compared through coalesce,
+// as the locked path reads NULL: as "" and 0, and so that none of them can
+// be an index condition: `state = 'running'` would let the planner's
+// generic plan read every running row's entries in ti_state (a hash join,
+// thousands of entries, dead ones included, per batch) instead of one
+// primary-key lookup per id (TestHeartbeatPlan).
+const hbUpdateAsNamed = `UPDATE task_instance ti SET last_heartbeat_at = u.at, updated_at = u.at
+	FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[]) u(id, host, pid, at)
+	WHERE ti.id = u.id AND coalesce(ti.state, '') = 'running' AND coalesce(ti.hostname, '') = u.host
+		AND coalesce(ti.pid, 0) = u.pid
+	RETURNING ti.id::text, u.host, u.pid`
+
+// hbComparable reports whether PostgreSQL can take r's hostname as the
+// UPDATE's text: a NUL or invalid UTF-8 would fail the whole statement, and
+// with it every heartbeat of the batch. No stored row holds such a
+// hostname, so the locked path refuses it alone.
+func hbComparable(r workload.HeartbeatRequest) bool {
+	return utf8.ValidString(r.Hostname) && !strings.ContainsRune(r.Hostname, 0)
+}
+
+// heartbeatsLocked runs batch in one transaction: it locks the rows the
+// batch names in id order, judges each request by its rule against its
+// row, writes the admitted ones and commits.
+func (db *DB) heartbeatsLocked(ctx context.Context, batch []*hbRequest) error {
 	ids := make([]string, 0, len(batch))
 	for _, w := range batch {
 		ids = append(ids, w.id)
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	ctx, cancel := context.WithTimeout(context.Background(), hbTimeout)
-	defer cancel()
-	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	return db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		holders := make(map[string]workload.Holder, len(ids))
 		rows, err := tx.Query(ctx, `SELECT id::text, state, hostname, pid FROM task_instance
 			WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
@@ -245,15 +375,6 @@ func (db *DB) runHeartbeats(batch []*hbRequest) {
 			FROM unnest($1::uuid[], $2::timestamptz[]) u(id, at) WHERE ti.id = u.id`, upIDs, upAt)
 		return err
 	})
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: %w", workload.ErrUnavailable, err)
-		}
-		err = fmt.Errorf("pgstore: heartbeat: %w", err)
-		for _, w := range batch {
-			w.err = err
-		}
-	}
 }
 
 // archivedHolder is the Holder of a try only task_instance_history knows:

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/taskgate/taskgate/internal/pgtest"
 	"github.com/taskgate/taskgate/workload"
@@ -356,5 +359,125 @@ func TestHeartbeatObserver(t *testing.T) {
 	}
 	if len(obs.batches) == 0 || total != 2 {
 		t.Errorf("batches observed %v, want heartbeats adding up to 2", obs.batches)
+	}
+}
+
+// TestHeartbeatBatchOutcomes runs one batch holding every kind of
+// heartbeat at once: those that find their row as they name it are written
+// by one statement, the others judged under row locks, and none of them
+// changes another's answer (a hostname PostgreSQL cannot take as text
+// fails no one but itself).
+func TestHeartbeatBatchOutcomes(t *testing.T) {
+	t.Parallel()
+	db, af, _ := newTestStore(t)
+	ids := runningTIs(t, af, 4)
+	// ids[3] runs with an empty hostname and no pid recorded (NULL): read
+	// as 0.
+	af.Exec(t, `UPDATE task_instance SET hostname = '', pid = NULL WHERE id = $1`, ids[3])
+	done := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "done", State: "success", Hostname: "h", PID: ptr(1)}).ID
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name       string
+		id         string
+		req        workload.HeartbeatRequest
+		wantReason string // "" = admitted
+		wantErr    error
+	}{
+		{"owner", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(1)}, "", nil},
+		{"owner again, later", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(3)}, "", nil},
+		{"owner again, earlier", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(2)}, "", nil},
+		{"stranger on the owner's row", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 9, At: at(4)}, "running_elsewhere", nil},
+		{"NUL in hostname", ids[1], workload.HeartbeatRequest{Hostname: "h\x00", PID: 2, At: at(5)}, "running_elsewhere", nil},
+		{"invalid UTF-8 hostname", ids[1], workload.HeartbeatRequest{Hostname: "\xff", PID: 2, At: at(5)}, "running_elsewhere", nil},
+		{"upper-case id", strings.ToUpper(ids[2]), workload.HeartbeatRequest{Hostname: "h", PID: 3, At: at(6)}, "", nil},
+		{"empty hostname, NULL pid", ids[3], workload.HeartbeatRequest{Hostname: "", PID: 0, At: at(7)}, "", nil},
+		{"not running", done, workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(8)}, "not_running", nil},
+		{"unknown", pgtest.UUIDv7(), workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(9)}, "", workload.ErrNotFound},
+	}
+	batch := make([]*hbRequest, len(tests))
+	for i, tt := range tests {
+		batch[i] = &hbRequest{id: strings.ToLower(tt.id), req: tt.req, admit: workload.AdmitHeartbeat}
+	}
+	db.runHeartbeats(batch)
+	for i, tt := range tests {
+		err := batch[i].err
+		var ce *workload.ConflictError
+		switch {
+		case tt.wantErr != nil:
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("%s: err = %v, want %v", tt.name, err, tt.wantErr)
+			}
+		case tt.wantReason != "":
+			if !errors.As(err, &ce) || ce.Reason != tt.wantReason {
+				t.Errorf("%s: err = %v, want %s", tt.name, err, tt.wantReason)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+	want := map[string]time.Time{ids[0]: at(3), ids[1]: t0, ids[2]: at(6), ids[3]: at(7)}
+	for id, w := range want {
+		var got, updated time.Time
+		scanRow(t, db, `SELECT last_heartbeat_at, updated_at FROM task_instance WHERE id = $1`, []any{id}, &got, &updated)
+		if !got.Equal(w) || !updated.Equal(w) {
+			t.Errorf("%s: last_heartbeat_at %v, updated_at %v, want %v", id, got, updated, w)
+		}
+	}
+}
+
+// TestHeartbeatPlan: the planner's generic plan of the batch UPDATE finds
+// each row by its primary key and never reads ti_state, even where the
+// table's statistics make ti_state look selective; the same UPDATE with a
+// plain `state = 'running'` reads ti_state there, so the test can fail.
+func TestHeartbeatPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, af, _ := newTestStore(t)
+	runningTIs(t, af, 1000)
+	// Statistics taken while no row ran, as on a database analyzed before
+	// the day's tasks started.
+	af.Exec(t, `UPDATE task_instance SET state = 'queued'`)
+	af.Exec(t, `ANALYZE task_instance`)
+	af.Exec(t, `UPDATE task_instance SET state = 'running'`)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	plan := func(sql string) string {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		for _, q := range []string{`SET LOCAL plan_cache_mode = force_generic_plan`,
+			`PREPARE hbplan (uuid[], text[], bigint[], timestamptz[]) AS ` + sql} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		defer tx.Exec(ctx, `DEALLOCATE hbplan`)
+		rows, err := tx.Query(ctx, `EXPLAIN EXECUTE hbplan(NULL, NULL, NULL, NULL)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(lines, "\n")
+	}
+	p := plan(hbUpdateAsNamed)
+	if strings.Contains(p, "ti_state") || strings.Contains(p, "Seq Scan") || !strings.Contains(p, "task_instance_pkey") {
+		t.Errorf("batch UPDATE does not find its rows by primary key:\n%s", p)
+	}
+	t.Logf("generic plan:\n%s", p)
+	plain := strings.Replace(hbUpdateAsNamed, "coalesce(ti.state, '') = 'running'", "ti.state = 'running'", 1)
+	if plain == hbUpdateAsNamed {
+		t.Fatal("the state condition is no longer written as this test expects")
+	}
+	if p := plan(plain); !strings.Contains(p, "ti_state") {
+		t.Errorf("with a plain state condition the plan does not read ti_state, so this test shows nothing:\n%s", p)
 	}
 }

@@ -74,10 +74,14 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 	if !validUUID(id) {
 		return workload.TryStatus{}, notFound("task instance %s", id)
 	}
+	// Each statement reads its own snapshot, as it would in a READ
+	// COMMITTED transaction, so no transaction is opened: the common case,
+	// a try task_instance holds, is one round trip.
 	var st workload.TryStatus
-	err := db.inTx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err := db.retrying(ctx, func() error {
+		st = workload.TryStatus{}
 		var state *string
-		err := tx.QueryRow(ctx, `SELECT ti.state, t.reported_at FROM task_instance ti
+		err := db.pool.QueryRow(ctx, `SELECT ti.state, t.reported_at FROM task_instance ti
 			LEFT JOIN taskgate.try t ON t.ti_id = ti.id WHERE ti.id = $1::uuid`, id).Scan(&state, &st.ReportedAt)
 		if err == nil {
 			st.State, st.Current = workload.State(deref(state)), true
@@ -88,7 +92,7 @@ func (db *DB) TryStatus(ctx context.Context, id string) (workload.TryStatus, err
 		}
 		var curState *string
 		var current bool
-		err = tx.QueryRow(ctx, `SELECT h.state, cur.state, cur.id IS NOT NULL, t.reported_at
+		err = db.pool.QueryRow(ctx, `SELECT h.state, cur.state, cur.id IS NOT NULL, t.reported_at
 			FROM task_instance_history h
 			LEFT JOIN task_instance cur ON cur.dag_id = h.dag_id AND cur.run_id = h.run_id AND cur.task_id = h.task_id
 				AND cur.map_index = h.map_index AND cur.try_number = h.try_number

@@ -108,7 +108,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, keys, server logs)")
 	fs.StringVar(&o.serverLog, "server-log", "file", "where the gateway's access log goes: file (in the temporary directory) or null")
 	fs.StringVar(&o.out, "out", "", "also write the report to this file")
-	fs.StringVar(&o.pprof, "pprof", "", "serve the gateway's runtime profiles on this loopback host:port ([taskgate] pprof_listen)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve the gateway's runtime profiles on this loopback host:port ([taskgate] pprof_listen); in PostgreSQL mode the first replica's")
 	fs.StringVar(&o.command, "command", "", "the command line to print in the report")
 	fs.StringVar(&o.pgServer, "postgres", "", "PostgreSQL mode: the URL of a server's maintenance database (postgres://…/postgres); "+
 		"a fresh database is created on it, provisioned as Airflow would, and dropped at the end")

@@ -357,6 +357,9 @@ func (m *pgMode) round(ctx context.Context, s, k int) (pgRound, error) {
 	set := m.sets[s]
 	smoke, active, spares := set[0], set[1:1+o.tasks], set[1+o.tasks:]
 	lo := s*m.perSet + 2 // the first active task instance's number
+	if err := m.vacuum(ctx); err != nil {
+		return r, err
+	}
 	r.pgbench = m.pgbench(ctx, fmt.Sprintf("r%d", k), lo, lo+o.tasks-1)
 	if r.pgbench.failed != "" {
 		m.b.logf("pgbench: %s", r.pgbench.failed)
@@ -375,7 +378,11 @@ func (m *pgMode) round(ctx context.Context, s, k int) (pgRound, error) {
 	}()
 	for i := range k {
 		dataDir := filepath.Join(m.b.tmp, fmt.Sprintf("pg-%d-%d", k, i))
-		p, err := m.b.start(fmt.Sprintf("taskgate-pg%d-%d", k, i), o.serverBin, []string{"--data-dir", dataDir, "serve"}, m.env())
+		env := m.env()
+		if i == 0 && o.pprof != "" { // one port: the first replica's profiles
+			env = append(env, "AIRFLOW__TASKGATE__PPROF_LISTEN="+o.pprof)
+		}
+		p, err := m.b.start(fmt.Sprintf("taskgate-pg%d-%d", k, i), o.serverBin, []string{"--data-dir", dataDir, "serve"}, env)
 		if err != nil {
 			return r, err
 		}
@@ -407,6 +414,9 @@ func (m *pgMode) round(ctx context.Context, s, k int) (pgRound, error) {
 		return r, fmt.Errorf("run: %d of %d task instances failed to start: %s", res.all.errors, res.all.requests, firstSample(res))
 	}
 	for _, ps := range m.timedPhases() {
+		if err := m.vacuum(ctx); err != nil {
+			return r, err
+		}
 		res, err := m.b.runPhase(ctx, t, ps)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", ps.name, err)
@@ -431,6 +441,24 @@ func (m *pgMode) round(ctx context.Context, s, k int) (pgRound, error) {
 	}
 	procs = procs[:0]
 	return r, nil
+}
+
+// vacuum runs VACUUM on task_instance, so that pgbench and each timed
+// phase start from the same table: every heartbeat is an update that
+// touches an indexed column (ti_heartbeat), so it leaves a dead row version
+// and an entry in each of the table's nine indexes, and whoever ran after
+// another's tens of thousands of updates would find each row behind its
+// dead versions until autovacuum comes by.
+func (m *pgMode) vacuum(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, m.url)
+	if err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "VACUUM task_instance"); err != nil {
+		return fmt.Errorf("vacuum task_instance: %w", err)
+	}
+	return nil
 }
 
 // timedPhases are PostgreSQL mode's timed phases, as -phases filters them.
