@@ -43,6 +43,38 @@ func runningTIs(t testing.TB, af *pgtest.Airflow, n int) []string {
 	return ids
 }
 
+// hbCase is a heartbeat and the answer it must get.
+type hbCase struct {
+	name       string
+	id         string
+	req        workload.HeartbeatRequest
+	wantReason string // "" = admitted
+	wantErr    error
+}
+
+// check reports, as test failures, how err differs from the answer c
+// expects, and whether it matched.
+func (c hbCase) check(t *testing.T, err error) bool {
+	t.Helper()
+	var ce *workload.ConflictError
+	switch {
+	case c.wantErr != nil:
+		if !errors.Is(err, c.wantErr) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.wantErr)
+			return false
+		}
+	case c.wantReason != "":
+		if !errors.As(err, &ce) || ce.Reason != c.wantReason {
+			t.Errorf("%s: err = %v, want %s", c.name, err, c.wantReason)
+			return false
+		}
+	case err != nil:
+		t.Errorf("%s: %v", c.name, err)
+		return false
+	}
+	return true
+}
+
 // TestHeartbeatRules: a heartbeat is judged by the given rule against the
 // row, and only an admitted one moves last_heartbeat_at and updated_at.
 func TestHeartbeatRules(t *testing.T) {
@@ -52,13 +84,7 @@ func TestHeartbeatRules(t *testing.T) {
 	ids := runningTIs(t, af, 1)
 	success := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "done", State: "success", Hostname: "h", PID: ptr(1)}).ID
 	at := t0.Add(5 * time.Second)
-	tests := []struct {
-		name       string
-		id         string
-		req        workload.HeartbeatRequest
-		wantReason string // "" = admitted
-		wantErr    error
-	}{
+	tests := []hbCase{
 		{"owner", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", nil},
 		{"other pid", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 2, At: at}, "running_elsewhere", nil},
 		{"other host", ids[0], workload.HeartbeatRequest{Hostname: "x", PID: 1, At: at}, "running_elsewhere", nil},
@@ -72,20 +98,8 @@ func TestHeartbeatRules(t *testing.T) {
 			if validUUID(tt.id) && tt.wantErr == nil {
 				scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch') FROM task_instance WHERE id = $1`, []any{tt.id}, &before)
 			}
-			err := db.Heartbeat(ctx, tt.id, tt.req, workload.AdmitHeartbeat)
-			var ce *workload.ConflictError
-			switch {
-			case tt.wantErr != nil:
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if !tt.check(t, db.Heartbeat(ctx, tt.id, tt.req, workload.AdmitHeartbeat)) || tt.wantErr != nil {
 				return
-			case tt.wantReason != "":
-				if !errors.As(err, &ce) || ce.Reason != tt.wantReason {
-					t.Fatalf("err = %v, want %s", err, tt.wantReason)
-				}
-			case err != nil:
-				t.Fatal(err)
 			}
 			var hb, updated time.Time
 			scanRow(t, db, `SELECT coalesce(last_heartbeat_at, 'epoch'), updated_at FROM task_instance WHERE id = $1`,
@@ -376,13 +390,7 @@ func TestHeartbeatBatchOutcomes(t *testing.T) {
 	af.Exec(t, `UPDATE task_instance SET hostname = '', pid = NULL WHERE id = $1`, ids[3])
 	done := af.TaskInstance(t, pgtest.TaskInstanceRow{DagID: "d2", TaskID: "done", State: "success", Hostname: "h", PID: ptr(1)}).ID
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	tests := []struct {
-		name       string
-		id         string
-		req        workload.HeartbeatRequest
-		wantReason string // "" = admitted
-		wantErr    error
-	}{
+	tests := []hbCase{
 		{"owner", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(1)}, "", nil},
 		{"owner again, later", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(3)}, "", nil},
 		{"owner again, earlier", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(2)}, "", nil},
@@ -400,20 +408,7 @@ func TestHeartbeatBatchOutcomes(t *testing.T) {
 	}
 	db.runHeartbeats(batch)
 	for i, tt := range tests {
-		err := batch[i].err
-		var ce *workload.ConflictError
-		switch {
-		case tt.wantErr != nil:
-			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("%s: err = %v, want %v", tt.name, err, tt.wantErr)
-			}
-		case tt.wantReason != "":
-			if !errors.As(err, &ce) || ce.Reason != tt.wantReason {
-				t.Errorf("%s: err = %v, want %s", tt.name, err, tt.wantReason)
-			}
-		case err != nil:
-			t.Errorf("%s: %v", tt.name, err)
-		}
+		tt.check(t, batch[i].err)
 	}
 	want := map[string]time.Time{ids[0]: at(3), ids[1]: t0, ids[2]: at(6), ids[3]: at(7)}
 	for id, w := range want {
