@@ -86,6 +86,8 @@ func TestHeartbeatRules(t *testing.T) {
 	at := t0.Add(5 * time.Second)
 	tests := []hbCase{
 		{"owner", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", nil},
+		// The batch's answers are matched by the id PostgreSQL writes.
+		{"upper-case id", strings.ToUpper(ids[0]), workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "", nil},
 		{"other pid", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 2, At: at}, "running_elsewhere", nil},
 		{"other host", ids[0], workload.HeartbeatRequest{Hostname: "x", PID: 1, At: at}, "running_elsewhere", nil},
 		{"not running", success, workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at}, "not_running", nil},
@@ -397,14 +399,14 @@ func TestHeartbeatBatchOutcomes(t *testing.T) {
 		{"stranger on the owner's row", ids[0], workload.HeartbeatRequest{Hostname: "h", PID: 9, At: at(4)}, "running_elsewhere", nil},
 		{"NUL in hostname", ids[1], workload.HeartbeatRequest{Hostname: "h\x00", PID: 2, At: at(5)}, "running_elsewhere", nil},
 		{"invalid UTF-8 hostname", ids[1], workload.HeartbeatRequest{Hostname: "\xff", PID: 2, At: at(5)}, "running_elsewhere", nil},
-		{"upper-case id", strings.ToUpper(ids[2]), workload.HeartbeatRequest{Hostname: "h", PID: 3, At: at(6)}, "", nil},
+		{"another owner", ids[2], workload.HeartbeatRequest{Hostname: "h", PID: 3, At: at(6)}, "", nil},
 		{"empty hostname, NULL pid", ids[3], workload.HeartbeatRequest{Hostname: "", PID: 0, At: at(7)}, "", nil},
 		{"not running", done, workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(8)}, "not_running", nil},
 		{"unknown", pgtest.UUIDv7(), workload.HeartbeatRequest{Hostname: "h", PID: 1, At: at(9)}, "", workload.ErrNotFound},
 	}
 	batch := make([]*hbRequest, len(tests))
 	for i, tt := range tests {
-		batch[i] = &hbRequest{id: strings.ToLower(tt.id), req: tt.req, admit: workload.AdmitHeartbeat}
+		batch[i] = &hbRequest{id: tt.id, req: tt.req, admit: workload.AdmitHeartbeat}
 	}
 	db.runHeartbeats(batch)
 	for i, tt := range tests {
