@@ -17,9 +17,11 @@ package pgstore
 //     workload.HeartbeatRule in Go against the row as that lock sees it,
 //     writes the admitted ones and commits.
 //
-// Only then are the answers given. Both steps lock rows in id order, so two
-// writers (replicas) never deadlock on each other; a serialization failure
-// or deadlock with another writer runs the step again (the rules are pure).
+// Only then are the answers given. Both steps lock rows in id order (the
+// UPDATE as its plan walks the sorted ids by primary key), so two writers
+// (replicas) do not deadlock on each other; a serialization failure or a
+// deadlock with another writer, should one occur, runs the step again (the
+// rules are pure).
 // A refused heartbeat writes nothing and gets its rule's error; a failed
 // step fails every heartbeat it had not settled, with an error wrapping
 // workload.ErrUnavailable when the database cannot be reached.
